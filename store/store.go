@@ -1,0 +1,102 @@
+// Package store defines the ordered event log that sluice is built on, and an
+// in-memory implementation of it.
+//
+// Every published event is appended to a Store before anyone sees it. The
+// store gives each event its position in one total order and an id made from
+// that position. Replay (History), live fan-out (Follow) and, with a shared
+// store, fan-out across several hub instances all read the same log, so they
+// cannot disagree about order.
+package store
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"time"
+)
+
+// Errors a caller must tell apart.
+var (
+	// ErrUnknownID reports a cursor the store has never issued or indexed:
+	// a malformed id, an id from another store, or a custom id never seen.
+	ErrUnknownID = errors.New("store: unknown event id")
+	// ErrExpired reports a cursor the store did issue but whose position is
+	// older than what retention keeps: history after it is incomplete.
+	ErrExpired = errors.New("store: event id expired from history")
+	// ErrClosed reports use of a closed store.
+	ErrClosed = errors.New("store: closed")
+	// ErrInvalidEvent reports an event the store refuses to append (an
+	// invalid custom id, for example).
+	ErrInvalidEvent = errors.New("store: invalid event")
+)
+
+// Event is one entry of the log.
+type Event struct {
+	// ID is the event's id on the wire and as a cursor. On Append it is
+	// either empty (the store generates one from the position) or a
+	// publisher-supplied custom id, which must be a valid SSE id (no CR, LF
+	// or NUL) and may repeat: as a cursor, the first occurrence still
+	// retained wins.
+	ID string
+	// Pos is the event's position in the log, set by Append: it strictly
+	// increases in log order within one store, so a caller can tell which of
+	// two events came first and skip what it has already seen. Positions are
+	// not cursors: pass IDs (or Head) to History and Follow.
+	Pos uint64
+	// Topics the event was published to. An event may have several.
+	Topics []string
+	// Type is the SSE event type (empty for "message").
+	Type string
+	// Data is the payload.
+	Data string
+	// Retry is an optional reconnection time to send with the event.
+	Retry time.Duration
+	// Private marks an event only authorized subscribers may receive.
+	Private bool
+	// Time is when the store appended the event; set by Append.
+	Time time.Time
+}
+
+// Filter selects events during replay. A nil Filter selects every event.
+type Filter func(*Event) bool
+
+// Store is an ordered, append-only log of events with bounded retention.
+// Implementations must be safe for concurrent use.
+type Store interface {
+	// Append adds e at the end of the log and returns it as stored, with its
+	// ID (generated unless e.ID was set) and Time. When Append returns nil
+	// the event is in the log (durably so for durable stores) and will be
+	// seen by every History and Follow that reaches its position.
+	Append(ctx context.Context, e Event) (Event, error)
+
+	// History yields, in log order, the retained events strictly after the
+	// cursor that match filter, then stops: it never waits for new events.
+	// An empty cursor means the start of the retained history. A cursor the
+	// store does not know yields ErrUnknownID and one older than retention
+	// yields ErrExpired, as the first and only element, so a caller never
+	// mistakes a partial history for a complete one. The events are read
+	// lazily: a caller that stops early stops the reading.
+	History(ctx context.Context, cursor string, filter Filter) iter.Seq2[Event, error]
+
+	// Follow yields, in log order and with no gap or duplicate, every event
+	// strictly after the cursor (empty: the start of retained history),
+	// first those already in the log and then new ones as they are
+	// appended. It runs until ctx is done (it then stops without an
+	// error), the caller stops iterating, the store is closed (ErrClosed) or
+	// the cursor cannot be served (ErrUnknownID, ErrExpired: the last element
+	// yielded). A store that loses its connection (Redis, NATS) retries with
+	// backoff inside Follow and resumes after the last event it yielded, so
+	// transient outages never end a Follow and never skip or repeat events.
+	Follow(ctx context.Context, cursor string) iter.Seq2[Event, error]
+
+	// Head returns a cursor for the end of the log: the generated id of the
+	// last event (never a custom id, which may repeat), or "" when the log is
+	// empty. History and Follow from Head yield only events appended after
+	// the call. Head also serves as a readiness probe: it fails while the
+	// store cannot be reached.
+	Head(ctx context.Context) (string, error)
+
+	// Close releases the store. Follow iterators in progress end with
+	// ErrClosed; later calls fail with ErrClosed.
+	Close() error
+}
