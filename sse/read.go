@@ -2,13 +2,16 @@ package sse
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"iter"
 	"math"
+	"math/bits"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // DefaultMaxEventSize is the bound on one event (and on one line) that a
@@ -62,9 +65,18 @@ type Reader struct {
 	skipLF     bool // the last line ended in CR: drop an LF that follows
 
 	data       []byte
-	typ        string
-	idBuf      string        // the last event ID buffer
-	lastID     string        // the last event ID string
+	typ        string // the event type buffer
+	typCache   string // the last type seen, reused to avoid an allocation per event
+	idBuf      []byte // the last event ID buffer (undecoded)
+	lastID     string // the last event ID string
+	arena      []byte // backing store of small strings: appended to, never rewritten
+	crAt       int    // index in buf of the next CR at or after scan, or -1 for none before crEnd
+	crEnd      int    // buf[scan:crEnd] has been searched for CR
+	utf8From   int    // buf[utf8From:utf8To] is known to be valid UTF-8
+	utf8To     int
+	lineValid  bool          // the line just read lies in buf[utf8From:utf8To]
+	dataValid  bool          // every data line of the current block was lineValid
+	idValid    bool          // idBuf is known to be valid UTF-8
 	eventRetry time.Duration // retry set within the current block
 	retry      time.Duration // reconnection time set by the stream
 	retrySet   bool
@@ -72,7 +84,7 @@ type Reader struct {
 
 // NewReader returns a Reader that parses the stream read from r.
 func NewReader(r io.Reader) *Reader {
-	return &Reader{r: r}
+	return &Reader{r: r, crAt: -1}
 }
 
 // Reset makes the reader parse a new stream from r, keeping its buffers and
@@ -87,8 +99,11 @@ func (r *Reader) Reset(src io.Reader, lastEventID string) {
 		r:             src,
 		buf:           r.buf,
 		data:          r.data[:0],
-		idBuf:         lastEventID,
+		idBuf:         append(r.idBuf[:0], lastEventID...),
+		idValid:       utf8.ValidString(lastEventID),
 		lastID:        lastEventID,
+		arena:         r.arena,
+		crAt:          -1,
 	}
 }
 
@@ -106,7 +121,7 @@ func (r *Reader) Retry() (time.Duration, bool) { return r.retry, r.retrySet }
 // DispatchAtEOF is set); a read error is returned as it is, and
 // ErrEventTooLarge (wrapped) when the size bound is crossed. After an error
 // every call returns an error.
-func (r *Reader) Next() (Event, error) {
+func (r *Reader) Next() (e Event, err error) {
 	if r.fatal != nil {
 		return Event{}, r.fatal
 	}
@@ -116,17 +131,18 @@ func (r *Reader) Next() (Event, error) {
 			if err == io.EOF && r.DispatchAtEOF && !r.tailDone {
 				r.tailDone = true
 				if r.start < r.end {
+					r.lineValid = false
 					r.processLine(r.buf[r.start:r.end])
 					r.start = r.end
 				}
-				if e, ok := r.dispatch(); ok {
+				if r.dispatch(&e) {
 					return e, nil
 				}
 			}
 			return Event{}, err
 		}
 		if len(line) == 0 {
-			if e, ok := r.dispatch(); ok {
+			if r.dispatch(&e) {
 				return e, nil
 			}
 			continue
@@ -175,6 +191,16 @@ func (r *Reader) maxSize() int {
 // read buffer and is valid until the next call. At the end of input it
 // returns the read error, leaving an unterminated line in buf[start:end].
 func (r *Reader) readLine() ([]byte, error) {
+	if r.crAt < 0 && r.crEnd >= r.end && !r.skipLF && r.bomDone {
+		// Fast path: no CR in the buffered bytes, so lines end at LF.
+		if i := indexLF(r.buf[r.scan:r.end]); i >= 0 {
+			i += r.scan
+			line := r.buf[r.start:i]
+			r.lineValid = r.start >= r.utf8From && i <= r.utf8To
+			r.start, r.scan = i+1, i+1
+			return line, nil
+		}
+	}
 	if !r.bomDone {
 		for r.end-r.start < len(bom) && r.err == nil && bytes.HasPrefix(bom, r.buf[r.start:r.end]) {
 			r.fill()
@@ -193,9 +219,9 @@ func (r *Reader) readLine() ([]byte, error) {
 			}
 			r.skipLF = false
 		}
-		if i := indexLineBreakBytes(r.buf[r.scan:r.end]); i >= 0 {
-			i += r.scan
+		if i := r.indexLineBreak(); i >= 0 {
 			line := r.buf[r.start:i]
+			r.lineValid = r.start >= r.utf8From && i <= r.utf8To
 			if r.buf[i] == '\r' {
 				if i+1 < r.end {
 					if r.buf[i+1] == '\n' {
@@ -226,6 +252,11 @@ func (r *Reader) fill() {
 	if r.start > 0 {
 		n := copy(r.buf, r.buf[r.start:r.end])
 		r.scan -= r.start
+		r.crEnd = max(r.crEnd-r.start, 0)
+		r.utf8From, r.utf8To = max(r.utf8From-r.start, 0), max(r.utf8To-r.start, 0)
+		if r.crAt >= 0 {
+			r.crAt -= r.start
+		}
 		r.start, r.end = 0, n
 	}
 	if r.end == len(r.buf) {
@@ -239,6 +270,9 @@ func (r *Reader) fill() {
 	for range 100 {
 		n, err := r.r.Read(r.buf[r.end:])
 		r.end += n
+		if n > 0 {
+			r.validateUTF8()
+		}
 		if err != nil {
 			r.err = err
 			return
@@ -250,6 +284,30 @@ func (r *Reader) fill() {
 	r.err = io.ErrNoProgress
 }
 
+// validateUTF8 extends the range of buffered bytes known to be valid UTF-8
+// up to the last LF read, so that lines inside it need no check of their
+// own: one validation per read instead of one per value. Line ends are
+// ASCII, so a multi-byte sequence never spans the range's end.
+func (r *Reader) validateUTF8() {
+	from := r.utf8To
+	if from < r.start {
+		from = r.start // lines start after a line end: a sequence boundary
+		r.utf8From = from
+	}
+	const window = 4 << 10 // bound the backward search on long lines
+	tail := max(from, r.end-window)
+	k := bytes.LastIndexByte(r.buf[tail:r.end], '\n')
+	if k < 0 {
+		return
+	}
+	to := tail + k + 1
+	if utf8.Valid(r.buf[from:to]) {
+		r.utf8To = to
+	} else {
+		r.utf8From, r.utf8To = to, to
+	}
+}
+
 func (r *Reader) processLine(line []byte) error {
 	if line[0] == ':' {
 		if r.OnComment != nil {
@@ -257,24 +315,27 @@ func (r *Reader) processLine(line []byte) error {
 		}
 		return nil
 	}
-	field, value := line, []byte(nil)
-	if i := bytes.IndexByte(line, ':'); i >= 0 {
-		field, value = line[:i], trimSpace(line[i+1:])
-	}
+	field, value := splitField(line)
 	switch string(field) {
 	case "data":
 		if len(r.data)+len(value)+1 > r.maxSize() {
 			return fmt.Errorf("%w: event data over %d bytes", ErrEventTooLarge, r.maxSize())
 		}
+		if len(r.data) == 0 {
+			r.dataValid = true
+		}
+		r.dataValid = r.dataValid && r.lineValid
 		r.data = append(r.data, value...)
 		r.data = append(r.data, '\n')
 	case "event":
-		if string(value) != r.typ {
-			r.typ = decodeUTF8(value)
+		if string(value) != r.typCache {
+			r.typCache = decodeUTF8(value)
 		}
+		r.typ = r.typCache
 	case "id":
-		if bytes.IndexByte(value, 0) < 0 && string(value) != r.idBuf {
-			r.idBuf = decodeUTF8(value)
+		if bytes.IndexByte(value, 0) < 0 {
+			r.idBuf = append(r.idBuf[:0], value...)
+			r.idValid = r.lineValid
 		}
 	case "retry":
 		if d, ok := parseRetry(value); ok {
@@ -286,23 +347,73 @@ func (r *Reader) processLine(line []byte) error {
 
 // dispatch ends the current block as the standard's "dispatch the event"
 // steps do, returning the event if the block had data.
-func (r *Reader) dispatch() (Event, bool) {
-	r.lastID = r.idBuf
+func (r *Reader) dispatch(e *Event) bool {
+	idChanged := string(r.idBuf) != r.lastID
 	if len(r.data) == 0 {
+		if idChanged {
+			r.lastID = decodeUTF8(r.idBuf)
+		}
 		r.typ, r.eventRetry = "", 0
-		return Event{}, false
+		return false
 	}
-	e := Event{
-		ID:    r.lastID,
-		Type:  r.typ,
-		Data:  decodeUTF8(r.data[:len(r.data)-1]),
-		Retry: r.eventRetry,
+	data := r.data[:len(r.data)-1]
+	e.Type, e.Retry = r.typ, r.eventRetry
+	if len(data)+len(r.idBuf) <= maxArenaString &&
+		(r.dataValid || utf8.Valid(data)) && (!idChanged || r.idValid || utf8.Valid(r.idBuf)) {
+		if idChanged {
+			r.lastID = r.arenaString(r.idBuf)
+		}
+		e.Data = r.arenaString(data)
+	} else {
+		if idChanged {
+			r.lastID = decodeUTF8(r.idBuf)
+		}
+		e.Data = decodeUTF8(data)
 	}
+	e.ID = r.lastID
 	if e.Type == "" {
 		e.Type = "message"
 	}
 	r.data, r.typ, r.eventRetry = r.data[:0], "", 0
-	return e, true
+	return true
+}
+
+// splitField splits a line at its first colon into field name and value
+// (one leading space stripped); a line without a colon is all name. The
+// common "data:" and "id:" prefixes are recognised without a search.
+func splitField(line []byte) (field, value []byte) {
+	if len(line) >= 5 && line[4] == ':' && string(line[:4]) == "data" {
+		return line[:4], trimSpace(line[5:])
+	}
+	if len(line) >= 3 && line[2] == ':' && string(line[:2]) == "id" {
+		return line[:2], trimSpace(line[3:])
+	}
+	if i := bytes.IndexByte(line, ':'); i >= 0 {
+		return line[:i], trimSpace(line[i+1:])
+	}
+	return line, nil
+}
+
+const (
+	arenaSize      = 8 << 10
+	maxArenaString = 512
+)
+
+// arenaString returns b as a string stored in the reader's arena: small
+// strings of many events share one allocation instead of one each. Bytes
+// of the arena are written once and never again (a full arena is replaced,
+// not reused), so the strings are immutable as Go requires. A string kept
+// alive keeps its arena (at most 8 KiB) alive.
+func (r *Reader) arenaString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if cap(r.arena)-len(r.arena) < len(b) {
+		r.arena = make([]byte, 0, arenaSize)
+	}
+	off := len(r.arena)
+	r.arena = append(r.arena, b...)
+	return unsafe.String(&r.arena[off], len(b))
 }
 
 func trimSpace(v []byte) []byte {
@@ -333,16 +444,51 @@ func parseRetry(v []byte) (time.Duration, bool) {
 	return time.Duration(min(ms, maxRetryMillis)) * time.Millisecond, true
 }
 
-func indexLineBreakBytes(b []byte) int {
-	i := bytes.IndexByte(b, '\n')
-	end := i
-	if end < 0 {
-		end = len(b)
+// indexLF returns the index of the first LF in b, or -1. Event stream
+// lines are short: eight bytes at a time in registers find their end
+// sooner than the call into the vectorised search, which takes over for
+// long lines.
+func indexLF(b []byte) int {
+	const ones, highs, lfs = 0x0101010101010101, 0x8080808080808080, 0x0A0A0A0A0A0A0A0A
+	i := 0
+	for ; i+8 <= len(b) && i < 64; i += 8 {
+		v := binary.LittleEndian.Uint64(b[i:]) ^ lfs
+		// The lowest set high bit marks the first zero byte of v exactly.
+		if t := (v - ones) &^ v & highs; t != 0 {
+			return i + bits.TrailingZeros64(t)/8
+		}
 	}
-	if j := bytes.IndexByte(b[:end], '\r'); j >= 0 {
-		return j
+	if j := bytes.IndexByte(b[i:], '\n'); j >= 0 {
+		return i + j
 	}
-	return i
+	return -1
+}
+
+// indexLineBreak returns the index in buf of the first CR or LF in
+// buf[scan:end], or -1. Streams rarely contain CR, so the position of the
+// next CR is searched once over all buffered bytes and remembered, instead
+// of once per line.
+func (r *Reader) indexLineBreak() int {
+	lf := bytes.IndexByte(r.buf[r.scan:r.end], '\n')
+	limit := r.end
+	if lf >= 0 {
+		lf += r.scan
+		limit = lf
+	}
+	if r.crAt >= 0 && r.crAt < r.scan {
+		r.crAt, r.crEnd = -1, r.scan // consumed
+	}
+	if r.crAt < 0 && r.crEnd < limit {
+		from := max(r.crEnd, r.scan)
+		if j := bytes.IndexByte(r.buf[from:r.end], '\r'); j >= 0 {
+			r.crAt = from + j
+		}
+		r.crEnd = r.end
+	}
+	if r.crAt >= 0 && (lf < 0 || r.crAt < lf) {
+		return r.crAt
+	}
+	return lf
 }
 
 // decodeUTF8 converts b to a string as the WHATWG "UTF-8 decode" algorithm

@@ -374,3 +374,22 @@ func TestDecodeUTF8(t *testing.T) {
 		}
 	}
 }
+
+func TestIndexLF(t *testing.T) {
+	for n := range 150 {
+		b := bytes.Repeat([]byte{'x'}, n)
+		if got := indexLF(b); got != -1 {
+			t.Fatalf("no LF in %d bytes: got %d", n, got)
+		}
+		for at := range n {
+			b := bytes.Repeat([]byte{0x0B}, n) // a byte one above LF, to trip borrows
+			b[at] = '\n'
+			if at+1 < n {
+				b[at+1] = '\n'
+			}
+			if got := indexLF(b); got != at {
+				t.Fatalf("LF at %d of %d: got %d", at, n, got)
+			}
+		}
+	}
+}
