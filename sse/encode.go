@@ -121,6 +121,14 @@ func encodedSizeHint(e Event) int {
 // indexLineBreak returns the index of the first CR or LF in s, or -1. Two
 // vectorised single-byte searches beat a byte-set scan on long lines.
 func indexLineBreak(s string) int {
+	if len(s) <= 32 {
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c <= '\r' && (c == '\r' || c == '\n') {
+				return i
+			}
+		}
+		return -1
+	}
 	i := strings.IndexByte(s, '\n')
 	end := i
 	if end < 0 {

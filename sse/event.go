@@ -6,7 +6,6 @@ package sse
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -65,5 +64,10 @@ func (e Event) Validate() error {
 func ValidID(id string) bool { return validField(id) }
 
 func validField(s string) bool {
-	return !strings.ContainsAny(s, "\r\n\x00")
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= '\r' && (c == '\r' || c == '\n' || c == 0) {
+			return false
+		}
+	}
+	return true
 }
