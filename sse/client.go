@@ -1,0 +1,621 @@
+package sse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults of a Stream.
+const (
+	// DefaultRetry is the reconnection time before a server sets one with a
+	// retry field, as in browsers.
+	DefaultRetry = 3 * time.Second
+	// DefaultMaxDelay caps the backoff between failed attempts.
+	DefaultMaxDelay = 30 * time.Second
+)
+
+// minBackoffStep is the unit the backoff grows from when the reconnection
+// time is shorter, so that a server asking for "retry: 0" that keeps failing
+// is not hammered in a tight loop.
+const minBackoffStep = 100 * time.Millisecond
+
+// ConnectFunc opens a fresh event stream. Stream calls it for the first
+// connection and for every reconnection, with the last event id in effect
+// ("" for none: then no Last-Event-ID must be sent). ctx is cancelled when
+// the connection is dropped (by the stream's context, Restart or the read
+// timeout), so a ConnectFunc may bind the stream to it as an HTTP request
+// does; Stream closes the returned body when it is done with it.
+//
+// An error is retried unless it is marked with Permanent, which ends the
+// Stream with that error, or matches ErrDone, which ends it cleanly. A
+// *StatusError with a Retry-After header makes the next attempt wait that
+// long.
+type ConnectFunc func(ctx context.Context, lastEventID string) (io.ReadCloser, error)
+
+// Errors of a Stream.
+var (
+	// ErrDone, returned (possibly wrapped) by a ConnectFunc, ends a Stream
+	// cleanly: the iteration ends with no error and no reconnection. The
+	// HTTP layer returns it for 204 No Content, the status with which a
+	// server tells clients to stop reconnecting.
+	ErrDone = errors.New("sse: the server ended the stream for good")
+	// ErrReadTimeout reports a connection dropped because no bytes, not even
+	// a comment, arrived for the read timeout. The stream reconnects.
+	ErrReadTimeout = errors.New("sse: read timeout")
+	// ErrRetryLimit ends a Stream whose attempts or outage went over the
+	// limits set by WithMaxAttempts or WithMaxElapsed. The yielded error
+	// wraps it and the last failure.
+	ErrRetryLimit = errors.New("sse: reconnection limit reached")
+)
+
+// Permanent marks err as not worth retrying: a ConnectFunc that returns it
+// ends the Stream, which yields err itself (without the mark). Permanent(nil)
+// is nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// RetryError describes a failed connection attempt or a lost connection that
+// the Stream is about to retry. It is passed to the OnRetry hook and never
+// yielded by the iterator.
+type RetryError struct {
+	// Err is the cause: a connect error, a read error, io.EOF when the
+	// server ended the stream, ErrReadTimeout (wrapped), a retryable
+	// *StatusError.
+	Err error
+	// Attempt numbers the attempt that follows, counted from the last
+	// healthy connection (or the start): 1 after a healthy connection ends.
+	Attempt int
+	// Delay is the wait before that attempt.
+	Delay time.Duration
+}
+
+func (e *RetryError) Error() string {
+	return fmt.Sprintf("sse: reconnecting in %v (attempt %d): %v", e.Delay, e.Attempt, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *RetryError) Unwrap() error { return e.Err }
+
+// Clock is the time source of a Stream: the wait between attempts and the
+// read timeout go through it, so tests can replace real time with a clock
+// they advance themselves.
+type Clock interface {
+	// Now returns the current time.
+	Now() time.Time
+	// After returns a channel that receives once d has elapsed.
+	After(d time.Duration) <-chan time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// Restarter lets any goroutine make a Stream drop its connection and
+// reconnect at once with its last event id, resetting the backoff; a
+// Restart during a wait ends the wait. Pass it with WithRestarter, one
+// Restarter per Stream. The zero value is ready to use; Restart never blocks,
+// and restarts requested before the stream gets to them collapse into one.
+type Restarter struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+// Restart asks the stream to reconnect now.
+func (r *Restarter) Restart() {
+	select {
+	case r.c() <- struct{}{}:
+	default:
+	}
+}
+
+func (r *Restarter) c() chan struct{} {
+	r.once.Do(func() { r.ch = make(chan struct{}, 1) })
+	return r.ch
+}
+
+// Option configures a Stream (and Connect).
+type Option func(*streamConfig)
+
+type streamConfig struct {
+	lastEventID   string
+	retry         time.Duration
+	maxDelay      time.Duration
+	maxAttempts   int
+	maxElapsed    time.Duration
+	readTimeout   time.Duration
+	types         []string
+	maxEventSize  int
+	dispatchAtEOF bool
+	clock         Clock
+	jitter        func(time.Duration) time.Duration
+	restart       chan struct{}
+	onComment     func(string)
+	onRetry       func(*RetryError)
+	onLastEventID func(string)
+}
+
+// WithLastEventID sets the last event id of the first connection, so a
+// process resumes where an earlier one stopped (see OnLastEventID).
+func WithLastEventID(id string) Option {
+	return func(c *streamConfig) { c.lastEventID = id }
+}
+
+// WithRetry sets the reconnection time in force until the server sends a
+// retry field (default DefaultRetry). A negative d means zero.
+func WithRetry(d time.Duration) Option {
+	return func(c *streamConfig) { c.retry = max(d, 0) }
+}
+
+// WithMaxDelay caps the backoff after repeated failures (default
+// DefaultMaxDelay). A server's retry longer than the cap is still honoured.
+// It also sets how long a connection that delivers no event must stay open
+// to count as healthy.
+func WithMaxDelay(d time.Duration) Option {
+	return func(c *streamConfig) {
+		if d > 0 {
+			c.maxDelay = d
+		}
+	}
+}
+
+// WithMaxAttempts ends the Stream with ErrRetryLimit when n consecutive
+// attempts have failed since the last healthy connection (or the start).
+// n ≤ 0, the default, means no limit.
+func WithMaxAttempts(n int) Option {
+	return func(c *streamConfig) { c.maxAttempts = n }
+}
+
+// WithMaxElapsed ends the Stream with ErrRetryLimit rather than wait past d
+// since the last healthy connection ended (or the start) without a new one.
+// d ≤ 0, the default, means no limit.
+func WithMaxElapsed(d time.Duration) Option {
+	return func(c *streamConfig) { c.maxElapsed = d }
+}
+
+// WithReadTimeout drops and retries a connection on which no bytes (not
+// even a heartbeat comment or part of a line) arrived for d, counted from
+// the start of the attempt, so it also bounds the wait for the response.
+// d ≤ 0, the default, means none.
+func WithReadTimeout(d time.Duration) Option {
+	return func(c *streamConfig) { c.readTimeout = d }
+}
+
+// WithTypes makes the Stream yield only events of the given types (an event
+// with no event field has type "message"). The reset signal is yielded
+// whatever the types; skipped events still advance the last event id.
+func WithTypes(types ...string) Option {
+	return func(c *streamConfig) { c.types = slices.Clone(types) }
+}
+
+// WithMaxEventSize sets the Reader's MaxEventSize. An event over it ends the
+// Stream with ErrEventTooLarge: resuming would only meet it again.
+func WithMaxEventSize(n int) Option {
+	return func(c *streamConfig) { c.maxEventSize = n }
+}
+
+// WithDispatchAtEOF sets the Reader's DispatchAtEOF: a final event with no
+// blank line after it is dispatched when the server ends the stream.
+func WithDispatchAtEOF() Option {
+	return func(c *streamConfig) { c.dispatchAtEOF = true }
+}
+
+// WithClock replaces real time, for the waits between attempts and the read
+// timeout.
+func WithClock(clock Clock) Option {
+	return func(c *streamConfig) {
+		if clock != nil {
+			c.clock = clock
+		}
+	}
+}
+
+// WithJitter replaces the random source of the backoff: f must return a
+// duration in [0, max]. The default is uniform.
+func WithJitter(f func(max time.Duration) time.Duration) Option {
+	return func(c *streamConfig) {
+		if f != nil {
+			c.jitter = f
+		}
+	}
+}
+
+// WithRestarter connects r to the Stream: r.Restart drops the connection and
+// reconnects at once.
+func WithRestarter(r *Restarter) Option {
+	return func(c *streamConfig) { c.restart = r.c() }
+}
+
+// OnComment calls f with the text of every comment line (after the colon,
+// one leading space stripped) as soon as it is read, on the goroutine
+// ranging over the Stream.
+func OnComment(f func(text string)) Option {
+	return func(c *streamConfig) { c.onComment = f }
+}
+
+// OnRetry calls f before every wait and reconnection that the Stream makes
+// on its own: after a failed attempt or a lost connection, including a
+// clean end of stream and a read timeout. Restarts are not reported. This is
+// the only place transient errors appear: the iterator yields none.
+func OnRetry(f func(*RetryError)) Option {
+	return func(c *streamConfig) { c.onRetry = f }
+}
+
+// OnLastEventID calls f whenever the last event id changes: after the event
+// that changed it has been yielded and the loop body returned (so an
+// application that persists the id and resumes from it with WithLastEventID
+// gets every event at least once), or, for blocks with no data and for
+// skipped events, when the stream gets to them. It is not called for the
+// event the loop broke on.
+func OnLastEventID(f func(id string)) Option {
+	return func(c *streamConfig) { c.onLastEventID = f }
+}
+
+func newStreamConfig(opts []Option) streamConfig {
+	c := streamConfig{
+		retry:    DefaultRetry,
+		maxDelay: DefaultMaxDelay,
+		clock:    realClock{},
+		jitter: func(max time.Duration) time.Duration {
+			if max <= 0 {
+				return 0
+			}
+			return rand.N(max + 1)
+		},
+	}
+	for _, o := range opts {
+		o(&c)
+	}
+	return c
+}
+
+// Stream returns an iterator over the events of a stream that reconnects
+// like a browser's EventSource: it connects, yields the events it reads, and
+// when the stream ends or breaks it waits the reconnection time and
+// reconnects with the last event id in effect, so the server can resume
+// after the last event received. An event that was only partly received
+// when the connection broke is discarded.
+//
+// Waiting: the reconnection time is the server's latest retry field, else
+// WithRetry's, else DefaultRetry. The first reconnection after a healthy
+// connection waits exactly that; after n consecutive failed attempts the
+// wait is that plus a random jitter, growing up to a total of
+// reconnection-time·2ⁿ and capped by WithMaxDelay. A *StatusError carrying
+// Retry-After waits that long instead. A connection is healthy when it
+// delivered at least one event or stayed open for the max delay; a healthy
+// connection resets the backoff and the limits of WithMaxAttempts and
+// WithMaxElapsed.
+//
+// Errors: the iterator yields an error with a zero Event in two cases only.
+// A *ResetError (sluice's reset signal: the server could not replay from the
+// last event id) does not end the iteration: live events follow it, so
+// handle it and keep ranging. Any other error ends the iteration: a
+// permanent error from the ConnectFunc (a *StatusError, ErrNotEventStream…),
+// ErrEventTooLarge, ErrRetryLimit, or the context's error when ctx is done.
+// Transient errors that lead to a reconnection are reported only to
+// OnRetry. When the ConnectFunc returns ErrDone the iteration ends without
+// an error.
+//
+// Cancelling ctx stops the stream at once, during a read or a wait, and
+// never leads to a reconnection. Breaking out of the loop closes the
+// connection. Each range over the returned iterator starts a new stream with
+// the options' initial state.
+func Stream(ctx context.Context, connect ConnectFunc, opts ...Option) iter.Seq2[Event, error] {
+	cfg := newStreamConfig(opts)
+	return func(yield func(Event, error) bool) {
+		s := &streamer{cfg: &cfg, connect: connect, yield: yield, lastID: cfg.lastEventID, retry: cfg.retry}
+		s.run(ctx)
+	}
+}
+
+// streamer is the state of one run of a Stream.
+type streamer struct {
+	cfg     *streamConfig
+	connect ConnectFunc
+	yield   func(Event, error) bool
+	rd      *Reader
+	lastID  string
+	retry   time.Duration
+	failed  int       // consecutive failed attempts since the last healthy connection
+	outage  time.Time // when the current run of failures started
+}
+
+// Reasons a watchdog drops a connection.
+const (
+	dropNone int32 = iota
+	dropRestart
+	dropIdle
+	dropCanceled
+)
+
+func (s *streamer) run(ctx context.Context) {
+	c := s.cfg
+	s.rd = NewReader(nil)
+	s.rd.MaxEventSize = c.maxEventSize
+	s.rd.DispatchAtEOF = c.dispatchAtEOF
+	s.rd.OnComment = c.onComment
+	s.outage = c.clock.Now()
+	for {
+		if err := ctx.Err(); err != nil {
+			s.yield(Event{}, err)
+			return
+		}
+		// A restart asked for before this attempt is satisfied by it.
+		select {
+		case <-c.restart:
+		default:
+		}
+		err, reason, healthy, stop := s.session(ctx)
+		if stop {
+			return
+		}
+		if err := ctx.Err(); err != nil {
+			s.yield(Event{}, err)
+			return
+		}
+		if reason == dropRestart {
+			s.failed, s.outage = 0, c.clock.Now()
+			continue
+		}
+		if errors.Is(err, ErrDone) {
+			return
+		}
+		if pe, ok := errors.AsType[*permanentError](err); ok {
+			if err == error(pe) {
+				err = pe.err
+			}
+			s.yield(Event{}, err)
+			return
+		}
+		if errors.Is(err, ErrEventTooLarge) {
+			s.yield(Event{}, err)
+			return
+		}
+		if healthy {
+			s.failed, s.outage = 0, c.clock.Now()
+		} else {
+			s.failed++
+		}
+		if !s.wait(ctx, err) {
+			return
+		}
+	}
+}
+
+// session makes one attempt and reads the stream it opens until it ends. It
+// returns the error that ended it (io.EOF for a clean end), why the
+// watchdog dropped it if it did, whether the connection was healthy, and
+// stop when the iteration must end because the loop body broke out.
+func (s *streamer) session(ctx context.Context) (err error, reason int32, healthy, stop bool) {
+	c := s.cfg
+	start := c.clock.Now()
+	connCtx, cancel := context.WithCancel(ctx)
+	cn := &conn{cancel: cancel, clock: c.clock, idle: c.readTimeout, base: start, stop: make(chan struct{}), done: make(chan struct{})}
+	go cn.watch(ctx, c.restart)
+	defer cn.finish()
+
+	body, err := s.connect(connCtx, s.lastID)
+	if err != nil {
+		cn.finish()
+		reason = cn.reason.Load()
+		if reason == dropIdle {
+			err = fmt.Errorf("%w: no response for %v", ErrReadTimeout, c.readTimeout)
+		}
+		return err, reason, false, false
+	}
+	cn.setBody(body)
+	s.rd.Reset(cn, s.lastID)
+	events := 0
+	for {
+		e, rerr := s.rd.Next()
+		if rerr != nil {
+			err = rerr
+			break
+		}
+		events++
+		if e.Type == ResetEventType {
+			if !s.yield(Event{}, newResetError(e, s.lastID)) {
+				return nil, dropNone, true, true
+			}
+		} else if c.types == nil || slices.Contains(c.types, e.Type) {
+			if !s.yield(e, nil) {
+				return nil, dropNone, true, true
+			}
+		}
+		s.noteLastID()
+	}
+	cn.finish()
+	s.noteLastID()
+	if d, ok := s.rd.Retry(); ok {
+		s.retry = d
+	}
+	reason = cn.reason.Load()
+	if reason == dropIdle {
+		err = fmt.Errorf("%w: no data for %v", ErrReadTimeout, c.readTimeout)
+	}
+	healthy = events > 0 || c.clock.Now().Sub(start) >= c.maxDelay
+	return err, reason, healthy, false
+}
+
+func (s *streamer) noteLastID() {
+	if id := s.rd.LastEventID(); id != s.lastID {
+		s.lastID = id
+		if s.cfg.onLastEventID != nil {
+			s.cfg.onLastEventID(id)
+		}
+	}
+}
+
+// wait reports err and waits before the next attempt. It returns false when
+// the iteration must end: a limit was reached or ctx is done.
+func (s *streamer) wait(ctx context.Context, err error) bool {
+	c := s.cfg
+	now := c.clock.Now()
+	delay := s.delay(err, now)
+	if c.maxAttempts > 0 && s.failed >= c.maxAttempts {
+		s.yield(Event{}, fmt.Errorf("%w: %d failed attempts: %w", ErrRetryLimit, s.failed, err))
+		return false
+	}
+	if c.maxElapsed > 0 && s.failed > 0 && now.Add(delay).Sub(s.outage) > c.maxElapsed {
+		s.yield(Event{}, fmt.Errorf("%w: no healthy connection for %v: %w", ErrRetryLimit, now.Sub(s.outage), err))
+		return false
+	}
+	if c.onRetry != nil {
+		c.onRetry(&RetryError{Err: err, Attempt: s.failed + 1, Delay: delay})
+	}
+	if delay <= 0 {
+		return true
+	}
+	select {
+	case <-ctx.Done():
+		s.yield(Event{}, ctx.Err())
+		return false
+	case <-c.clock.After(delay):
+	case <-c.restart:
+		s.failed, s.outage = 0, c.clock.Now()
+	}
+	return true
+}
+
+// delay returns the wait before the next attempt.
+func (s *streamer) delay(err error, now time.Time) time.Duration {
+	if se, ok := errors.AsType[*StatusError](err); ok {
+		if d, ok := se.RetryAfter(now); ok {
+			return d
+		}
+	}
+	base := s.retry
+	if s.failed == 0 {
+		return base
+	}
+	ceiling := max(s.cfg.maxDelay, base)
+	hi := ceiling
+	if s.failed < 32 {
+		if step := max(base, minBackoffStep) << s.failed; step > 0 && step < ceiling {
+			hi = step
+		}
+	}
+	if hi <= base {
+		return base
+	}
+	return base + min(max(s.cfg.jitter(hi-base), 0), hi-base)
+}
+
+// conn is one connection's body, wrapped to record when bytes arrive, and
+// the watchdog that drops it on a restart, the read timeout or the end of
+// the stream's context.
+type conn struct {
+	cancel context.CancelFunc
+	clock  Clock
+	idle   time.Duration
+	base   time.Time
+	last   atomic.Int64 // time of the latest read, as an offset from base
+	reason atomic.Int32
+
+	mu        sync.Mutex
+	body      io.ReadCloser
+	closeOnce sync.Once
+
+	stopOnce sync.Once
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+func (c *conn) Read(p []byte) (int, error) {
+	n, err := c.body.Read(p)
+	if n > 0 && c.idle > 0 {
+		c.last.Store(int64(c.clock.Now().Sub(c.base)))
+	}
+	return n, err
+}
+
+func (c *conn) setBody(b io.ReadCloser) {
+	c.mu.Lock()
+	c.body = b
+	dropped := c.reason.Load() != dropNone
+	c.mu.Unlock()
+	if dropped {
+		c.closeBody()
+	}
+}
+
+func (c *conn) closeBody() {
+	c.mu.Lock()
+	b := c.body
+	c.mu.Unlock()
+	if b != nil {
+		c.closeOnce.Do(func() { b.Close() })
+	}
+}
+
+// drop ends the connection for reason, unless it was already dropped.
+func (c *conn) drop(reason int32) {
+	if c.reason.CompareAndSwap(dropNone, reason) {
+		c.cancel()
+		c.closeBody()
+	}
+}
+
+// finish stops the watchdog, waits for it, and releases the connection. It
+// may be called more than once.
+func (c *conn) finish() {
+	c.stopOnce.Do(func() {
+		close(c.stop)
+		<-c.done
+		c.cancel()
+		c.closeBody()
+	})
+}
+
+func (c *conn) watch(ctx context.Context, restart <-chan struct{}) {
+	defer close(c.done)
+	var timer <-chan time.Time
+	arm := func() bool {
+		if c.idle <= 0 {
+			return true
+		}
+		quiet := c.clock.Now().Sub(c.base) - time.Duration(c.last.Load())
+		if quiet >= c.idle {
+			c.drop(dropIdle)
+			return false
+		}
+		timer = c.clock.After(c.idle - quiet)
+		return true
+	}
+	if !arm() {
+		return
+	}
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-ctx.Done():
+			c.drop(dropCanceled)
+			return
+		case <-restart:
+			c.drop(dropRestart)
+			return
+		case <-timer:
+			if !arm() {
+				return
+			}
+		}
+	}
+}
