@@ -1,0 +1,1182 @@
+// Package storetest is the contract suite of [store.Store]: every store in
+// this module runs it, and so can a third-party store.
+//
+//	func TestContract(t *testing.T) {
+//		storetest.Run(t, storetest.Harness{
+//			New: func(t *testing.T, l storetest.Limits) store.Store {
+//				return mystore.Open(t.TempDir(), mystore.Config{MaxEvents: l.MaxEvents, ...})
+//			},
+//		})
+//	}
+//
+// The suite checks ordering, exclusive cursors, topic filters, multi-topic
+// events, typed errors for unknown and expired cursors, retention by count,
+// bytes and age, custom ids and their duplicates, concurrent appends, Follow
+// while appends race (no gap, no duplicate), followers that fall behind
+// retention, iterators stopped early, cancellation, Close while following,
+// and, given a Reopen hook, restarts. It never sleeps to pass: it waits on
+// channels, with a timeout only to fail instead of hanging.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/store"
+)
+
+// Limits is the retention a subtest asks of a new store. Zero fields mean
+// "the store's default", which must keep at least the few thousand events
+// the suite appends.
+type Limits struct {
+	// MaxEvents is the most events retained.
+	MaxEvents int
+	// MaxBytes bounds the sum of store.EventSize over retained events.
+	MaxBytes int64
+	// TTL is the longest an event is retained, measured from its Time.
+	TTL time.Duration
+	// Now, when not nil, is the clock the store must use for Event.Time and
+	// TTL. The suite sets it only together with TTL.
+	Now func() time.Time
+}
+
+// Harness tells the suite how to make the stores it tests.
+type Harness struct {
+	// New returns a new, empty store with retention l. It is required and
+	// may be called from parallel subtests. The suite closes every store it
+	// gets. A store that cannot honour l (it has no byte limit, or cannot
+	// take an injected clock) calls t.Skip: only that subtest is skipped.
+	New func(t *testing.T, l Limits) store.Store
+
+	// Reopen, for durable stores, closes s and opens the same log again
+	// with retention l. Nil skips the restart subtests.
+	Reopen func(t *testing.T, s store.Store, l Limits) store.Store
+
+	// ApproximateRetention declares that the store may keep more than its
+	// limits ask for, or count bytes otherwise than store.EventSize (Redis
+	// MAXLEN ~, for example). The suite then checks that retention trims and
+	// that trimmed cursors yield store.ErrExpired, not exact counts.
+	ApproximateRetention bool
+
+	// Timeout bounds every wait of the suite (an event to be followed, an
+	// iterator to end). Zero means 30 seconds.
+	Timeout time.Duration
+}
+
+// Run runs the contract suite against the stores h makes. The subtests run in
+// parallel with each other; Run returns when all are done.
+func Run(t *testing.T, h Harness) {
+	t.Helper()
+	if h.New == nil {
+		t.Fatal("storetest: Harness.New is nil")
+	}
+	if h.Timeout <= 0 {
+		h.Timeout = 30 * time.Second
+	}
+	s := &suite{h: h}
+	tests := []struct {
+		name string
+		fn   func(*testing.T)
+	}{
+		{"AppendAndHistory", s.testAppendAndHistory},
+		{"EmptyStore", s.testEmptyStore},
+		{"ExclusiveCursor", s.testExclusiveCursor},
+		{"TopicFilter", s.testTopicFilter},
+		{"UnknownCursor", s.testUnknownCursor},
+		{"InvalidEvent", s.testInvalidEvent},
+		{"CanceledContext", s.testCanceledContext},
+		{"CustomIDs", s.testCustomIDs},
+		{"CustomIDDuplicates", s.testCustomIDDuplicates},
+		{"CustomIDLikeGenerated", s.testCustomIDLikeGenerated},
+		{"CustomIDEvicted", s.testCustomIDEvicted},
+		{"RetentionCount", s.testRetentionCount},
+		{"RetentionBytes", s.testRetentionBytes},
+		{"RetentionTTL", s.testRetentionTTL},
+		{"ConcurrentAppends", s.testConcurrentAppends},
+		{"FollowLive", s.testFollowLive},
+		{"FollowRacingAppends", s.testFollowRacingAppends},
+		{"FollowFallsBehind", s.testFollowFallsBehind},
+		{"FollowCancel", s.testFollowCancel},
+		{"FollowClose", s.testFollowClose},
+		{"StopEarly", s.testStopEarly},
+		{"AppendWhileIterating", s.testAppendWhileIterating},
+		{"Restart", s.testRestart},
+		{"RestartRetention", s.testRestartRetention},
+	}
+	t.Run("contract", func(t *testing.T) {
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				tc.fn(t)
+			})
+		}
+	})
+}
+
+type suite struct{ h Harness }
+
+// open returns a new store from the harness, closed when t ends.
+func (s *suite) open(t *testing.T, l Limits) store.Store {
+	t.Helper()
+	st := s.h.New(t, l)
+	if st == nil {
+		t.Fatal("storetest: Harness.New returned nil")
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+// topic returns a topic name unique to the running subtest.
+func topic(t *testing.T, name string) string {
+	return "https://storetest.example/" + t.Name() + "/" + name
+}
+
+func mustAppend(t *testing.T, st store.Store, e store.Event) store.Event {
+	t.Helper()
+	got, err := st.Append(context.Background(), e)
+	if err != nil {
+		t.Fatalf("Append(%+v): %v", e, err)
+	}
+	return got
+}
+
+// appendSeq appends n events to topic tp one after the other.
+func appendSeq(t *testing.T, st store.Store, tp string, n int) []store.Event {
+	t.Helper()
+	out := make([]store.Event, n)
+	for i := range out {
+		out[i] = mustAppend(t, st, store.Event{Topics: []string{tp}, Data: fmt.Sprintf("%s #%d", tp, i)})
+	}
+	return out
+}
+
+// appendConcurrent appends n events to topic tp from several goroutines
+// and returns them in log order.
+func appendConcurrent(t *testing.T, st store.Store, tp string, n, workers int) []store.Event {
+	t.Helper()
+	out := make([]store.Event, n)
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				e, err := st.Append(context.Background(), store.Event{Topics: []string{tp}, Data: fmt.Sprintf("%s #%d", tp, i)})
+				if err != nil {
+					errs <- err
+					return
+				}
+				out[i] = e
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("concurrent Append: %v", err)
+	}
+	slices.SortFunc(out, func(a, b store.Event) int { return cmpPos(a.Pos, b.Pos) })
+	return out
+}
+
+func cmpPos(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// collect runs a History to its end. It fails t if an element follows an
+// error.
+func collect(t *testing.T, seq iter.Seq2[store.Event, error]) ([]store.Event, error) {
+	t.Helper()
+	var evs []store.Event
+	var last error
+	for e, err := range seq {
+		if last != nil {
+			t.Fatalf("element (%+v, %v) after error %v", e, err, last)
+		}
+		if err != nil {
+			last = err
+			continue
+		}
+		evs = append(evs, e)
+	}
+	return evs, last
+}
+
+// history returns the complete history after cursor, failing t on error.
+func history(t *testing.T, st store.Store, cursor string, f store.Filter) []store.Event {
+	t.Helper()
+	evs, err := collect(t, st.History(context.Background(), cursor, f))
+	if err != nil {
+		t.Fatalf("History(%q): %v", cursor, err)
+	}
+	return evs
+}
+
+// wantHistory checks that History(cursor) is exactly want.
+func wantHistory(t *testing.T, st store.Store, cursor string, f store.Filter, want []store.Event) {
+	t.Helper()
+	sameEvents(t, fmt.Sprintf("History(%q)", cursor), history(t, st, cursor, f), want)
+}
+
+// wantError checks that seq yields only an error matching target.
+func wantError(t *testing.T, what string, seq iter.Seq2[store.Event, error], target error) {
+	t.Helper()
+	evs, err := collect(t, seq)
+	if len(evs) > 0 || !errors.Is(err, target) {
+		t.Fatalf("%s yielded %d events then error %v; want only %v", what, len(evs), err, target)
+	}
+}
+
+// wantFollowError checks that Follow(cursor) yields only an error matching
+// target and ends.
+func (s *suite) wantFollowError(t *testing.T, st store.Store, cursor string, target error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), s.h.Timeout)
+	defer cancel()
+	evs, err := collect(t, st.Follow(ctx, cursor))
+	if ctx.Err() != nil {
+		t.Fatalf("Follow(%q) did not end within %v; want only %v", cursor, s.h.Timeout, target)
+	}
+	if len(evs) > 0 || !errors.Is(err, target) {
+		t.Fatalf("Follow(%q) yielded %d events then error %v; want only %v", cursor, len(evs), err, target)
+	}
+}
+
+// sameEvent reports how got differs from want, or "".
+func sameEvent(got, want store.Event) string {
+	var d []string
+	if got.ID != want.ID {
+		d = append(d, fmt.Sprintf("ID %q, want %q", got.ID, want.ID))
+	}
+	if got.Pos != want.Pos {
+		d = append(d, fmt.Sprintf("Pos %d, want %d", got.Pos, want.Pos))
+	}
+	if !slices.Equal(got.Topics, want.Topics) {
+		d = append(d, fmt.Sprintf("Topics %q, want %q", got.Topics, want.Topics))
+	}
+	if got.Type != want.Type {
+		d = append(d, fmt.Sprintf("Type %q, want %q", got.Type, want.Type))
+	}
+	if got.Data != want.Data {
+		d = append(d, fmt.Sprintf("Data %.40q (len %d), want %.40q (len %d)", got.Data, len(got.Data), want.Data, len(want.Data)))
+	}
+	if got.Retry != want.Retry {
+		d = append(d, fmt.Sprintf("Retry %v, want %v", got.Retry, want.Retry))
+	}
+	if got.Private != want.Private {
+		d = append(d, fmt.Sprintf("Private %v, want %v", got.Private, want.Private))
+	}
+	if !got.Time.Equal(want.Time) {
+		d = append(d, fmt.Sprintf("Time %v, want %v", got.Time, want.Time))
+	}
+	return strings.Join(d, "; ")
+}
+
+func sameEvents(t *testing.T, what string, got, want []store.Event) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d events %v, want %d %v", what, len(got), positions(got), len(want), positions(want))
+	}
+	for i := range got {
+		if d := sameEvent(got[i], want[i]); d != "" {
+			t.Fatalf("%s: event %d: %s", what, i, d)
+		}
+	}
+}
+
+func positions(evs []store.Event) []uint64 {
+	ps := make([]uint64, 0, min(len(evs), 20))
+	for i, e := range evs {
+		if i == 20 {
+			break
+		}
+		ps = append(ps, e.Pos)
+	}
+	return ps
+}
+
+func hasTopic(tp string) store.Filter {
+	return func(e *store.Event) bool { return slices.Contains(e.Topics, tp) }
+}
+
+// within runs f, which may call t.Fatal, on the test's goroutine. If f has
+// not returned after the suite's timeout (a deadlock, an iterator that never
+// ends), a watchdog panics with what was running: a hung store must fail the
+// test run, not stall it.
+func (s *suite) within(t *testing.T, what string, f func()) {
+	t.Helper()
+	name := t.Name()
+	watchdog := time.AfterFunc(s.h.Timeout, func() {
+		panic(fmt.Sprintf("storetest: %s: %s did not finish within %v", name, what, s.h.Timeout))
+	})
+	defer watchdog.Stop()
+	f()
+}
+
+// follower runs Follow in a goroutine, delivering its elements on a channel.
+type follower struct {
+	events chan store.Event
+	err    error // the error element, if any; read after done is closed
+	extra  bool  // an element came after the error
+	done   chan struct{}
+}
+
+func startFollow(ctx context.Context, st store.Store, cursor string) *follower {
+	f := &follower{events: make(chan store.Event), done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		for e, err := range st.Follow(ctx, cursor) {
+			if f.err != nil {
+				f.extra = true
+				return
+			}
+			if err != nil {
+				f.err = err
+				continue
+			}
+			select {
+			case f.events <- e:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return f
+}
+
+// next returns the follower's next event, failing t if none comes in time.
+func (s *suite) next(t *testing.T, f *follower) store.Event {
+	t.Helper()
+	select {
+	case e := <-f.events:
+		return e
+	case <-f.done:
+		t.Fatalf("Follow ended (error %v) while an event was expected", f.err)
+	case <-time.After(s.h.Timeout):
+		t.Fatalf("Follow delivered no event within %v", s.h.Timeout)
+	}
+	return store.Event{}
+}
+
+// end waits for the follower to end and returns its error element.
+func (s *suite) end(t *testing.T, f *follower) error {
+	t.Helper()
+	select {
+	case <-f.done:
+	case e := <-f.events:
+		t.Fatalf("Follow yielded %+v while it was expected to end", e)
+	case <-time.After(s.h.Timeout):
+		t.Fatalf("Follow did not end within %v", s.h.Timeout)
+	}
+	if f.extra {
+		t.Fatalf("Follow yielded an element after error %v", f.err)
+	}
+	return f.err
+}
+
+func (s *suite) testAppendAndHistory(t *testing.T) {
+	st := s.open(t, Limits{})
+	ta, tb := topic(t, "a"), topic(t, "b")
+	in := []store.Event{
+		{Topics: []string{ta}, Data: "hello"},
+		{Topics: []string{ta, tb}, Type: "update", Data: "line1\nline2\r\nline3 ünïcødé", Retry: 1500 * time.Millisecond, Private: true},
+		{Topics: []string{tb}, Data: ""},
+		{Data: "no topic"},
+		{Topics: []string{ta}, Type: "big", Data: strings.Repeat("0123456789abcdef", 4096)},
+	}
+	var out []store.Event
+	seen := map[string]bool{}
+	for i, e := range in {
+		got := mustAppend(t, st, e)
+		if got.ID == "" || seen[got.ID] {
+			t.Fatalf("event %d: generated id %q empty or repeated", i, got.ID)
+		}
+		seen[got.ID] = true
+		for _, c := range []byte(got.ID) {
+			if c < 0x21 || c > 0x7e {
+				t.Fatalf("event %d: generated id %q is not printable ASCII", i, got.ID)
+			}
+		}
+		if i > 0 && got.Pos <= out[i-1].Pos {
+			t.Fatalf("event %d: Pos %d not after previous %d", i, got.Pos, out[i-1].Pos)
+		}
+		if got.Time.IsZero() || i > 0 && got.Time.Before(out[i-1].Time) {
+			t.Fatalf("event %d: Time %v zero or before the previous event's", i, got.Time)
+		}
+		want := e
+		want.ID, want.Pos, want.Time = got.ID, got.Pos, got.Time
+		if d := sameEvent(got, want); d != "" {
+			t.Fatalf("Append returned event %d: %s", i, d)
+		}
+		out = append(out, got)
+	}
+	sameEvents(t, `History("")`, history(t, st, "", nil), out)
+
+	head, err := st.Head(context.Background())
+	if err != nil {
+		t.Fatalf("Head: %v", err)
+	}
+	if head != out[len(out)-1].ID {
+		t.Fatalf("Head = %q, want the last id %q", head, out[len(out)-1].ID)
+	}
+	wantHistory(t, st, head, nil, nil)
+
+	// Modifying the caller's Topics after Append must not change the log.
+	topics := []string{ta}
+	e := mustAppend(t, st, store.Event{Topics: topics, Data: "aliased"})
+	topics[0] = "changed"
+	if h := history(t, st, out[len(out)-1].ID, nil); len(h) != 1 || h[0].Topics[0] != ta || e.Topics[0] != ta {
+		t.Fatalf("the store kept the caller's Topics slice: history %+v", h)
+	}
+}
+
+func (s *suite) testEmptyStore(t *testing.T) {
+	st := s.open(t, Limits{})
+	head, err := st.Head(context.Background())
+	if err != nil || head != "" {
+		t.Fatalf(`Head of an empty store = %q, %v; want "", nil`, head, err)
+	}
+	wantHistory(t, st, "", nil, nil)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := startFollow(ctx, st, "")
+	e := mustAppend(t, st, store.Event{Topics: []string{topic(t, "a")}, Data: "first"})
+	if d := sameEvent(s.next(t, f), e); d != "" {
+		t.Fatalf(`Follow("") on an empty store: %s`, d)
+	}
+}
+
+func (s *suite) testExclusiveCursor(t *testing.T) {
+	st := s.open(t, Limits{})
+	evs := appendSeq(t, st, topic(t, "a"), 10)
+	for k := range evs {
+		wantHistory(t, st, evs[k].ID, nil, evs[k+1:])
+	}
+	wantHistory(t, st, "", nil, evs)
+	head, err := st.Head(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantHistory(t, st, head, nil, nil)
+	e := mustAppend(t, st, store.Event{Topics: []string{topic(t, "a")}, Data: "after head"})
+	wantHistory(t, st, head, nil, []store.Event{e})
+}
+
+func (s *suite) testTopicFilter(t *testing.T) {
+	st := s.open(t, Limits{})
+	ta, tb, tc := topic(t, "a"), topic(t, "b"), topic(t, "c")
+	var all, withA, withB []store.Event
+	for i := range 20 {
+		var tps []string
+		switch i % 3 {
+		case 0:
+			tps = []string{ta}
+		case 1:
+			tps = []string{tb}
+		case 2:
+			tps = []string{ta, tb}
+		}
+		e := mustAppend(t, st, store.Event{Topics: tps, Data: fmt.Sprint(i)})
+		all = append(all, e)
+		if slices.Contains(tps, ta) {
+			withA = append(withA, e)
+		}
+		if slices.Contains(tps, tb) {
+			withB = append(withB, e)
+		}
+	}
+	wantHistory(t, st, "", hasTopic(ta), withA)
+	wantHistory(t, st, "", hasTopic(tb), withB)
+	wantHistory(t, st, "", hasTopic(tc), nil)
+	wantHistory(t, st, "", nil, all)
+	both := func(e *store.Event) bool { return slices.Contains(e.Topics, ta) || slices.Contains(e.Topics, tb) }
+	wantHistory(t, st, "", both, all) // a multi-topic event comes once
+	wantHistory(t, st, all[9].ID, hasTopic(ta), withA[slices.IndexFunc(withA, func(e store.Event) bool { return e.Pos > all[9].Pos }):])
+	// The cursor need not match the filter.
+	wantHistory(t, st, all[1].ID, hasTopic(ta), withA[1:])
+}
+
+func (s *suite) testUnknownCursor(t *testing.T) {
+	st := s.open(t, Limits{})
+	appendSeq(t, st, topic(t, "a"), 3)
+	other := s.open(t, Limits{})
+	foreign := appendSeq(t, other, topic(t, "other"), 5)
+	head, err := st.Head(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{
+		"nope", "0", "-1", "1", "3", head + "0", head + "x", "x" + head,
+		foreign[4].ID, foreign[0].ID, strings.Repeat("x", store.MaxIDLen+1),
+	} {
+		if c == head {
+			continue
+		}
+		wantError(t, fmt.Sprintf("History(%q)", c), st.History(context.Background(), c, nil), store.ErrUnknownID)
+		s.wantFollowError(t, st, c, store.ErrUnknownID)
+	}
+}
+
+func (s *suite) testInvalidEvent(t *testing.T) {
+	st := s.open(t, Limits{})
+	tp := topic(t, "a")
+	for _, e := range []store.Event{
+		{ID: "a\rb"}, {ID: "a\nb"}, {ID: "a\x00b"}, {ID: "\xff\xfe"},
+		{ID: strings.Repeat("x", store.MaxIDLen+1)},
+		{Type: "a\nb"}, {Type: "a\rb"}, {Type: "a\x00"},
+		{Retry: -time.Second},
+	} {
+		e.Topics = []string{tp}
+		if got, err := st.Append(context.Background(), e); !errors.Is(err, store.ErrInvalidEvent) {
+			t.Fatalf("Append(ID %.20q, Type %q, Retry %v) = %+v, %v; want ErrInvalidEvent", e.ID, e.Type, e.Retry, got, err)
+		}
+	}
+	if head, err := st.Head(context.Background()); err != nil || head != "" {
+		t.Fatalf("Head after refused appends = %q, %v; want empty", head, err)
+	}
+	wantHistory(t, st, "", nil, nil)
+
+	long := strings.Repeat("é", store.MaxIDLen/2) // exactly MaxIDLen bytes
+	e := mustAppend(t, st, store.Event{ID: long, Topics: []string{tp}})
+	next := mustAppend(t, st, store.Event{Topics: []string{tp}})
+	if e.ID != long {
+		t.Fatalf("custom id of MaxIDLen bytes came back as %.20q", e.ID)
+	}
+	wantHistory(t, st, long, nil, []store.Event{next})
+}
+
+func (s *suite) testCanceledContext(t *testing.T) {
+	st := s.open(t, Limits{})
+	tp := topic(t, "a")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := st.Append(ctx, store.Event{Topics: []string{tp}}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Append with a canceled context: %v, want context.Canceled", err)
+	}
+	if head, err := st.Head(context.Background()); err != nil || head != "" {
+		t.Fatalf("Head after a canceled Append = %q, %v; want empty", head, err)
+	}
+	evs := appendSeq(t, st, tp, 5)
+	got, err := collect(t, st.History(ctx, "", nil))
+	if err == nil {
+		sameEvents(t, "History with a canceled context", got, evs)
+	} else if !errors.Is(err, context.Canceled) {
+		t.Fatalf("History with a canceled context ended with %v, want nil or context.Canceled", err)
+	}
+	var ferr error
+	s.within(t, "Follow with a canceled context", func() {
+		_, ferr = collect(t, st.Follow(ctx, ""))
+	})
+	if ferr != nil {
+		t.Fatalf("Follow with a canceled context yielded error %v; it must stop without one", ferr)
+	}
+}
+
+func (s *suite) testCustomIDs(t *testing.T) {
+	st := s.open(t, Limits{})
+	tp := topic(t, "a")
+	before := mustAppend(t, st, store.Event{Topics: []string{tp}})
+	c := mustAppend(t, st, store.Event{ID: "order-1", Topics: []string{tp}, Data: "custom"})
+	if c.ID != "order-1" || c.Pos <= before.Pos {
+		t.Fatalf("Append with a custom id returned ID %q Pos %d", c.ID, c.Pos)
+	}
+	after := appendSeq(t, st, tp, 2)
+	wantHistory(t, st, "order-1", nil, after)
+	wantHistory(t, st, "", nil, append([]store.Event{before, c}, after...))
+	wantHistory(t, st, before.ID, nil, append([]store.Event{c}, after...))
+
+	c2 := mustAppend(t, st, store.Event{ID: "order-2", Topics: []string{tp}})
+	head, err := st.Head(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head == "order-2" || head == "" {
+		t.Fatalf("Head after a custom-id event = %q; want a generated id", head)
+	}
+	wantHistory(t, st, head, nil, nil)
+	e := mustAppend(t, st, store.Event{Topics: []string{tp}})
+	wantHistory(t, st, head, nil, []store.Event{e})
+	wantHistory(t, st, "order-2", nil, []store.Event{e})
+	_ = c2
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := startFollow(ctx, st, "order-1")
+	for i, want := range append(append(after, c2), e) {
+		if d := sameEvent(s.next(t, f), want); d != "" {
+			t.Fatalf(`Follow("order-1") event %d: %s`, i, d)
+		}
+	}
+}
+
+func (s *suite) testCustomIDDuplicates(t *testing.T) {
+	st := s.open(t, Limits{})
+	tp := topic(t, "a")
+	mustAppend(t, st, store.Event{ID: "dup", Topics: []string{tp}, Data: "first"})
+	x := mustAppend(t, st, store.Event{Topics: []string{tp}})
+	d2 := mustAppend(t, st, store.Event{ID: "dup", Topics: []string{tp}, Data: "second"})
+	y := mustAppend(t, st, store.Event{Topics: []string{tp}})
+	wantHistory(t, st, "dup", nil, []store.Event{x, d2, y})
+	if d2.ID != "dup" {
+		t.Fatalf("duplicate custom id came back as %q", d2.ID)
+	}
+}
+
+func (s *suite) testCustomIDLikeGenerated(t *testing.T) {
+	st := s.open(t, Limits{})
+	tp := topic(t, "a")
+	evs := appendSeq(t, st, tp, 3)
+	for _, id := range []string{evs[0].ID, evs[2].ID} {
+		e, err := st.Append(context.Background(), store.Event{ID: id, Topics: []string{tp}})
+		if err != nil {
+			if !errors.Is(err, store.ErrInvalidEvent) {
+				t.Fatalf("Append with custom id %q (a generated id): %v; want success or ErrInvalidEvent", id, err)
+			}
+			continue
+		}
+		evs = append(evs, e)
+	}
+	// A generated id keeps meaning its own position.
+	wantHistory(t, st, evs[0].ID, nil, evs[1:])
+	wantHistory(t, st, evs[2].ID, nil, evs[3:])
+}
+
+func (s *suite) testCustomIDEvicted(t *testing.T) {
+	if s.h.ApproximateRetention {
+		t.Skip("retention is approximate: which duplicate is evicted is not exact")
+	}
+	st := s.open(t, Limits{MaxEvents: 3})
+	tp := topic(t, "a")
+	mustAppend(t, st, store.Event{ID: "dup", Topics: []string{tp}})
+	a := mustAppend(t, st, store.Event{Topics: []string{tp}})
+	d3 := mustAppend(t, st, store.Event{ID: "dup", Topics: []string{tp}})
+	wantHistory(t, st, "dup", nil, []store.Event{a, d3})
+	b := mustAppend(t, st, store.Event{Topics: []string{tp}}) // evicts the first "dup"
+	wantHistory(t, st, "", nil, []store.Event{a, d3, b})
+	wantHistory(t, st, "dup", nil, []store.Event{b}) // the next occurrence took over
+	appendSeq(t, st, tp, 2)                          // evicts the last "dup"
+	evs, err := collect(t, st.History(context.Background(), "dup", nil))
+	if len(evs) > 0 || !errors.Is(err, store.ErrUnknownID) && !errors.Is(err, store.ErrExpired) {
+		t.Fatalf(`History("dup") after every "dup" was evicted: %d events, %v; want ErrUnknownID or ErrExpired`, len(evs), err)
+	}
+}
+
+func (s *suite) testRetentionCount(t *testing.T) {
+	tp := topic(t, "a")
+	if s.h.ApproximateRetention {
+		st := s.open(t, Limits{MaxEvents: 10})
+		evs := appendConcurrent(t, st, tp, 1000, 8)
+		s.checkTrimmed(t, st, evs)
+		return
+	}
+	st := s.open(t, Limits{MaxEvents: 5})
+	evs := appendSeq(t, st, tp, 12)
+	wantHistory(t, st, "", nil, evs[7:])
+	wantHistory(t, st, "", hasTopic(tp), evs[7:])
+	for _, e := range evs[:6] {
+		wantError(t, fmt.Sprintf("History(evicted %q)", e.ID), st.History(context.Background(), e.ID, nil), store.ErrExpired)
+	}
+	s.wantFollowError(t, st, evs[0].ID, store.ErrExpired)
+	// The newest evicted id may still be served (nothing after it is
+	// missing) or be expired; it must not yield a partial history.
+	if got, err := collect(t, st.History(context.Background(), evs[6].ID, nil)); err != nil {
+		if len(got) > 0 || !errors.Is(err, store.ErrExpired) {
+			t.Fatalf("History(newest evicted id): %d events then %v", len(got), err)
+		}
+	} else {
+		sameEvents(t, "History(newest evicted id)", got, evs[7:])
+	}
+	for k := 7; k < 12; k++ {
+		wantHistory(t, st, evs[k].ID, nil, evs[k+1:])
+	}
+	head, err := st.Head(context.Background())
+	if err != nil || head != evs[11].ID {
+		t.Fatalf("Head = %q, %v; want %q", head, err, evs[11].ID)
+	}
+}
+
+// checkTrimmed checks approximate retention: the history is a strict,
+// contiguous suffix of evs and the first event's id has expired.
+func (s *suite) checkTrimmed(t *testing.T, st store.Store, evs []store.Event) {
+	t.Helper()
+	got := history(t, st, "", nil)
+	if len(got) == 0 || len(got) >= len(evs) {
+		t.Fatalf("retention kept %d of %d events; want some trimmed and the newest kept", len(got), len(evs))
+	}
+	sameEvents(t, "retained history", got, evs[len(evs)-len(got):])
+	wantError(t, "History(first, evicted id)", st.History(context.Background(), evs[0].ID, nil), store.ErrExpired)
+	s.wantFollowError(t, st, evs[0].ID, store.ErrExpired)
+}
+
+func (s *suite) testRetentionBytes(t *testing.T) {
+	tp := topic(t, "a")
+	data := strings.Repeat("x", 100)
+	probe := store.Event{ID: strings.Repeat("i", 20), Topics: []string{tp}, Data: data}
+	maxBytes := int64(10 * store.EventSize(&probe))
+	st := s.open(t, Limits{MaxBytes: maxBytes})
+	n := 60
+	if s.h.ApproximateRetention {
+		n = 1000
+	}
+	evs := make([]store.Event, n)
+	for i := range evs {
+		evs[i] = mustAppend(t, st, store.Event{Topics: []string{tp}, Data: data})
+	}
+	if s.h.ApproximateRetention {
+		s.checkTrimmed(t, st, evs)
+		return
+	}
+	// Exact: the longest suffix whose sizes fit in maxBytes.
+	k, sum := n, int64(0)
+	for k > 0 && sum+int64(store.EventSize(&evs[k-1])) <= maxBytes {
+		k--
+		sum += int64(store.EventSize(&evs[k]))
+	}
+	wantHistory(t, st, "", nil, evs[k:])
+	wantError(t, "History(evicted id)", st.History(context.Background(), evs[0].ID, nil), store.ErrExpired)
+}
+
+func (s *suite) testRetentionTTL(t *testing.T) {
+	t0 := time.Date(2031, 2, 3, 4, 5, 6, 0, time.UTC)
+	clk := NewClock(t0)
+	st := s.open(t, Limits{TTL: time.Minute, Now: clk.Now})
+	tp := topic(t, "a")
+	e1 := mustAppend(t, st, store.Event{Topics: []string{tp}, Data: "1"})
+	e2 := mustAppend(t, st, store.Event{Topics: []string{tp}, Data: "2"})
+	if !e1.Time.Equal(t0) {
+		t.Fatalf("Event.Time = %v; want the injected clock's %v", e1.Time, t0)
+	}
+	clk.Advance(30 * time.Second)
+	e3 := mustAppend(t, st, store.Event{Topics: []string{tp}, Data: "3"})
+	wantHistory(t, st, "", nil, []store.Event{e1, e2, e3})
+
+	clk.Advance(31 * time.Second) // e1 and e2 are 61s old, e3 31s
+	wantHistory(t, st, "", nil, []store.Event{e3})
+	wantError(t, "History(expired id)", st.History(context.Background(), e1.ID, nil), store.ErrExpired)
+	s.wantFollowError(t, st, e1.ID, store.ErrExpired)
+	if got, err := collect(t, st.History(context.Background(), e2.ID, nil)); err != nil {
+		if len(got) > 0 || !errors.Is(err, store.ErrExpired) {
+			t.Fatalf("History(newest expired id): %d events then %v", len(got), err)
+		}
+	} else {
+		sameEvents(t, "History(newest expired id)", got, []store.Event{e3})
+	}
+	wantHistory(t, st, e3.ID, nil, nil)
+
+	clk.Advance(31 * time.Second) // everything has expired, with no append since
+	wantHistory(t, st, "", nil, nil)
+	head, err := st.Head(context.Background())
+	if err != nil || head != e3.ID {
+		t.Fatalf("Head once every event expired = %q, %v; want the last id %q", head, err, e3.ID)
+	}
+	wantHistory(t, st, head, nil, nil) // Head stays a valid cursor
+	e4 := mustAppend(t, st, store.Event{Topics: []string{tp}, Data: "4"})
+	wantHistory(t, st, head, nil, []store.Event{e4})
+	wantHistory(t, st, "", nil, []store.Event{e4})
+	wantError(t, "History(expired id)", st.History(context.Background(), e2.ID, nil), store.ErrExpired)
+}
+
+func (s *suite) testConcurrentAppends(t *testing.T) {
+	st := s.open(t, Limits{})
+	tp := topic(t, "a")
+	const workers, per = 8, 100
+	res := make([][]store.Event, workers)
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range per {
+				e, err := st.Append(context.Background(), store.Event{Topics: []string{tp}, Data: fmt.Sprintf("w%d-%d", w, i)})
+				if err != nil {
+					errs <- err
+					return
+				}
+				res[w] = append(res[w], e)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("Append: %v", err)
+	}
+	byID := map[string]store.Event{}
+	byPos := map[uint64]bool{}
+	for w := range res {
+		for i, e := range res[w] {
+			if _, dup := byID[e.ID]; dup || byPos[e.Pos] {
+				t.Fatalf("id %q or Pos %d returned twice", e.ID, e.Pos)
+			}
+			byID[e.ID], byPos[e.Pos] = e, true
+			if i > 0 && e.Pos <= res[w][i-1].Pos {
+				t.Fatalf("worker %d: append %d got Pos %d, not after its previous %d", w, i, e.Pos, res[w][i-1].Pos)
+			}
+		}
+	}
+	got := history(t, st, "", nil)
+	if len(got) != workers*per {
+		t.Fatalf("History has %d events, want %d", len(got), workers*per)
+	}
+	for i, e := range got {
+		if i > 0 && e.Pos <= got[i-1].Pos {
+			t.Fatalf("History not in order: Pos %d after %d", e.Pos, got[i-1].Pos)
+		}
+		if d := sameEvent(e, byID[e.ID]); d != "" {
+			t.Fatalf("History event %d differs from what Append returned: %s", i, d)
+		}
+	}
+}
+
+func (s *suite) testFollowLive(t *testing.T) {
+	st := s.open(t, Limits{})
+	tp := topic(t, "a")
+	pre := appendSeq(t, st, tp, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := startFollow(ctx, st, pre[0].ID)
+	for _, want := range pre[1:] {
+		if d := sameEvent(s.next(t, f), want); d != "" {
+			t.Fatalf("Follow history: %s", d)
+		}
+	}
+	for i := range 20 {
+		want := mustAppend(t, st, store.Event{Topics: []string{tp}, Data: fmt.Sprint(i)})
+		if d := sameEvent(s.next(t, f), want); d != "" {
+			t.Fatalf("Follow live event %d: %s", i, d)
+		}
+	}
+}
+
+func (s *suite) testFollowRacingAppends(t *testing.T) {
+	st := s.open(t, Limits{})
+	tp := topic(t, "a")
+	pre := appendConcurrent(t, st, tp, 100, 4)
+	const workers, per = 4, 250
+	want := len(pre) - 50 + workers*per
+
+	ctx, cancel := context.WithTimeout(context.Background(), s.h.Timeout)
+	defer cancel()
+	start := make(chan struct{})
+	var got []store.Event
+	var ferr error
+	followed := make(chan struct{})
+	go func() {
+		defer close(followed)
+		<-start
+		for e, err := range st.Follow(ctx, pre[49].ID) {
+			if err != nil {
+				ferr = err
+				return
+			}
+			got = append(got, e)
+			if len(got) == want {
+				return
+			}
+		}
+	}()
+	appended := make([][]store.Event, workers)
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			for i := range per {
+				e, err := st.Append(context.Background(), store.Event{Topics: []string{tp}, Data: fmt.Sprintf("w%d-%d", w, i)})
+				if err != nil {
+					errs <- err
+					return
+				}
+				appended[w] = append(appended[w], e)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("Append: %v", err)
+	}
+	<-followed
+	if ferr != nil || len(got) != want {
+		t.Fatalf("Follow got %d of %d events (error %v, context %v)", len(got), want, ferr, ctx.Err())
+	}
+	expect := map[string]store.Event{}
+	for _, e := range pre[50:] {
+		expect[e.ID] = e
+	}
+	for _, es := range appended {
+		for _, e := range es {
+			expect[e.ID] = e
+		}
+	}
+	for i, e := range got {
+		if i > 0 && e.Pos <= got[i-1].Pos {
+			t.Fatalf("Follow out of order or duplicated: Pos %d after %d", e.Pos, got[i-1].Pos)
+		}
+		w, ok := expect[e.ID]
+		if !ok {
+			t.Fatalf("Follow yielded %q, which is not after the cursor or was never appended", e.ID)
+		}
+		if d := sameEvent(e, w); d != "" {
+			t.Fatalf("Follow event %d: %s", i, d)
+		}
+		delete(expect, e.ID)
+	}
+	if len(expect) != 0 {
+		t.Fatalf("Follow missed %d events", len(expect))
+	}
+}
+
+func (s *suite) testFollowFallsBehind(t *testing.T) {
+	st := s.open(t, Limits{MaxEvents: 10})
+	tp := topic(t, "a")
+	all := appendSeq(t, st, tp, 5)
+	burst := 300
+	if s.h.ApproximateRetention {
+		burst = 2000
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.h.Timeout)
+	defer cancel()
+	var got []store.Event
+	var ferr error
+	s.within(t, "a Follow that fell behind retention", func() {
+		for e, err := range st.Follow(ctx, "") {
+			if ferr != nil {
+				t.Errorf("Follow yielded an element after error %v", ferr)
+				return
+			}
+			if err != nil {
+				ferr = err
+				continue
+			}
+			got = append(got, e)
+			if len(got) == 1 {
+				// Fall behind: the events after this one are evicted.
+				all = append(all, appendConcurrent(t, st, tp, burst, 8)...)
+			}
+			if e.ID == all[len(all)-1].ID {
+				return
+			}
+		}
+	})
+	if t.Failed() {
+		return
+	}
+	if !errors.Is(ferr, store.ErrExpired) {
+		t.Fatalf("a Follow that fell behind retention got %d events and error %v; want ErrExpired", len(got), ferr)
+	}
+	sameEvents(t, "events before ErrExpired", got, all[:len(got)])
+}
+
+func (s *suite) testFollowCancel(t *testing.T) {
+	st := s.open(t, Limits{})
+	pre := appendSeq(t, st, topic(t, "a"), 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := startFollow(ctx, st, "")
+	for range pre {
+		s.next(t, f)
+	}
+	cancel()
+	if err := s.end(t, f); err != nil {
+		t.Fatalf("Follow ended with %v after its context was canceled; want no error", err)
+	}
+}
+
+func (s *suite) testFollowClose(t *testing.T) {
+	st := s.open(t, Limits{})
+	tp := topic(t, "a")
+	pre := appendSeq(t, st, tp, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := startFollow(ctx, st, "")
+	for range pre {
+		s.next(t, f)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.end(t, f); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("Follow ended with %v when the store was closed; want ErrClosed", err)
+	}
+
+	if _, err := st.Append(context.Background(), store.Event{Topics: []string{tp}}); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("Append after Close: %v, want ErrClosed", err)
+	}
+	if _, err := st.Head(context.Background()); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("Head after Close: %v, want ErrClosed", err)
+	}
+	wantError(t, "History after Close", st.History(context.Background(), "", nil), store.ErrClosed)
+	wantError(t, "History(id) after Close", st.History(context.Background(), pre[0].ID, nil), store.ErrClosed)
+	s.wantFollowError(t, st, "", store.ErrClosed)
+	if err := st.Close(); err != nil && !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("second Close: %v, want nil or ErrClosed", err)
+	}
+}
+
+func (s *suite) testStopEarly(t *testing.T) {
+	st := s.open(t, Limits{})
+	tp := topic(t, "a")
+	evs := appendConcurrent(t, st, tp, 600, 8)
+	var got []store.Event
+	s.within(t, "History stopped early", func() {
+		for e, err := range st.History(context.Background(), "", nil) {
+			if err != nil {
+				t.Errorf("History: %v", err)
+				return
+			}
+			if got = append(got, e); len(got) == 3 {
+				break
+			}
+		}
+	})
+	sameEvents(t, "History stopped after 3", got, evs[:3])
+
+	got = got[:0]
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s.within(t, "Follow stopped early", func() {
+		for e, err := range st.Follow(ctx, evs[100].ID) {
+			if err != nil {
+				t.Errorf("Follow: %v", err)
+				return
+			}
+			if got = append(got, e); len(got) == 3 {
+				break
+			}
+		}
+	})
+	sameEvents(t, "Follow stopped after 3", got, evs[101:104])
+
+	// Nothing stays locked or blocked by the abandoned iterators.
+	s.within(t, "Append after iterators stopped early", func() {
+		e := mustAppend(t, st, store.Event{Topics: []string{tp}})
+		wantHistory(t, st, evs[len(evs)-1].ID, nil, []store.Event{e})
+	})
+}
+
+func (s *suite) testAppendWhileIterating(t *testing.T) {
+	st := s.open(t, Limits{})
+	tp := topic(t, "a")
+	evs := appendSeq(t, st, tp, 10)
+	s.within(t, "Append inside a History loop", func() {
+		var got []store.Event
+		for e, err := range st.History(context.Background(), "", nil) {
+			if err != nil {
+				t.Errorf("History: %v", err)
+				return
+			}
+			if len(got) < 2 {
+				mustAppend(t, st, store.Event{Topics: []string{tp}, Data: "during history"})
+			}
+			got = append(got, e)
+		}
+		if len(got) < len(evs) {
+			t.Errorf("History yielded %d events, want at least %d", len(got), len(evs))
+			return
+		}
+		sameEvents(t, "History with appends in its loop", got[:len(evs)], evs)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), s.h.Timeout)
+	defer cancel()
+	s.within(t, "Append inside a Follow loop", func() {
+		var added store.Event
+		for e, err := range st.Follow(ctx, evs[len(evs)-2].ID) {
+			if err != nil {
+				t.Errorf("Follow: %v", err)
+				return
+			}
+			if added.ID == "" {
+				added = mustAppend(t, st, store.Event{Topics: []string{tp}, Data: "during follow"})
+			}
+			if e.ID == added.ID {
+				return
+			}
+		}
+		t.Errorf("Follow ended (context: %v) without yielding the event appended in its loop", ctx.Err())
+	})
+}
+
+func (s *suite) testRestart(t *testing.T) {
+	if s.h.Reopen == nil {
+		t.Skip("Harness.Reopen is nil: not a durable store")
+	}
+	st := s.open(t, Limits{})
+	tp := topic(t, "a")
+	var evs []store.Event
+	for i := range 10 {
+		e := store.Event{Topics: []string{tp}, Data: fmt.Sprint(i), Type: "t", Retry: time.Duration(i) * time.Second, Private: i%2 == 0}
+		if i == 3 {
+			e.ID = "restart-custom"
+		}
+		evs = append(evs, mustAppend(t, st, e))
+	}
+	head, err := st.Head(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st2 := s.h.Reopen(t, st, Limits{})
+	if st2 == nil {
+		t.Fatal("Reopen returned nil")
+	}
+	t.Cleanup(func() { _ = st2.Close() })
+
+	wantHistory(t, st2, "", nil, evs)
+	if h2, err := st2.Head(context.Background()); err != nil || h2 != head {
+		t.Fatalf("Head after restart = %q, %v; want %q", h2, err, head)
+	}
+	wantHistory(t, st2, evs[4].ID, nil, evs[5:])
+	wantHistory(t, st2, "restart-custom", nil, evs[4:])
+	e := mustAppend(t, st2, store.Event{Topics: []string{tp}, Data: "after restart"})
+	if e.Pos <= evs[9].Pos {
+		t.Fatalf("Pos after restart %d, not after %d", e.Pos, evs[9].Pos)
+	}
+	for _, old := range evs {
+		if old.ID == e.ID {
+			t.Fatalf("id %q issued again after restart", e.ID)
+		}
+	}
+	wantHistory(t, st2, head, nil, []store.Event{e})
+	wantHistory(t, st2, "", hasTopic(tp), append(evs, e))
+}
+
+func (s *suite) testRestartRetention(t *testing.T) {
+	if s.h.Reopen == nil {
+		t.Skip("Harness.Reopen is nil: not a durable store")
+	}
+	tp := topic(t, "a")
+	st := s.open(t, Limits{})
+	evs := appendConcurrent(t, st, tp, 200, 8)
+	// Reopen with a smaller retention: the store trims what it keeps.
+	st2 := s.h.Reopen(t, st, Limits{MaxEvents: 20})
+	if st2 == nil {
+		t.Fatal("Reopen returned nil")
+	}
+	t.Cleanup(func() { _ = st2.Close() })
+	evs = append(evs, appendSeq(t, st2, tp, 5)...)
+	if s.h.ApproximateRetention {
+		s.checkTrimmed(t, st2, evs)
+		return
+	}
+	wantHistory(t, st2, "", nil, evs[len(evs)-20:])
+	wantError(t, "History(evicted id) after restart", st2.History(context.Background(), evs[0].ID, nil), store.ErrExpired)
+}
