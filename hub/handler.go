@@ -1,0 +1,475 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/sluicehq/sluice/sse"
+	"github.com/sluicehq/sluice/store"
+)
+
+// ResetEventType is the type of the event a subscriber gets instead of a
+// replay when the store cannot serve its Last-Event-ID (unknown, or expired
+// from retention): its data is {"head":"<id>","reason":"expired"|"unknown"},
+// its id is that head, and the response carries the header ResetHeader with
+// the reason. Live events follow. See sse.ResetEvent.
+const ResetEventType = sse.ResetEventType
+
+// ResetHeader is the response header set, to "expired" or "unknown", when a
+// subscriber gets a reset event.
+const ResetHeader = sse.ResetHeader
+
+// replayBatch is how much replayed history is buffered per write.
+const replayBatch = 64 << 10
+
+// maxPooledBuf bounds the buffers kept for reuse.
+const maxPooledBuf = 1 << 20
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+func getBuf() []byte { return (*bufPool.Get().(*[]byte))[:0] }
+
+func putBuf(b []byte) {
+	if cap(b) == 0 || cap(b) > maxPooledBuf {
+		return
+	}
+	b = b[:0]
+	bufPool.Put(&b)
+}
+
+// ServeHTTP serves one subscriber: it asks Config.Subscription for the
+// subscription (an error refuses the request with its status), registers
+// the subscriber, sends the stream's headers, a priming event, the history
+// after the Last-Event-ID (header, or the Config.LastEventIDParam query
+// parameter) or a reset event, and then live events until the client goes
+// away or the hub ends the stream.
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sub, err := h.cfg.Subscription(r)
+	if err != nil {
+		code, msg := statusOf(err)
+		h.log.Debug("hub: subscription refused", "status", code, "err", err, "remote", r.RemoteAddr)
+		http.Error(w, msg, code)
+		return
+	}
+	h.serve(w, r, sub, streamTarget{})
+}
+
+// streamTarget names the completable stream a request reads, if any.
+type streamTarget struct {
+	id    string
+	start string // cursor before the stream's first event
+	known bool   // start is known (the stream was opened on this hub)
+}
+
+// enter counts a request being served, unless the hub is shut down.
+func (h *Hub) enter() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.conns.Add(1)
+	return true
+}
+
+func (h *Hub) serve(w http.ResponseWriter, r *http.Request, sub Subscription, st streamTarget) {
+	if !h.enter() {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer h.conns.Done()
+	ctx := r.Context()
+
+	sessions := h.cfg.Session.TTL > 0 && st.id == ""
+	if err := h.normalize(&sub, !sessions && st.id == ""); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	cursor, err := h.lastEventID(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	poll := sub.PollInterval
+	if poll <= 0 {
+		poll = h.cfg.PollInterval
+	}
+	replay := cursor != ""
+	if st.id != "" && cursor == "" {
+		if !st.known {
+			if h.streams.isFinished(st.id) {
+				w.WriteHeader(http.StatusNoContent)
+			} else {
+				http.Error(w, "unknown stream", http.StatusNotFound)
+			}
+			return
+		}
+		cursor, replay = st.start, true
+	}
+
+	c := &conn{h: h, w: w, rc: http.NewResponseController(w)}
+	var session string
+	if sessions {
+		var scursor string
+		session, scursor = h.attachSession(w, r, sub.Subject)
+		defer func() { h.detachSession(session, c.lastID) }()
+		if cursor == "" && scursor != "" {
+			cursor, replay = scursor, true
+		}
+	}
+
+	s := newSubscriber(h, sub, session, st.id)
+	c.s = s
+	if poll <= 0 {
+		if err := h.register(ctx, s); err != nil {
+			if errors.Is(err, ErrHubClosed) {
+				w.Header().Set("Retry-After", "1")
+				http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			}
+			return
+		}
+		defer h.unregister(s)
+	}
+	h.metrics.SubscriberConnected()
+	if h.cfg.OnConnect != nil {
+		h.cfg.OnConnect(s, r)
+	}
+
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Accel-Buffering", "no")
+
+	c.buf = getBuf()
+	reason := c.run(ctx, cursor, replay, poll, st.id)
+	putBuf(c.buf)
+	c.buf = nil
+	if c.wrote && !c.noDeadline {
+		_ = c.rc.SetWriteDeadline(time.Time{})
+	}
+	if reason == ReasonSlow {
+		h.stats.slow.Add(1)
+	}
+	h.metrics.SubscriberDisconnected(reason)
+	if h.cfg.OnDisconnect != nil {
+		h.cfg.OnDisconnect(s, reason)
+	}
+}
+
+// lastEventID returns the request's cursor: the Last-Event-ID header, else
+// the query parameter. An id too long or with CR, LF or NUL is refused.
+func (h *Hub) lastEventID(r *http.Request) (string, error) {
+	id := r.Header.Get("Last-Event-ID")
+	if id == "" && h.cfg.LastEventIDParam != "-" {
+		id = r.URL.Query().Get(h.cfg.LastEventIDParam)
+	}
+	if len(id) > h.cfg.MaxLastEventIDLen {
+		return "", fmt.Errorf("hub: Last-Event-ID longer than %d bytes", h.cfg.MaxLastEventIDLen)
+	}
+	if !sse.ValidID(id) {
+		return "", errors.New("hub: Last-Event-ID contains CR, LF or NUL")
+	}
+	return id, nil
+}
+
+// conn is the state of one response, used by the handler goroutine only.
+type conn struct {
+	h          *Hub
+	s          *Subscriber
+	w          http.ResponseWriter
+	rc         *http.ResponseController
+	buf        []byte
+	wrote      bool   // status and headers are sent
+	noDeadline bool   // the writer does not support write deadlines
+	lastID     string // the last id written (the client's cursor)
+
+	pendingReplay int // replayed events buffered but not yet written
+}
+
+// run sends the stream and returns why it ended.
+func (c *conn) run(ctx context.Context, cursor string, replay bool, poll time.Duration, stream string) DisconnectReason {
+	var maxSent uint64
+	if replay {
+		var reason DisconnectReason
+		maxSent, reason = c.replay(ctx, cursor, stream)
+		if reason != "" {
+			return reason
+		}
+	} else {
+		head, err := c.h.store.Head(ctx)
+		if err != nil {
+			return c.storeFailed(ctx, err)
+		}
+		c.prime(head)
+	}
+	if poll > 0 {
+		c.buf = sse.AppendRetry(c.buf, poll)
+		if c.flush(0) != nil {
+			return ReasonClient
+		}
+		return ReasonPoll
+	}
+	return c.live(ctx, maxSent)
+}
+
+// prime appends the priming event: the cursor as an id, with empty data.
+func (c *conn) prime(id string) {
+	if id == "" {
+		return
+	}
+	c.buf, _ = sse.AppendEvent(c.buf, sse.Event{ID: id})
+	c.lastID = id
+}
+
+// replay sends the history after cursor. It returns the highest position
+// sent, and a reason when the response is over.
+func (c *conn) replay(ctx context.Context, cursor, stream string) (uint64, DisconnectReason) {
+	h := c.h
+	began := h.clock.Now()
+	c.prime(cursor)
+	var maxSent uint64
+	n, pending := 0, 0
+	ended := false
+	for ev, err := range h.store.History(ctx, cursor, c.s.wants) {
+		if err != nil {
+			if n == 0 && !c.wrote && (errors.Is(err, store.ErrUnknownID) || errors.Is(err, store.ErrExpired)) {
+				if err := c.reset(ctx, cursor, err); err != nil {
+					return 0, c.storeFailed(ctx, err)
+				}
+				break
+			}
+			return 0, c.storeFailed(ctx, err)
+		}
+		if ev.Type == typeStreamEnd {
+			ended = true
+			break
+		}
+		maxSent = ev.Pos
+		buf, err := sse.AppendEvent(c.buf, sse.Event{ID: ev.ID, Type: ev.Type, Data: ev.Data, Retry: ev.Retry})
+		if err != nil {
+			h.log.Error("hub: skipping an event the store holds that cannot be sent", "id", ev.ID, "err", err)
+			continue
+		}
+		c.buf = buf
+		c.lastID = ev.ID
+		n++
+		pending++
+		if len(c.buf) >= replayBatch {
+			if c.flush(pending) != nil {
+				return 0, ReasonClient
+			}
+			pending = 0
+		}
+	}
+	h.stats.replayed.Add(uint64(n))
+	h.metrics.Replayed(n, h.clock.Now().Sub(began))
+	if stream != "" && (ended || (n == 0 && h.streams.isFinished(stream))) {
+		if n == 0 && !c.wrote {
+			// Nothing left: 204 tells a browser to stop reconnecting.
+			hdr := c.w.Header()
+			hdr.Del("Content-Type")
+			hdr.Del("X-Accel-Buffering")
+			c.w.WriteHeader(http.StatusNoContent)
+			c.wrote = true
+			c.buf = c.buf[:0]
+			return 0, ReasonStreamEnd
+		}
+		if c.flush(pending) != nil {
+			return 0, ReasonClient
+		}
+		return 0, ReasonStreamEnd
+	}
+	c.pendingReplay = pending
+	return maxSent, ""
+}
+
+// reset replaces the replay with the reset signal.
+func (c *conn) reset(ctx context.Context, cursor string, cause error) error {
+	h := c.h
+	reason := sse.ResetUnknown
+	if errors.Is(cause, store.ErrExpired) {
+		reason = sse.ResetExpired
+	}
+	head, err := h.store.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("head for reset: %w", err)
+	}
+	c.buf = c.buf[:0] // the priming event would repeat the useless cursor
+	c.w.Header().Set(ResetHeader, reason)
+	if head == "" {
+		// An empty log has no id to move to: clear the client's cursor.
+		c.buf = append(c.buf, "id\n"...)
+	}
+	c.buf, _ = sse.AppendEvent(c.buf, sse.ResetEvent(head, reason))
+	c.lastID = head
+	h.stats.resets.Add(1)
+	h.metrics.Reset(reason)
+	h.log.Info("hub: cursor cannot be replayed; sent a reset event", "reason", reason,
+		"last_event_id", cursor, "head", head, "subscriber", c.s.idStr)
+	return nil
+}
+
+// storeFailed ends a response after a store error: with 503 when nothing
+// was sent yet, else by ending the stream (the client resumes).
+func (c *conn) storeFailed(ctx context.Context, err error) DisconnectReason {
+	if ctx.Err() != nil {
+		return ReasonClient
+	}
+	c.h.log.Error("hub: store failed while serving a subscriber", "err", err, "subscriber", c.s.idStr)
+	if !c.wrote {
+		c.wrote = true
+		c.w.Header().Set("Retry-After", "1")
+		http.Error(c.w, "event store unavailable", http.StatusServiceUnavailable)
+	}
+	return ReasonStoreError
+}
+
+// live writes queued events until the stream ends.
+func (c *conn) live(ctx context.Context, maxSent uint64) DisconnectReason {
+	h, s := c.h, c.s
+	var (
+		timer    Timer
+		timerC   <-chan time.Time
+		nextBeat time.Time
+		end      time.Time
+		beat     bool
+		spare    []item
+	)
+	now := h.clock.Now()
+	if h.cfg.Heartbeat > 0 {
+		nextBeat = now.Add(h.cfg.Heartbeat)
+	}
+	if lt := h.cfg.MaxLifetime; lt > 0 {
+		end = now.Add(lt - h.cfg.Jitter(lt/10))
+	}
+	arm := func(now time.Time) {
+		next := nextBeat
+		if next.IsZero() || (!end.IsZero() && end.Before(next)) {
+			next = end
+		}
+		if next.IsZero() {
+			return
+		}
+		if timer == nil {
+			timer = h.clock.NewTimer(next.Sub(now))
+			timerC = timer.C()
+		} else {
+			timer.Reset(next.Sub(now))
+		}
+	}
+	arm(now)
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+
+	pending := c.pendingReplay
+	for {
+		if c.buf == nil {
+			c.buf = getBuf()
+		}
+		items, gap, reason := s.take(spare)
+		ended := false
+		for _, it := range items {
+			if it.pos <= maxSent {
+				continue // already replayed
+			}
+			if it.end {
+				ended = true
+				break
+			}
+			c.buf = append(c.buf, it.ev.Bytes()...)
+			c.lastID = it.ev.Event().ID
+			pending++
+		}
+		clear(items)
+		spare = items
+		if gap > 0 {
+			c.buf = appendGap(c.buf, gap)
+		}
+		if beat {
+			c.buf = sse.AppendComment(c.buf, "")
+			beat = false
+		}
+		if reason != "" {
+			if !reason.retries() {
+				return reason
+			}
+			c.buf = sse.AppendRetry(c.buf, h.cfg.Retry)
+			_ = c.flush(pending)
+			return reason
+		}
+		if len(c.buf) > 0 || !c.wrote {
+			if c.flush(pending) != nil {
+				return ReasonClient
+			}
+			pending = 0
+		}
+		if ended {
+			return ReasonStreamEnd
+		}
+		putBuf(c.buf)
+		c.buf = nil
+		select {
+		case <-s.wake:
+		case <-timerC:
+			now := h.clock.Now()
+			if !end.IsZero() && !now.Before(end) {
+				s.close(ReasonLifetime)
+				continue
+			}
+			if !nextBeat.IsZero() && !now.Before(nextBeat) {
+				beat = true
+				nextBeat = now.Add(h.cfg.Heartbeat)
+			}
+			arm(now)
+		case <-ctx.Done():
+			return ReasonClient
+		}
+	}
+}
+
+// flush writes the buffer in one write and one flush, under the write
+// deadline, and counts n delivered events.
+func (c *conn) flush(n int) error {
+	if !c.noDeadline {
+		if err := c.rc.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout)); errors.Is(err, http.ErrNotSupported) {
+			c.noDeadline = true
+		}
+	}
+	c.wrote = true
+	_, err := c.w.Write(c.buf)
+	c.buf = c.buf[:0]
+	if err == nil {
+		if err = c.rc.Flush(); errors.Is(err, http.ErrNotSupported) {
+			err = nil
+		}
+	}
+	if err != nil {
+		return err
+	}
+	c.count(n)
+	return nil
+}
+
+func (c *conn) count(n int) {
+	if n <= 0 {
+		return
+	}
+	c.s.delivered.Add(uint64(n))
+	c.h.stats.delivered.Add(uint64(n))
+	c.h.metrics.Delivered(n)
+}
+
+// appendGap appends the PolicyDrop gap marker.
+func appendGap(dst []byte, dropped uint64) []byte {
+	dst = append(dst, "event: "+GapEventType+"\ndata: {\"dropped\":"...)
+	dst = fmt.Appendf(dst, "%d", dropped)
+	return append(dst, "}\n\n"...)
+}

@@ -1,0 +1,498 @@
+// Package hub is sluice's server engine: it fans events out from an ordered
+// log (a [store.Store]) to Server-Sent Events subscribers over net/http, and
+// resumes every subscriber exactly where it left off.
+//
+// # Embedding
+//
+//	h, err := hub.New(hub.Config{Store: st})
+//	...
+//	mux.Handle("GET /events", h) // ?topic=a&topic=b
+//	id, err := h.Publish(ctx, []string{"a"}, sse.Event{Data: "hello"})
+//	...
+//	h.Shutdown(ctx) // before http.Server.Shutdown
+//
+// # The log is the bus
+//
+// [Hub.Publish] appends to the store and returns; it never touches a
+// subscriber. One follower goroutine per hub follows the store and
+// dispatches every event, in log order, to the subscribers whose
+// subscription matches: each event is formatted once and a pointer to it is
+// put in each subscriber's bounded queue. Each connection is served by the
+// handler's own goroutine, which writes everything queued in one write and
+// one flush under a write deadline. A full queue is handled by the
+// configured [Policy].
+//
+// # Resuming
+//
+// A subscriber is registered with the dispatcher before its response
+// headers are sent, so an event published after the client sees the stream
+// open is never missed. With a Last-Event-ID the handler then replays the
+// store's history after that id while live events queue up, and switches to
+// live events skipping those already replayed (store positions are
+// comparable, so the handoff has no gap and no duplicate). A cursor the
+// store cannot serve gets an explicit reset event ([ResetEventType]) and a
+// Sluice-Reset response header, never silent loss. Every stream opens with a
+// priming event (an id and empty data) so a client that received nothing
+// still has a cursor (MCP SEP-1699).
+//
+// # Sessions and completable streams
+//
+// Targeted sends ([Hub.SendToSessions]) and completable streams
+// ([Hub.OpenStream]) are log events on reserved topics ("sluice:…") that
+// only their owner matches, so they are buffered by the log while a client
+// is away and replayed like everything else. The session and stream
+// registries are in memory: they are per hub instance.
+//
+// The package imports only the standard library and sluice's sse and store
+// packages.
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice/sse"
+	"github.com/sluicehq/sluice/store"
+)
+
+// Errors a caller must tell apart. They are returned wrapped with context:
+// test them with errors.Is.
+var (
+	// ErrHubClosed reports use of a hub after Shutdown.
+	ErrHubClosed = errors.New("hub: closed")
+	// ErrEventTooLarge reports an event larger than Config.MaxEventSize.
+	ErrEventTooLarge = errors.New("hub: event too large")
+	// ErrTooManyTopics reports a publish or subscription with more than
+	// Config.MaxTopics topics.
+	ErrTooManyTopics = errors.New("hub: too many topics")
+	// ErrNoTopics reports a publish or subscription without any topic.
+	ErrNoTopics = errors.New("hub: no topics")
+	// ErrReservedTopic reports a topic in the namespace the hub reserves for
+	// sessions and streams (prefix "sluice:"), or an empty topic.
+	ErrReservedTopic = errors.New("hub: reserved or empty topic")
+	// ErrReservedType reports an event type in the namespace the hub
+	// reserves for its own signals (prefix "sluice-").
+	ErrReservedType = errors.New("hub: reserved event type")
+	// ErrUnknownSession reports a send to a session the hub does not know
+	// (never issued, or expired).
+	ErrUnknownSession = errors.New("hub: unknown session")
+	// ErrStreamFinished reports a send to a completable stream that was
+	// already finished.
+	ErrStreamFinished = errors.New("hub: stream finished")
+	// ErrUnknownStream reports a completable stream the hub does not know.
+	ErrUnknownStream = errors.New("hub: unknown stream")
+)
+
+// Policy decides what happens when a subscriber's queue is full.
+type Policy int
+
+const (
+	// PolicyDisconnect (the default) ends the slow subscriber's response.
+	// Nothing is lost: the client resumes from the store with its
+	// Last-Event-ID.
+	PolicyDisconnect Policy = iota
+	// PolicyDrop drops the events that do not fit and sends a gap marker
+	// (an event of type [GapEventType]) before the next event delivered,
+	// so the client knows it missed some.
+	PolicyDrop
+	// PolicyBlock makes the dispatcher wait, up to Config.BlockTimeout,
+	// for room in the queue, then disconnects the subscriber. The
+	// dispatcher is shared: while it waits, no subscriber of the hub gets
+	// new events. Use it only where every subscriber is trusted and fast.
+	PolicyBlock
+)
+
+// String returns the policy's name.
+func (p Policy) String() string {
+	switch p {
+	case PolicyDisconnect:
+		return "disconnect"
+	case PolicyDrop:
+		return "drop"
+	case PolicyBlock:
+		return "block"
+	}
+	return fmt.Sprintf("Policy(%d)", int(p))
+}
+
+// Default limits, used where a Config field is zero.
+const (
+	DefaultHeartbeat         = 15 * time.Second
+	DefaultWriteTimeout      = 10 * time.Second
+	DefaultQueueEvents       = 1024
+	DefaultQueueBytes        = 4 << 20
+	DefaultReplayEvents      = 64 << 10
+	DefaultReplayBytes       = 64 << 20
+	DefaultBlockTimeout      = time.Second
+	DefaultMaxTopics         = 64
+	DefaultMaxEventSize      = 1 << 20
+	DefaultMaxLastEventIDLen = 1024
+	DefaultLastEventIDParam  = "lastEventID"
+	DefaultRetry             = time.Second
+	DefaultStreamTTL         = time.Hour
+	DefaultSessionHeader     = "Sluice-Session"
+	DefaultSessionCookie     = "sluice_session"
+)
+
+// Config configures a Hub. Only Store is required; every zero field takes
+// the documented default.
+type Config struct {
+	// Store is the log the hub publishes to and follows. Required. The hub
+	// does not close it.
+	Store store.Store
+
+	// Subscription turns a subscriber's request into its subscription: the
+	// topics, an optional pattern matcher and the per-event authorization.
+	// An error rejects the connection (see [StatusError]). Default:
+	// [QueryTopics]("topic").
+	Subscription func(r *http.Request) (Subscription, error)
+
+	// Logger receives the hub's logs. Default slog.Default().
+	Logger *slog.Logger
+	// Metrics receives counters. Default: none.
+	Metrics Metrics
+	// OnConnect is called once a subscriber is registered, before its
+	// response starts. It runs on the subscriber's goroutine.
+	OnConnect func(s *Subscriber, r *http.Request)
+	// OnDisconnect is called when a subscriber's response ends.
+	OnDisconnect func(s *Subscriber, reason DisconnectReason)
+
+	// Clock drives heartbeats, lifetimes, the block policy and TTLs.
+	// Default: the real clock. Tests inject a fake one.
+	Clock Clock
+	// Jitter returns a random duration in [0, max). It shortens each
+	// connection's MaxLifetime by up to a tenth so that connections opened
+	// together do not all rotate together. Default: math/rand/v2.
+	Jitter func(max time.Duration) time.Duration
+
+	// Heartbeat is the interval between comment lines sent to keep idle
+	// connections alive through proxies. Zero means DefaultHeartbeat
+	// (15 s); a negative value turns heartbeats off. (The zero value cannot
+	// mean both "default" and "off"; like every other field here, zero is
+	// the default.)
+	Heartbeat time.Duration
+	// WriteTimeout bounds each write to a subscriber. Default 10 s.
+	WriteTimeout time.Duration
+	// Retry is the reconnection time sent in a "retry:" field before the
+	// hub closes a stream itself (lifetime, Disconnect, Shutdown).
+	// Default 1 s.
+	Retry time.Duration
+	// MaxLifetime, when positive, ends every connection after this long
+	// (minus up to a tenth of jitter) with a "retry:", so connections
+	// rotate across instances behind a load balancer. Default: no limit.
+	MaxLifetime time.Duration
+	// PollInterval, when positive, serves every request in polling mode:
+	// the response carries what is available after the request's
+	// Last-Event-ID, then "retry: PollInterval", and ends. A Subscription
+	// can also ask for polling per request.
+	PollInterval time.Duration
+
+	// QueueEvents and QueueBytes bound each subscriber's queue of live
+	// events. Defaults 1024 events and 4 MiB. An event larger than
+	// QueueBytes is still queued when the queue is empty.
+	QueueEvents int
+	QueueBytes  int
+	// Policy decides what happens when a queue is full. Default
+	// PolicyDisconnect.
+	Policy Policy
+	// BlockTimeout is how long PolicyBlock waits for room. Default 1 s.
+	BlockTimeout time.Duration
+	// ReplayEvents and ReplayBytes bound the live events a subscriber may
+	// buffer while its history is being replayed (the handler is busy
+	// replaying, so the usual queue limits do not apply then). A
+	// subscriber that goes over is disconnected, whatever the Policy, and
+	// resumes from its Last-Event-ID. Defaults 65536 events and 64 MiB.
+	ReplayEvents int
+	ReplayBytes  int
+
+	// MaxTopics bounds the topics of one publish or subscription.
+	// Default 64. More is refused with ErrTooManyTopics (400 for a
+	// subscriber).
+	MaxTopics int
+	// MaxEventSize bounds an event's id, type and data together on
+	// Publish. Default 1 MiB. Larger events are refused with
+	// ErrEventTooLarge.
+	MaxEventSize int
+	// MaxLastEventIDLen bounds the Last-Event-ID a subscriber may send.
+	// Default 1024 bytes. A longer one, or one containing CR, LF or NUL, is
+	// refused with 400 Bad Request: no id this hub issued looks like that.
+	// A well-formed id the store does not know gets a reset event instead.
+	MaxLastEventIDLen int
+	// LastEventIDParam is the query parameter read when the Last-Event-ID
+	// header is absent. Default "lastEventID"; "-" disables it.
+	LastEventIDParam string
+
+	// Session enables sessions when Session.TTL is positive.
+	Session SessionConfig
+	// StreamTTL is how long the hub remembers a completable stream after
+	// its last send or its finish. Default 1 h.
+	StreamTTL time.Duration
+
+	swept chan struct{} // tests: signalled after each janitor sweep
+}
+
+func (c *Config) setDefaults() error {
+	if c.Store == nil {
+		return errors.New("hub: Config.Store is required")
+	}
+	if c.Subscription == nil {
+		c.Subscription = QueryTopics("topic")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Metrics == nil {
+		c.Metrics = NopMetrics{}
+	}
+	if c.Clock == nil {
+		c.Clock = realClock{}
+	}
+	if c.Jitter == nil {
+		c.Jitter = defaultJitter
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	defInt := func(n *int, v int) {
+		if *n <= 0 {
+			*n = v
+		}
+	}
+	def(&c.Heartbeat, DefaultHeartbeat)
+	def(&c.WriteTimeout, DefaultWriteTimeout)
+	def(&c.Retry, DefaultRetry)
+	def(&c.BlockTimeout, DefaultBlockTimeout)
+	def(&c.StreamTTL, DefaultStreamTTL)
+	defInt(&c.QueueEvents, DefaultQueueEvents)
+	defInt(&c.QueueBytes, DefaultQueueBytes)
+	defInt(&c.ReplayEvents, DefaultReplayEvents)
+	defInt(&c.ReplayBytes, DefaultReplayBytes)
+	defInt(&c.MaxTopics, DefaultMaxTopics)
+	defInt(&c.MaxEventSize, DefaultMaxEventSize)
+	defInt(&c.MaxLastEventIDLen, DefaultMaxLastEventIDLen)
+	if c.LastEventIDParam == "" {
+		c.LastEventIDParam = DefaultLastEventIDParam
+	}
+	if c.Session.Header == "" {
+		c.Session.Header = DefaultSessionHeader
+	}
+	if c.Session.Cookie == "" {
+		c.Session.Cookie = DefaultSessionCookie
+	}
+	if c.Policy < PolicyDisconnect || c.Policy > PolicyBlock {
+		return fmt.Errorf("hub: invalid Config.Policy %v", c.Policy)
+	}
+	if c.ReplayEvents < c.QueueEvents {
+		c.ReplayEvents = c.QueueEvents
+	}
+	if c.ReplayBytes < c.QueueBytes {
+		c.ReplayBytes = c.QueueBytes
+	}
+	return nil
+}
+
+// Hub fans events out from a store to SSE subscribers. It is an
+// http.Handler for subscribers; create it with New. A Hub is safe for
+// concurrent use.
+type Hub struct {
+	cfg     Config
+	store   store.Store
+	log     *slog.Logger
+	metrics Metrics
+	clock   Clock
+
+	ctx    context.Context // ends when the hub is shut down
+	cancel context.CancelFunc
+	bg     sync.WaitGroup // the follower and the janitor
+	conns  sync.WaitGroup // requests being served
+
+	closing atomic.Bool
+	nextID  atomic.Uint64
+
+	// mu guards the dispatcher's view of subscribers (the topic index),
+	// its position and its readiness.
+	mu       sync.Mutex
+	closed   bool
+	ready    chan struct{} // closed while the follower is following
+	isReady  bool
+	lastPos  uint64 // Pos of the last event dispatched
+	exact    map[string][]*Subscriber
+	patterns []*Subscriber
+	subs     map[uint64]*Subscriber
+
+	// dispatcher-only scratch space
+	targets []*Subscriber
+	pats    []*Subscriber
+	seq     uint64
+	mcache  map[string]bool
+
+	sessions sessionRegistry
+	streams  streamRegistry
+
+	stats hubCounters
+}
+
+// New returns a hub following cfg.Store from its current head. It starts
+// the follower goroutine; stop it with Shutdown.
+func New(cfg Config) (*Hub, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &Hub{
+		cfg:     cfg,
+		store:   cfg.Store,
+		log:     cfg.Logger,
+		metrics: cfg.Metrics,
+		clock:   cfg.Clock,
+		ctx:     ctx,
+		cancel:  cancel,
+		ready:   make(chan struct{}),
+		exact:   make(map[string][]*Subscriber),
+		subs:    make(map[uint64]*Subscriber),
+		mcache:  make(map[string]bool),
+	}
+	h.sessions.init()
+	h.streams.init()
+	h.bg.Add(2)
+	go h.follow()
+	go h.janitor()
+	return h, nil
+}
+
+// PublishOption changes how Publish stores an event.
+type PublishOption func(*store.Event)
+
+// Private marks the event private: only subscribers whose
+// Subscription.Authorize accepts it receive it (a subscription without
+// Authorize never receives private events).
+func Private() PublishOption { return func(e *store.Event) { e.Private = true } }
+
+// Publish appends e to the store under topics and returns its id. It
+// returns once the store has the event; subscribers get it from the
+// follower, never from Publish, so Publish never blocks on a subscriber. A
+// non-empty e.ID is a publisher-supplied id (the store indexes it as a
+// cursor). Topics must not be empty nor start with "sluice:"; e.Type must
+// not start with "sluice-".
+func (h *Hub) Publish(ctx context.Context, topics []string, e sse.Event, opts ...PublishOption) (string, error) {
+	if len(topics) == 0 {
+		return "", fmt.Errorf("hub: publish: %w", ErrNoTopics)
+	}
+	for _, t := range topics {
+		if t == "" || isReserved(t) {
+			return "", fmt.Errorf("hub: publish: %w: %q", ErrReservedTopic, t)
+		}
+	}
+	if isReservedType(e.Type) {
+		return "", fmt.Errorf("hub: publish: %w: %q", ErrReservedType, e.Type)
+	}
+	se := store.Event{ID: e.ID, Topics: topics, Type: e.Type, Data: e.Data, Retry: e.Retry}
+	for _, o := range opts {
+		o(&se)
+	}
+	return h.append(ctx, se)
+}
+
+// append validates and appends an event built by the hub or a caller.
+func (h *Hub) append(ctx context.Context, se store.Event) (string, error) {
+	if h.closing.Load() {
+		return "", fmt.Errorf("hub: publish: %w", ErrHubClosed)
+	}
+	if len(se.Topics) > h.cfg.MaxTopics {
+		return "", fmt.Errorf("hub: publish: %w: %d > %d", ErrTooManyTopics, len(se.Topics), h.cfg.MaxTopics)
+	}
+	if n := len(se.ID) + len(se.Type) + len(se.Data); n > h.cfg.MaxEventSize {
+		return "", fmt.Errorf("hub: publish: %w: %d bytes > %d", ErrEventTooLarge, n, h.cfg.MaxEventSize)
+	}
+	if err := (sse.Event{ID: se.ID, Type: se.Type, Retry: se.Retry}).Validate(); err != nil {
+		return "", fmt.Errorf("hub: publish: %w", err)
+	}
+	stored, err := h.store.Append(ctx, se)
+	if err != nil {
+		return "", fmt.Errorf("hub: publish to %v: %w", se.Topics, err)
+	}
+	h.stats.published.Add(1)
+	h.metrics.Published(1)
+	return stored.ID, nil
+}
+
+// Shutdown stops the hub gracefully: new subscribers are refused with 503,
+// Publish fails with ErrHubClosed, and every connected subscriber gets what
+// is already queued for it, a "retry:" asking it to come back after
+// Config.Retry, and the end of its response. Shutdown waits for the
+// responses to end, or for ctx, and stops the follower. It does not close
+// the store. Call it before http.Server.Shutdown.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.closing.Store(true)
+	h.mu.Lock()
+	h.closed = true
+	for _, s := range h.subs {
+		s.close(ReasonShutdown)
+	}
+	h.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() { h.conns.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("hub: shutdown: %w", ctx.Err())
+	}
+	h.cancel()
+	h.bg.Wait()
+	return err
+}
+
+// Subscribers returns the number of connected subscribers.
+func (h *Hub) Subscribers() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs)
+}
+
+// Disconnect ends the response of the subscriber with the given id (see
+// Subscriber.ID) with a "retry:", as Subscriber.Close does. It reports
+// whether the subscriber was connected.
+func (h *Hub) Disconnect(id string) bool {
+	n, err := strconv.ParseUint(id, 10, 64)
+	if err != nil {
+		return false
+	}
+	h.mu.Lock()
+	s := h.subs[n]
+	h.mu.Unlock()
+	if s == nil {
+		return false
+	}
+	s.close(ReasonClosed)
+	return true
+}
+
+const (
+	reservedTopicPrefix = "sluice:"
+	reservedTypePrefix  = "sluice-"
+)
+
+func isReserved(topic string) bool { return strings.HasPrefix(topic, reservedTopicPrefix) }
+
+func isReservedType(typ string) bool { return strings.HasPrefix(typ, reservedTypePrefix) }
+
+func hasReserved(topics []string) bool {
+	for _, t := range topics {
+		if isReserved(t) {
+			return true
+		}
+	}
+	return false
+}

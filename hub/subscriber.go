@@ -1,0 +1,345 @@
+package hub
+
+import (
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice/sse"
+	"github.com/sluicehq/sluice/store"
+)
+
+// GapEventType is the type of the marker event a subscriber under
+// PolicyDrop receives where events were dropped. Its data is JSON
+// {"dropped":N} and it has no id, so the client's cursor is unchanged.
+const GapEventType = "sluice-gap"
+
+// DisconnectReason says why a subscriber's response ended.
+type DisconnectReason string
+
+// Why a response ends.
+const (
+	// ReasonClient: the client went away, or a write failed or timed out.
+	ReasonClient DisconnectReason = "client"
+	// ReasonSlow: the subscriber's queue overflowed under PolicyDisconnect
+	// or PolicyBlock.
+	ReasonSlow DisconnectReason = "slow"
+	// ReasonReplayOverflow: live events overflowed the replay allowance
+	// while history was being replayed.
+	ReasonReplayOverflow DisconnectReason = "replay-overflow"
+	// ReasonLifetime: Config.MaxLifetime was reached.
+	ReasonLifetime DisconnectReason = "lifetime"
+	// ReasonClosed: Subscriber.Close or Hub.Disconnect.
+	ReasonClosed DisconnectReason = "closed"
+	// ReasonShutdown: Hub.Shutdown.
+	ReasonShutdown DisconnectReason = "shutdown"
+	// ReasonPoll: a polling response ended after what was available.
+	ReasonPoll DisconnectReason = "poll"
+	// ReasonStreamEnd: the completable stream was finished.
+	ReasonStreamEnd DisconnectReason = "stream-end"
+	// ReasonStoreError: the store failed (replay or follow); the client
+	// resumes from its Last-Event-ID.
+	ReasonStoreError DisconnectReason = "store-error"
+)
+
+// retries reports whether the hub sends "retry:" before ending a response
+// for this reason: only when the hub itself chose to end a healthy stream.
+func (r DisconnectReason) retries() bool {
+	switch r {
+	case ReasonLifetime, ReasonClosed, ReasonShutdown, ReasonPoll:
+		return true
+	}
+	return false
+}
+
+// item is one entry of a subscriber's queue: a formatted event and its log
+// position, or the end marker of a completable stream.
+type item struct {
+	ev  *sse.PreparedEvent
+	pos uint64
+	end bool
+}
+
+func (it item) size() int {
+	if it.ev == nil {
+		return 0
+	}
+	return it.ev.Len()
+}
+
+// Subscriber is one connected SSE response. The hub passes it to the
+// OnConnect and OnDisconnect hooks; its methods are safe for concurrent use.
+type Subscriber struct {
+	hub       *Hub
+	id        uint64
+	idStr     string
+	subject   string
+	session   string
+	topics    []string // the subscription's exact topics
+	index     []string // topics indexed for dispatch: topics + reserved ones
+	slots     []int    // position in hub.exact[index[i]]
+	patSlot   int      // position in hub.patterns, -1 if none
+	match     func(topics []string) bool
+	matchKey  string
+	authorize func(e *store.Event) bool
+	topicSet  map[string]struct{} // for replay filtering of many topics
+	mark      uint64              // dispatcher only: dedup per event
+
+	wake chan struct{} // cap 1: something to write, or closed
+	room chan struct{} // cap 1, PolicyBlock only: the queue was drained
+
+	mu        sync.Mutex
+	q         []item
+	qBytes    int
+	gap       uint64
+	buffering bool
+	closed    bool
+	reason    DisconnectReason
+
+	delivered atomic.Uint64
+	dropped   atomic.Uint64
+}
+
+func newSubscriber(h *Hub, sub Subscription, session, stream string) *Subscriber {
+	id := h.nextID.Add(1)
+	s := &Subscriber{
+		hub:       h,
+		id:        id,
+		idStr:     strconv.FormatUint(id, 10),
+		subject:   sub.Subject,
+		session:   session,
+		topics:    sub.Topics,
+		match:     sub.Match,
+		matchKey:  sub.MatchKey,
+		authorize: sub.Authorize,
+		patSlot:   -1,
+		wake:      make(chan struct{}, 1),
+	}
+	s.index = sub.Topics
+	if session != "" || stream != "" {
+		s.index = append(make([]string, 0, len(sub.Topics)+2), sub.Topics...)
+		if session != "" {
+			s.index = append(s.index, sessionTopic(session))
+		}
+		if stream != "" {
+			s.index = append(s.index, streamTopic(stream))
+		}
+	}
+	if len(s.index) > 8 {
+		s.topicSet = make(map[string]struct{}, len(s.index))
+		for _, t := range s.index {
+			s.topicSet[t] = struct{}{}
+		}
+	}
+	if h.cfg.Policy == PolicyBlock {
+		s.room = make(chan struct{}, 1)
+	}
+	return s
+}
+
+// ID returns the subscriber's id, unique within the hub (see
+// Hub.Disconnect).
+func (s *Subscriber) ID() string { return s.idStr }
+
+// Subject returns the authenticated subject of the subscription.
+func (s *Subscriber) Subject() string { return s.subject }
+
+// Session returns the subscriber's session id, or "" without sessions.
+func (s *Subscriber) Session() string { return s.session }
+
+// Topics returns a copy of the subscription's exact topics.
+func (s *Subscriber) Topics() []string { return append([]string(nil), s.topics...) }
+
+// Close ends the subscriber's response with a "retry:" (Config.Retry), as
+// for a server-initiated close under MCP SEP-1699: what is already queued
+// is written first.
+func (s *Subscriber) Close() { s.close(ReasonClosed) }
+
+// SubscriberStats is a snapshot of one subscriber's counters.
+type SubscriberStats struct {
+	Queued      int    // events waiting in the queue
+	QueuedBytes int    // their size on the wire
+	Delivered   uint64 // events written to the response
+	Dropped     uint64 // events dropped under PolicyDrop
+}
+
+// Stats returns a snapshot of the subscriber's counters.
+func (s *Subscriber) Stats() SubscriberStats {
+	s.mu.Lock()
+	n, b := len(s.q), s.qBytes
+	s.mu.Unlock()
+	return SubscriberStats{Queued: n, QueuedBytes: b, Delivered: s.delivered.Load(), Dropped: s.dropped.Load()}
+}
+
+// close marks the subscriber closed and wakes its handler. The first
+// reason wins.
+func (s *Subscriber) close(reason DisconnectReason) {
+	s.mu.Lock()
+	s.closeLocked(reason)
+	s.mu.Unlock()
+}
+
+func (s *Subscriber) closeLocked(reason DisconnectReason) {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	s.reason = reason
+	s.signal()
+}
+
+func (s *Subscriber) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// enqueue adds it to the queue, applying the limits and the policy. It is
+// called by the dispatcher only, in log order.
+func (s *Subscriber) enqueue(it item) {
+	h := s.hub
+	n := it.size()
+	s.mu.Lock()
+	var deadline time.Time
+	for {
+		if s.closed {
+			s.mu.Unlock()
+			return
+		}
+		maxN, maxB := h.cfg.QueueEvents, h.cfg.QueueBytes
+		if s.buffering {
+			maxN, maxB = h.cfg.ReplayEvents, h.cfg.ReplayBytes
+		}
+		if len(s.q) == 0 || (len(s.q) < maxN && s.qBytes+n <= maxB) {
+			break
+		}
+		if s.buffering {
+			s.closeLocked(ReasonReplayOverflow)
+			s.mu.Unlock()
+			h.log.Warn("hub: live events overflowed a subscriber's replay allowance; disconnecting it, it resumes from its Last-Event-ID",
+				"subscriber", s.idStr, "queued", maxN, "bytes", maxB)
+			return
+		}
+		switch h.cfg.Policy {
+		case PolicyDrop:
+			s.gap++
+			s.mu.Unlock()
+			s.dropped.Add(1)
+			h.stats.dropped.Add(1)
+			h.metrics.Dropped(1)
+			return
+		case PolicyBlock:
+			now := h.clock.Now()
+			if deadline.IsZero() {
+				deadline = now.Add(h.cfg.BlockTimeout)
+			}
+			if !now.Before(deadline) {
+				s.closeLocked(ReasonSlow)
+				s.mu.Unlock()
+				h.log.Info("hub: slow subscriber disconnected after blocking", "subscriber", s.idStr)
+				return
+			}
+			s.mu.Unlock()
+			t := h.clock.NewTimer(deadline.Sub(now))
+			select {
+			case <-s.room:
+			case <-t.C():
+			case <-h.ctx.Done():
+			}
+			t.Stop()
+			if h.ctx.Err() != nil {
+				return
+			}
+			s.mu.Lock()
+			continue
+		default: // PolicyDisconnect
+			s.closeLocked(ReasonSlow)
+			s.mu.Unlock()
+			h.log.Info("hub: slow subscriber disconnected; it resumes from its Last-Event-ID",
+				"subscriber", s.idStr, "queued", len(s.q))
+			return
+		}
+	}
+	s.q = append(s.q, it)
+	s.qBytes += n
+	s.mu.Unlock()
+	h.stats.queued.Add(1)
+	s.signal()
+}
+
+// take hands the queued items to the handler, giving the queue the spare
+// slice to fill next, and ends the buffering phase. It returns the items,
+// the number of events dropped since the last take, and the close reason
+// ("" while open).
+func (s *Subscriber) take(spare []item) ([]item, uint64, DisconnectReason) {
+	s.mu.Lock()
+	items := s.q
+	s.q = spare[:0]
+	s.qBytes = 0
+	gap := s.gap
+	s.gap = 0
+	s.buffering = false
+	var reason DisconnectReason
+	if s.closed {
+		reason = s.reason
+	}
+	s.mu.Unlock()
+	if len(items) > 0 {
+		s.hub.stats.queued.Add(-int64(len(items)))
+		if s.room != nil {
+			select {
+			case s.room <- struct{}{}:
+			default:
+			}
+		}
+	}
+	return items, gap, reason
+}
+
+// visible reports whether the subscription may see ev. Events on reserved
+// topics (sessions, streams) reach only their owner, who matched them
+// exactly, and are always visible to it.
+func (s *Subscriber) visible(ev *store.Event) bool {
+	if s.authorize != nil {
+		return s.authorize(ev)
+	}
+	return !ev.Private
+}
+
+// wants is the replay filter: the same decision the dispatcher makes for a
+// live event.
+func (s *Subscriber) wants(ev *store.Event) bool {
+	reserved := hasReserved(ev.Topics)
+	if ev.Type == typeStreamEnd && !reserved {
+		return false
+	}
+	matched := false
+	for _, t := range ev.Topics {
+		if s.hasTopic(t) {
+			matched = true
+			break
+		}
+	}
+	if reserved {
+		return matched
+	}
+	if !matched && s.match != nil {
+		matched = s.match(ev.Topics)
+	}
+	return matched && s.visible(ev)
+}
+
+func (s *Subscriber) hasTopic(t string) bool {
+	if s.topicSet != nil {
+		_, ok := s.topicSet[t]
+		return ok
+	}
+	for _, x := range s.index {
+		if x == t {
+			return true
+		}
+	}
+	return false
+}

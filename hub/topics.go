@@ -1,0 +1,117 @@
+package hub
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/sluicehq/sluice/store"
+)
+
+// Subscription is what one subscriber's request asks for and may see. The
+// Config.Subscription hook builds it from the request; it is where
+// authentication, topic patterns and per-event authorization plug in.
+//
+// An event reaches the subscriber when one of its topics is in Topics or
+// Match accepts its topics, and then Authorize (or, without Authorize, the
+// event not being private) allows it. The same decision filters the replay,
+// so replay never leaks an event the live stream would not deliver. An
+// event with several matching topics is delivered once.
+type Subscription struct {
+	// Topics are matched exactly, through a map: the cost of an event does
+	// not grow with the number of subscribers on other topics. Duplicates
+	// are ignored.
+	Topics []string
+
+	// Match, when set, is asked for each event whose topics are not in
+	// Topics: it reports whether the subscription's patterns (URI
+	// templates, URL patterns, wildcards) match one of them. It runs on
+	// the hub's dispatcher goroutine for every event, and on the
+	// subscriber's goroutine during replay, so it must be fast and safe
+	// for concurrent use. Events on the hub's reserved topics (sessions,
+	// streams) are never offered to Match.
+	Match func(topics []string) bool
+	// MatchKey, when not empty, tells the hub that every subscription with
+	// the same key has the same Match: it then calls Match once per event
+	// for all of them (for example, the pattern set in canonical form).
+	MatchKey string
+
+	// Authorize, when set, decides for every matching event (public or
+	// private) whether this subscriber may receive it, live and in replay.
+	// Without it, private events are never delivered. Like Match it must
+	// be fast and safe for concurrent use; it must not modify the event.
+	Authorize func(e *store.Event) bool
+
+	// Subject is the authenticated subject (a user id, a JWT "sub"): a
+	// session is bound to it, so a client with another subject cannot
+	// claim the session.
+	Subject string
+
+	// PollInterval, when positive, serves this request in polling mode
+	// (see Config.PollInterval), with this retry.
+	PollInterval time.Duration
+}
+
+// QueryTopics returns a Subscription hook that takes the exact topics from
+// the repeated query parameter param (e.g. ?topic=a&topic=b) and
+// authorizes no private event. A request with no topic is refused with 400.
+func QueryTopics(param string) func(*http.Request) (Subscription, error) {
+	return func(r *http.Request) (Subscription, error) {
+		topics := r.URL.Query()[param]
+		if len(topics) == 0 {
+			return Subscription{}, Reject(http.StatusBadRequest, fmt.Sprintf("missing %q query parameter", param))
+		}
+		return Subscription{Topics: topics}, nil
+	}
+}
+
+// StatusError is an error with the HTTP status the subscriber's request is
+// refused with. The Config.Subscription hook returns one (see Reject) to
+// choose the status; its Message is sent to the client.
+type StatusError struct {
+	Code    int
+	Message string
+}
+
+// Error implements error.
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("hub: %d %s: %s", e.Code, http.StatusText(e.Code), e.Message)
+}
+
+// Reject returns a *StatusError refusing a request with code and message.
+func Reject(code int, message string) error { return &StatusError{Code: code, Message: message} }
+
+// statusOf maps a hook's error to a status and a message safe to show:
+// StatusError as it says, anything else 403 with a generic message (the
+// error itself is logged, not sent).
+func statusOf(err error) (int, string) {
+	var se *StatusError
+	if errors.As(err, &se) {
+		return se.Code, se.Message
+	}
+	return http.StatusForbidden, "subscription refused"
+}
+
+// normalize validates a subscription's topics against the limits and drops
+// duplicates.
+func (h *Hub) normalize(sub *Subscription, needTopics bool) error {
+	if len(sub.Topics) > h.cfg.MaxTopics {
+		return fmt.Errorf("%w: %d > %d", ErrTooManyTopics, len(sub.Topics), h.cfg.MaxTopics)
+	}
+	for _, t := range sub.Topics {
+		if t == "" || isReserved(t) {
+			return fmt.Errorf("%w: %q", ErrReservedTopic, t)
+		}
+	}
+	if len(sub.Topics) > 1 {
+		ts := slices.Clone(sub.Topics)
+		slices.Sort(ts)
+		sub.Topics = slices.Compact(ts)
+	}
+	if needTopics && len(sub.Topics) == 0 && sub.Match == nil {
+		return ErrNoTopics
+	}
+	return nil
+}
