@@ -59,10 +59,14 @@ func (ep Epoch) Valid() bool {
 // is printable ASCII, so it is a valid SSE id.
 func (ep Epoch) ID(pos uint64) string {
 	var buf [16 + 1 + 13]byte
-	b := append(buf[:0], ep...)
-	b = append(b, '-')
-	b = appendBase36(b, pos)
-	return string(b)
+	return string(ep.AppendID(buf[:0], pos))
+}
+
+// AppendID appends ep.ID(pos) to dst and returns the extended slice.
+func (ep Epoch) AppendID(dst []byte, pos uint64) []byte {
+	dst = append(dst, ep...)
+	dst = append(dst, '-')
+	return appendBase36(dst, pos)
 }
 
 // IDLen returns len(ep.ID(pos)) without building the id.

@@ -281,6 +281,9 @@ func (m *Memory) History(ctx context.Context, cursor string, filter Filter) iter
 		end := m.last
 		m.mu.Unlock()
 		var buf []Event
+		if after < end {
+			buf = make([]Event, 0, min(end-after, batchSize))
+		}
 		for after < end {
 			if err := ctx.Err(); err != nil {
 				yield(Event{}, fmt.Errorf("store: history: %w", err))

@@ -3,6 +3,7 @@ package boltstore
 import (
 	"encoding/binary"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/store"
@@ -158,11 +159,19 @@ func decode(v []byte, pos uint64, ep store.Epoch, scratch [][2]int) (store.Event
 	if !ok {
 		return store.Event{}, scratch, errCorrupt
 	}
-	s := string(v)
+	// One allocation holds the record and, for a generated id, the id.
+	var sb strings.Builder
+	sb.Grow(len(v) + ep.IDLen(pos))
+	sb.Write(v)
+	if l.flags&flagCustom == 0 {
+		var idb [32]byte
+		sb.Write(ep.AppendID(idb[:0], pos))
+	}
+	s := sb.String()
 	e := store.Event{
 		Pos:     pos,
 		Type:    s[l.typStart:l.typEnd],
-		Data:    s[l.data:],
+		Data:    s[l.data:len(v)],
 		Retry:   time.Duration(l.retry),
 		Private: l.flags&flagPrivate != 0,
 		Time:    time.Unix(0, int64(binary.BigEndian.Uint64(v))),
@@ -170,7 +179,7 @@ func decode(v []byte, pos uint64, ep store.Epoch, scratch [][2]int) (store.Event
 	if l.flags&flagCustom != 0 {
 		e.ID = s[l.idStart:l.idEnd]
 	} else {
-		e.ID = ep.ID(pos)
+		e.ID = s[len(v):]
 	}
 	if l.ntopics > 0 {
 		e.Topics = make([]string, l.ntopics)
