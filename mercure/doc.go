@@ -1,0 +1,72 @@
+// Package mercure serves the Mercure protocol on sluice's hub engine: it
+// turns Mercure publish, subscribe and subscriptions-API requests, and their
+// JWT authorization, into [hub.Hub] publishes and subscriptions, so that
+// existing Mercure publishers (Symfony, API Platform, Laravel) and
+// subscribers work unchanged while sluice's indexed store serves their
+// cursors.
+//
+// # Protocol forms
+//
+// Both the classic (0.x) and the modern (1.0) protocol are accepted, decided
+// per request and per token instead of by one global switch:
+//
+//   - Subscribing: "topic" gives classic selectors ("*", exact, RFC 6570
+//     URI templates); "match"/"match_exact" and "match_urlpattern" (WHATWG
+//     URL Pattern) give modern ones; both may be mixed. Compiled selectors
+//     are shared through a bounded LRU.
+//   - Tokens: a token whose typ is at+jwt or that has authorization_details
+//     is validated strictly as an RFC 9068 access token (typ, exp, aud =
+//     the resource identifier, iss in Config.Issuers); any other token is a
+//     classic one whose "mercure" claim carries the grants, with exp and nbf
+//     enforced only when present. Publisher and subscriber keys are
+//     separate (HS256/384/512 secrets, RS*, PS*, ES*, EdDSA public keys).
+//   - Token transport: the Authorization header, the Config.CookieName
+//     cookie, and with classic support the "authorization" query parameter
+//     and the mercureAuthorization cookie. Cookie-authenticated publishes
+//     must come from one of Config.PublishOrigins.
+//   - Errors use the modern 400/401/403 codes with RFC 6750
+//     WWW-Authenticate challenges naming the metadata document; classic
+//     clients only look at 2xx versus the rest.
+//   - Subscription events use the modern plain JSON document (event type
+//     "mercure") for match* subscriptions, and the classic JSON-LD document
+//     (no event type) for topic subscriptions.
+//
+// Config.DisableClassic refuses every classic form.
+//
+// # Cursors and lost history
+//
+// The cursor is read from the Last-Event-ID header, then last_event_id,
+// then (classic) lastEventID and lastEventId. When one was sent, the
+// response carries it back in both Mercure-Last-Event-ID and Last-Event-ID.
+// "earliest" replays the whole retained history. Cursors are resolved by
+// the store's index, so a recent id is found however long the history is;
+// publisher-supplied ids work as cursors (a repeated id resolves to its
+// first retained occurrence).
+//
+// A cursor the store cannot serve (unknown, or older than retention) is
+// where Mercure and sluice differ: the Mercure reference hub replays
+// nothing, goes live and answers the header "earliest", which a client only
+// notices if it compares the header with what it sent. This package keeps
+// that header, so Mercure clients behave as with the reference hub, and in
+// addition never loses events silently: the stream carries sluice's reset
+// signal, the Sluice-Reset response header and a "sluice-reset" event whose
+// id is the head of the log (EventSource delivers it only to listeners of
+// that type, so Mercure clients are not disturbed, and their next reconnect
+// resumes from the head instead of the unknown id).
+//
+// # Wire format
+//
+// A stream starts with the ":" comment line, then the events: an "id" line
+// always, "event" and "retry" when set, and at least one "data" line (the
+// data split on every line break, so no payload can inject a field). The
+// engine's priming event is not sent on Mercure streams: it would reach
+// EventSource listeners as an empty message. Heartbeats are ":" comments.
+// A stream ends with a "retry:" when its lifetime (Config.MaxLifetime) or
+// its token's exp is reached, and when the hub shuts down.
+//
+// # Limits
+//
+// Active subscriptions (events and API) are per hub instance: with a shared
+// store, events reach every instance's subscribers but the API lists only
+// the local connections.
+package mercure

@@ -1,0 +1,540 @@
+package mercure
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice/hub"
+	"github.com/sluicehq/sluice/sse"
+	"github.com/sluicehq/sluice/store"
+)
+
+// HubPath is the path of the Mercure hub. The subscriptions API lives
+// below it and the protected resource metadata document at MetadataPath.
+const HubPath = "/.well-known/mercure"
+
+// MetadataPath is the path of the OAuth 2.0 protected resource metadata
+// document (RFC 9728) of the hub.
+const MetadataPath = "/.well-known/oauth-protected-resource" + HubPath
+
+// subscriptionsPath is the prefix of the subscriptions API.
+const subscriptionsPath = HubPath + "/subscriptions"
+
+// earliest is the reserved cursor asking for the whole retained history.
+const earliest = "earliest"
+
+// Defaults of the Config limits and timings, used where a field is zero.
+const (
+	DefaultCookieName        = "__Secure-mercure_access_token"
+	DefaultHeartbeat         = 40 * time.Second
+	DefaultDispatchTimeout   = 5 * time.Second
+	DefaultMaxLifetime       = 10 * time.Minute
+	DefaultMaxBodySize       = 1 << 20
+	DefaultMaxPublishTopics  = 1000
+	DefaultMaxMatchers       = 100
+	DefaultMaxTopicParams    = 1000
+	DefaultMaxSelectorLen    = 4096
+	DefaultMaxTokenSize      = 16 << 10
+	DefaultMaxGrants         = 100
+	DefaultMaxClassicGrants  = 1000
+	DefaultSelectorCacheSize = 10_000
+)
+
+// ErrConfig reports an invalid Config.
+var ErrConfig = errors.New("mercure: invalid config")
+
+// Config configures a Mercure hub. Only Store is required; every zero
+// field takes the documented default.
+type Config struct {
+	// Store is the log the hub publishes to and replays from. Required.
+	// The hub does not close it.
+	Store store.Store
+	// Engine is the base configuration of the sluice hub engine (queues,
+	// slow-subscriber policy, metrics, clock…). New overrides its Store,
+	// Subscription, OnConnect, OnDisconnect, LastEventIDParam, Heartbeat,
+	// WriteTimeout, MaxLifetime, MaxTopics, MaxEventSize and Logger.
+	Engine hub.Config
+
+	// PublisherKey verifies the tokens of publishers (POST). Without it
+	// the hub accepts no publish request (405), as the reference hub.
+	PublisherKey *Key
+	// SubscriberKey verifies the tokens of subscribers and of the
+	// subscriptions API. Without it no token is examined and subscribing
+	// needs Anonymous.
+	SubscriberKey *Key
+	// Issuers are the trusted iss values of modern access tokens. A modern
+	// token whose iss is not listed is refused, so modern tokens need at
+	// least one issuer; classic tokens ignore iss.
+	Issuers []string
+	// AuthorizationServers are listed in the metadata document
+	// (authorization_servers) when set.
+	AuthorizationServers []string
+	// Resource is the resource identifier: the aud modern tokens must
+	// carry and the resource of the metadata document. Default: derived
+	// per request as scheme://Host/.well-known/mercure (https only over
+	// TLS); pin it behind a proxy. When it ends in /.well-known/mercure it
+	// is also the base relative URL patterns and topics resolve against
+	// (otherwise http://mercure.invalid).
+	Resource string
+	// DisableClassic refuses the classic protocol: the "mercure" claim,
+	// "topic" selectors, the "authorization" query parameter, the
+	// mercureAuthorization cookie and the lastEventID/lastEventId query
+	// parameters. By default both protocols are accepted, per request and
+	// per token.
+	DisableClassic bool
+	// Anonymous accepts subscribers without a token: they receive public
+	// updates only. An invalid token is refused even then.
+	Anonymous bool
+	// Subscriptions turns on active subscriptions: subscription events and
+	// the subscriptions API.
+	Subscriptions bool
+	// CookieName is the cookie a token is read from. Default
+	// "__Secure-mercure_access_token" (browsers store it only over HTTPS);
+	// with classic support "mercureAuthorization" is read as a fallback.
+	CookieName string
+	// PublishOrigins are the origins allowed to publish with a cookie
+	// token: exact origins, "*", or one "*" wildcard such as
+	// "https://*.example.com". Without them cookie publishes are refused.
+	PublishOrigins []string
+	// CORSOrigins are the origins allowed to make cross-origin requests,
+	// with the same syntax; "*" turns credentials off. None by default.
+	CORSOrigins []string
+	// UUIDIDs makes the hub give updates published without an id an
+	// urn:uuid:<UUIDv7> id, as the reference hub, instead of the store's
+	// own compact ids. Both work as Last-Event-ID.
+	UUIDIDs bool
+
+	// Heartbeat is the interval of the ":" comment sent on idle streams.
+	// Default 40 s; negative turns heartbeats off.
+	Heartbeat time.Duration
+	// DispatchTimeout bounds each write to a subscriber. Default 5 s.
+	DispatchTimeout time.Duration
+	// MaxLifetime ends every stream after this long (less up to a tenth of
+	// jitter) so that connections rotate; a stream also ends when its
+	// token expires. Default 10 min; negative means no limit but exp.
+	MaxLifetime time.Duration
+
+	// MaxBodySize bounds publish and QUERY bodies (413 beyond). Default
+	// 1 MiB.
+	MaxBodySize int64
+	// MaxPublishTopics bounds the topics of one update. Default 1000.
+	MaxPublishTopics int
+	// MaxMatchers bounds the match* parameters of one subscription.
+	// Default 100.
+	MaxMatchers int
+	// MaxTopicParams bounds the classic topic parameters of one
+	// subscription. Default 1000.
+	MaxTopicParams int
+	// MaxSelectorLen bounds one selector (parameter or token). Default
+	// 4096 bytes.
+	MaxSelectorLen int
+	// MaxTokenSize bounds a token. Default 16 KiB.
+	MaxTokenSize int
+	// MaxGrants bounds the Mercure authorization_details entries of a
+	// modern token, and their topics in total. Default 100.
+	MaxGrants int
+	// MaxClassicGrants bounds each array of a classic mercure claim.
+	// Default 1000.
+	MaxClassicGrants int
+	// SelectorCacheSize bounds the compiled selectors kept (an LRU shared
+	// by all subscriptions and tokens). Default 10000.
+	SelectorCacheSize int
+
+	// Logger receives the logs. Default slog.Default(). Tokens are never
+	// logged.
+	Logger *slog.Logger
+	// Now is the clock for token expiry. Default time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() error {
+	if c.Store == nil {
+		return fmt.Errorf("%w: Store is required", ErrConfig)
+	}
+	if c.CookieName == "" {
+		c.CookieName = DefaultCookieName
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	defInt := func(n *int, v int) {
+		if *n <= 0 {
+			*n = v
+		}
+	}
+	def(&c.Heartbeat, DefaultHeartbeat)
+	def(&c.DispatchTimeout, DefaultDispatchTimeout)
+	def(&c.MaxLifetime, DefaultMaxLifetime)
+	if c.MaxBodySize <= 0 {
+		c.MaxBodySize = DefaultMaxBodySize
+	}
+	defInt(&c.MaxPublishTopics, DefaultMaxPublishTopics)
+	defInt(&c.MaxMatchers, DefaultMaxMatchers)
+	defInt(&c.MaxTopicParams, DefaultMaxTopicParams)
+	defInt(&c.MaxSelectorLen, DefaultMaxSelectorLen)
+	defInt(&c.MaxTokenSize, DefaultMaxTokenSize)
+	defInt(&c.MaxGrants, DefaultMaxGrants)
+	defInt(&c.MaxClassicGrants, DefaultMaxClassicGrants)
+	defInt(&c.SelectorCacheSize, DefaultSelectorCacheSize)
+	for _, k := range []*Key{c.PublisherKey, c.SubscriberKey} {
+		if k != nil && k.verify == nil {
+			return fmt.Errorf("%w: a Key must come from ParseKey or NewPublicKey", ErrConfig)
+		}
+	}
+	if c.Resource != "" {
+		if u, err := url.Parse(c.Resource); err != nil || u.Scheme == "" || u.Host == "" {
+			return fmt.Errorf("%w: Resource %q is not an absolute URL", ErrConfig, c.Resource)
+		}
+	}
+	return nil
+}
+
+// Hub is a Mercure hub on the sluice engine. It is an http.Handler serving
+// HubPath (subscribe with GET, HEAD and QUERY; publish with POST; CORS
+// preflights), the subscriptions API below it when Config.Subscriptions is
+// set, and MetadataPath when a key is configured; mount it on "/" or on
+// "/.well-known/". It is safe for concurrent use.
+type Hub struct {
+	cfg       Config
+	engine    *hub.Hub
+	store     store.Store // the wrapped store the engine uses
+	classic   bool
+	issuers   map[string]struct{}
+	selectors *selectorCache
+	log       *slog.Logger
+	now       func() time.Time
+	subs      registry
+}
+
+// New returns a Mercure hub on a new sluice engine following cfg.Store.
+// Stop it with Shutdown.
+func New(cfg Config) (*Hub, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	base := "http://mercure.invalid"
+	if strings.HasSuffix(cfg.Resource, HubPath) {
+		base = cfg.Resource
+	}
+	h := &Hub{
+		cfg:       cfg,
+		classic:   !cfg.DisableClassic,
+		issuers:   make(map[string]struct{}, len(cfg.Issuers)),
+		selectors: newSelectorCache(base, cfg.SelectorCacheSize),
+		log:       cfg.Logger,
+		now:       cfg.Now,
+		store:     cursorStore{cfg.Store},
+	}
+	h.subs.init()
+	for _, iss := range cfg.Issuers {
+		h.issuers[iss] = struct{}{}
+	}
+	ec := cfg.Engine
+	ec.Store = h.store
+	ec.Subscription = h.engineSubscription
+	ec.OnConnect = h.onConnect
+	ec.OnDisconnect = h.onDisconnect
+	ec.LastEventIDParam = "-"
+	ec.Heartbeat = cfg.Heartbeat
+	ec.WriteTimeout = cfg.DispatchTimeout
+	ec.MaxLifetime = max(cfg.MaxLifetime, 0)
+	ec.MaxTopics = max(cfg.MaxPublishTopics, cfg.MaxMatchers+cfg.MaxTopicParams, ec.MaxTopics)
+	ec.MaxEventSize = max(int(cfg.MaxBodySize), ec.MaxEventSize)
+	ec.MaxLastEventIDLen = max(store.MaxIDLen, ec.MaxLastEventIDLen)
+	ec.Logger = cfg.Logger
+	eng, err := hub.New(ec)
+	if err != nil {
+		return nil, fmt.Errorf("mercure: %w", err)
+	}
+	h.engine = eng
+	return h, nil
+}
+
+// Engine returns the sluice hub engine under the Mercure hub (for its
+// statistics, or to serve sluice's own subscribers from the same log).
+func (h *Hub) Engine() *hub.Hub { return h.engine }
+
+// Shutdown stops the hub gracefully (see hub.Hub.Shutdown): subscribers
+// get a "retry:" and the end of their stream. Call it before
+// http.Server.Shutdown. It does not close the store.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	if err := h.engine.Shutdown(ctx); err != nil {
+		return fmt.Errorf("mercure: %w", err)
+	}
+	return nil
+}
+
+// Update is an update published from Go with Hub.Publish.
+type Update struct {
+	// Topics are the update's topics; the first is the canonical one.
+	Topics []string
+	// Data is the payload (UTF-8).
+	Data string
+	// ID is an optional id (duplicates are accepted); empty lets the hub
+	// choose one.
+	ID string
+	// Type is the optional SSE event type.
+	Type string
+	// Retry is the optional reconnection time sent with the update.
+	Retry time.Duration
+	// Private restricts the update to subscribers whose token grants one
+	// of its topics.
+	Private bool
+}
+
+// Publish publishes u with the validation rules of a publish request (but
+// no authorization: the caller is trusted) and returns its id. Validation
+// failures wrap ErrMissingTopic, ErrTooManyTopics or ErrInvalidField.
+func (h *Hub) Publish(ctx context.Context, u Update) (string, error) {
+	form := url.Values{"topic": u.Topics, "data": {u.Data}}
+	if u.ID != "" {
+		form.Set("id", u.ID)
+	}
+	if u.Type != "" {
+		form.Set("type", u.Type)
+	}
+	if u.Retry > 0 {
+		form.Set("retry", fmt.Sprint(u.Retry.Milliseconds()))
+	}
+	if u.Private {
+		form.Set("private", "on")
+	}
+	r := &http.Request{Method: http.MethodPost, PostForm: form, Form: form}
+	topics, err := parsePublishForm(r, h.cfg.MaxPublishTopics)
+	if err != nil {
+		return "", err
+	}
+	up, err := validateUpdate(r, topics)
+	if err != nil {
+		return "", err
+	}
+	return h.publishUpdate(ctx, up)
+}
+
+// publishUpdate appends a validated update through the engine.
+func (h *Hub) publishUpdate(ctx context.Context, u *update) (string, error) {
+	ev := sse.Event{ID: u.event.ID, Type: u.event.Type, Data: u.event.Data, Retry: u.event.Retry}
+	if ev.ID == "" && h.cfg.UUIDIDs {
+		ev.ID = "urn:uuid:" + newUUIDv7()
+	}
+	var opts []hub.PublishOption
+	if u.private {
+		opts = append(opts, hub.Private())
+	}
+	id, err := h.engine.Publish(ctx, u.topics, ev, opts...)
+	if err != nil {
+		return "", fmt.Errorf("mercure: publish: %w", err)
+	}
+	return id, nil
+}
+
+// ServeHTTP routes a request to the hub, the subscriptions API or the
+// metadata document.
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.cors(w, r) {
+		return
+	}
+	switch p := r.URL.Path; {
+	case p == HubPath:
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, "QUERY":
+			h.subscribe(w, r)
+		case http.MethodPost:
+			if h.cfg.PublisherKey == nil {
+				h.methodNotAllowed(w)
+				return
+			}
+			h.publish(w, r)
+		default:
+			h.methodNotAllowed(w)
+		}
+	case p == MetadataPath && h.keyed():
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+			return
+		}
+		h.metadata(w, r)
+	case h.cfg.Subscriptions && (p == subscriptionsPath || strings.HasPrefix(p, subscriptionsPath+"/")):
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+			return
+		}
+		h.subscriptionsAPI(w, r)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (h *Hub) methodNotAllowed(w http.ResponseWriter) {
+	allow := "GET, HEAD, QUERY, OPTIONS"
+	if h.cfg.PublisherKey != nil {
+		allow = "GET, HEAD, POST, QUERY, OPTIONS"
+	}
+	w.Header().Set("Allow", allow)
+	http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+}
+
+// keyed reports whether some JWT verification is configured.
+func (h *Hub) keyed() bool { return h.cfg.PublisherKey != nil || h.cfg.SubscriberKey != nil }
+
+// resource returns the resource identifier for r.
+func (h *Hub) resource(r *http.Request) string {
+	if h.cfg.Resource != "" {
+		return h.cfg.Resource
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + HubPath
+}
+
+// metadataURL returns the URL of the metadata document for r: the
+// well-known prefix inserted in front of the resource's path.
+func (h *Hub) metadataURL(r *http.Request) string {
+	u, err := url.Parse(h.resource(r))
+	if err != nil {
+		return ""
+	}
+	u.Path = "/.well-known/oauth-protected-resource" + u.Path
+	u.RawPath = ""
+	return u.String()
+}
+
+// writeAuthError answers a failed authentication or authorization with the
+// status, the WWW-Authenticate challenge of MERCURE.md §4 and the status
+// text.
+func (h *Hub) writeAuthError(w http.ResponseWriter, r *http.Request, e *authError) {
+	var b strings.Builder
+	b.WriteString("Bearer")
+	sep := " "
+	if e.code != "" {
+		b.WriteString(sep + `error="` + e.code + `"`)
+		sep = ", "
+	}
+	if h.keyed() {
+		b.WriteString(sep + `resource_metadata="` + h.metadataURL(r) + `"`)
+	}
+	w.Header().Set("WWW-Authenticate", b.String())
+	h.log.Debug("mercure: request refused", "status", e.status, "error", e.code, "reason", e.err,
+		"method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+	http.Error(w, http.StatusText(e.status), e.status)
+}
+
+// badRequest answers 400 with a message safe to show.
+func (h *Hub) badRequest(w http.ResponseWriter, r *http.Request, err error) {
+	h.log.Debug("mercure: bad request", "err", err, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+	http.Error(w, err.Error(), http.StatusBadRequest)
+}
+
+// authenticate finds and verifies the request's token with key. It
+// returns nil claims and no error when there is no token.
+func (h *Hub) authenticate(r *http.Request, key *Key) (*claims, tokenSource, *authError) {
+	tok, src, aerr := h.extractToken(r)
+	if aerr != nil || tok == "" {
+		return nil, src, aerr
+	}
+	if src == fromCookie && r.Method == http.MethodPost {
+		origin := requestOrigin(r)
+		if origin == "" {
+			return nil, src, errInvalidRequest("a cookie-authenticated POST without Origin or Referer")
+		}
+		if !originAllowed(origin, h.cfg.PublishOrigins) {
+			return nil, src, errInvalidRequest("origin %q may not publish", origin)
+		}
+	}
+	c, err := h.verify(tok, key, h.resource(r))
+	if err != nil {
+		return nil, src, errInvalidToken(err)
+	}
+	return c, src, nil
+}
+
+// publish serves POST on the hub path (MERCURE.md §2).
+func (h *Hub) publish(w http.ResponseWriter, r *http.Request) {
+	c, _, aerr := h.authenticate(r, h.cfg.PublisherKey)
+	if aerr == nil && c == nil {
+		aerr = errNoToken
+	}
+	if aerr != nil {
+		h.writeAuthError(w, r, aerr)
+		return
+	}
+	if r.ContentLength > h.cfg.MaxBodySize {
+		http.Error(w, http.StatusText(http.StatusRequestEntityTooLarge), http.StatusRequestEntityTooLarge)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBodySize)
+	topics, err := parsePublishForm(r, h.cfg.MaxPublishTopics)
+	if err != nil {
+		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+			http.Error(w, http.StatusText(http.StatusRequestEntityTooLarge), http.StatusRequestEntityTooLarge)
+			return
+		}
+		h.badRequest(w, r, err)
+		return
+	}
+	if !h.canPublish(c, topics) {
+		h.writeAuthError(w, r, errInsufficientScope("the token may not publish to %q", topics))
+		return
+	}
+	u, err := validateUpdate(r, topics)
+	if err != nil {
+		h.badRequest(w, r, err)
+		return
+	}
+	id, err := h.publishUpdate(r.Context(), u)
+	switch {
+	case err == nil:
+	case errors.Is(err, hub.ErrEventTooLarge):
+		http.Error(w, http.StatusText(http.StatusRequestEntityTooLarge), http.StatusRequestEntityTooLarge)
+		return
+	case errors.Is(err, store.ErrInvalidEvent), errors.Is(err, hub.ErrReservedTopic), errors.Is(err, hub.ErrReservedType), errors.Is(err, sse.ErrInvalidID):
+		h.badRequest(w, r, err)
+		return
+	case errors.Is(err, hub.ErrHubClosed):
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	default:
+		h.log.Error("mercure: publish failed", "err", err, "topics", topics)
+		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write([]byte(id))
+}
+
+// metadata serves the protected resource metadata document (RFC 9728).
+func (h *Hub) metadata(w http.ResponseWriter, r *http.Request) {
+	doc := map[string]any{
+		"resource":                              h.resource(r),
+		"bearer_methods_supported":              []string{"header"},
+		"authorization_details_types_supported": []string{AuthorizationDetailType},
+		"mercure_cookie":                        h.cfg.CookieName,
+		"mercure_subscriptions":                 h.cfg.Subscriptions,
+	}
+	if len(h.cfg.AuthorizationServers) > 0 {
+		doc["authorization_servers"] = h.cfg.AuthorizationServers
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(doc)
+}

@@ -1,0 +1,215 @@
+package mercure
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	whatwgurl "github.com/nlnwa/whatwg-url/url"
+
+	"github.com/sluicehq/sluice/store"
+)
+
+// Errors of a publish request the caller may tell apart (they are wrapped
+// with the details; all of them are answered with 400).
+var (
+	// ErrMissingTopic reports a publish without any "topic" field.
+	ErrMissingTopic = errors.New("mercure: missing topic")
+	// ErrTooManyTopics reports more topics than Config.MaxPublishTopics.
+	ErrTooManyTopics = errors.New("mercure: too many topics")
+	// ErrInvalidField reports a field that breaks a validation rule: control
+	// or format characters, a reserved topic, id or type, a malformed
+	// retry, data that is not UTF-8.
+	ErrInvalidField = errors.New("mercure: invalid field")
+)
+
+// reservedPath is the hub path: topics under it are the hub's own
+// (subscription events) and cannot be published to.
+const reservedPath = HubPath
+
+// reservedBase is what a topic is resolved against for the reserved
+// namespace check.
+const reservedBase = "https://mercure.invalid" + HubPath
+
+// update is a validated publish request.
+type update struct {
+	topics  []string
+	private bool
+	event   store.Event
+}
+
+// parsePublishForm reads the form of a publish request (MERCURE.md §2; the
+// body must already be limited) and runs the checks that come before
+// authorization in the reference: topic presence, count and characters, and
+// retry. validateUpdate completes the validation once the publisher is
+// authorized for the topics.
+func parsePublishForm(r *http.Request, maxTopics int) (topics []string, err error) {
+	if err := r.ParseForm(); err != nil {
+		return nil, err
+	}
+	topics = r.PostForm["topic"]
+	if len(topics) == 0 {
+		return nil, ErrMissingTopic
+	}
+	if len(topics) > maxTopics {
+		return nil, fmt.Errorf("%w: %d > %d", ErrTooManyTopics, len(topics), maxTopics)
+	}
+	for _, t := range topics {
+		if !validProtocolString(t) {
+			return nil, fmt.Errorf("%w: topic %q contains control or format characters", ErrInvalidField, t)
+		}
+	}
+	if _, err := parseRetry(r.PostForm.Get("retry")); err != nil {
+		return nil, err
+	}
+	return topics, nil
+}
+
+// validateUpdate completes the validation of an authorized publish request
+// and builds the update.
+func validateUpdate(r *http.Request, topics []string) (*update, error) {
+	for _, t := range topics {
+		if t == "*" {
+			return nil, fmt.Errorf("%w: the topic %q is reserved", ErrInvalidField, t)
+		}
+		if isReservedTopic(t) {
+			return nil, fmt.Errorf("%w: the topic %q is in the hub's reserved namespace", ErrInvalidField, t)
+		}
+	}
+	f := r.PostForm
+	id := f.Get("id")
+	if id != "" {
+		switch {
+		case !validProtocolString(id):
+			return nil, fmt.Errorf("%w: id contains control or format characters", ErrInvalidField)
+		case strings.HasPrefix(id, "#"):
+			return nil, fmt.Errorf("%w: ids starting with # are reserved", ErrInvalidField)
+		case id == earliest:
+			return nil, fmt.Errorf("%w: the id %q is reserved", ErrInvalidField, id)
+		case len(id) > store.MaxIDLen:
+			return nil, fmt.Errorf("%w: id longer than %d bytes", ErrInvalidField, store.MaxIDLen)
+		}
+	}
+	typ := f.Get("type")
+	switch {
+	case !validProtocolString(typ):
+		return nil, fmt.Errorf("%w: type contains control or format characters", ErrInvalidField)
+	case typ == "mercure":
+		return nil, fmt.Errorf("%w: the type %q is reserved", ErrInvalidField, typ)
+	case strings.HasPrefix(typ, "sluice-"):
+		return nil, fmt.Errorf("%w: types starting with sluice- are reserved", ErrInvalidField)
+	}
+	data := f.Get("data")
+	if !utf8.ValidString(data) {
+		return nil, fmt.Errorf("%w: data is not valid UTF-8", ErrInvalidField)
+	}
+	retry, err := parseRetry(f.Get("retry"))
+	if err != nil {
+		return nil, err
+	}
+	_, private := f["private"]
+	return &update{
+		topics:  topics,
+		private: private,
+		event:   store.Event{ID: id, Topics: topics, Type: typ, Data: data, Retry: retry, Private: private},
+	}, nil
+}
+
+// parseRetry parses the retry field: ASCII digits, a uint64 of
+// milliseconds. Empty and 0 mean no retry. Values beyond what a
+// time.Duration holds are clamped.
+func parseRetry(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, fmt.Errorf("%w: retry must be ASCII digits", ErrInvalidField)
+		}
+	}
+	ms, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: retry: %w", ErrInvalidField, err)
+	}
+	if ms > math.MaxInt64/uint64(time.Millisecond) {
+		return time.Duration(math.MaxInt64), nil
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}
+
+// validProtocolString reports whether s may be used as a topic, selector,
+// id or type: valid UTF-8 without C0, DEL or C1 control characters and
+// without Unicode format (Cf) characters.
+func validProtocolString(s string) bool {
+	for _, r := range s {
+		switch {
+		case r == utf8.RuneError:
+			if !utf8.ValidString(s) {
+				return false
+			}
+		case r < 0x20, r >= 0x7f && r <= 0x9f:
+			return false
+		case r > 0x9f && unicode.Is(unicode.Cf, r):
+			return false
+		}
+	}
+	return true
+}
+
+// isReservedTopic reports whether topic is in the hub's reserved namespace:
+// resolved as a WHATWG URL reference against the hub URL, with unreserved
+// percent-escapes decoded, its path is the hub path or below it, whatever
+// the scheme and host. A topic that is not a URL reference is not reserved.
+func isReservedTopic(topic string) bool {
+	u, err := whatwgurl.ParseRef(reservedBase, topic)
+	if err != nil {
+		return false
+	}
+	p := decodeUnreserved(u.Pathname())
+	return p == reservedPath || strings.HasPrefix(p, reservedPath+"/")
+}
+
+// decodeUnreserved decodes the percent-escapes of RFC 3986 unreserved
+// characters (ALPHA, DIGIT, "-", ".", "_", "~") and leaves the others.
+func decodeUnreserved(s string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) {
+			hi, ok1 := unhex(s[i+1])
+			lo, ok2 := unhex(s[i+2])
+			if c := hi<<4 | lo; ok1 && ok2 && isUnreserved(c) {
+				b.WriteByte(c)
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+func isUnreserved(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		c == '-' || c == '.' || c == '_' || c == '~'
+}
