@@ -6,6 +6,15 @@
 // that position. Replay (History), live fan-out (Follow) and, with a shared
 // store, fan-out across several hub instances all read the same log, so they
 // cannot disagree about order.
+//
+// Ids and cursors, as the stores of this module implement them: a generated
+// id is the log's [Epoch] and the position, so an id of another log is
+// [ErrUnknownID]; [ValidateEvent] states which custom ids are accepted; a
+// custom id in the form of the store's own generated ids is refused
+// ([ErrInvalidEvent]), so an issued id always keeps its meaning; the id of the
+// newest evicted event is still a valid cursor (nothing after it is missing),
+// older ones are [ErrExpired]. Package store/storetest is the contract suite
+// every store passes.
 package store
 
 import (
