@@ -57,7 +57,17 @@ func mustKey(t testing.TB, secret string) Key {
 // change the config (its keys included) before New.
 func newEnv(t *testing.T, mod func(*Config)) *env {
 	t.Helper()
-	st := store.NewMemory(store.MemoryConfig{})
+	return newEnvWith(t, store.NewMemory(store.MemoryConfig{}), mod)
+}
+
+// newEnvStore is newEnv on a memory store keeping only maxEvents events.
+func newEnvStore(t *testing.T, maxEvents int) *env {
+	t.Helper()
+	return newEnvWith(t, store.NewMemory(store.MemoryConfig{MaxEvents: maxEvents}), nil)
+}
+
+func newEnvWith(t *testing.T, st *store.Memory, mod func(*Config)) *env {
+	t.Helper()
 	t.Cleanup(func() { st.Close() })
 	e := &env{t: t, st: st, pubKey: mustKey(t, pubSecret), subKey: mustKey(t, subSecret)}
 	cfg := Config{
