@@ -1,0 +1,221 @@
+package loadgen
+
+import (
+	"bytes"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRunBroadcastURL(t *testing.T) {
+	_, srv := newBroadcaster(t)
+	const subs, events = 50, 200
+	rep, code, stderr := runJSON(t,
+		"--url", srv.URL+"/events",
+		"--publish", "url", "--publish-url", srv.URL+"/publish",
+		"--subscribers", strconv.Itoa(subs), "--sources", "3",
+		"--events", strconv.Itoa(events), "--rate", "2000",
+		"--hub-pid", strconv.Itoa(os.Getpid()), "--hub-metrics", srv.URL+"/metrics")
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr: %s, report: %+v", code, stderr, rep)
+	}
+	if rep.Connected != subs || rep.SourceAddresses != 3 || rep.Scenario != "broadcast" {
+		t.Errorf("connected %d from %d sources (%s), want %d from 3 (broadcast)", rep.Connected, rep.SourceAddresses, rep.Scenario, subs)
+	}
+	if rep.Published != events || rep.PublishErrors != 0 {
+		t.Errorf("published %d with %d errors, want %d", rep.Published, rep.PublishErrors, events)
+	}
+	if rep.Deliveries != subs*events || rep.Expected != subs*events {
+		t.Errorf("deliveries %d of %d expected, want %d", rep.Deliveries, rep.Expected, subs*events)
+	}
+	if rep.Missing != 0 || rep.Gaps != 0 || rep.Duplicates != 0 || rep.OutOfOrder != 0 || rep.OtherEvents != 0 || rep.Dropped != 0 {
+		t.Errorf("anomalies: %+v", rep)
+	}
+	if rep.Comments != subs {
+		t.Errorf("comments %d, want one per subscriber (%d)", rep.Comments, subs)
+	}
+	if rep.Latency == nil || rep.Latency.Count != subs*events || rep.Latency.P50 <= 0 || rep.Latency.P99 < rep.Latency.P50 {
+		t.Errorf("latency %+v, want %d samples", rep.Latency, subs*events)
+	}
+	if rep.PostLatency == nil || rep.PostLatency.Count != events {
+		t.Errorf("POST latency %+v, want %d samples", rep.PostLatency, events)
+	}
+	if rep.DeliveriesPerSec <= 0 || rep.PublishRate <= 0 {
+		t.Errorf("deliveries/s %v, publish rate %v", rep.DeliveriesPerSec, rep.PublishRate)
+	}
+	// At 2000/s, 200 events take ~0.1 s.
+	if rep.PublishSeconds < 0.09 || rep.PublishSeconds > 2 {
+		t.Errorf("publishing took %.3fs, want about 0.1s", rep.PublishSeconds)
+	}
+	h := rep.Hub
+	if h == nil || h.RSSBefore <= 0 || h.RSSConnected <= 0 || h.RSSPeak < h.RSSBefore || h.CPUSeconds <= 0 {
+		t.Fatalf("hub report %+v", h)
+	}
+	// The "hub" is this process: each subscriber adds a handler goroutine,
+	// net/http's background reader for it, and a reader goroutine.
+	if h.GoroutinesPerConn == nil || *h.GoroutinesPerConn < 2.5 || *h.GoroutinesPerConn > 3.5 {
+		t.Errorf("goroutines per connection %v, want about 3", h.GoroutinesPerConn)
+	}
+	if rep.Client.CPUSeconds <= 0 || rep.Client.CPUPerDeliveryUS <= 0 || rep.Client.RSS <= 0 {
+		t.Errorf("client report %+v", rep.Client)
+	}
+}
+
+func TestRunMercure(t *testing.T) {
+	b, srv := newBroadcaster(t)
+	sub := withQuery(srv.URL, "/.well-known/mercure", url.Values{"topic": {"bench"}})
+	rep, code, stderr := runJSON(t, "--url", sub, "--token", b.token,
+		"--subscribers", "20", "--events", "100", "--rate", "0", "--publishers", "4", "--size", "200")
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr: %s, report: %+v", code, stderr, rep)
+	}
+	if rep.PublishURL != srv.URL+"/.well-known/mercure" {
+		t.Errorf("publish URL %q, want the subscribe URL without its query", rep.PublishURL)
+	}
+	if rep.Deliveries != 20*100 || rep.Missing != 0 || rep.Gaps != 0 || rep.Duplicates != 0 || rep.OutOfOrder != 0 {
+		t.Errorf("report %+v, want 2000 deliveries and no anomalies", rep)
+	}
+
+	// A wrong token: every publish fails, which the report and the exit
+	// status say.
+	rep, code, _ = runJSON(t, "--url", sub, "--token", "wrong", "--subscribers", "2", "--events", "3", "--drain", "50ms")
+	if code != exitAnomalous || rep.PublishErrors != 3 || !strings.Contains(rep.PublishError, "401") {
+		t.Errorf("exit %d, %d publish errors (%q), want 3 with 401", code, rep.PublishErrors, rep.PublishError)
+	}
+	if rep.Deliveries != 0 || rep.Expected != 0 {
+		t.Errorf("deliveries %d of %d, want none", rep.Deliveries, rep.Expected)
+	}
+}
+
+func TestRunSlowSubscribers(t *testing.T) {
+	b, srv := newBroadcaster(t)
+	rep, code, stderr := runJSON(t, "--url", srv.URL+"/events",
+		"--publish", "url", "--publish-url", srv.URL+"/publish",
+		"--subscribers", "20", "--slow", "4", "--events", "200", "--rate", "0", "--size", "2048")
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr: %s, report: %+v", code, stderr, rep)
+	}
+	// The 16 that read get everything; the 4 that do not fill their
+	// buffers, overflow their queues and are disconnected by the hub.
+	if rep.Deliveries != 16*200 || rep.Expected != 16*200 || rep.Missing != 0 {
+		t.Errorf("deliveries %d of %d, missing %d; want 3200", rep.Deliveries, rep.Expected, rep.Missing)
+	}
+	b.mu.Lock()
+	ended := b.ended
+	b.mu.Unlock()
+	if ended != 4 || rep.SlowClosedByHub != 4 {
+		t.Errorf("the hub ended %d responses, the report says %d slow closed; want 4", ended, rep.SlowClosedByHub)
+	}
+}
+
+func TestRunIdle(t *testing.T) {
+	_, srv := newBroadcaster(t)
+	start := time.Now()
+	rep, code, stderr := runJSON(t, "--url", srv.URL+"/events", "--idle", "--subscribers", "30",
+		"--ramp", "150", "--hold", "200ms", "--hub-pid", strconv.Itoa(os.Getpid()))
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr: %s, report: %+v", code, stderr, rep)
+	}
+	if rep.Scenario != "idle" || rep.Publish != publishNone || rep.Connected != 30 || rep.Comments != 30 {
+		t.Errorf("report %+v", rep)
+	}
+	// 30 connections at 150/s take at least 29/150 s, then the hold.
+	if rep.ConnectSeconds < 0.19 || rep.HoldSeconds < 0.2 || time.Since(start) < 390*time.Millisecond {
+		t.Errorf("connect %.3fs, hold %.3fs: the ramp or the hold was not honoured", rep.ConnectSeconds, rep.HoldSeconds)
+	}
+	if rep.Hub == nil || rep.Hub.RSSConnected <= 0 || rep.Hub.GoroutinesBefore != nil {
+		t.Errorf("hub report %+v, want RSS and no goroutine count", rep.Hub)
+	}
+}
+
+func TestRunMaxDuration(t *testing.T) {
+	_, srv := newBroadcaster(t)
+	start := time.Now()
+	rep, code, _ := runJSON(t, "--url", srv.URL+"/events", "--publish", "url", "--publish-url", srv.URL+"/publish",
+		"--subscribers", "5", "--rate", "100", "--duration", "1m", "--max-duration", "300ms")
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("the run took %v with --max-duration 300ms", took)
+	}
+	if code != exitAnomalous || !rep.TimedOut {
+		t.Errorf("exit %d, timed out %v; want 3 and true", code, rep.TimedOut)
+	}
+	if rep.Published == 0 || rep.Deliveries == 0 {
+		t.Errorf("published %d, delivered %d before the deadline; want some", rep.Published, rep.Deliveries)
+	}
+}
+
+func TestRunConnectFailures(t *testing.T) {
+	_, srv := newBroadcaster(t)
+	// /nothing answers 404: every subscriber fails, and the report says why.
+	rep, code, _ := runJSON(t, "--url", srv.URL+"/nothing", "--publish", "none", "--duration", "10ms", "--subscribers", "3")
+	if code != exitAnomalous || rep.ConnectFailed != 3 || !strings.Contains(rep.ConnectError, "404") {
+		t.Errorf("exit %d, %d failed (%q); want 3 and 404", code, rep.ConnectFailed, rep.ConnectError)
+	}
+}
+
+func TestRunSubscribeOnlyCountsEvents(t *testing.T) {
+	b, srv := newBroadcaster(t)
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		// Publish foreign events while the run counts them.
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+				b.send([]byte("hello"))
+			}
+		}
+	}()
+	rep, code, stderr := runJSON(t, "--url", srv.URL+"/events", "--publish", "none", "--subscribers", "4", "--duration", "300ms")
+	close(stop)
+	<-done
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if rep.Deliveries < 4*10 || rep.OtherEvents != 0 || rep.Latency != nil || rep.DeliveriesPerSec <= 0 {
+		t.Errorf("report %+v: want events counted, no latency", rep)
+	}
+}
+
+func TestRunText(t *testing.T) {
+	_, srv := newBroadcaster(t)
+	var stdout, stderr bytes.Buffer
+	code := Run(t.Context(), []string{"--url", srv.URL + "/events", "--publish", "url", "--publish-url", srv.URL + "/publish",
+		"--subscribers", "3", "--events", "10", "--rate", "1000", "--hub-pid", strconv.Itoa(os.Getpid())}, &stdout, &stderr)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{"3 of 3 connected", "10 events", "30 of 30 expected", "missing 0, gaps 0", "latency", "p99", "hub pid", "per connection", "client"} {
+		mustContain(t, out, want)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"--url", "http://127.0.0.1:1/", "--subscribers", "0"},
+		{"--url", "http://127.0.0.1:1/", "--slow", "200"},
+		{"--url", "http://127.0.0.1:1/", "--publish", "carrier-pigeon"},
+		{"--url", "http://127.0.0.1:1/", "--publish", "url"},
+		{"--url", "http://127.0.0.1:1/"}, // mercure without a topic
+		{"--url", "http://127.0.0.1:1/?topic=a", "--events", "0", "--duration", "0"},
+		{"--url", "http://127.0.0.1:1/?topic=a", "--idle", "--publish", "mercure"},
+		{"--url", "http://127.0.0.1:1/?topic=a", "--sources", "300"},
+		{"--url", "http://127.0.0.1:1/?topic=a", "extra"},
+	} {
+		var stderr bytes.Buffer
+		if code := Run(t.Context(), args, new(bytes.Buffer), &stderr); code != exitUsage {
+			t.Errorf("%q: exit %d, want %d", args, code, exitUsage)
+		}
+	}
+	var stderr bytes.Buffer
+	if code := Run(t.Context(), []string{"--help"}, new(bytes.Buffer), &stderr); code != exitOK || !strings.Contains(stderr.String(), "--subscribers") && !strings.Contains(stderr.String(), "-subscribers") {
+		t.Errorf("--help: exit %d, output %q", code, stderr.String())
+	}
+}
