@@ -26,8 +26,8 @@ import (
 type broadcaster struct {
 	token string // required on Mercure publishes
 
-	mu   sync.Mutex
-	subs map[*bcSub]struct{}
+	mu    sync.Mutex
+	subs  map[*bcSub]struct{}
 	kick  int // subscribers disconnected for a full queue
 	ended int // responses ended by the server: queue full or write timeout
 }
