@@ -1,0 +1,167 @@
+package mercure
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+func TestSubscriptionEvents(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Subscriptions = true })
+	watcherTok := e.modernToken(e.subKey, nil, []Selector{{MatchURLPattern, "/.well-known/mercure/subscriptions/*"}}, nil)
+	watcher := e.subscribe("match_urlpattern="+url.QueryEscape("/.well-known/mercure/subscriptions/:match_type/:match/:subscriber")+
+		"&topic="+url.QueryEscape("/.well-known/mercure/subscriptions/{topic}/{subscriber}"), bearer(watcherTok))
+	// The watcher sees its own two subscriptions first.
+	for range 2 {
+		if ev := watcher.next(); ev.Type != "mercure" && !strings.Contains(ev.Data, "Subscription") {
+			t.Fatalf("own subscription event %+v", ev)
+		}
+	}
+
+	userTok := e.modernToken(e.subKey, nil, []Selector{{MatchExact, "https://example.com/books/1"}}, map[string]any{"user": "kevin"})
+	user := e.subscribe("match="+url.QueryEscape("https://example.com/books/1"), bearer(userTok))
+	ev := watcher.next()
+	if ev.Type != "mercure" {
+		t.Fatalf("event type %q", ev.Type)
+	}
+	if !strings.Contains(ev.Data, "\n") {
+		t.Errorf("data is not indented JSON: %q", ev.Data)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(ev.Data), &doc); err != nil {
+		t.Fatal(err)
+	}
+	sid, _ := doc["subscriber"].(string)
+	wantID := "/.well-known/mercure/subscriptions/exact/" + url.QueryEscape("https://example.com/books/1") + "/" + url.QueryEscape(sid)
+	if !strings.HasPrefix(sid, "urn:uuid:") || doc["id"] != wantID || doc["type"] != "subscription" || doc["match"] != "https://example.com/books/1" ||
+		doc["match_type"] != "exact" || doc["active"] != true || doc["@context"] != nil {
+		t.Fatalf("document %v (want id %s)", doc, wantID)
+	}
+	if p, _ := doc["payload"].(map[string]any); p["user"] != "kevin" {
+		t.Errorf("payload %v", doc["payload"])
+	}
+
+	// The API lists it.
+	apiTok := e.modernToken(e.subKey, nil, []Selector{{MatchURLPattern, "/.well-known/mercure/subscriptions{/*}?"}}, nil)
+	resp, body := e.get(subscriptionsPath, bearer(apiTok))
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("API: %d %s", resp.StatusCode, body)
+	}
+	var coll struct {
+		ID            string           `json:"id"`
+		Type          string           `json:"type"`
+		Subscriptions []map[string]any `json:"subscriptions"`
+	}
+	if err := json.Unmarshal([]byte(body), &coll); err != nil {
+		t.Fatal(err)
+	}
+	if coll.Type != "subscriptions" || coll.ID != subscriptionsPath || len(coll.Subscriptions) != 3 {
+		t.Fatalf("collection %s", body)
+	}
+	etag := resp.Header.Get("ETag")
+	if !strings.HasPrefix(etag, `"`) || !strings.Contains(resp.Header.Get("Link"), `rel="mercure"`) ||
+		!strings.Contains(resp.Header.Get("Link"), "last-event-id="+etag) {
+		t.Fatalf("ETag %q, Link %q", etag, resp.Header.Get("Link"))
+	}
+	hdr := bearer(apiTok)
+	hdr.Set("If-None-Match", etag)
+	if resp, _ := e.get(subscriptionsPath, hdr); resp.StatusCode != http.StatusNotModified {
+		t.Fatalf("If-None-Match: %d", resp.StatusCode)
+	}
+
+	// One subscription, by type, match and subscriber.
+	one := subscriptionsPath + "/exact/" + url.QueryEscape("https://example.com/books/1") + "/" + url.QueryEscape(sid)
+	resp, body = e.get(one, bearer(apiTok))
+	if resp.StatusCode != 200 || !strings.Contains(body, `"subscriber":"`+sid+`"`) {
+		t.Fatalf("single: %d %s", resp.StatusCode, body)
+	}
+	resp, body = e.get(subscriptionsPath+"/exact/"+url.QueryEscape("https://example.com/books/1"), bearer(apiTok))
+	if resp.StatusCode != 200 || !strings.Contains(body, sid) {
+		t.Fatalf("by matcher: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := e.get(subscriptionsPath+"/exact/x/urn:uuid:nobody", bearer(apiTok)); resp.StatusCode != 404 {
+		t.Fatalf("unknown subscriber: %d", resp.StatusCode)
+	}
+	if resp, _ := e.get(subscriptionsPath+"/regex/x/y", bearer(apiTok)); resp.StatusCode != 400 {
+		t.Fatalf("unknown match type: %d", resp.StatusCode)
+	}
+
+	// Authorization of the API.
+	resp, _ = e.get(subscriptionsPath, nil)
+	if resp.StatusCode != 401 {
+		t.Fatalf("anonymous API: %d", resp.StatusCode)
+	}
+	resp, _ = e.get(subscriptionsPath, bearer(userTok))
+	if resp.StatusCode != 403 {
+		t.Fatalf("API without grant: %d", resp.StatusCode)
+	}
+	checkChallenge(t, resp, e.srv.URL, "insufficient_scope")
+
+	// Disconnecting publishes active:false.
+	user.close()
+	ev = watcher.next()
+	if !strings.Contains(ev.Data, `"active": false`) || !strings.Contains(ev.Data, sid) {
+		t.Fatalf("termination event %+v", ev)
+	}
+	resp, body = e.get(one, bearer(apiTok))
+	if resp.StatusCode != 404 {
+		t.Fatalf("after disconnect: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestSubscriptionEventsArePrivate(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Subscriptions = true })
+	anon := e.subscribe("match_urlpattern="+url.QueryEscape("/.well-known/mercure/subscriptions/*")+"&match=fence", nil)
+	other := e.subscribe("match=x", nil)
+	other.close()
+	e.fence(anon, "fence") // fails on any subscription event before the fence
+}
+
+func TestClassicSubscriptionAPI(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Subscriptions = true; c.SubscriberKey = nil })
+	watcher := e.subscribe("topic="+url.QueryEscape("/.well-known/mercure/subscriptions/{topic}/{subscriber}")+"&topic=fence", nil)
+	sub := e.subscribe("topic="+url.QueryEscape("https://example.com/{id}"), nil)
+	_ = sub
+	// Anonymous subscribers never get subscription events.
+	e.fence(watcher, "fence")
+
+	resp, body := e.get(subscriptionsPath+"/"+url.QueryEscape("https://example.com/{id}"), nil)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/ld+json" {
+		t.Fatalf("classic API: %d %s", resp.StatusCode, body)
+	}
+	var coll map[string]any
+	if err := json.Unmarshal([]byte(body), &coll); err != nil {
+		t.Fatal(err)
+	}
+	subs, _ := coll["subscriptions"].([]any)
+	if coll["@context"] != "https://mercure.rocks/" || coll["type"] != "Subscriptions" || coll["lastEventID"] == nil || len(subs) != 1 {
+		t.Fatalf("collection %s", body)
+	}
+	doc := subs[0].(map[string]any)
+	if doc["type"] != "Subscription" || doc["topic"] != "https://example.com/{id}" || doc["active"] != true {
+		t.Fatalf("document %v", doc)
+	}
+	if etag := resp.Header.Get("ETag"); etag == "" || strings.HasPrefix(etag, `"`) {
+		t.Fatalf("classic ETag %q", etag)
+	}
+	single := subscriptionsPath + "/" + url.QueryEscape("https://example.com/{id}") + "/" + url.QueryEscape(doc["subscriber"].(string))
+	resp, body = e.get(single, nil)
+	if resp.StatusCode != 200 || !strings.Contains(body, `"lastEventID"`) {
+		t.Fatalf("classic single: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestSubscriptionsDisabled(t *testing.T) {
+	e := newEnv(t, nil)
+	if resp, _ := e.get(subscriptionsPath, nil); resp.StatusCode != 404 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+}
+
+func TestQuoteCursor(t *testing.T) {
+	if got := quoteCursor("a\"b%c d\x7f"); got != `"a%22b%25c%20d%7F"` {
+		t.Fatalf("%s", got)
+	}
+}
