@@ -10,7 +10,7 @@ import (
 const (
 	corsMethods = "GET, HEAD, POST, QUERY"
 	corsHeaders = "authorization, cache-control, last-event-id"
-	corsExpose  = "Link, Mercure-Last-Event-ID, Last-Event-ID, Sluice-Reset"
+	corsExpose  = "Link, Mercure-Last-Event-ID, Last-Event-ID, Sluice-Reset, WWW-Authenticate"
 )
 
 // cors adds the CORS headers for an allowed origin and answers preflight

@@ -41,7 +41,9 @@
 // "earliest" replays the whole retained history. Cursors are resolved by
 // the store's index, so a recent id is found however long the history is;
 // publisher-supplied ids work as cursors (a repeated id resolves to its
-// first retained occurrence).
+// first retained occurrence). Updates published without an id get the
+// store's compact id (or an urn:uuid with Config.UUIDIDs); a publisher id
+// that has the form of the store's own ids is refused with 400.
 //
 // A cursor the store cannot serve (unknown, or older than retention) is
 // where Mercure and sluice differ: the Mercure reference hub replays

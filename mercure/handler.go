@@ -265,8 +265,10 @@ func New(cfg Config) (*Hub, error) {
 	return h, nil
 }
 
-// Engine returns the sluice hub engine under the Mercure hub (for its
-// statistics, or to serve sluice's own subscribers from the same log).
+// Engine returns the sluice hub engine under the Mercure hub, for its
+// statistics and its Go API. Its own HTTP handler serves only requests
+// routed through the Mercure hub (others get 404): serve sluice's native
+// subscribers with another hub.Hub on the same store.
 func (h *Hub) Engine() *hub.Hub { return h.engine }
 
 // Shutdown stops the hub gracefully (see hub.Hub.Shutdown): subscribers

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -482,5 +483,30 @@ func TestShutdownEndsStreams(t *testing.T) {
 	}
 	if _, resp := e.open("topic=a", nil); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("after shutdown: %d", resp.StatusCode)
+	}
+}
+
+func TestHTTP2(t *testing.T) {
+	st := newEnv(t, nil)
+	srv := httptest.NewUnstartedServer(st.h)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	client := srv.Client()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+HubPath+"?topic=a", nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != 200 || resp.Header.Get("Connection") != "" {
+		t.Fatalf("proto %s, status %d, headers %v", resp.Proto, resp.StatusCode, resp.Header)
+	}
+	id := st.mustPublish(form("topic", "a", "data", "over h2"))
+	ev, err := sse.NewReader(resp.Body).Next()
+	if err != nil || ev.ID != id || ev.Data != "over h2" {
+		t.Fatalf("event %+v, %v", ev, err)
 	}
 }
