@@ -1,0 +1,237 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/sluicehq/sluice/sse"
+)
+
+func init() {
+	commands["listen"] = command{summary: "connect to an event stream and print its events", run: runListen}
+}
+
+const listenUsage = `usage: sluice listen [flags] URL
+
+Connects to the event stream at URL and prints every event it receives.
+Like a browser's EventSource it reconnects when the stream ends or breaks,
+sending the last event id as Last-Event-ID and honouring the server's retry
+(default 3s, with backoff after repeated failures). A 204 No Content ends it.
+
+Output, one event at a time:
+  default   the event in wire form, a valid event stream itself:
+              id: <last event id, if any>
+              event: <type>
+              data: <one line per line of data>
+              <blank line>
+  --json    one JSON object per line: {"id":..., "type":..., "data":...},
+            where id is the last event id in effect for the event and type
+            is "message" when the stream named none
+
+Errors and reconnections are reported on standard error, one line each.
+Exit status: 0 at a clean end (204, --once at end of stream, --timeout or
+an interrupt), 1 on an error that ends the stream (a status other than
+2xx, a Content-Type other than text/event-stream, or with --once any
+failure), 2 on a usage error.
+
+Flags:
+`
+
+// headerFlags collects repeated -H 'Name: value' flags.
+type headerFlags http.Header
+
+func (h headerFlags) String() string { return "" }
+
+func (h headerFlags) Set(v string) error {
+	name, value, ok := strings.Cut(v, ":")
+	name = strings.TrimSpace(name)
+	if !ok || name == "" || strings.ContainsAny(name, " \t\r\n") || strings.ContainsAny(value, "\r\n\x00") {
+		return fmt.Errorf("want 'Name: value', got %q", v)
+	}
+	http.Header(h).Add(name, strings.TrimSpace(value))
+	return nil
+}
+
+// runListen is the listen command.
+func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("listen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), listenUsage)
+		fs.PrintDefaults()
+	}
+	jsonOut := fs.Bool("json", false, "print one JSON object per event per line")
+	once := fs.Bool("once", false, "do not reconnect: end with the first connection")
+	timeout := fs.Duration("timeout", 0, "stop after this long (0: never)")
+	readTimeout := fs.Duration("read-timeout", 0, "reconnect when no bytes arrive for this long (0: never)")
+	lastID := fs.String("last-event-id", "", "send this Last-Event-ID with the first request")
+	method := fs.String("method", "", "HTTP method (default GET, or POST with --data)")
+	data := fs.String("data", "", "request body, sent again on every reconnection")
+	headers := headerFlags{}
+	fs.Var(headers, "H", "add a request header 'Name: value' (repeatable)")
+
+	// Flags may come before and after the URL.
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(rest) != 1 {
+		fmt.Fprintln(stderr, "sluice listen: want exactly one URL")
+		fs.Usage()
+		return 2
+	}
+	dataSet := false
+	fs.Visit(func(f *flag.Flag) { dataSet = dataSet || f.Name == "data" })
+	if *method == "" {
+		*method = http.MethodGet
+		if dataSet {
+			*method = http.MethodPost
+		}
+	}
+	var body io.Reader
+	if dataSet {
+		body = strings.NewReader(*data)
+	}
+	req, err := http.NewRequest(*method, rest[0], body)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice listen: %v\n", err)
+		return 2
+	}
+	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
+		fmt.Fprintf(stderr, "sluice listen: want an http or https URL, got %q\n", rest[0])
+		return 2
+	}
+	for name, values := range headers {
+		req.Header[name] = values
+	}
+	if *lastID != "" {
+		if !sse.ValidID(*lastID) {
+			fmt.Fprintf(stderr, "sluice listen: --last-event-id must not contain CR, LF or NUL\n")
+			return 2
+		}
+		req.Header.Set("Last-Event-ID", *lastID)
+	}
+
+	if *timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *timeout)
+		defer cancel()
+	}
+	p := &printer{w: stdout, json: *jsonOut}
+	var client sse.Client
+	if *once {
+		return listenOnce(ctx, &client, req, p, stderr)
+	}
+	opts := []sse.Option{sse.OnRetry(func(err *sse.RetryError) {
+		fmt.Fprintf(stderr, "sluice listen: %v\n", oneLine(err))
+	})}
+	if *readTimeout > 0 {
+		opts = append(opts, sse.WithReadTimeout(*readTimeout))
+	}
+	for e, err := range client.Connect(ctx, req, opts...) {
+		var reset *sse.ResetError
+		switch {
+		case errors.As(err, &reset):
+			fmt.Fprintf(stderr, "sluice listen: %v\n", oneLine(err))
+		case ctx.Err() != nil:
+			return 0
+		case err != nil:
+			fmt.Fprintf(stderr, "sluice listen: %v\n", oneLine(err))
+			return 1
+		default:
+			if err := p.print(e); err != nil {
+				fmt.Fprintf(stderr, "sluice listen: %v\n", err)
+				return 1
+			}
+		}
+	}
+	return 0
+}
+
+// listenOnce reads one connection to its end.
+func listenOnce(ctx context.Context, client *sse.Client, req *http.Request, p *printer, stderr io.Writer) int {
+	connect, err := client.ConnectFunc(req)
+	if err == nil {
+		var body io.ReadCloser
+		body, err = connect(ctx, req.Header.Get("Last-Event-ID"))
+		if err == nil {
+			defer body.Close()
+			rd := sse.NewReader(body)
+			for e, rerr := range rd.All() {
+				if rerr != nil {
+					err = rerr
+					break
+				}
+				if err = p.print(e); err != nil {
+					break
+				}
+			}
+		}
+	}
+	switch {
+	case ctx.Err() != nil, err == nil, errors.Is(err, sse.ErrDone):
+		return 0
+	default:
+		fmt.Fprintf(stderr, "sluice listen: %v\n", oneLine(err))
+		return 1
+	}
+}
+
+// oneLine keeps an error message on one line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+// printer writes events in the chosen form, one write per event.
+type printer struct {
+	w    io.Writer
+	json bool
+	buf  bytes.Buffer
+	enc  *json.Encoder
+}
+
+// jsonEvent fixes the keys and their order.
+type jsonEvent struct {
+	ID   string `json:"id"`
+	Type string `json:"type"`
+	Data string `json:"data"`
+}
+
+func (p *printer) print(e sse.Event) error {
+	p.buf.Reset()
+	if p.json {
+		if p.enc == nil {
+			p.enc = json.NewEncoder(&p.buf)
+			p.enc.SetEscapeHTML(false)
+		}
+		if err := p.enc.Encode(jsonEvent{ID: e.ID, Type: e.Type, Data: e.Data}); err != nil {
+			return err
+		}
+	} else {
+		// A parsed event always encodes: its id and type hold no line break.
+		b, err := sse.AppendEvent(p.buf.AvailableBuffer(), sse.Event{ID: e.ID, Type: e.Type, Data: e.Data})
+		if err != nil {
+			return err
+		}
+		p.buf.Write(b)
+	}
+	_, err := p.w.Write(p.buf.Bytes())
+	return err
+}
