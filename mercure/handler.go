@@ -58,8 +58,9 @@ type Config struct {
 	Store store.Store
 	// Engine is the base configuration of the sluice hub engine (queues,
 	// slow-subscriber policy, metrics, clock…). New overrides its Store,
-	// Subscription, OnConnect, OnDisconnect, LastEventIDParam, Heartbeat,
-	// WriteTimeout, MaxLifetime, MaxTopics, MaxEventSize and Logger.
+	// Subscription, OnConnect, OnDisconnect, LastEventIDParam, Session,
+	// PollInterval, Heartbeat, WriteTimeout, MaxLifetime, MaxTopics,
+	// MaxEventSize, MaxLastEventIDLen and Logger.
 	Engine hub.Config
 
 	// PublisherKey verifies the tokens of publishers (POST). Without it
@@ -250,6 +251,8 @@ func New(cfg Config) (*Hub, error) {
 	ec.OnConnect = h.onConnect
 	ec.OnDisconnect = h.onDisconnect
 	ec.LastEventIDParam = "-"
+	ec.Session = hub.SessionConfig{} // Mercure has no sessions
+	ec.PollInterval = 0              // nor polling responses
 	ec.Heartbeat = cfg.Heartbeat
 	ec.WriteTimeout = cfg.DispatchTimeout
 	ec.MaxLifetime = max(cfg.MaxLifetime, 0)

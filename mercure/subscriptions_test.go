@@ -165,3 +165,33 @@ func TestQuoteCursor(t *testing.T) {
 		t.Fatalf("%s", got)
 	}
 }
+
+func TestClassicSubscriptionEvents(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Subscriptions = true })
+	tok := signClaims(t, subSecret, map[string]any{"mercure": map[string]any{
+		"subscribe": []string{"/.well-known/mercure/subscriptions/{topic}/{subscriber}", "https://example.com/{id}"},
+		"payload":   map[string]any{"user": "classic"},
+	}}, nil)
+	watcher := e.subscribe("topic="+url.QueryEscape("/.well-known/mercure/subscriptions/{topic}/{subscriber}"), bearer(tok))
+	if ev := watcher.next(); !strings.Contains(ev.Data, `"Subscription"`) { // its own
+		t.Fatalf("own event %+v", ev)
+	}
+	e.subscribe("topic="+url.QueryEscape("https://example.com/1"), bearer(tok))
+	ev := watcher.next()
+	if ev.Type != "message" {
+		t.Fatalf("classic subscription event has type %q", ev.Type)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(ev.Data), &doc); err != nil {
+		t.Fatal(err)
+	}
+	sid, _ := doc["subscriber"].(string)
+	want := "/.well-known/mercure/subscriptions/" + url.QueryEscape("https://example.com/1") + "/" + url.QueryEscape(sid)
+	if doc["@context"] != "https://mercure.rocks/" || doc["type"] != "Subscription" || doc["topic"] != "https://example.com/1" ||
+		doc["id"] != want || doc["active"] != true {
+		t.Fatalf("document %v, want id %s", doc, want)
+	}
+	if p, _ := doc["payload"].(map[string]any); p["user"] != "classic" {
+		t.Fatalf("payload %v", doc["payload"])
+	}
+}
