@@ -73,9 +73,8 @@ func TestParseKey(t *testing.T) {
 }
 
 func TestRS256Keys(t *testing.T) {
-	pubPriv, pubPEM, pubPrivPEM := rsaPEM(t)
+	_, pubPEM, pubPrivPEM := rsaPEM(t)
 	_, subPEM, subPrivPEM := rsaPEM(t)
-	_ = pubPriv
 	pk, err := ParseKey(pubPEM, "RS256")
 	if err != nil {
 		t.Fatal(err)

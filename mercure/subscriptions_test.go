@@ -122,8 +122,7 @@ func TestSubscriptionEventsArePrivate(t *testing.T) {
 func TestClassicSubscriptionAPI(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.Subscriptions = true; c.SubscriberKey = nil })
 	watcher := e.subscribe("topic="+url.QueryEscape("/.well-known/mercure/subscriptions/{topic}/{subscriber}")+"&topic=fence", nil)
-	sub := e.subscribe("topic="+url.QueryEscape("https://example.com/{id}"), nil)
-	_ = sub
+	e.subscribe("topic="+url.QueryEscape("https://example.com/{id}"), nil)
 	// Anonymous subscribers never get subscription events.
 	e.fence(watcher, "fence")
 
