@@ -362,15 +362,16 @@ func (s *streamer) run(ctx context.Context) {
 		case <-c.restart:
 		default:
 		}
-		err, reason, healthy, stop := s.session(ctx)
-		if stop {
+		out := s.session(ctx)
+		if out.stop {
 			return
 		}
+		err := out.err
 		if err := ctx.Err(); err != nil {
 			s.yield(Event{}, err)
 			return
 		}
-		if reason == dropRestart {
+		if out.reason == dropRestart {
 			s.failed, s.outage = 0, c.clock.Now()
 			continue
 		}
@@ -388,7 +389,7 @@ func (s *streamer) run(ctx context.Context) {
 			s.yield(Event{}, err)
 			return
 		}
-		if healthy {
+		if out.healthy {
 			s.failed, s.outage = 0, c.clock.Now()
 		} else {
 			s.failed++
@@ -399,26 +400,31 @@ func (s *streamer) run(ctx context.Context) {
 	}
 }
 
-// session makes one attempt and reads the stream it opens until it ends. It
-// returns the error that ended it (io.EOF for a clean end), why the
-// watchdog dropped it if it did, whether the connection was healthy, and
-// stop when the iteration must end because the loop body broke out.
-func (s *streamer) session(ctx context.Context) (err error, reason int32, healthy, stop bool) {
+// attemptOutcome is how one attempt ended.
+type attemptOutcome struct {
+	err     error // what ended it: io.EOF for a clean end
+	reason  int32 // why the watchdog dropped it, if it did
+	healthy bool  // it delivered an event or stayed open for the max delay
+	stop    bool  // the loop body broke out: the iteration must end
+}
+
+// session makes one attempt and reads the stream it opens until it ends.
+func (s *streamer) session(ctx context.Context) attemptOutcome {
 	c := s.cfg
 	start := c.clock.Now()
 	connCtx, cancel := context.WithCancel(ctx)
-	cn := &conn{cancel: cancel, clock: c.clock, idle: c.readTimeout, base: start, stop: make(chan struct{}), done: make(chan struct{})}
+	cn := &clientConn{cancel: cancel, clock: c.clock, idle: c.readTimeout, base: start, stop: make(chan struct{}), done: make(chan struct{})}
 	go cn.watch(ctx, c.restart)
 	defer cn.finish()
 
 	body, err := s.connect(connCtx, s.lastID)
 	if err != nil {
 		cn.finish()
-		reason = cn.reason.Load()
+		reason := cn.reason.Load()
 		if reason == dropIdle {
 			err = fmt.Errorf("%w: no response for %v", ErrReadTimeout, c.readTimeout)
 		}
-		return err, reason, false, false
+		return attemptOutcome{err: err, reason: reason}
 	}
 	cn.setBody(body)
 	s.rd.Reset(cn, s.lastID)
@@ -432,11 +438,11 @@ func (s *streamer) session(ctx context.Context) (err error, reason int32, health
 		events++
 		if e.Type == ResetEventType {
 			if !s.yield(Event{}, newResetError(e, s.lastID)) {
-				return nil, dropNone, true, true
+				return attemptOutcome{stop: true}
 			}
 		} else if c.types == nil || slices.Contains(c.types, e.Type) {
 			if !s.yield(e, nil) {
-				return nil, dropNone, true, true
+				return attemptOutcome{stop: true}
 			}
 		}
 		s.noteLastID()
@@ -446,12 +452,12 @@ func (s *streamer) session(ctx context.Context) (err error, reason int32, health
 	if d, ok := s.rd.Retry(); ok {
 		s.retry = d
 	}
-	reason = cn.reason.Load()
+	reason := cn.reason.Load()
 	if reason == dropIdle {
 		err = fmt.Errorf("%w: no data for %v", ErrReadTimeout, c.readTimeout)
 	}
-	healthy = events > 0 || c.clock.Now().Sub(start) >= c.maxDelay
-	return err, reason, healthy, false
+	healthy := events > 0 || c.clock.Now().Sub(start) >= c.maxDelay
+	return attemptOutcome{err: err, reason: reason, healthy: healthy}
 }
 
 func (s *streamer) noteLastID() {
@@ -518,10 +524,10 @@ func (s *streamer) delay(err error, now time.Time) time.Duration {
 	return base + min(max(s.cfg.jitter(hi-base), 0), hi-base)
 }
 
-// conn is one connection's body, wrapped to record when bytes arrive, and
+// clientConn is one connection's body, wrapped to record when bytes arrive, and
 // the watchdog that drops it on a restart, the read timeout or the end of
 // the stream's context.
-type conn struct {
+type clientConn struct {
 	cancel context.CancelFunc
 	clock  Clock
 	idle   time.Duration
@@ -538,7 +544,7 @@ type conn struct {
 	done     chan struct{}
 }
 
-func (c *conn) Read(p []byte) (int, error) {
+func (c *clientConn) Read(p []byte) (int, error) {
 	n, err := c.body.Read(p)
 	if n > 0 && c.idle > 0 {
 		c.last.Store(int64(c.clock.Now().Sub(c.base)))
@@ -546,7 +552,7 @@ func (c *conn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (c *conn) setBody(b io.ReadCloser) {
+func (c *clientConn) setBody(b io.ReadCloser) {
 	c.mu.Lock()
 	c.body = b
 	dropped := c.reason.Load() != dropNone
@@ -556,7 +562,7 @@ func (c *conn) setBody(b io.ReadCloser) {
 	}
 }
 
-func (c *conn) closeBody() {
+func (c *clientConn) closeBody() {
 	c.mu.Lock()
 	b := c.body
 	c.mu.Unlock()
@@ -566,7 +572,7 @@ func (c *conn) closeBody() {
 }
 
 // drop ends the connection for reason, unless it was already dropped.
-func (c *conn) drop(reason int32) {
+func (c *clientConn) drop(reason int32) {
 	if c.reason.CompareAndSwap(dropNone, reason) {
 		c.cancel()
 		c.closeBody()
@@ -575,7 +581,7 @@ func (c *conn) drop(reason int32) {
 
 // finish stops the watchdog, waits for it, and releases the connection. It
 // may be called more than once.
-func (c *conn) finish() {
+func (c *clientConn) finish() {
 	c.stopOnce.Do(func() {
 		close(c.stop)
 		<-c.done
@@ -584,7 +590,7 @@ func (c *conn) finish() {
 	})
 }
 
-func (c *conn) watch(ctx context.Context, restart <-chan struct{}) {
+func (c *clientConn) watch(ctx context.Context, restart <-chan struct{}) {
 	defer close(c.done)
 	var timer <-chan time.Time
 	arm := func() bool {

@@ -219,9 +219,7 @@ func pipeWrite(t *testing.T, w *io.PipeWriter, s string) {
 
 // retries records what OnRetry reports.
 type retries struct {
-	mu   sync.Mutex
-	errs []*RetryError
-	ch   chan *RetryError
+	ch chan *RetryError
 }
 
 func newRetries() *retries { return &retries{ch: make(chan *RetryError, 100)} }

@@ -135,8 +135,7 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	h := &harness{t: t, cb: newCallbackServer(t), exited: make(chan struct{}), counter: 1}
-	var svc *service
-	svc = newService(nil, func() { close(h.exited) })
+	svc := newService(nil, func() { close(h.exited) })
 	h.impl = svc
 	h.svc = httptest.NewServer(svc)
 	t.Cleanup(func() {
