@@ -149,11 +149,14 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, sub Subscription, st
 	reason := c.run(ctx, cursor, replay, poll, st.id)
 	putBuf(c.buf)
 	c.buf = nil
-	if c.wrote && !c.noDeadline {
-		_ = c.rc.SetWriteDeadline(time.Time{})
+	if reason == ReasonSlow || reason == ReasonReplayOverflow {
+		// Do not let net/http wait on a client that does not read to
+		// finish the response: fail its last writes now. (net/http clears
+		// the deadline itself once the response is finished.)
+		_ = c.rc.SetWriteDeadline(time.Now())
 	}
-	if reason == ReasonSlow {
-		h.stats.slow.Add(1)
+	if r := s.closeReason(); r != "" && reason == ReasonClient {
+		reason = r // the write failed because the hub had given up on it
 	}
 	h.metrics.SubscriberDisconnected(reason)
 	if h.cfg.OnDisconnect != nil {

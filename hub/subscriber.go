@@ -186,7 +186,17 @@ func (s *Subscriber) closeLocked(reason DisconnectReason) {
 	}
 	s.closed = true
 	s.reason = reason
+	if reason == ReasonSlow || reason == ReasonReplayOverflow {
+		s.hub.stats.slow.Add(1)
+	}
 	s.signal()
+}
+
+// closeReason returns why the hub closed the subscriber, or "".
+func (s *Subscriber) closeReason() DisconnectReason {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reason
 }
 
 func (s *Subscriber) signal() {
