@@ -238,9 +238,13 @@ func WithJitter(f func(max time.Duration) time.Duration) Option {
 }
 
 // WithRestarter connects r to the Stream: r.Restart drops the connection and
-// reconnects at once.
+// reconnects at once. A nil r is ignored.
 func WithRestarter(r *Restarter) Option {
-	return func(c *streamConfig) { c.restart = r.c() }
+	return func(c *streamConfig) {
+		if r != nil {
+			c.restart = r.c()
+		}
+	}
 }
 
 // OnComment calls f with the text of every comment line (after the colon,
