@@ -297,15 +297,15 @@ func newStreamConfig(opts []Option) streamConfig {
 // after the last event received. An event that was only partly received
 // when the connection broke is discarded.
 //
-// Waiting: the reconnection time is the server's latest retry field, else
+// Waiting: the reconnection time r is the server's latest retry field, else
 // WithRetry's, else DefaultRetry. The first reconnection after a healthy
-// connection waits exactly that; after n consecutive failed attempts the
-// wait is that plus a random jitter, growing up to a total of
-// reconnection-time·2ⁿ and capped by WithMaxDelay. A *StatusError carrying
-// Retry-After waits that long instead. A connection is healthy when it
-// delivered at least one event or stayed open for the max delay; a healthy
-// connection resets the backoff and the limits of WithMaxAttempts and
-// WithMaxElapsed.
+// connection waits exactly r, as a browser does. After n consecutive failed
+// attempts the wait is r plus a uniform random jitter, for a total of at
+// most max(r, 100ms)·2ⁿ, capped at WithMaxDelay (or at r when r is longer).
+// A *StatusError carrying a Retry-After of more than zero waits that long
+// instead. A connection is healthy when it delivered at least one event or
+// stayed open for the max delay; a healthy connection resets the backoff and
+// the limits of WithMaxAttempts and WithMaxElapsed.
 //
 // Errors: the iterator yields an error with a zero Event in two cases only.
 // A *ResetError (sluice's reset signal: the server could not replay from the
@@ -507,7 +507,9 @@ func (s *streamer) wait(ctx context.Context, err error) bool {
 // delay returns the wait before the next attempt.
 func (s *streamer) delay(err error, now time.Time) time.Duration {
 	if se, ok := errors.AsType[*StatusError](err); ok {
-		if d, ok := se.RetryAfter(now); ok {
+		// A Retry-After of zero (or a past date) falls back to the backoff,
+		// so a server that keeps saying "now" is not hammered.
+		if d, ok := se.RetryAfter(now); ok && d > 0 {
 			return d
 		}
 	}

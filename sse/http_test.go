@@ -267,7 +267,8 @@ func TestConnectRetryAfter(t *testing.T) {
 	}{
 		{503, "2", 2 * time.Second},
 		{429, clk.Now().Add(5 * time.Second).Format(http.TimeFormat), 5 * time.Second},
-		{429, clk.Now().Add(-time.Hour).Format(http.TimeFormat), 0},
+		{429, clk.Now().Add(-time.Hour).Format(http.TimeFormat), 6 * time.Second}, // past: the backoff
+		{503, "0", 6 * time.Second},
 	} {
 		t.Run(fmt.Sprint(tc.status, " ", tc.value), func(t *testing.T) {
 			var n atomic.Int32
@@ -282,17 +283,15 @@ func TestConnectRetryAfter(t *testing.T) {
 			}))
 			defer srv.Close()
 			clk, rs := newFakeClock(), newRetries()
-			items := runStream(t.Context(), mustConnectFunc(t, &Client{}, newGet(t, srv.URL)), WithClock(clk), rs.option())
+			items := runStream(t.Context(), mustConnectFunc(t, &Client{}, newGet(t, srv.URL)), WithClock(clk), WithJitter(maxJitter), rs.option())
 			r := rs.next(t)
 			if se, ok := errors.AsType[*StatusError](r.Err); !ok || se.StatusCode != tc.status || r.Delay != tc.want {
 				t.Fatalf("retry %+v, want status %d after %v", r, tc.status, tc.want)
 			}
-			if tc.want > 0 {
-				if d := clk.nextAfter(t); d != tc.want {
-					t.Fatalf("waited %v", d)
-				}
-				clk.Advance(tc.want)
+			if d := clk.nextAfter(t); d != tc.want {
+				t.Fatalf("waited %v", d)
 			}
+			clk.Advance(tc.want)
 			if e := nextEvent(t, items); e.Data != "ok" {
 				t.Fatalf("got %+v", e)
 			}
