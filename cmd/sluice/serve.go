@@ -1,0 +1,402 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice/mercure"
+)
+
+func init() {
+	commands["serve"] = command{summary: "run the hub: Mercure publish and subscribe, demo page, /metrics, /healthz", run: runServe}
+}
+
+const serveUsage = `usage: sluice serve [flags]
+
+Runs the sluice hub: publishers POST to /.well-known/mercure, subscribers
+GET it with EventSource, and every event is stored (by default in the bolt
+file ./sluice.db) so that a subscriber resumes with Last-Event-ID across
+reconnections and hub restarts. With no flags at all it is a working
+development hub on http://localhost:8080.
+
+Endpoints:
+  /.well-known/mercure   Mercure hub (publish: POST form; subscribe: GET ?topic=)
+  /                      demo page: subscribe, publish, watch reconnections
+  /metrics               Prometheus metrics (hub counters, Go and process)
+  /healthz               readiness: 200 when the store answers, else 503
+  /livez, /healthz?live=1  liveness only
+
+Development mode: when no JWT key is configured (--jwt-key,
+--publisher-jwt-key, --subscriber-jwt-key) and --addr is a loopback address,
+the hub generates a random HS256 key for this run, logs a publisher token
+(publish and subscribe to every topic) and a subscriber token, lets
+anonymous subscribers in, and gives the demo page the publisher token. On
+a non-loopback address without a key the hub refuses to start.
+
+Every flag can also be set by an environment variable: --foo-bar is
+SLUICE_FOO_BAR. A flag on the command line wins over the variable. Key
+values are the key itself (an HMAC secret or PEM text), or @PATH to read it
+from a file.
+
+Store DSNs:
+  bolt:PATH   durable single-file store (the default, bolt:./sluice.db)
+  memory      in-memory store: history is lost on restart
+  redis://, rediss://, nats://   not built into this binary yet
+
+Flags:
+`
+
+// serveConfig is the validated configuration of the serve command.
+type serveConfig struct {
+	addr            string
+	storeDSN        string
+	storeKind       string // "memory" or "bolt"
+	storePath       string // bolt file
+	jwtKey          string
+	publisherKey    string
+	subscriberKey   string
+	jwtAlg          string
+	issuers         []string
+	audience        string
+	anonymous       bool
+	corsOrigins     []string
+	publishOrigins  []string
+	heartbeat       time.Duration
+	historySize     int
+	subscriptions   bool
+	tlsCert         string
+	tlsKey          string
+	writeTimeout    time.Duration
+	maxLifetime     time.Duration
+	shutdownTimeout time.Duration
+	logFormat       string
+	logLevel        slog.Level
+	demo            bool
+
+	// Derived at validation.
+	pubKey, subKey *mercure.Key
+	tlsConfig      *tls.Config
+	// dev is set in development mode: the generated key and its tokens.
+	dev *devMode
+}
+
+// devMode holds what development mode generated for this run.
+type devMode struct {
+	key             string
+	publisherToken  string
+	subscriberToken string
+}
+
+// listFlag is a comma-separated, repeatable list flag.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for part := range strings.SplitSeq(v, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*l = append(*l, part)
+		}
+	}
+	return nil
+}
+
+// envName is the environment variable of a flag: --foo-bar is
+// SLUICE_FOO_BAR.
+func envName(flagName string) string {
+	return "SLUICE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// applyEnv sets every flag of fs that was not given on the command line
+// from its environment variable, when that is set.
+func applyEnv(fs *flag.FlagSet, lookupEnv func(string) (string, bool)) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil {
+			return
+		}
+		name := envName(f.Name)
+		v, ok := lookupEnv(name)
+		if !ok {
+			return
+		}
+		if serr := fs.Set(f.Name, v); serr != nil {
+			err = fmt.Errorf("invalid value %q for %s: %w", v, name, serr)
+		}
+	})
+	return err
+}
+
+// newServeFlags returns the serve flag set writing into c.
+func newServeFlags(c *serveConfig, stderr io.Writer) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), serveUsage)
+		fs.VisitAll(func(f *flag.Flag) {
+			name, usage := flag.UnquoteUsage(f)
+			fmt.Fprintf(fs.Output(), "  --%s %s\t[%s]\n", f.Name, name, envName(f.Name))
+			fmt.Fprintf(fs.Output(), "    \t%s", strings.ReplaceAll(usage, "\n", "\n    \t"))
+			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "[]" {
+				fmt.Fprintf(fs.Output(), " (default %s)", f.DefValue)
+			}
+			fmt.Fprintln(fs.Output())
+		})
+	}
+	fs.StringVar(&c.addr, "addr", "localhost:8080", "`address` to listen on (host:port)")
+	fs.StringVar(&c.storeDSN, "store", "bolt:./sluice.db", "event store `DSN`: bolt:PATH or memory")
+	fs.StringVar(&c.jwtKey, "jwt-key", "", "JWT `key` for publishers and subscribers (secret, PEM, or @PATH)")
+	fs.StringVar(&c.publisherKey, "publisher-jwt-key", "", "JWT `key` for publishers, instead of --jwt-key")
+	fs.StringVar(&c.subscriberKey, "subscriber-jwt-key", "", "JWT `key` for subscribers, instead of --jwt-key")
+	fs.StringVar(&c.jwtAlg, "jwt-alg", "", "JWT `algorithm` of the keys: HS256/384/512 for secrets, RS256, PS256, ES256, EdDSA… for PEM keys (default HS256)")
+	fs.Var((*listFlag)(&c.issuers), "jwt-issuer", "trusted iss of modern access tokens (comma-separated, repeatable)")
+	fs.StringVar(&c.audience, "jwt-audience", "", "aud modern access tokens must carry: the hub's absolute `URL` (default: derived per request)")
+	fs.BoolVar(&c.anonymous, "anonymous", false, "let subscribers without a token receive public updates (on in development mode)")
+	fs.Var((*listFlag)(&c.corsOrigins), "cors-origins", "origins allowed to make cross-origin requests: exact, * or https://*.example.com (comma-separated)")
+	fs.Var((*listFlag)(&c.publishOrigins), "publish-origins", "origins allowed to publish with a cookie token (comma-separated)")
+	fs.DurationVar(&c.heartbeat, "heartbeat", mercure.DefaultHeartbeat, "interval of the keep-alive comment on idle streams (0: none)")
+	fs.IntVar(&c.historySize, "history-size", 0, "events the store retains (0: the store's default, 1000000 for bolt, 100000 for memory)")
+	fs.BoolVar(&c.subscriptions, "subscriptions", false, "publish subscription events and serve the subscriptions API")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM); serve HTTPS with --tls-key")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
+	fs.DurationVar(&c.writeTimeout, "write-timeout", mercure.DefaultDispatchTimeout, "bound on each write to a subscriber; a slower one is disconnected and resumes")
+	fs.DurationVar(&c.maxLifetime, "max-lifetime", mercure.DefaultMaxLifetime, "end each subscriber connection after this long with a retry, so connections rotate (0: no limit)")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long the drain on SIGTERM/SIGINT may take")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log `format`: text or json")
+	level := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
+	fs.BoolVar(&c.demo, "demo", true, "serve the demo page on /")
+	return fs, level
+}
+
+// parseServeConfig parses args and the environment into a validated
+// configuration. It returns the exit status to end with when the
+// configuration is unusable (2) or help was asked for (0).
+func parseServeConfig(args []string, lookupEnv func(string) (string, bool), stderr io.Writer) (*serveConfig, int) {
+	c := &serveConfig{}
+	fs, level := newServeFlags(c, stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, 0
+		}
+		return nil, 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "sluice serve: unexpected argument %q\n", fs.Arg(0))
+		return nil, 2
+	}
+	if err := applyEnv(fs, lookupEnv); err != nil {
+		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
+		return nil, 2
+	}
+	if err := c.level(*level); err != nil {
+		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
+		return nil, 2
+	}
+	if err := c.validate(); err != nil {
+		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
+		return nil, 2
+	}
+	return c, 0
+}
+
+func (c *serveConfig) level(s string) error {
+	switch strings.ToLower(s) {
+	case "debug":
+		c.logLevel = slog.LevelDebug
+	case "info":
+		c.logLevel = slog.LevelInfo
+	case "warn", "warning":
+		c.logLevel = slog.LevelWarn
+	case "error":
+		c.logLevel = slog.LevelError
+	default:
+		return fmt.Errorf("--log-level: want debug, info, warn or error, got %q", s)
+	}
+	return nil
+}
+
+// validate checks the configuration and derives the keys, the TLS
+// configuration and development mode.
+func (c *serveConfig) validate() error {
+	if _, _, err := net.SplitHostPort(c.addr); err != nil {
+		return fmt.Errorf("--addr %q: %w", c.addr, err)
+	}
+	if err := c.parseStore(); err != nil {
+		return err
+	}
+	switch c.logFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("--log-format: want text or json, got %q", c.logFormat)
+	}
+	for name, d := range map[string]time.Duration{
+		"--heartbeat": c.heartbeat, "--write-timeout": c.writeTimeout,
+		"--max-lifetime": c.maxLifetime, "--shutdown-timeout": c.shutdownTimeout,
+	} {
+		if d < 0 {
+			return fmt.Errorf("%s: must not be negative, got %v", name, d)
+		}
+	}
+	if c.writeTimeout == 0 {
+		return errors.New("--write-timeout: must be positive")
+	}
+	if c.historySize < 0 {
+		return fmt.Errorf("--history-size: must not be negative, got %d", c.historySize)
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if c.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
+		if err != nil {
+			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		c.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	return c.parseKeys()
+}
+
+// parseStore checks the store DSN.
+func (c *serveConfig) parseStore() error {
+	dsn := c.storeDSN
+	switch {
+	case dsn == "memory" || dsn == "memory:":
+		c.storeKind = "memory"
+	case strings.HasPrefix(dsn, "bolt:"):
+		c.storeKind, c.storePath = "bolt", strings.TrimPrefix(dsn, "bolt:")
+		if c.storePath == "" {
+			return fmt.Errorf("--store %q: want bolt:PATH, with a file path", dsn)
+		}
+	case strings.HasPrefix(dsn, "redis://"), strings.HasPrefix(dsn, "rediss://"), strings.HasPrefix(dsn, "nats://"):
+		return fmt.Errorf("--store %q: unsupported store DSN: the Redis and NATS stores are not built into this binary yet; use bolt:PATH or memory", dsn)
+	default:
+		return fmt.Errorf("--store %q: unsupported store DSN: want bolt:PATH or memory", dsn)
+	}
+	return nil
+}
+
+// readKey returns key material: the flag's value, or the file it names
+// after "@".
+func readKey(flagName, v string) ([]byte, error) {
+	if path, ok := strings.CutPrefix(v, "@"); ok {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("--%s: reading key: %w", flagName, err)
+		}
+		return b, nil
+	}
+	return []byte(v), nil
+}
+
+// parseKeys reads the JWT keys, or sets up development mode when there is
+// none and the address is a loopback one.
+func (c *serveConfig) parseKeys() error {
+	pub, sub := c.jwtKey, c.jwtKey
+	pubFlag, subFlag := "jwt-key", "jwt-key"
+	if c.publisherKey != "" {
+		pub, pubFlag = c.publisherKey, "publisher-jwt-key"
+	}
+	if c.subscriberKey != "" {
+		sub, subFlag = c.subscriberKey, "subscriber-jwt-key"
+	}
+	if pub == "" && sub == "" {
+		if !loopbackAddr(c.addr) {
+			return fmt.Errorf("no JWT key configured and --addr %q is not a loopback address: "+
+				"set --jwt-key (SLUICE_JWT_KEY) or --publisher-jwt-key/--subscriber-jwt-key, "+
+				"or listen on localhost for development mode", c.addr)
+		}
+		if c.jwtAlg != "" && !strings.HasPrefix(c.jwtAlg, "HS") {
+			return fmt.Errorf("--jwt-alg %s needs a key: development mode generates HS256 secrets only", c.jwtAlg)
+		}
+		var b [32]byte
+		_, _ = rand.Read(b[:])
+		pub = hex.EncodeToString(b[:])
+		sub = pub
+		pubTok, err := mercure.NewToken([]byte(pub), c.jwtAlg, []string{"*"}, []string{"*"}, 0)
+		if err != nil {
+			return fmt.Errorf("development mode: %w", err)
+		}
+		subTok, err := mercure.NewToken([]byte(pub), c.jwtAlg, nil, []string{"*"}, 0)
+		if err != nil {
+			return fmt.Errorf("development mode: %w", err)
+		}
+		c.dev = &devMode{key: pub, publisherToken: pubTok, subscriberToken: subTok}
+		c.anonymous = true
+	}
+	parse := func(flagName, v string) (*mercure.Key, error) {
+		if v == "" {
+			return nil, nil
+		}
+		material, err := readKey(flagName, v)
+		if err != nil {
+			return nil, err
+		}
+		k, err := mercure.ParseKey(material, c.jwtAlg)
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %w", flagName, err)
+		}
+		return &k, nil
+	}
+	var err error
+	if c.pubKey, err = parse(pubFlag, pub); err != nil {
+		return err
+	}
+	c.subKey, err = parse(subFlag, sub)
+	return err
+}
+
+// loopbackAddr reports whether the host of addr is a loopback address
+// ("localhost" or a loopback IP). An empty host listens on every
+// interface and is not.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// newLogger returns the slog logger the configuration asks for.
+func (c *serveConfig) newLogger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.logLevel}
+	if c.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// runServe is the serve command.
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, code := parseServeConfig(args, os.LookupEnv, stderr)
+	if cfg == nil {
+		return code
+	}
+	log := cfg.newLogger(stderr)
+	s, err := newServer(cfg, log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	if err := s.run(ctx); err != nil {
+		log.Error("hub stopped with an error", "err", err)
+		return 1
+	}
+	return 0
+}

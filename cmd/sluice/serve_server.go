@@ -1,0 +1,299 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice/hub"
+	"github.com/sluicehq/sluice/internal/prommetrics"
+	"github.com/sluicehq/sluice/mercure"
+	"github.com/sluicehq/sluice/store"
+	"github.com/sluicehq/sluice/store/boltstore"
+)
+
+// webFiles is the demo page.
+//
+//go:embed web
+var webFiles embed.FS
+
+// healthTimeout bounds the store check of /healthz.
+const healthTimeout = 2 * time.Second
+
+// hubServer is a running hub: store, Mercure hub, HTTP server and listener.
+type hubServer struct {
+	cfg      *serveConfig
+	log      *slog.Logger
+	store    store.Store
+	hub      *mercure.Hub
+	metrics  *prommetrics.Metrics
+	http     *http.Server
+	ln       net.Listener
+	index    []byte // the rendered demo page
+	draining atomic.Bool
+}
+
+// openStore opens the store the configuration names.
+func openStore(cfg *serveConfig) (store.Store, error) {
+	switch cfg.storeKind {
+	case "memory":
+		return store.NewMemory(store.MemoryConfig{MaxEvents: cfg.historySize}), nil
+	case "bolt":
+		st, err := boltstore.Open(cfg.storePath, boltstore.Config{MaxEvents: cfg.historySize})
+		if err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		return st, nil
+	}
+	return nil, fmt.Errorf("open store: unsupported store DSN %q", cfg.storeDSN)
+}
+
+// newServer opens the store, builds the hub and listens on cfg.addr. Serve
+// with run.
+func newServer(cfg *serveConfig, log *slog.Logger) (*hubServer, error) {
+	st, err := openStore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &hubServer{cfg: cfg, log: log, store: st, metrics: prommetrics.New()}
+	fail := func(err error) (*hubServer, error) {
+		if s.hub != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = s.hub.Shutdown(ctx)
+			cancel()
+		}
+		_ = st.Close()
+		return nil, err
+	}
+	heartbeat := cfg.heartbeat
+	if heartbeat == 0 {
+		heartbeat = -1 // off
+	}
+	lifetime := cfg.maxLifetime
+	if lifetime == 0 {
+		lifetime = -1 // no limit
+	}
+	s.hub, err = mercure.New(mercure.Config{
+		Store:           st,
+		Engine:          hub.Config{Metrics: s.metrics},
+		PublisherKey:    cfg.pubKey,
+		SubscriberKey:   cfg.subKey,
+		Issuers:         cfg.issuers,
+		Resource:        cfg.audience,
+		Anonymous:       cfg.anonymous,
+		Subscriptions:   cfg.subscriptions,
+		CORSOrigins:     cfg.corsOrigins,
+		PublishOrigins:  cfg.publishOrigins,
+		Heartbeat:       heartbeat,
+		DispatchTimeout: cfg.writeTimeout,
+		MaxLifetime:     lifetime,
+		Logger:          log,
+	})
+	if err != nil {
+		return fail(fmt.Errorf("hub: %w", err))
+	}
+	if cfg.demo {
+		if s.index, err = renderIndex(cfg.dev); err != nil {
+			return fail(err)
+		}
+	}
+	s.http = &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		TLSConfig:         cfg.tlsConfig,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// No WriteTimeout: event streams are long-lived; the hub bounds
+		// each write itself (--write-timeout).
+	}
+	if s.ln, err = net.Listen("tcp", cfg.addr); err != nil {
+		return fail(fmt.Errorf("listen: %w", err))
+	}
+	return s, nil
+}
+
+// routes returns the server's handler.
+func (s *hubServer) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(mercure.HubPath, s.hub)
+	mux.Handle(mercure.HubPath+"/", s.hub)
+	mux.Handle("/.well-known/oauth-protected-resource/", s.hub)
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /livez", s.livez)
+	if s.cfg.demo {
+		sub, _ := fs.Sub(webFiles, "web")
+		files := http.FileServerFS(sub)
+		mux.HandleFunc("GET /{$}", s.serveIndex)
+		mux.Handle("GET /app.js", files)
+		mux.Handle("GET /style.css", files)
+	}
+	return mux
+}
+
+// baseURL is the URL the server answers on, for the logs.
+func (s *hubServer) baseURL() string {
+	scheme := "http"
+	if s.cfg.tlsConfig != nil {
+		scheme = "https"
+	}
+	host, port, _ := net.SplitHostPort(s.ln.Addr().String())
+	if h, _, err := net.SplitHostPort(s.cfg.addr); err == nil && h == "localhost" {
+		host = h
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// run serves until ctx is done, then drains: the hub ends every stream
+// with a "retry:" (clients reconnect, elsewhere or after the restart), the
+// HTTP server finishes its requests, and the store is closed. It returns
+// an error when serving failed or the drain did not finish in time.
+func (s *hubServer) run(ctx context.Context) error {
+	url := s.baseURL()
+	s.logStart(url)
+	served := make(chan error, 1)
+	go func() {
+		var err error
+		if s.cfg.tlsConfig != nil {
+			err = s.http.ServeTLS(s.ln, "", "")
+		} else {
+			err = s.http.Serve(s.ln)
+		}
+		served <- err
+	}()
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		s.log.Info("draining", "timeout", s.cfg.shutdownTimeout)
+	case serveErr = <-served:
+		s.log.Error("serving failed", "err", serveErr)
+	}
+	s.draining.Store(true)
+	dctx, cancel := context.WithTimeout(context.Background(), s.cfg.shutdownTimeout)
+	defer cancel()
+	var errs []error
+	if serveErr != nil {
+		errs = append(errs, fmt.Errorf("serve: %w", serveErr))
+	}
+	start := time.Now()
+	subscribers := s.hub.Engine().Subscribers()
+	if err := s.hub.Shutdown(dctx); err != nil {
+		errs = append(errs, fmt.Errorf("hub shutdown: %w", err))
+	}
+	if err := s.http.Shutdown(dctx); err != nil {
+		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		_ = s.http.Close()
+	}
+	if err := s.store.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close store: %w", err))
+	}
+	s.log.Info("stopped", "subscribers_drained", subscribers, "took", time.Since(start).Round(time.Millisecond))
+	return errors.Join(errs...)
+}
+
+// logStart logs where the hub listens and, in development mode, the
+// generated tokens.
+func (s *hubServer) logStart(url string) {
+	s.log.Info("sluice hub listening", "url", url, "hub", url+mercure.HubPath,
+		"addr", s.ln.Addr().String(), "store", s.cfg.storeDSN, "anonymous", s.cfg.anonymous)
+	if d := s.cfg.dev; d != nil {
+		s.log.Warn("DEVELOPMENT MODE: no JWT key configured, so a random HS256 key was generated for this run " +
+			"and anonymous subscribers are allowed; set --jwt-key (SLUICE_JWT_KEY) for anything else")
+		s.log.Warn("development publisher token (publish and subscribe to every topic)", "token", d.publisherToken)
+		s.log.Warn("development subscriber token (every topic, private updates too)", "token", d.subscriberToken)
+		s.log.Info("try it", "demo", url+"/",
+			"publish", fmt.Sprintf("curl -d topic=demo -d data=hello -H 'Authorization: Bearer %s' %s%s", d.publisherToken, url, mercure.HubPath),
+			"subscribe", fmt.Sprintf("curl -N '%s%s?topic=demo'", url, mercure.HubPath))
+	}
+}
+
+// health is the JSON body of /healthz and /livez.
+type health struct {
+	Status      string `json:"status"`
+	Reason      string `json:"reason,omitempty"`
+	Subscribers int    `json:"subscribers"`
+}
+
+func writeHealth(w http.ResponseWriter, code int, h health) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(h)
+}
+
+// healthz answers readiness: 200 when the store answers Head in time and
+// the hub is not draining, 503 with the reason otherwise. With ?live=1 it
+// answers liveness only, like livez.
+func (s *hubServer) healthz(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Has("live") {
+		s.livez(w, r)
+		return
+	}
+	h := health{Status: "ok", Subscribers: s.hub.Engine().Subscribers()}
+	if s.draining.Load() {
+		h.Status, h.Reason = "unavailable", "draining"
+		writeHealth(w, http.StatusServiceUnavailable, h)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+	defer cancel()
+	if _, err := s.store.Head(ctx); err != nil {
+		h.Status, h.Reason = "unavailable", "store: "+err.Error()
+		s.log.Warn("health check failed", "reason", h.Reason)
+		writeHealth(w, http.StatusServiceUnavailable, h)
+		return
+	}
+	writeHealth(w, http.StatusOK, h)
+}
+
+// livez answers liveness: the process serves HTTP.
+func (s *hubServer) livez(w http.ResponseWriter, _ *http.Request) {
+	writeHealth(w, http.StatusOK, health{Status: "ok", Subscribers: s.hub.Engine().Subscribers()})
+}
+
+// indexData is what the demo page template receives.
+type indexData struct {
+	HubPath         string
+	PublisherToken  string
+	SubscriberToken string
+}
+
+// renderIndex renders the demo page once: in development mode with the
+// generated tokens, which only a loopback client can reach.
+func renderIndex(dev *devMode) ([]byte, error) {
+	t, err := template.ParseFS(webFiles, "web/index.html")
+	if err != nil {
+		return nil, fmt.Errorf("demo page: %w", err)
+	}
+	d := indexData{HubPath: mercure.HubPath}
+	if dev != nil {
+		d.PublisherToken, d.SubscriberToken = dev.publisherToken, dev.subscriberToken
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, d); err != nil {
+		return nil, fmt.Errorf("demo page: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// serveIndex serves the demo page.
+func (s *hubServer) serveIndex(w http.ResponseWriter, _ *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; script-src 'self'; connect-src 'self'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	_, _ = w.Write(s.index)
+}
