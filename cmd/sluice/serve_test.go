@@ -1,0 +1,338 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"iter"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/mercure"
+	"github.com/sluicehq/sluice/sse"
+)
+
+// env returns a lookupEnv function over m.
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func mustConfig(t *testing.T, args []string, vars map[string]string) *serveConfig {
+	t.Helper()
+	var stderr bytes.Buffer
+	c, code := parseServeConfig(args, env(vars), &stderr)
+	if c == nil {
+		t.Fatalf("parseServeConfig(%q) = exit %d: %s", args, code, stderr.String())
+	}
+	return c
+}
+
+func TestServeDefaults(t *testing.T) {
+	c := mustConfig(t, nil, nil)
+	if c.addr != "localhost:8080" || c.storeKind != "bolt" || c.storePath != "./sluice.db" {
+		t.Errorf("defaults: addr %q store %s:%s, want localhost:8080 bolt:./sluice.db", c.addr, c.storeKind, c.storePath)
+	}
+	if c.dev == nil || !c.anonymous || c.pubKey == nil || c.subKey == nil {
+		t.Fatalf("no key on localhost: want development mode with keys and anonymous subscribers, got dev=%v anonymous=%v", c.dev, c.anonymous)
+	}
+	if c.heartbeat != mercure.DefaultHeartbeat || c.writeTimeout != mercure.DefaultDispatchTimeout || c.maxLifetime != mercure.DefaultMaxLifetime {
+		t.Errorf("timings %v %v %v, want the mercure defaults", c.heartbeat, c.writeTimeout, c.maxLifetime)
+	}
+	// Two runs get two different keys.
+	if d := mustConfig(t, nil, nil); d.dev.key == c.dev.key {
+		t.Error("development mode reused its key")
+	}
+}
+
+func TestServeFlagsWinOverEnv(t *testing.T) {
+	vars := map[string]string{
+		"SLUICE_ADDR":         "127.0.0.1:9000",
+		"SLUICE_STORE":        "memory",
+		"SLUICE_JWT_KEY":      "env-secret",
+		"SLUICE_HEARTBEAT":    "7s",
+		"SLUICE_ANONYMOUS":    "true",
+		"SLUICE_CORS_ORIGINS": "https://a.example, https://b.example",
+		"SLUICE_HISTORY_SIZE": "42",
+		"SLUICE_LOG_LEVEL":    "debug",
+	}
+	c := mustConfig(t, []string{"--addr", "127.0.0.1:9001", "--heartbeat=3s"}, vars)
+	if c.addr != "127.0.0.1:9001" || c.heartbeat != 3*time.Second {
+		t.Errorf("flags: addr %q heartbeat %v, want the flags' values", c.addr, c.heartbeat)
+	}
+	if c.storeKind != "memory" || !c.anonymous || c.historySize != 42 || c.logLevel.String() != "DEBUG" {
+		t.Errorf("env: store %q anonymous %v history %d level %v, want the environment's values", c.storeKind, c.anonymous, c.historySize, c.logLevel)
+	}
+	if got := strings.Join(c.corsOrigins, " "); got != "https://a.example https://b.example" {
+		t.Errorf("cors origins %q", got)
+	}
+	if c.dev != nil || c.pubKey == nil || c.pubKey.Alg() != "HS256" {
+		t.Errorf("a key from the environment: want no development mode and an HS256 key, got dev=%v key=%v", c.dev, c.pubKey)
+	}
+}
+
+func TestServeKeysFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	pub := filepath.Join(dir, "pub.key")
+	if err := os.WriteFile(pub, []byte("publisher-secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := mustConfig(t, []string{"--addr", "0.0.0.0:8080", "--publisher-jwt-key", "@" + pub, "--subscriber-jwt-key", "subscriber-secret"}, nil)
+	if c.dev != nil || c.anonymous {
+		t.Error("keys configured: want no development mode")
+	}
+	tok, err := mercure.NewToken([]byte("publisher-secret"), "", []string{"*"}, nil, time.Minute)
+	if err != nil || tok == "" {
+		t.Fatal(err)
+	}
+	if c.pubKey == nil || c.subKey == nil {
+		t.Fatal("missing keys")
+	}
+}
+
+func TestServeConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"bad dsn", []string{"--store", "postgres://x"}, nil, "unsupported store DSN"},
+		{"bolt without path", []string{"--store", "bolt:"}, nil, "want bolt:PATH"},
+		{"redis not built in", []string{"--store", "redis://localhost:6379"}, nil, "unsupported store DSN"},
+		{"unreadable key", []string{"--jwt-key", "@/nonexistent/key.pem"}, nil, "--jwt-key: reading key"},
+		{"pem with hmac", []string{"--jwt-key", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"}, nil, "invalid key"},
+		{"secret with rs256", []string{"--jwt-key", "s3cret", "--jwt-alg", "RS256"}, nil, "invalid key"},
+		{"bad duration env", nil, map[string]string{"SLUICE_HEARTBEAT": "soon"}, "SLUICE_HEARTBEAT"},
+		{"bad bool env", nil, map[string]string{"SLUICE_ANONYMOUS": "maybe"}, "SLUICE_ANONYMOUS"},
+		{"negative duration", []string{"--write-timeout", "-1s"}, nil, "--write-timeout"},
+		{"bad addr", []string{"--addr", "nocolon"}, nil, "--addr"},
+		{"bad log format", []string{"--log-format", "xml"}, nil, "--log-format"},
+		{"bad log level", []string{"--log-level", "loud"}, nil, "--log-level"},
+		{"tls half", []string{"--tls-cert", "c.pem"}, nil, "go together"},
+		{"tls unreadable", []string{"--tls-cert", "/nonexistent/c.pem", "--tls-key", "/nonexistent/k.pem"}, nil, "--tls-cert"},
+		{"no key off loopback", []string{"--addr", ":8080"}, nil, "not a loopback address"},
+		{"no key on a public ip", []string{"--addr", "192.0.2.1:8080"}, nil, "not a loopback address"},
+		{"dev mode with rs256", []string{"--jwt-alg", "RS256"}, nil, "development mode generates HS256"},
+		{"bad audience", []string{"--jwt-key", "k", "--jwt-audience", "not a url"}, nil, ""},
+		{"argument", []string{"extra"}, nil, "unexpected argument"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			c, code := parseServeConfig(tt.args, env(tt.env), &stderr)
+			if tt.want == "" {
+				// Validated by the hub at start: newServer must refuse it.
+				if c == nil {
+					return
+				}
+				c.storeKind = "memory"
+				c.addr = "127.0.0.1:0"
+				if _, err := newServer(c, discardLogger()); err == nil {
+					t.Fatal("newServer accepted the configuration")
+				}
+				return
+			}
+			if c != nil || code != 2 {
+				t.Fatalf("accepted (exit %d), want exit 2 with %q", code, tt.want)
+			}
+			if !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("stderr %q does not say %q", stderr.String(), tt.want)
+			}
+			if n := strings.Count(strings.TrimSpace(stderr.String()), "\n"); n > 0 && tt.name != "argument" {
+				t.Errorf("error is %d lines, want one: %q", n+1, stderr.String())
+			}
+		})
+	}
+}
+
+func TestServeHelp(t *testing.T) {
+	var stderr bytes.Buffer
+	if code := runServe(context.Background(), []string{"-h"}, io.Discard, &stderr); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{"Development mode", "SLUICE_JWT_KEY", "--store DSN", "bolt:./sluice.db", "SLUICE_HISTORY_SIZE"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("usage lacks %q", want)
+		}
+	}
+}
+
+func TestLoopbackAddr(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"localhost:8080": true, "127.0.0.1:1": true, "[::1]:80": true, "127.8.9.1:1": true,
+		":8080": false, "0.0.0.0:80": false, "[::]:80": false, "example.com:80": false, "10.0.0.1:80": false,
+	} {
+		if got := loopbackAddr(addr); got != want {
+			t.Errorf("loopbackAddr(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// iterPull turns an event iterator into a next function that returns
+// io.EOF at the end.
+func iterPull(seq iter.Seq2[sse.Event, error]) (func() (sse.Event, error), func()) {
+	next, stop := iter.Pull2(seq)
+	return func() (sse.Event, error) {
+		e, err, ok := next()
+		if !ok {
+			return sse.Event{}, io.EOF
+		}
+		return e, err
+	}, stop
+}
+
+// startInProcess runs a hub in this process on a free loopback port.
+func startInProcess(t *testing.T, args ...string) (*hubServer, string, func() error) {
+	t.Helper()
+	c := mustConfig(t, append([]string{"--addr", "127.0.0.1:0"}, args...), nil)
+	s, err := newServer(c, discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.run(ctx) }()
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		return <-done
+	}
+	t.Cleanup(func() { _ = stop() })
+	return s, "http://" + s.ln.Addr().String(), stop
+}
+
+func get(t *testing.T, u string) (int, string) {
+	t.Helper()
+	res, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+func publishForm(t *testing.T, base, token string, form url.Values) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, base+mercure.HubPath, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+func TestServeEndpointsAndDrain(t *testing.T) {
+	s, base, stop := startInProcess(t, "--store", "bolt:"+filepath.Join(t.TempDir(), "h.db"))
+
+	if code, body := get(t, base+"/healthz"); code != 200 || !strings.Contains(body, `"status":"ok"`) {
+		t.Errorf("/healthz = %d %s", code, body)
+	}
+	for _, p := range []string{"/livez", "/healthz?live=1"} {
+		if code, _ := get(t, base+p); code != 200 {
+			t.Errorf("%s = %d", p, code)
+		}
+	}
+	code, page := get(t, base+"/")
+	if code != 200 || !strings.Contains(page, s.cfg.dev.publisherToken) || !strings.Contains(page, `src="app.js"`) {
+		t.Errorf("demo page: %d, want it with the development publisher token", code)
+	}
+	for _, p := range []string{"/app.js", "/style.css"} {
+		if code, body := get(t, base+p); code != 200 || len(body) < 100 {
+			t.Errorf("%s = %d (%d bytes)", p, code, len(body))
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+mercure.HubPath+"?topic=t", nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("anonymous subscribe in development mode: %d", res.StatusCode)
+	}
+	code, id := publishForm(t, base, s.cfg.dev.publisherToken, url.Values{"topic": {"t"}, "data": {"hi"}})
+	if code != 200 || id == "" {
+		t.Fatalf("publish with the development token: %d %q", code, id)
+	}
+	rd := sse.NewReader(res.Body)
+	next, stopIter := iterPull(rd.All())
+	defer stopIter()
+	e, err := next()
+	if err != nil || e.Data != "hi" || e.ID != id {
+		t.Fatalf("got %+v, %v; want the event %s", e, err, id)
+	}
+	_, metrics := get(t, base+"/metrics")
+	for _, want := range []string{"sluice_published_events_total 1", "sluice_subscribers 1", "sluice_delivered_events_total 1", "go_goroutines"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
+	// Drain: the subscriber gets a retry and the end of its stream, and
+	// run returns without error.
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	for {
+		e, err := next()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			t.Fatalf("stream ended with %v, want a clean end", err)
+		}
+		if e.Data != "" {
+			t.Fatalf("unexpected event %+v", e)
+		}
+	}
+	if _, ok := rd.Retry(); !ok {
+		t.Error("the drained stream carried no retry field")
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+}
+
+func TestServeHealthzStoreDown(t *testing.T) {
+	s, base, _ := startInProcess(t, "--store", "memory", "--jwt-key", "k", "--demo=false")
+	if code, _ := get(t, base+"/"); code != 404 {
+		t.Errorf("--demo=false: / = %d, want 404", code)
+	}
+	if err := s.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, body := get(t, base+"/healthz")
+	if code != 503 || !strings.Contains(body, "store:") {
+		t.Errorf("/healthz with a closed store = %d %s, want 503 naming the store", code, body)
+	}
+	if code, _ := get(t, base+"/livez"); code != 200 {
+		t.Errorf("/livez = %d, want 200 (liveness ignores the store)", code)
+	}
+}
+
+func TestServeRefusesAnonymousWithKey(t *testing.T) {
+	_, base, _ := startInProcess(t, "--store", "memory", "--jwt-key", "k")
+	if code, _ := get(t, base+mercure.HubPath+"?topic=t"); code != 401 {
+		t.Errorf("anonymous subscriber without --anonymous = %d, want 401", code)
+	}
+}
