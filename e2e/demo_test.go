@@ -1,0 +1,312 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/sluicehq/sluice/mercure"
+)
+
+const chromiumPath = "/usr/bin/chromium"
+
+// hangTimeout bounds every wait of the test: generous, so that a slow
+// machine passes, and finite, so that a hang fails with a message.
+const hangTimeout = 60 * time.Second
+
+func needChromium(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true and %s is missing: the browser tests must run in CI (apt-get install chromium)", chromiumPath)
+		}
+		t.Skipf("%s not found: skipping the browser test (apt-get install chromium to run it)", chromiumPath)
+	}
+}
+
+// buildSluice builds the sluice binary from the repository root.
+func buildSluice(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "sluice")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/sluice")
+	cmd.Dir = ".."
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/sluice: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// freePort returns a loopback address with a port free at the time of
+// the call; the hub is restarted on it.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// hubProc is one "sluice serve" process.
+type hubProc struct {
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	logs strings.Builder
+	done chan error
+}
+
+func (p *hubProc) log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.logs.String()
+}
+
+// startHub starts the hub and waits until it listens.
+func startHub(t *testing.T, bin string, args ...string) *hubProc {
+	t.Helper()
+	p := &hubProc{done: make(chan error, 1)}
+	p.cmd = exec.Command(bin, append([]string{"serve", "--log-format", "json"}, args...)...)
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	listening := make(chan struct{}, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.logs.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+			if strings.Contains(sc.Text(), `"msg":"sluice hub listening"`) {
+				listening <- struct{}{}
+			}
+		}
+		p.done <- p.cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	})
+	select {
+	case <-listening:
+	case err := <-p.done:
+		p.done <- err
+		t.Fatalf("sluice serve exited before listening: %v\n%s", err, p.log())
+	case <-time.After(hangTimeout):
+		t.Fatalf("sluice serve did not listen within %v\n%s", hangTimeout, p.log())
+	}
+	return p
+}
+
+// stop signals the hub and waits for it to exit.
+func (p *hubProc) stop(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		p.done <- err
+		if sig == syscall.SIGTERM && err != nil {
+			t.Fatalf("hub exited with %v after SIGTERM, want 0\n%s", err, p.log())
+		}
+	case <-time.After(hangTimeout):
+		t.Fatalf("hub did not exit within %v of %v\n%s", hangTimeout, sig, p.log())
+	}
+}
+
+// publish POSTs one update and returns its id, or the error.
+func publish(base, token, topic, data string) (string, error) {
+	form := url.Values{"topic": {topic}, "data": {data}}
+	req, err := http.NewRequest(http.MethodPost, base+mercure.HubPath, strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("publish: %s: %s", res.Status, b)
+	}
+	return string(b), nil
+}
+
+// pageState is window.sluiceDemo.
+type pageState struct {
+	Events []struct {
+		ID   string `json:"id"`
+		Type string `json:"type"`
+		Data string `json:"data"`
+	} `json:"events"`
+	State       string `json:"state"`
+	Reconnects  int    `json:"reconnects"`
+	LastEventID string `json:"lastEventId"`
+}
+
+// TestDemoPageResumesAcrossRestarts opens the demo page in headless
+// Chromium and subscribes through its form; the hub is stopped with
+// SIGTERM (drain) and later with SIGKILL (crash) and started again each
+// time on the same bolt file and port while events are published before,
+// between and after; the page's EventSource reconnects with its last event
+// id and ends with every event exactly once, in order.
+func TestDemoPageResumesAcrossRestarts(t *testing.T) {
+	needChromium(t)
+	bin := buildSluice(t)
+	addr := freePort(t)
+	base := "http://" + addr
+	const key = "e2e-test-secret"
+	args := []string{"--addr", addr, "--store", "bolt:" + filepath.Join(t.TempDir(), "sluice.db"),
+		"--jwt-key", key, "--anonymous", "--heartbeat", "1s"}
+	token, err := mercure.NewToken([]byte(key), "", []string{"*"}, nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := startHub(t, bin, args...)
+
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1200, 1100),
+	)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	defer cancelBrowser()
+	// Start the browser on a context without a deadline (its lifetime is
+	// the context's), then bound the rest of the test.
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatalf("starting %s: %v", chromiumPath, err)
+	}
+	ctx, cancel := context.WithTimeout(bctx, 5*time.Minute)
+	defer cancel()
+
+	state := func() pageState {
+		t.Helper()
+		js, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(window.sluiceDemo)`))
+		if err != nil {
+			t.Fatalf("reading the page state: %v", err)
+		}
+		var s pageState
+		if err := json.Unmarshal([]byte(js), &s); err != nil {
+			t.Fatalf("page state %q: %v", js, err)
+		}
+		return s
+	}
+	waitFor := func(what string, cond func(pageState) bool) pageState {
+		t.Helper()
+		deadline := time.Now().Add(hangTimeout)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			s := state()
+			if cond(s) {
+				return s
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("waited %v for %s; page state: %+v\nhub log:\n%s", hangTimeout, what, s, hub.log())
+			}
+			<-tick.C
+		}
+	}
+
+	const topic = "e2e"
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(base+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#subscribe")),
+		chromedp.SetValue(chromedp.CSS("#topic"), topic),
+		chromedp.Click(chromedp.CSS("#subscribe")),
+	); err != nil {
+		t.Fatalf("opening the demo page and subscribing: %v", err)
+	}
+	waitFor("the subscription to open", func(s pageState) bool { return s.State == "open" })
+
+	var ids, datas []string
+	pub := func(n int) {
+		t.Helper()
+		for range n {
+			data := fmt.Sprintf("event %d", len(ids))
+			id, err := publish(base, token, topic, data)
+			if err != nil {
+				t.Fatalf("publishing %q: %v", data, err)
+			}
+			ids, datas = append(ids, id), append(datas, data)
+		}
+	}
+	received := func(n int) func(pageState) bool {
+		return func(s pageState) bool { return len(s.Events) >= n }
+	}
+
+	pub(10) // before
+	waitFor("the first events", received(len(ids)))
+
+	for round, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		hub.stop(t, sig)
+		if _, err := publish(base, token, topic, "lost"); err == nil {
+			t.Fatal("a publish to a stopped hub succeeded")
+		}
+		waitFor("the page to notice the hub is gone", func(s pageState) bool { return s.State != "open" })
+		hub = startHub(t, bin, args...)
+		pub(10) // while the page reconnects
+		waitFor("the page to reconnect", func(s pageState) bool { return s.State == "open" && s.Reconnects >= round+1 })
+		pub(10) // after
+		waitFor(fmt.Sprintf("every event after restart %d (%v)", round+1, sig), received(len(ids)))
+	}
+
+	// A last event after everything: any duplicate or stray event would
+	// arrive before it.
+	pub(1)
+	s := waitFor("the final event", received(len(ids)))
+	if len(s.Events) != len(ids) {
+		t.Fatalf("the page received %d events, want %d", len(s.Events), len(ids))
+	}
+	for i, e := range s.Events {
+		if e.ID != ids[i] || e.Data != datas[i] || e.Type != "message" {
+			t.Fatalf("event %d: got %s %q (%s), want %s %q; all: %+v", i, e.ID, e.Data, e.Type, ids[i], datas[i], s.Events)
+		}
+	}
+	if s.LastEventID != ids[len(ids)-1] || s.Reconnects < 2 {
+		t.Errorf("last event id %q reconnects %d, want %q and at least 2", s.LastEventID, s.Reconnects, ids[len(ids)-1])
+	}
+
+	if path := os.Getenv("SLUICE_E2E_SCREENSHOT"); path != "" {
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot: %v", err)
+		}
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
