@@ -262,6 +262,9 @@ func (s *subscriber) connect(ctx context.Context, e *env) (io.Reader, error) {
 	if !s.setConn(conn) {
 		return nil, errStopped
 	}
+	// Cancelling ctx (the run's end) interrupts the request and the wait
+	// for the response head.
+	defer context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })()
 	if err := conn.SetDeadline(time.Now().Add(e.connectTimeout)); err != nil {
 		return nil, fmt.Errorf("subscriber %d: %w", s.id, err)
 	}

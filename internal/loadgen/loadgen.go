@@ -38,6 +38,9 @@ const (
 	exitAnomalous = 3 // the run completed but saw failures (see Report.anomalous)
 )
 
+// errMaxDuration is the cause of a run's context ending at --max-duration.
+var errMaxDuration = errors.New("--max-duration reached")
+
 // config is the parsed command line.
 type config struct {
 	url             string
@@ -86,7 +89,7 @@ Examples:
 
 Exit status: 0 a clean run, 1 the run could not be made, 2 bad flags,
 3 the run completed but saw failed connections, drops, missing, duplicated
-or reordered events, failed publishes, or ran out of time.
+or reordered events, failed publishes, or was cut short (time, signal).
 
 Flags:
 `
@@ -201,8 +204,8 @@ func topicOf(raw string) string {
 // stderr). It returns the process exit status: 0 for a clean run, 1 when
 // the run could not be made, 2 for bad flags, and 3 when the run completed
 // but saw failed connections, drops, missing, duplicated or reordered
-// events, failed publishes, or ran out of time. Cancelling ctx ends the run
-// early with a report of what was measured.
+// events, failed publishes, or was cut short by --max-duration or by ctx.
+// Cancelling ctx ends the run early with a report of what was measured.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -256,7 +259,7 @@ func (r *runner) warn(format string, a ...any) {
 }
 
 func run(parent context.Context, cfg *config, stderr io.Writer) (*Report, error) {
-	ctx, cancel := context.WithTimeout(parent, cfg.maxDuration)
+	ctx, cancel := context.WithTimeoutCause(parent, cfg.maxDuration, errMaxDuration)
 	defer cancel()
 	scenario := "broadcast"
 	switch {
@@ -340,6 +343,7 @@ func run(parent context.Context, cfg *config, stderr io.Writer) (*Report, error)
 			}
 			r.hub.metrics = cfg.hubMetrics
 			r.hub.client = newLoopbackClient(m.addr.String(), 1)
+			defer r.hub.client.CloseIdleConnections()
 		}
 	}
 
@@ -359,7 +363,7 @@ func run(parent context.Context, cfg *config, stderr io.Writer) (*Report, error)
 // and report.
 func (r *runner) measure(ctx context.Context) (*Report, error) {
 	cfg, e, rep := r.cfg, r.env, r.rep
-	var before, connected, end procSample
+	var before, end procSample
 	if r.hub != nil {
 		var err error
 		if before, err = r.hub.sample(); err != nil {
@@ -393,32 +397,33 @@ func (r *runner) measure(ctx context.Context) (*Report, error) {
 		rep.ConnectError = firstErr.Error()
 	}
 
-	if cfg.idle {
-		rep.HoldSeconds = r.sleep(ctx, cfg.hold).Seconds()
-	}
+	// The measured phase starts now that every subscriber is connected:
+	// with --idle it is the hold, otherwise publishing (or counting) and
+	// the drain.
+	fmt.Fprintf(r.stderr, "sluice bench: %d of %d subscribers connected in %.2fs\n", rep.Connected, cfg.subscribers, rep.ConnectSeconds)
 	phaseStart := time.Now()
+	var start procSample
 	if r.hub != nil {
-		connected, _ = r.hub.sample()
-		rep.Hub.RSSConnected = connected.rss
-		if rep.Connected > 0 {
-			rep.Hub.RSSPerConnection = float64(connected.rss-before.rss) / float64(rep.Connected)
-		}
-		if r.hub.metrics != "" {
-			if n, err := r.hub.goroutines(ctx); err == nil {
-				rep.Hub.GoroutinesConnected = &n
-				if rep.Hub.GoroutinesBefore != nil && rep.Connected > 0 {
-					per := float64(n-*rep.Hub.GoroutinesBefore) / float64(rep.Connected)
-					rep.Hub.GoroutinesPerConn = &per
-				}
-			} else {
-				r.warn("%v", err)
-			}
+		start = r.sampleHub("after connecting")
+		if !cfg.idle {
+			r.connectedStats(ctx, start, before)
 		}
 	}
 	clientBefore, cpuOK := processCPU()
+	if cfg.idle {
+		rep.HoldSeconds = r.sleep(ctx, cfg.hold).Seconds()
+		if r.hub != nil {
+			r.connectedStats(ctx, r.sampleHub("after the hold"), before)
+		}
+	}
 
 	var pub *publishResult
-	readers := rep.Connected - min(cfg.slow, rep.Connected)
+	readers := 0 // connected subscribers that read
+	for _, s := range r.subs {
+		if s.connected && !s.slow {
+			readers++
+		}
+	}
 	switch rep.Scenario {
 	case "broadcast":
 		if rep.Connected > 0 {
@@ -434,11 +439,12 @@ func (r *runner) measure(ctx context.Context) (*Report, error) {
 	}
 
 	if r.hub != nil {
-		end, _ = r.hub.sample()
+		end = r.sampleHub("at the end")
 	}
 	clientAfter, _ := processCPU()
 	phase := time.Since(phaseStart)
-	rep.TimedOut = errors.Is(ctx.Err(), context.DeadlineExceeded)
+	rep.TimedOut = context.Cause(ctx) == errMaxDuration
+	rep.Interrupted = ctx.Err() != nil && !rep.TimedOut
 	r.stopAll()
 
 	// Every subscriber goroutine has ended: their fields are ours to read.
@@ -511,11 +517,13 @@ func (r *runner) measure(ctx context.Context) (*Report, error) {
 		h := rep.Hub
 		h.RSSEnd = end.rss
 		h.RSSPeak = r.hub.halt()
-		cpu := end.cpu - connected.cpu
-		h.CPUSeconds = cpu.Seconds()
-		h.CPUCores = cpu.Seconds() / phase.Seconds()
-		if rep.Deliveries > 0 {
-			h.CPUPerDeliveryUS = float64(cpu.Microseconds()) / float64(rep.Deliveries)
+		if start.rss > 0 && end.rss > 0 {
+			cpu := end.cpu - start.cpu
+			h.CPUSeconds = cpu.Seconds()
+			h.CPUCores = cpu.Seconds() / phase.Seconds()
+			if rep.Deliveries > 0 {
+				h.CPUPerDeliveryUS = float64(cpu.Nanoseconds()) / 1e3 / float64(rep.Deliveries)
+			}
 		}
 	}
 	if cpuOK {
@@ -529,6 +537,40 @@ func (r *runner) measure(ctx context.Context) (*Report, error) {
 		rep.Client.RSS = self.rss
 	}
 	return rep, nil
+}
+
+// connectedStats records the hub's memory and goroutines with every
+// subscriber connected, from the sample connected and the one taken before
+// connecting.
+func (r *runner) connectedStats(ctx context.Context, connected, before procSample) {
+	h, n := r.rep.Hub, r.rep.Connected
+	h.RSSConnected = connected.rss
+	if n > 0 && connected.rss > 0 {
+		h.RSSPerConnection = float64(connected.rss-before.rss) / float64(n)
+	}
+	if r.hub.metrics == "" {
+		return
+	}
+	g, err := r.hub.goroutines(ctx)
+	if err != nil {
+		r.warn("%v", err)
+		return
+	}
+	h.GoroutinesConnected = &g
+	if h.GoroutinesBefore != nil && n > 0 {
+		per := float64(g-*h.GoroutinesBefore) / float64(n)
+		h.GoroutinesPerConn = &per
+	}
+}
+
+// sampleHub samples the hub's resources, with a warning (and zeros) when
+// that fails: the hub may have exited.
+func (r *runner) sampleHub(when string) procSample {
+	s, err := r.hub.sample()
+	if err != nil {
+		r.warn("sampling the hub %s: %v", when, err)
+	}
+	return s
 }
 
 // connectAll starts the subscribers, paced by --ramp and at most

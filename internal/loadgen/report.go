@@ -54,8 +54,9 @@ type Report struct {
 	Hub    *HubReport   `json:"hub,omitempty"`
 	Client ClientReport `json:"client"`
 
-	TimedOut bool     `json:"timed_out"` // --max-duration ended the run
-	Warnings []string `json:"warnings,omitempty"`
+	TimedOut    bool     `json:"timed_out"`   // --max-duration ended the run
+	Interrupted bool     `json:"interrupted"` // the caller cancelled the run
+	Warnings    []string `json:"warnings,omitempty"`
 }
 
 // HubReport is the hub process's resources, sampled from /proc: before
@@ -88,7 +89,7 @@ type ClientReport struct {
 // events, failed publishes, or a run cut short.
 func (r *Report) anomalous() bool {
 	return r.ConnectFailed > 0 || r.Dropped > 0 || r.Missing > 0 || r.Gaps > 0 ||
-		r.Duplicates > 0 || r.OutOfOrder > 0 || r.PublishErrors > 0 || r.TimedOut || r.DrainTimedOut
+		r.Duplicates > 0 || r.OutOfOrder > 0 || r.PublishErrors > 0 || r.TimedOut || r.Interrupted || r.DrainTimedOut
 }
 
 // writeText prints the human-readable summary.
@@ -163,6 +164,9 @@ func (r *Report) writeText(w io.Writer) {
 	p("client", "%s", line)
 	if r.TimedOut {
 		p("TIMED OUT", "--max-duration ended the run early")
+	}
+	if r.Interrupted {
+		p("INTERRUPTED", "the run was cancelled before its end")
 	}
 	for _, warn := range r.Warnings {
 		p("warning", "%s", warn)

@@ -2,6 +2,8 @@ package loadgen
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"net/url"
 	"os"
 	"strconv"
@@ -144,6 +146,22 @@ func TestRunMaxDuration(t *testing.T) {
 	}
 	if rep.Published == 0 || rep.Deliveries == 0 {
 		t.Errorf("published %d, delivered %d before the deadline; want some", rep.Published, rep.Deliveries)
+	}
+}
+
+func TestRunInterrupted(t *testing.T) {
+	_, srv := newBroadcaster(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	start := time.Now()
+	code := Run(ctx, []string{"--url", srv.URL + "/events", "--idle", "--subscribers", "3", "--hold", "1m", "--json"}, &stdout, &stderr)
+	var rep Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("%v: %s", err, stdout.String())
+	}
+	if code != exitAnomalous || !rep.Interrupted || rep.TimedOut || time.Since(start) > 3*time.Second {
+		t.Errorf("exit %d, interrupted %v, timed out %v after %v; want 3, true, false, promptly", code, rep.Interrupted, rep.TimedOut, time.Since(start))
 	}
 }
 
