@@ -1,6 +1,10 @@
 // Command sluice is the sluice binary: one subcommand per job.
 //
+//	sluice serve [flags]         run the hub (see "sluice serve -h")
+//	sluice publish [flags]       publish one event to a hub and print its id
+//	sluice token [flags]         print a development JWT for given topics
 //	sluice listen [flags] URL    connect to an event stream and print its events
+//	sluice bench [flags]         load-test a hub
 //
 // Run "sluice COMMAND -h" for a command's flags. Exit status: 0 on success,
 // 1 when the command failed, 2 for a usage error.

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/sluicehq/sluice/mercure"
+)
+
+func init() {
+	commands["token"] = command{summary: "print a JWT granting publish/subscribe topics (development)", run: runToken}
+}
+
+const tokenUsage = `usage: sluice token --jwt-key KEY [--publish TOPIC]... [--subscribe TOPIC]... [--ttl D]
+
+Prints a classic Mercure JWT whose "mercure" claim grants publishing to the
+--publish topics and receiving the private updates of the --subscribe
+topics (exact topics, URI templates, or * for all), signed with the key
+the hub verifies. For development and scripts; production tokens come
+from your application or authorization server.
+
+The key is an HMAC secret, a PEM private key with --jwt-alg RS256 (PS*,
+ES*, EdDSA…), or @PATH to read it from a file. SLUICE_JWT_KEY and
+SLUICE_JWT_ALG are read when the flags are not given.
+
+Flags:
+`
+
+// tokenEnvFlags are the flags of token and publish read from SLUICE_*.
+var tokenEnvFlags = map[string]bool{"jwt-key": true, "jwt-alg": true, "hub": true, "token": true}
+
+// applyEnvOnly is applyEnv restricted to the flags in names.
+func applyEnvOnly(fs *flag.FlagSet, names map[string]bool, lookupEnv func(string) (string, bool)) error {
+	return applyEnv(fs, func(k string) (string, bool) {
+		for name := range names {
+			if envName(name) == k {
+				return lookupEnv(k)
+			}
+		}
+		return "", false
+	})
+}
+
+// runToken is the token command.
+func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return tokenMain(args, os.LookupEnv, stdout, stderr)
+}
+
+func tokenMain(args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), tokenUsage)
+		fs.PrintDefaults()
+	}
+	key := fs.String("jwt-key", "", "signing `key`: HMAC secret, PEM private key, or @PATH [SLUICE_JWT_KEY]")
+	alg := fs.String("jwt-alg", "", "JWT `algorithm` (default HS256 for secrets) [SLUICE_JWT_ALG]")
+	var publish, subscribe listFlag
+	fs.Var(&publish, "publish", "`topic` the token may publish to (repeatable, comma-separated)")
+	fs.Var(&subscribe, "subscribe", "`topic` whose private updates the token may receive (repeatable, comma-separated)")
+	ttl := fs.Duration("ttl", 24*time.Hour, "lifetime of the token (0: never expires)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if err := applyEnvOnly(fs, tokenEnvFlags, lookupEnv); err != nil {
+		fmt.Fprintf(stderr, "sluice token: %v\n", err)
+		return 2
+	}
+	switch {
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "sluice token: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	case *key == "":
+		fmt.Fprintln(stderr, "sluice token: --jwt-key (or SLUICE_JWT_KEY) is required")
+		return 2
+	case len(publish) == 0 && len(subscribe) == 0:
+		fmt.Fprintln(stderr, "sluice token: give at least one --publish or --subscribe topic")
+		return 2
+	case *ttl < 0:
+		fmt.Fprintln(stderr, "sluice token: --ttl must not be negative")
+		return 2
+	}
+	material, err := readKey("jwt-key", *key)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice token: %v\n", err)
+		return 2
+	}
+	tok, err := mercure.NewToken(material, *alg, []string(publish), []string(subscribe), *ttl)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice token: %v\n", err)
+		return 2
+	}
+	fmt.Fprintln(stdout, tok)
+	return 0
+}
