@@ -11,7 +11,11 @@ trap stop_services EXIT
 echo "== go vet"
 go vet ./...
 (cd bench && go vet ./...)
+(cd e2e && go vet ./...)
 
 echo "== go test -race"
 go test -race -timeout 15m ./...
 (cd bench && go test -timeout 5m ./...)
+
+echo "== browser tests (e2e; skipped without /usr/bin/chromium unless CI=true)"
+(cd e2e && go test -timeout 10m ./...)
