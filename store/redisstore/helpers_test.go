@@ -1,0 +1,103 @@
+package redisstore_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sluicehq/sluice/store/redisstore"
+)
+
+// servicesRequired reports whether a missing server must fail the tests
+// rather than skip them: CI runs them for real.
+func servicesRequired() bool {
+	return os.Getenv("CI") == "true" || os.Getenv("SLUICE_REQUIRE_SERVICES") == "1"
+}
+
+// redisURL returns the test Redis's URL, skipping (or, in CI, failing) the
+// test when there is none.
+func redisURL(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv("SLUICE_TEST_REDIS_URL")
+	if u == "" {
+		msg := "SLUICE_TEST_REDIS_URL is not set: run `source scripts/services.sh` (or `make test`) to start a throwaway redis-server"
+		if servicesRequired() {
+			t.Fatal(msg + " (required: CI=true or SLUICE_REQUIRE_SERVICES=1)")
+		}
+		t.Skip(msg)
+	}
+	return u
+}
+
+// uniquePrefix returns a key prefix no other test run uses.
+func uniquePrefix(t testing.TB) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '_'
+	}, t.Name())
+	if len(name) > 60 {
+		name = name[len(name)-60:]
+	}
+	return "sluicetest:" + name + ":" + hex.EncodeToString(b[:]) + ":"
+}
+
+// deleteKeys removes every key of prefix when t ends, with a client of its
+// own (the stores are closed by then).
+func deleteKeys(t testing.TB, url, prefix string) {
+	t.Cleanup(func() {
+		opts, err := redis.ParseURL(url)
+		if err != nil {
+			t.Errorf("cleanup: %v", err)
+			return
+		}
+		c := redis.NewClient(opts)
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		keys := []string{prefix + "log", prefix + "meta", prefix + "ids", prefix + "idq"}
+		if err := c.Del(ctx, keys...).Err(); err != nil {
+			t.Logf("cleanup: deleting %s*: %v", prefix, err)
+		}
+	})
+}
+
+// open opens a store on url under prefix, closed when t ends.
+func open(t testing.TB, url string, cfg redisstore.Config) *redisstore.Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := redisstore.Open(ctx, url, cfg)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// newStore opens a store on the test Redis under a new prefix, deleted when
+// t ends.
+func newStore(t testing.TB, cfg redisstore.Config) (*redisstore.Store, string) {
+	t.Helper()
+	url := redisURL(t)
+	if cfg.Prefix == "" {
+		cfg.Prefix = uniquePrefix(t)
+	}
+	deleteKeys(t, url, cfg.Prefix)
+	if cfg.MinBackoff == 0 {
+		cfg.MinBackoff = 5 * time.Millisecond
+	}
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = 200 * time.Millisecond
+	}
+	return open(t, url, cfg), cfg.Prefix
+}

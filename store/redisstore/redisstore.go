@@ -1,0 +1,663 @@
+// Package redisstore is a [store.Store] whose log is a Redis Stream, so that
+// several hub instances share one log: any instance serves any subscriber and
+// resumes any client, with the ordering, replay and no-loss guarantees of a
+// single hub.
+//
+// # Layout
+//
+// Under a key prefix (Config.Prefix, "sluice:" by default) the store keeps
+// four keys: the stream PREFIXlog, a hash PREFIXmeta (the log's epoch, last
+// position, last millisecond, first retained position and average event
+// size), and two sorted sets PREFIXids and PREFIXidq that index custom ids.
+// For Redis Cluster put a hash tag in the prefix ("{sluice}:") so the four
+// keys share a slot: every append touches them in one script.
+//
+// # Positions and ids
+//
+// Each append runs one Lua script for a whole batch of events: it gives them
+// the next positions from a counter, so positions are contiguous (1, 2, 3,
+// ...), and adds them with explicit entry ids "ms-n", where ms is the
+// appending store's clock in Unix milliseconds, never less than the previous
+// entry's, and n the position. Stream order is then position order, Event.Pos
+// is n (no bit-packing of ms and sequence is needed, and no limit on events
+// per millisecond), Event.Time is ms (millisecond precision, never
+// decreasing along the log, even across instances with skewed clocks), and
+// trimming by age is Redis's own MINID. Because positions are contiguous, a
+// reader detects trimmed events exactly: the entry after position p must be
+// p+1, otherwise what it needed was trimmed and it reports
+// [store.ErrExpired], never a silent gap.
+//
+// Generated ids are "<epoch>-<n>-<ms>" in base 36 (about 20 characters,
+// printable ASCII). The epoch is created at random with the log (HSETNX), so
+// an id of another prefix, another Redis, or of a log that was deleted and
+// created again is [store.ErrUnknownID]. A cursor older than the first
+// retained event is [store.ErrExpired]; the id of the newest trimmed event
+// is still valid (nothing after it is missing); an id beyond the last event
+// is [store.ErrUnknownID].
+//
+// # Custom ids
+//
+// Publisher-supplied ids are indexed in Redis, so any instance resolves
+// them: each occurrence adds the member "id NUL position ms" to PREFIXids
+// (all scores 0: ZRANGEBYLEX finds an id's occurrences in position order in
+// O(log n)) and to PREFIXidq (score: the position). After trimming, the
+// append script removes the members below the first retained position, so
+// the index is bounded by retention. A repeated custom id resolves to its
+// first occurrence still retained. A custom id in the form of this log's
+// generated ids is refused ([store.ErrInvalidEvent]).
+//
+// # Retention
+//
+// Retention is approximate, as Redis trims whole stream nodes: MaxLen with
+// XADD's MAXLEN ~ semantics (Redis may keep up to a node more, 100 entries
+// by default), MaxBytes through an estimate (MaxLen is lowered to MaxBytes
+// divided by a moving average of [store.EventSize]), MaxAge with MINID ~.
+// Reads apply MaxAge exactly: an event older than MaxAge by the store's
+// clock is not returned even while Redis still holds it.
+//
+// # Throughput
+//
+// Appends are batched: one writer goroutine sends everything queued while
+// the previous batch was in flight (up to Config.MaxBatch events) as one
+// script call, so concurrent publishers share round trips and a lone
+// publisher pays one. Each Append returns when its batch is acknowledged.
+//
+// # Outages
+//
+// When Redis cannot be reached, Append fails with an error wrapping the
+// connection error; an append whose reply was lost may or may not be in the
+// log (it is never applied twice: appends are not retried). Head fails, so
+// it serves as a readiness probe. Follow keeps its caller: it retries with
+// capped exponential backoff and jitter, logs through slog, and resumes after
+// the last event it yielded. With Redis persistence (appendonly yes,
+// appendfsync always) an acknowledged event survives a Redis restart; if
+// Redis comes back without the log, the log's epoch is gone and the old ids
+// become [store.ErrUnknownID] rather than being misread.
+//
+// Follow uses one XREAD BLOCK loop per call (a hub calls it once and fans
+// out locally), on a connection pool of its own so blocked reads never
+// delay appends.
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sluicehq/sluice/store"
+)
+
+// Defaults of [Config].
+const (
+	// DefaultPrefix is the key prefix when Config.Prefix is empty.
+	DefaultPrefix = "sluice:"
+	// DefaultMaxLen is the approximate number of events retained when
+	// Config.MaxLen is zero.
+	DefaultMaxLen = 1_000_000
+	// DefaultMaxBytes is the approximate byte budget (store.EventSize) when
+	// Config.MaxBytes is zero: 1 GiB.
+	DefaultMaxBytes = 1 << 30
+	// DefaultMaxBatch is the most events one append script call carries
+	// when Config.MaxBatch is zero.
+	DefaultMaxBatch = 512
+	// DefaultBlockTimeout is the BLOCK time of Follow's XREAD calls when
+	// Config.BlockTimeout is zero.
+	DefaultBlockTimeout = time.Second
+	// DefaultMinBackoff and DefaultMaxBackoff bound Follow's reconnection
+	// backoff when Config leaves them zero.
+	DefaultMinBackoff = 50 * time.Millisecond
+	DefaultMaxBackoff = 5 * time.Second
+)
+
+// maxBatchBytes bounds the payload of one append script call.
+const maxBatchBytes = 4 << 20
+
+// Config configures a [Store]. The zero value keeps about the last million
+// events within about 1 GiB under the prefix "sluice:", with no age limit.
+type Config struct {
+	// Prefix is prepended to the store's keys. Empty means DefaultPrefix.
+	// Stores with the same prefix on the same Redis database share one log.
+	Prefix string
+	// MaxLen is the approximate number of events retained (MAXLEN ~). Zero
+	// means DefaultMaxLen; negative means no count limit.
+	MaxLen int64
+	// MaxBytes bounds, approximately, the sum of store.EventSize over the
+	// retained events. Zero means DefaultMaxBytes; negative means no byte
+	// limit. An event larger than MaxBytes is refused
+	// (store.ErrInvalidEvent).
+	MaxBytes int64
+	// MaxAge is the longest an event is retained, measured from its Time.
+	// Zero means no age limit.
+	MaxAge time.Duration
+	// Now is the clock for Event.Time and MaxAge. Nil means time.Now.
+	Now func() time.Time
+	// MaxBatch is the most events sent in one script call. Zero means
+	// DefaultMaxBatch.
+	MaxBatch int
+	// FlushWindow, when positive, is how long the writer waits for more
+	// appends before sending a batch that is not full. Zero (the default)
+	// sends at once what is queued: batches still form while a call is in
+	// flight, without delaying a lone publisher.
+	FlushWindow time.Duration
+	// BlockTimeout is the BLOCK time of Follow's XREAD. Zero means
+	// DefaultBlockTimeout.
+	BlockTimeout time.Duration
+	// MinBackoff and MaxBackoff bound Follow's reconnection backoff. Zero
+	// means DefaultMinBackoff and DefaultMaxBackoff.
+	MinBackoff, MaxBackoff time.Duration
+	// Logger receives Follow's reconnection logs. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Store is a [store.Store] on a Redis Stream. It is safe for concurrent use;
+// several Stores, in one process or many, on the same Redis and prefix share
+// one log.
+type Store struct {
+	cfg                         Config
+	now                         func() time.Time
+	log                         *slog.Logger
+	write, read, block          *redis.Client
+	kLog, kMeta, kIDs, kIDQ     string
+	keys                        []string
+	ctx                         context.Context // canceled by Close
+	cancel                      context.CancelFunc
+	reqs                        chan *appendReq
+	writerDone                  chan struct{}
+	closeOnce                   sync.Once
+	epochMu                     sync.Mutex
+	epoch                       store.Epoch // the log's epoch, as last seen
+	maxLen, maxBytes, maxBatchN int64
+	blockTimeout, minBO, maxBO  time.Duration
+	flushWindow                 time.Duration
+}
+
+var _ store.Store = (*Store)(nil)
+
+// ParseDSN splits a DSN into the Redis URL go-redis understands and the
+// store settings carried in its query: prefix, max_len, max_bytes (integers)
+// and max_age (a Go duration). For example
+//
+//	redis://:secret@cache:6379/2?prefix=app1:&max_len=100000&max_age=24h
+//	rediss://user:secret@cache:6380/0?prefix={sluice}:
+//
+// The other query parameters are go-redis's (see redis.ParseURL).
+func ParseDSN(dsn string) (redisURL string, cfg Config, err error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", Config{}, fmt.Errorf("redisstore: parse DSN: %w", err)
+	}
+	q := u.Query()
+	for _, k := range []string{"prefix", "max_len", "max_bytes", "max_age"} {
+		if !q.Has(k) {
+			continue
+		}
+		v := q.Get(k)
+		q.Del(k)
+		switch k {
+		case "prefix":
+			cfg.Prefix = v
+		case "max_len":
+			cfg.MaxLen, err = strconv.ParseInt(v, 10, 64)
+		case "max_bytes":
+			cfg.MaxBytes, err = strconv.ParseInt(v, 10, 64)
+		case "max_age":
+			cfg.MaxAge, err = time.ParseDuration(v)
+		}
+		if err != nil {
+			return "", Config{}, fmt.Errorf("redisstore: parse DSN: %s: %w", k, err)
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), cfg, nil
+}
+
+// Open connects to the Redis at url (redis:// or rediss://, with optional
+// user, password and database number, as redis.ParseURL accepts; the store
+// settings of [ParseDSN] may be in its query and apply where cfg leaves a
+// field zero) and returns a store on the log under cfg.Prefix, creating it
+// if needed. It fails if Redis cannot be reached.
+func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
+	u, dcfg, err := ParseDSN(url)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = dcfg.Prefix
+	}
+	if cfg.MaxLen == 0 {
+		cfg.MaxLen = dcfg.MaxLen
+	}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = dcfg.MaxBytes
+	}
+	if cfg.MaxAge == 0 {
+		cfg.MaxAge = dcfg.MaxAge
+	}
+	opts, err := redis.ParseURL(u)
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: open: %w", err)
+	}
+	if cfg.MaxAge < 0 {
+		return nil, fmt.Errorf("redisstore: open: negative MaxAge %v", cfg.MaxAge)
+	}
+	s := &Store{
+		cfg:          cfg,
+		now:          cfg.Now,
+		log:          cfg.Logger,
+		maxLen:       cfg.MaxLen,
+		maxBytes:     cfg.MaxBytes,
+		maxBatchN:    int64(cfg.MaxBatch),
+		blockTimeout: cfg.BlockTimeout,
+		minBO:        cfg.MinBackoff,
+		maxBO:        cfg.MaxBackoff,
+		flushWindow:  cfg.FlushWindow,
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+		s.cfg.Prefix = DefaultPrefix
+	}
+	if s.maxLen == 0 {
+		s.maxLen = DefaultMaxLen
+	}
+	if s.maxBytes == 0 {
+		s.maxBytes = DefaultMaxBytes
+	}
+	if s.maxBatchN <= 0 {
+		s.maxBatchN = DefaultMaxBatch
+	}
+	if s.blockTimeout <= 0 {
+		s.blockTimeout = DefaultBlockTimeout
+	}
+	if s.minBO <= 0 {
+		s.minBO = DefaultMinBackoff
+	}
+	if s.maxBO <= 0 {
+		s.maxBO = DefaultMaxBackoff
+	}
+	s.maxBO = max(s.maxBO, s.minBO)
+	s.kLog, s.kMeta = cfg.Prefix+"log", cfg.Prefix+"meta"
+	s.kIDs, s.kIDQ = cfg.Prefix+"ids", cfg.Prefix+"idq"
+	s.keys = []string{s.kLog, s.kMeta, s.kIDs, s.kIDQ}
+
+	// Appends are never retried by the client: a retried script whose first
+	// reply was lost would append its events twice.
+	wopts := *opts
+	wopts.MaxRetries = -1
+	s.write = redis.NewClient(&wopts)
+	ropts := *opts
+	s.read = redis.NewClient(&ropts)
+	// Blocked XREADs hold a connection each: they get a pool of their own.
+	bopts := *opts
+	bopts.PoolSize = max(opts.PoolSize, 64)
+	bopts.PoolTimeout = max(opts.PoolTimeout, s.blockTimeout+5*time.Second)
+	s.block = redis.NewClient(&bopts)
+
+	if _, err := s.initEpoch(ctx); err != nil {
+		s.closeClients()
+		return nil, fmt.Errorf("redisstore: open %s: %w", redactURL(u), err)
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.reqs = make(chan *appendReq, 4*s.maxBatchN)
+	s.writerDone = make(chan struct{})
+	go s.writer()
+	return s, nil
+}
+
+// redactURL returns u without its password, for error messages.
+func redactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "redis"
+	}
+	return p.Redacted()
+}
+
+// initEpoch creates the log's epoch if there is none and returns the one in
+// Redis.
+func (s *Store) initEpoch(ctx context.Context) (store.Epoch, error) {
+	pipe := s.read.TxPipeline()
+	pipe.HSetNX(ctx, s.kMeta, "epoch", string(store.NewEpoch()))
+	get := pipe.HGet(ctx, s.kMeta, "epoch")
+	if _, err := pipe.Exec(ctx); err != nil {
+		return "", err
+	}
+	ep := store.Epoch(get.Val())
+	if !ep.Valid() {
+		return "", fmt.Errorf("key %s holds an invalid epoch %q: not a sluice log", s.kMeta, ep)
+	}
+	s.epochMu.Lock()
+	s.epoch = ep
+	s.epochMu.Unlock()
+	return ep, nil
+}
+
+func (s *Store) currentEpoch() store.Epoch {
+	s.epochMu.Lock()
+	defer s.epochMu.Unlock()
+	return s.epoch
+}
+
+func (s *Store) closed() bool { return s.ctx.Err() != nil }
+
+// appendReq is one Append waiting for the writer.
+type appendReq struct {
+	ctx    context.Context
+	e      store.Event // validated, Topics cloned
+	custom bool
+	meta   []byte
+	size   int
+	done   chan appendRes // buffered: the writer never blocks on it
+}
+
+type appendRes struct {
+	e   store.Event
+	err error
+}
+
+// Append adds e at the end of the log. See [store.Store.Append]. It returns
+// once Redis has acknowledged the script call that carried it. If ctx ends
+// first, Append returns ctx's error and the event may or may not be in the
+// log.
+func (s *Store) Append(ctx context.Context, e store.Event) (store.Event, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Event{}, fmt.Errorf("redisstore: append: %w", err)
+	}
+	if s.closed() {
+		return store.Event{}, fmt.Errorf("redisstore: append: %w", store.ErrClosed)
+	}
+	if err := store.ValidateEvent(&e); err != nil {
+		return store.Event{}, fmt.Errorf("redisstore: append: %w", err)
+	}
+	custom := e.ID != ""
+	if custom {
+		if ep, _, ok := parseID(e.ID); ok && ep == s.currentEpoch() {
+			return store.Event{}, fmt.Errorf("redisstore: append: %w: custom id %q has the form of the ids this log generates", store.ErrInvalidEvent, e.ID)
+		}
+	}
+	size := store.EventSize(&e)
+	if s.maxBytes > 0 && int64(size) > s.maxBytes {
+		return store.Event{}, fmt.Errorf("redisstore: append: %w: event of %d bytes exceeds the store's MaxBytes %d", store.ErrInvalidEvent, size, s.maxBytes)
+	}
+	if len(e.Topics) == 0 {
+		e.Topics = nil
+	} else {
+		e.Topics = append([]string(nil), e.Topics...)
+	}
+	r := &appendReq{ctx: ctx, e: e, custom: custom, size: size, done: make(chan appendRes, 1)}
+	r.meta = encodeMeta(make([]byte, 0, 16+len(e.Type)+len(e.ID)+size-len(e.Data)), &e, custom)
+	select {
+	case s.reqs <- r:
+	case <-ctx.Done():
+		return store.Event{}, fmt.Errorf("redisstore: append: %w", ctx.Err())
+	case <-s.ctx.Done():
+		return store.Event{}, fmt.Errorf("redisstore: append: %w", store.ErrClosed)
+	}
+	select {
+	case res := <-r.done:
+		return res.e, res.err
+	case <-ctx.Done():
+		return store.Event{}, fmt.Errorf("redisstore: append: %w (the event may have been appended)", ctx.Err())
+	case <-s.writerDone:
+		select {
+		case res := <-r.done:
+			return res.e, res.err
+		default:
+			return store.Event{}, fmt.Errorf("redisstore: append: %w", store.ErrClosed)
+		}
+	}
+}
+
+// writer sends the queued appends in batches, one script call at a time.
+func (s *Store) writer() {
+	defer close(s.writerDone)
+	batch := make([]*appendReq, 0, s.maxBatchN)
+	var timer *time.Timer
+	for {
+		batch = batch[:0]
+		select {
+		case r := <-s.reqs:
+			batch = append(batch, r)
+		case <-s.ctx.Done():
+			s.failQueued()
+			return
+		}
+		bytes := batch[0].size
+	fill:
+		for int64(len(batch)) < s.maxBatchN && bytes < maxBatchBytes {
+			select {
+			case r := <-s.reqs:
+				batch = append(batch, r)
+				bytes += r.size
+				continue
+			default:
+			}
+			if s.flushWindow <= 0 {
+				break
+			}
+			if timer == nil {
+				timer = time.NewTimer(s.flushWindow)
+			} else {
+				timer.Reset(s.flushWindow)
+			}
+			select {
+			case r := <-s.reqs:
+				batch = append(batch, r)
+				bytes += r.size
+				timer.Stop()
+			case <-timer.C:
+				break fill
+			case <-s.ctx.Done():
+				timer.Stop()
+				break fill
+			}
+		}
+		s.flush(batch)
+	}
+}
+
+// failQueued fails the appends still queued when the store closes.
+func (s *Store) failQueued() {
+	for {
+		select {
+		case r := <-s.reqs:
+			r.done <- appendRes{err: fmt.Errorf("redisstore: append: %w", store.ErrClosed)}
+		default:
+			return
+		}
+	}
+}
+
+// flush appends batch in one script call and answers each request.
+func (s *Store) flush(batch []*appendReq) {
+	live := batch[:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- appendRes{err: fmt.Errorf("redisstore: append: %w", err)}
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	now := s.now()
+	var minMS int64
+	if s.cfg.MaxAge > 0 {
+		minMS = ceilMilli(now.Add(-s.cfg.MaxAge))
+	}
+	maxLen, maxBytes := max(s.maxLen, 0), max(s.maxBytes, 0)
+	args := make([]any, 0, 6+4*len(live))
+	args = append(args, "", now.UnixMilli(), maxLen, minMS, maxBytes, len(live))
+	for _, r := range live {
+		id := ""
+		if r.custom {
+			id = r.e.ID
+		}
+		args = append(args, id, r.size, r.meta, r.e.Data)
+	}
+	var res []any
+	var err error
+	for attempt := 0; ; attempt++ {
+		ep := s.currentEpoch()
+		args[0] = string(ep)
+		res, err = appendScript.Run(s.ctx, s.write, s.keys, args...).Slice()
+		if err == nil || attempt > 0 || !strings.HasPrefix(err.Error(), epochErrPrefix) {
+			break
+		}
+		// The log was deleted (or Redis lost it): start a new one, with a new
+		// epoch, so the ids of the old log are never mistaken for ours.
+		if newEp, ierr := s.initEpoch(s.ctx); ierr != nil {
+			err = ierr
+			break
+		} else if newEp != ep {
+			s.log.Warn("redisstore: the log was deleted or replaced; appending to a new log", "prefix", s.cfg.Prefix, "old_epoch", ep, "epoch", newEp)
+		}
+	}
+	if err == nil && len(res) != 2 {
+		err = fmt.Errorf("unexpected script reply %v", res)
+	}
+	var ms, first int64
+	if err == nil {
+		var ok1, ok2 bool
+		ms, ok1 = res[0].(int64)
+		first, ok2 = res[1].(int64)
+		if !ok1 || !ok2 || ms < 0 || first < 1 {
+			err = fmt.Errorf("unexpected script reply %v", res)
+		}
+	}
+	if err != nil {
+		if s.closed() {
+			err = store.ErrClosed
+		}
+		for _, r := range live {
+			r.done <- appendRes{err: fmt.Errorf("redisstore: append: %w", err)}
+		}
+		return
+	}
+	ep := store.Epoch(args[0].(string))
+	for i, r := range live {
+		p := position{ms: uint64(ms), n: uint64(first) + uint64(i)}
+		e := r.e
+		e.Pos, e.Time = p.n, time.UnixMilli(ms)
+		if !r.custom {
+			e.ID = formatID(ep, p)
+		}
+		r.done <- appendRes{e: e}
+	}
+}
+
+// ceilMilli returns t in Unix milliseconds, rounded up.
+func ceilMilli(t time.Time) int64 {
+	ns := t.UnixNano()
+	ms := ns / 1e6
+	if ns%1e6 > 0 {
+		ms++
+	}
+	return ms
+}
+
+// Head returns the generated id of the last event appended, or "" if the
+// log is empty. It fails while Redis cannot be reached. See
+// [store.Store.Head].
+func (s *Store) Head(ctx context.Context) (string, error) {
+	if s.closed() {
+		return "", fmt.Errorf("redisstore: head: %w", store.ErrClosed)
+	}
+	m, err := s.readMeta(ctx, s.read)
+	if err != nil {
+		if s.closed() {
+			err = store.ErrClosed
+		}
+		return "", fmt.Errorf("redisstore: head: %w", err)
+	}
+	if m.epoch == "" || m.last.n == 0 {
+		return "", nil
+	}
+	return formatID(m.epoch, m.last), nil
+}
+
+// meta is the state in the meta hash.
+type meta struct {
+	epoch store.Epoch
+	last  position // last appended (n == 0: none)
+	first uint64   // first retained position, as of the last append
+}
+
+func (s *Store) readMeta(ctx context.Context, c redis.Cmdable) (meta, error) {
+	vals, err := c.HMGet(ctx, s.kMeta, "epoch", "n", "ms", "f").Result()
+	if err != nil {
+		return meta{}, err
+	}
+	return parseMeta(vals)
+}
+
+func parseMeta(vals []any) (meta, error) {
+	var m meta
+	str := func(i int) string {
+		v, _ := vals[i].(string)
+		return v
+	}
+	m.epoch = store.Epoch(str(0))
+	if m.epoch != "" && !m.epoch.Valid() {
+		return meta{}, fmt.Errorf("invalid epoch %q in the meta hash: not a sluice log", m.epoch)
+	}
+	num := func(i int) (uint64, error) {
+		if str(i) == "" {
+			return 0, nil
+		}
+		return strconv.ParseUint(str(i), 10, 64)
+	}
+	var err1, err2, err3 error
+	m.last.n, err1 = num(1)
+	m.last.ms, err2 = num(2)
+	m.first, err3 = num(3)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return meta{}, fmt.Errorf("corrupt meta hash: %w", err)
+	}
+	if m.first == 0 {
+		m.first = 1
+	}
+	return m, nil
+}
+
+// Close stops the writer (queued appends fail with store.ErrClosed), ends
+// every Follow with store.ErrClosed and closes the connections. Closing a
+// closed store does nothing. It does not delete the log.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.cancel()
+		<-s.writerDone
+		s.closeClients()
+	})
+	return nil
+}
+
+func (s *Store) closeClients() {
+	_ = s.write.Close()
+	_ = s.read.Close()
+	_ = s.block.Close()
+}
+
+// Delete removes the log and its indexes from Redis: every key of the
+// store's prefix. Stores using the log see an empty log with a new epoch on
+// their next append. It is meant for tests and tools.
+func (s *Store) Delete(ctx context.Context) error {
+	if err := s.read.Del(ctx, s.keys...).Err(); err != nil {
+		return fmt.Errorf("redisstore: delete: %w", err)
+	}
+	return nil
+}
