@@ -144,6 +144,21 @@ func (r *prefixReader) Read(b []byte) (int, error) {
 	return r.r.Read(b)
 }
 
+// countingReader counts the reads that return data: with one event per
+// server write, one per event; with a server that batches, fewer.
+type countingReader struct {
+	r io.Reader
+	n *int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		*c.n++
+	}
+	return n, err
+}
+
 // env is what all the subscribers of a run share. It is read-only once
 // subscribers start, except for the atomic fields.
 type env struct {
@@ -189,6 +204,7 @@ type subscriber struct {
 	unique     int64
 	other      int64 // events without the run's tag
 	comments   int64
+	reads      int64 // reads from the connection that returned data
 	holes      int64
 	dups       int64
 	late       int64
@@ -284,9 +300,9 @@ func (s *subscriber) connect(ctx context.Context, e *env) (io.Reader, error) {
 	if err := conn.SetDeadline(time.Time{}); err != nil {
 		return nil, fmt.Errorf("subscriber %d: %w", s.id, err)
 	}
-	var body io.Reader = conn
+	var body io.Reader = &countingReader{r: conn, n: &s.reads}
 	if len(rest) > 0 {
-		body = &prefixReader{p: rest, r: conn}
+		body = &prefixReader{p: rest, r: body}
 	}
 	switch {
 	case head.chunked:

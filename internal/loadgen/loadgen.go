@@ -477,10 +477,14 @@ func (r *runner) measure(ctx context.Context) (*Report, error) {
 		rep.Duplicates += s.dups
 		rep.OutOfOrder += s.late
 		rep.Comments += s.comments
+		rep.Client.Reads += s.reads
 		lastRecv = max(lastRecv, s.lastRecv)
 	}
 	if dropErr != nil {
 		rep.DropError = dropErr.Error()
+	}
+	if rep.Client.Reads > 0 {
+		rep.Client.EventsPerRead = float64(rep.Deliveries+rep.OtherEvents) / float64(rep.Client.Reads)
 	}
 	rep.Latency = latency.summary()
 

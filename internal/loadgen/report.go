@@ -82,6 +82,12 @@ type ClientReport struct {
 	CPUSeconds       float64 `json:"cpu_seconds"` // during the measured phase, publishers included
 	CPUPerDeliveryUS float64 `json:"cpu_per_delivery_us"`
 	RSS              int64   `json:"rss"`
+	// Reads counts the subscribers' socket reads that returned data, and
+	// EventsPerRead the events they carried on average: how much the
+	// server batched its writes, which sets the cost of a delivery on
+	// both sides.
+	Reads         int64   `json:"reads"`
+	EventsPerRead float64 `json:"events_per_read"`
 }
 
 // anomalous reports whether the run saw anything that is not a clean
@@ -157,6 +163,9 @@ func (r *Report) writeText(w io.Writer) {
 	line := fmt.Sprintf("CPU %.2fs", r.Client.CPUSeconds)
 	if r.Client.CPUPerDeliveryUS > 0 {
 		line += fmt.Sprintf(" = %.3f µs per delivery", r.Client.CPUPerDeliveryUS)
+	}
+	if r.Client.EventsPerRead > 0 {
+		line += fmt.Sprintf(", %.1f events per read", r.Client.EventsPerRead)
 	}
 	if r.Client.RSS > 0 {
 		line += ", RSS " + fmtBytes(float64(r.Client.RSS))

@@ -61,7 +61,8 @@ func TestRunBroadcastURL(t *testing.T) {
 	if h.GoroutinesPerConn == nil || *h.GoroutinesPerConn < 2.5 || *h.GoroutinesPerConn > 3.5 {
 		t.Errorf("goroutines per connection %v, want about 3", h.GoroutinesPerConn)
 	}
-	if rep.Client.CPUSeconds <= 0 || rep.Client.CPUPerDeliveryUS <= 0 || rep.Client.RSS <= 0 {
+	if rep.Client.CPUSeconds <= 0 || rep.Client.CPUPerDeliveryUS <= 0 || rep.Client.RSS <= 0 ||
+		rep.Client.Reads < subs || rep.Client.Reads > subs*(events+1) || rep.Client.EventsPerRead <= 0 {
 		t.Errorf("client report %+v", rep.Client)
 	}
 }
