@@ -58,6 +58,7 @@ func (s *Store) resolve(ctx context.Context, cursor string, count int64) (*curso
 		xr = pipe.XRangeN(ctx, s.kLog, ageStart.streamID(), "+", count)
 	case generated:
 		xr = pipe.XRangeN(ctx, s.kLog, maxPos(cpos, ageStart).streamID(), "+", count+1)
+		fallthrough // another log's generated id is a custom id here
 	default:
 		ix = pipe.ZRangeByLex(ctx, s.kIDs, &redis.ZRangeBy{Min: "[" + cursor + "\x00", Max: "(" + cursor + "\x01", Count: idxPage})
 	}
@@ -83,8 +84,11 @@ func (s *Store) resolve(ctx context.Context, cursor string, count int64) (*curso
 	}
 
 	var entries []redis.XMessage
-	if generated {
-		if m.epoch == "" || cep != m.epoch || cpos.n > m.last.n || cpos.n == m.last.n && cpos.ms != m.last.ms {
+	if generated && (cep != m.epoch || m.epoch == "") && len(ix.Val()) == 0 {
+		return nil, fmt.Errorf("%w: %q is not an id of this log", store.ErrUnknownID, cursor)
+	}
+	if generated && cep == m.epoch {
+		if cpos.n > m.last.n || cpos.n == m.last.n && cpos.ms != m.last.ms {
 			return nil, fmt.Errorf("%w: %q", store.ErrUnknownID, cursor)
 		}
 		entries = xr.Val()
