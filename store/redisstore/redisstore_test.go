@@ -175,11 +175,11 @@ func TestCursors(t *testing.T) {
 		want   error
 	}{
 		{foreign.ID, store.ErrUnknownID},
-		{ep + "-" + "zz" + "-" + ms36, store.ErrUnknownID},         // beyond the head
-		{ep + "-" + n36 + "-" + "1", store.ErrUnknownID},            // the head's position, wrong ms
-		{ep + "-" + "1" + "-" + "1", store.ErrExpired},              // trimmed
-		{evs[0].ID, store.ErrExpired},                               // trimmed
-		{ep + "-" + "z" + "-" + "zzzzzzzzzz", store.ErrExpired},     // a position before the head with a later ms: nothing after it is retained
+		{ep + "-" + "zz" + "-" + ms36, store.ErrUnknownID},      // beyond the head
+		{ep + "-" + n36 + "-" + "1", store.ErrUnknownID},        // the head's position, wrong ms
+		{ep + "-" + "1" + "-" + "1", store.ErrExpired},          // trimmed
+		{evs[0].ID, store.ErrExpired},                           // trimmed
+		{ep + "-" + "z" + "-" + "zzzzzzzzzz", store.ErrExpired}, // a position before the head with a later ms: nothing after it is retained
 		{strings.ToUpper(ep) + "-" + n36 + "-" + ms36, store.ErrUnknownID},
 	} {
 		got, err := history(t, s, c.cursor)
