@@ -92,7 +92,7 @@ type publishPlan struct {
 	publishers int
 	rate       float64       // events per second over all publishers; 0 for as fast as possible
 	events     int64         // total events; 0 for no limit
-	duration   time.Duration // publishing time; 0 for no limit
+	duration   time.Duration // publishing time, on the schedule and the clock; 0 for no limit
 	size       int           // data size to pad to
 }
 
@@ -157,7 +157,9 @@ func publish(ctx context.Context, e *env, p *poster, plan publishPlan) *publishR
 				} else {
 					due = time.Since(t0)
 				}
-				if plan.duration > 0 && due >= plan.duration {
+				// --duration bounds the schedule and the wall time: publishers
+				// that fell behind stop at the end all the same.
+				if plan.duration > 0 && (due >= plan.duration || time.Since(t0) >= plan.duration) {
 					return
 				}
 				if wait := due - time.Since(t0); wait > 0 {
