@@ -149,7 +149,7 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, sub Subscription, st
 	reason := c.run(ctx, cursor, replay, poll, st.id)
 	putBuf(c.buf)
 	c.buf = nil
-	if reason == ReasonSlow || reason == ReasonReplayOverflow {
+	if c.wrote && (reason == ReasonSlow || reason == ReasonReplayOverflow) {
 		// Do not let net/http wait on a client that does not read to
 		// finish the response: fail its last writes now. (net/http clears
 		// the deadline itself once the response is finished.)
