@@ -194,12 +194,12 @@ type countingMetrics struct {
 	connected, disconnected, published, delivered, replayed, resets atomic.Int64
 }
 
-func (m *countingMetrics) SubscriberConnected()                   { m.connected.Add(1) }
+func (m *countingMetrics) SubscriberConnected()                    { m.connected.Add(1) }
 func (m *countingMetrics) SubscriberDisconnected(DisconnectReason) { m.disconnected.Add(1) }
-func (m *countingMetrics) Published(n int)                        { m.published.Add(int64(n)) }
-func (m *countingMetrics) Delivered(n int)                        { m.delivered.Add(int64(n)) }
-func (m *countingMetrics) Replayed(n int, _ time.Duration)        { m.replayed.Add(int64(n)) }
-func (m *countingMetrics) Reset(string)                           { m.resets.Add(1) }
+func (m *countingMetrics) Published(n int)                         { m.published.Add(int64(n)) }
+func (m *countingMetrics) Delivered(n int)                         { m.delivered.Add(int64(n)) }
+func (m *countingMetrics) Replayed(n int, _ time.Duration)         { m.replayed.Add(int64(n)) }
+func (m *countingMetrics) Reset(string)                            { m.resets.Add(1) }
 
 func TestMetrics(t *testing.T) {
 	m := &countingMetrics{}
