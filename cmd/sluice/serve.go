@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -47,7 +48,7 @@ a non-loopback address without a key the hub refuses to start.
 Every flag can also be set by an environment variable: --foo-bar is
 SLUICE_FOO_BAR. A flag on the command line wins over the variable. Key
 values are the key itself (an HMAC secret or PEM text), or @PATH to read it
-from a file.
+from a file (its trailing line break is ignored).
 
 Store DSNs:
   bolt:PATH   durable single-file store (the default, bolt:./sluice.db)
@@ -288,15 +289,16 @@ func (c *serveConfig) parseStore() error {
 	return nil
 }
 
-// readKey returns key material: the flag's value, or the file it names
-// after "@".
+// readKey returns key material: the flag's value, or the content of the
+// file it names after "@" without its trailing line break (so that a
+// secret written with echo works).
 func readKey(flagName, v string) ([]byte, error) {
 	if path, ok := strings.CutPrefix(v, "@"); ok {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("--%s: reading key: %w", flagName, err)
 		}
-		return b, nil
+		return bytes.TrimRight(b, "\r\n"), nil
 	}
 	return []byte(v), nil
 }

@@ -80,19 +80,27 @@ func TestServeFlagsWinOverEnv(t *testing.T) {
 func TestServeKeysFromFiles(t *testing.T) {
 	dir := t.TempDir()
 	pub := filepath.Join(dir, "pub.key")
-	if err := os.WriteFile(pub, []byte("publisher-secret"), 0o600); err != nil {
+	if err := os.WriteFile(pub, []byte("publisher-secret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c := mustConfig(t, []string{"--addr", "0.0.0.0:8080", "--publisher-jwt-key", "@" + pub, "--subscriber-jwt-key", "subscriber-secret"}, nil)
 	if c.dev != nil || c.anonymous {
 		t.Error("keys configured: want no development mode")
 	}
-	tok, err := mercure.NewToken([]byte("publisher-secret"), "", []string{"*"}, nil, time.Minute)
-	if err != nil || tok == "" {
-		t.Fatal(err)
-	}
-	if c.pubKey == nil || c.subKey == nil {
-		t.Fatal("missing keys")
+	// The publisher key is the file's content (without its line break),
+	// the subscriber key the flag.
+	_, base, _ := startInProcess(t, "--store", "memory", "--publisher-jwt-key", "@"+pub, "--subscriber-jwt-key", "subscriber-secret")
+	for _, tt := range []struct {
+		secret string
+		want   int
+	}{{"publisher-secret", 200}, {"subscriber-secret", 401}} {
+		tok, err := mercure.NewToken([]byte(tt.secret), "", []string{"*"}, nil, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, _ := publishForm(t, base, tok, url.Values{"topic": {"t"}, "data": {"x"}}); code != tt.want {
+			t.Errorf("publishing with a token signed by %q: %d, want %d", tt.secret, code, tt.want)
+		}
 	}
 }
 
