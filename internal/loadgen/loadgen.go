@@ -25,6 +25,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -530,11 +531,17 @@ func (r *runner) measure(ctx context.Context) (*Report, error) {
 			}
 		}
 	}
+	rep.Client.GOMAXPROCS = runtime.GOMAXPROCS(0)
 	if cpuOK {
 		cpu := clientAfter - clientBefore
 		rep.Client.CPUSeconds = cpu.Seconds()
+		rep.Client.CPUCores = cpu.Seconds() / phase.Seconds()
 		if rep.Deliveries > 0 {
 			rep.Client.CPUPerDeliveryUS = float64(cpu.Nanoseconds()) / 1e3 / float64(rep.Deliveries)
+		}
+		if busy := rep.Client.CPUCores / float64(rep.Client.GOMAXPROCS); busy >= 0.85 && rep.Scenario != "idle" {
+			r.warn("the load generator used %.2f of its %d cores: it may have limited the deliveries and added to the latency (give it more CPU, or see events per read)",
+				rep.Client.CPUCores, rep.Client.GOMAXPROCS)
 		}
 	}
 	if self, err := readProc(os.Getpid()); err == nil {

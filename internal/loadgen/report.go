@@ -80,6 +80,8 @@ type HubReport struct {
 // ClientReport is the load generator's own cost.
 type ClientReport struct {
 	CPUSeconds       float64 `json:"cpu_seconds"` // during the measured phase, publishers included
+	CPUCores         float64 `json:"cpu_cores"`   // CPU seconds per wall second of that phase
+	GOMAXPROCS       int     `json:"gomaxprocs"`  // cores the tool could use
 	CPUPerDeliveryUS float64 `json:"cpu_per_delivery_us"`
 	RSS              int64   `json:"rss"`
 	// Reads counts the subscribers' socket reads that returned data, and
@@ -160,7 +162,7 @@ func (r *Report) writeText(w io.Writer) {
 		}
 		p("", "%s", line)
 	}
-	line := fmt.Sprintf("CPU %.2fs", r.Client.CPUSeconds)
+	line := fmt.Sprintf("CPU %.2fs (%.2f of %d cores)", r.Client.CPUSeconds, r.Client.CPUCores, r.Client.GOMAXPROCS)
 	if r.Client.CPUPerDeliveryUS > 0 {
 		line += fmt.Sprintf(" = %.3f µs per delivery", r.Client.CPUPerDeliveryUS)
 	}

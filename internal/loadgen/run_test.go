@@ -48,9 +48,10 @@ func TestRunBroadcastURL(t *testing.T) {
 	if rep.DeliveriesPerSec <= 0 || rep.PublishRate <= 0 {
 		t.Errorf("deliveries/s %v, publish rate %v", rep.DeliveriesPerSec, rep.PublishRate)
 	}
-	// At 2000/s, 200 events take ~0.1 s.
-	if rep.PublishSeconds < 0.09 || rep.PublishSeconds > 2 {
-		t.Errorf("publishing took %.3fs, want about 0.1s", rep.PublishSeconds)
+	// At 2000/s, the 200th event is due 199/2000 s after the first: the
+	// rate is a ceiling the publishers keep to.
+	if rep.PublishSeconds < 0.099 || rep.PublishRate > 2010 {
+		t.Errorf("published in %.3fs at %.0f/s, want no faster than 2000/s", rep.PublishSeconds, rep.PublishRate)
 	}
 	h := rep.Hub
 	if h == nil || h.RSSBefore <= 0 || h.RSSConnected <= 0 || h.RSSPeak < h.RSSBefore || h.CPUSeconds <= 0 {
