@@ -246,6 +246,7 @@ func (s *subscriber) run(ctx context.Context, e *env, connected func(), stop <-c
 	s.tracks = make([]seqTrack, e.publishers)
 	body, err := s.connect(ctx, e)
 	if err != nil {
+		s.close() // a connection that got as far as the response head
 		s.connErr = err
 		connected()
 		return

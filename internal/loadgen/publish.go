@@ -3,7 +3,6 @@ package loadgen
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -186,14 +185,13 @@ func publish(ctx context.Context, e *env, p *poster, plan publishPlan) *publishR
 				err := p.post(ctx, data, &body)
 				res.postTimes.record(int64(e.now() - ts))
 				if err != nil {
-					if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-						// Stopped mid-request: the event may or may not be out.
-						failures.Add(1)
-						return
-					}
 					failures.Add(1)
 					if firstFailure == nil {
 						firstFailure = err
+					}
+					if ctx.Err() != nil {
+						// Stopped mid-request: the event may or may not be out.
+						return
 					}
 				}
 			}
