@@ -36,7 +36,7 @@ func bigStore(t *testing.T) store.Store {
 	return m
 }
 
-const floodEvents, floodSize = 400, 64 << 10
+const floodEvents, floodSize = 400, 32 << 10
 
 // A client that never reads is disconnected when its queue overflows; the
 // others get every event.
@@ -136,7 +136,13 @@ func TestSlowClientBlock(t *testing.T) {
 	waitFor(t, "the blocked subscriber to be dropped", func() bool {
 		return e.h.Stats().Slow == 1 && e.h.Subscribers() == 0
 	})
-	// The dispatcher goes on: a new subscriber gets live events.
+	// The dispatcher goes on: a new subscriber gets live events (once the
+	// flood is dispatched: it would block this one too).
+	waitFor(t, "the flood to be dispatched", func() bool {
+		e.h.mu.Lock()
+		defer e.h.mu.Unlock()
+		return e.h.lastPos == floodEvents+1
+	})
 	c := e.subscribe("", "a")
 	c.next()
 	id := e.publish("a", "after")

@@ -34,7 +34,7 @@ func reconnectStorm(t *testing.T, h2, lag bool) {
 	{
 		checkGoroutines(t)
 		const (
-			events  = 1500
+			events  = 1000
 			clients = 5
 		)
 		m := store.NewMemory(store.MemoryConfig{})

@@ -211,9 +211,12 @@ func (h *Hub) janitor() {
 		now := h.clock.Now()
 		h.sessions.sweep(now)
 		h.streams.sweep(now, h.cfg.StreamTTL)
-		if h.cfg.swept != nil {
-			h.cfg.swept <- struct{}{}
-		}
 		t.Reset(period)
+		if h.cfg.swept != nil {
+			select {
+			case h.cfg.swept <- struct{}{}:
+			default:
+			}
+		}
 	}
 }
