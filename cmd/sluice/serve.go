@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/mercure"
+	"github.com/sluicehq/sluice/store/redisstore"
 )
 
 func init() {
@@ -53,7 +54,10 @@ from a file (its trailing line break is ignored).
 Store DSNs:
   bolt:PATH   durable single-file store (the default, bolt:./sluice.db)
   memory      in-memory store: history is lost on restart
-  redis://, rediss://, nats://   not built into this binary yet
+  redis://[user:pass@]HOST[:PORT][/DB][?prefix=P&max_len=N&max_bytes=N&max_age=D]
+  rediss://…  Redis Streams, shared by every hub on the same prefix
+              (--history-size sets max_len when the DSN does not)
+  nats://     not built into this binary yet
 
 Flags:
 `
@@ -62,7 +66,7 @@ Flags:
 type serveConfig struct {
 	addr            string
 	storeDSN        string
-	storeKind       string // "memory" or "bolt"
+	storeKind       string // "memory", "bolt" or "redis"
 	storePath       string // bolt file
 	jwtKey          string
 	publisherKey    string
@@ -158,7 +162,7 @@ func newServeFlags(c *serveConfig, stderr io.Writer) (*flag.FlagSet, *string) {
 		})
 	}
 	fs.StringVar(&c.addr, "addr", "localhost:8080", "`address` to listen on (host:port)")
-	fs.StringVar(&c.storeDSN, "store", "bolt:./sluice.db", "event store `DSN`: bolt:PATH or memory")
+	fs.StringVar(&c.storeDSN, "store", "bolt:./sluice.db", "event store `DSN`: bolt:PATH, memory or redis://…")
 	fs.StringVar(&c.jwtKey, "jwt-key", "", "JWT `key` for publishers and subscribers (secret, PEM, or @PATH)")
 	fs.StringVar(&c.publisherKey, "publisher-jwt-key", "", "JWT `key` for publishers, instead of --jwt-key")
 	fs.StringVar(&c.subscriberKey, "subscriber-jwt-key", "", "JWT `key` for subscribers, instead of --jwt-key")
@@ -281,10 +285,15 @@ func (c *serveConfig) parseStore() error {
 		if c.storePath == "" {
 			return fmt.Errorf("--store %q: want bolt:PATH, with a file path", dsn)
 		}
-	case strings.HasPrefix(dsn, "redis://"), strings.HasPrefix(dsn, "rediss://"), strings.HasPrefix(dsn, "nats://"):
-		return fmt.Errorf("--store %q: unsupported store DSN: the Redis and NATS stores are not built into this binary yet; use bolt:PATH or memory", dsn)
+	case strings.HasPrefix(dsn, "redis://"), strings.HasPrefix(dsn, "rediss://"):
+		c.storeKind = "redis"
+		if _, _, err := redisstore.ParseDSN(dsn); err != nil {
+			return fmt.Errorf("--store: %w", err)
+		}
+	case strings.HasPrefix(dsn, "nats://"):
+		return fmt.Errorf("--store %q: unsupported store DSN: the NATS store is not built into this binary yet; use bolt:PATH, memory or redis://", dsn)
 	default:
-		return fmt.Errorf("--store %q: unsupported store DSN: want bolt:PATH or memory", dsn)
+		return fmt.Errorf("--store %q: unsupported store DSN: want bolt:PATH, memory or redis://HOST[:PORT][/DB][?prefix=…&max_len=…]", dsn)
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/sluicehq/sluice/mercure"
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/store/boltstore"
+	"github.com/sluicehq/sluice/store/redisstore"
 )
 
 // webFiles is the demo page.
@@ -43,13 +44,24 @@ type hubServer struct {
 	draining atomic.Bool
 }
 
+// storeOpenTimeout bounds connecting to a networked store at start.
+const storeOpenTimeout = 10 * time.Second
+
 // openStore opens the store the configuration names.
-func openStore(cfg *serveConfig) (store.Store, error) {
+func openStore(cfg *serveConfig, log *slog.Logger) (store.Store, error) {
 	switch cfg.storeKind {
 	case "memory":
 		return store.NewMemory(store.MemoryConfig{MaxEvents: cfg.historySize}), nil
 	case "bolt":
 		st, err := boltstore.Open(cfg.storePath, boltstore.Config{MaxEvents: cfg.historySize})
+		if err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		return st, nil
+	case "redis":
+		ctx, cancel := context.WithTimeout(context.Background(), storeOpenTimeout)
+		defer cancel()
+		st, err := redisstore.Open(ctx, cfg.storeDSN, redisstore.Config{MaxLen: int64(cfg.historySize), Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
@@ -61,7 +73,7 @@ func openStore(cfg *serveConfig) (store.Store, error) {
 // newServer opens the store, builds the hub and listens on cfg.addr. Serve
 // with run.
 func newServer(cfg *serveConfig, log *slog.Logger) (*hubServer, error) {
-	st, err := openStore(cfg)
+	st, err := openStore(cfg, log)
 	if err != nil {
 		return nil, err
 	}

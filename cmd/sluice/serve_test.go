@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"iter"
 	"log/slog"
@@ -113,7 +116,8 @@ func TestServeConfigErrors(t *testing.T) {
 	}{
 		{"bad dsn", []string{"--store", "postgres://x"}, nil, "unsupported store DSN"},
 		{"bolt without path", []string{"--store", "bolt:"}, nil, "want bolt:PATH"},
-		{"redis not built in", []string{"--store", "redis://localhost:6379"}, nil, "unsupported store DSN"},
+		{"nats not built in", []string{"--store", "nats://localhost:4222"}, nil, "unsupported store DSN"},
+		{"bad redis dsn", []string{"--store", "redis://localhost:6379/0?max_len=many"}, nil, "--store"},
 		{"unreadable key", []string{"--jwt-key", "@/nonexistent/key.pem"}, nil, "--jwt-key: reading key"},
 		{"pem with hmac", []string{"--jwt-key", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"}, nil, "invalid key"},
 		{"secret with rs256", []string{"--jwt-key", "s3cret", "--jwt-alg", "RS256"}, nil, "invalid key"},
@@ -342,5 +346,58 @@ func TestServeRefusesAnonymousWithKey(t *testing.T) {
 	_, base, _ := startInProcess(t, "--store", "memory", "--jwt-key", "k")
 	if code, _ := get(t, base+mercure.HubPath+"?topic=t"); code != 401 {
 		t.Errorf("anonymous subscriber without --anonymous = %d, want 401", code)
+	}
+}
+
+// TestServeRedisStore runs the hub on the test Redis (scripts/services.sh)
+// and resumes from an id after a restart of the hub.
+func TestServeRedisStore(t *testing.T) {
+	u := os.Getenv("SLUICE_TEST_REDIS_URL")
+	if u == "" {
+		if os.Getenv("CI") == "true" || os.Getenv("SLUICE_REQUIRE_SERVICES") == "1" {
+			t.Fatal("SLUICE_TEST_REDIS_URL is not set (required in CI): source scripts/services.sh")
+		}
+		t.Skip("SLUICE_TEST_REDIS_URL is not set: run `source scripts/services.sh` (or `make test`)")
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	dsn := u + "?prefix=sluice-serve-test-" + hex.EncodeToString(b[:]) + ":"
+	if strings.Contains(u, "?") {
+		dsn = u + "&prefix=sluice-serve-test-" + hex.EncodeToString(b[:]) + ":"
+	}
+	const key = "redis-test-secret"
+	tok, err := mercure.NewToken([]byte(key), "", []string{"*"}, nil, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, base, stop := startInProcess(t, "--store", dsn, "--jwt-key", key, "--anonymous")
+	var ids []string
+	for i := range 3 {
+		code, id := publishForm(t, base, tok, url.Values{"topic": {"r"}, "data": {fmt.Sprint(i)}})
+		if code != 200 {
+			t.Fatalf("publish: %d", code)
+		}
+		ids = append(ids, id)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	_, base, _ = startInProcess(t, "--store", dsn, "--jwt-key", key, "--anonymous")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+mercure.HubPath+"?topic=r", nil)
+	req.Header.Set("Last-Event-ID", ids[0])
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	next, stopIter := iterPull(sse.NewReader(res.Body).All())
+	defer stopIter()
+	for i := 1; i < 3; i++ {
+		e, err := next()
+		if err != nil || e.ID != ids[i] || e.Data != fmt.Sprint(i) {
+			t.Fatalf("got %+v, %v; want %s %d", e, err, ids[i], i)
+		}
 	}
 }
