@@ -1,0 +1,443 @@
+package hub
+
+// Benchmarks. The network benchmarks run the hub in a separate process (this
+// test binary re-executed with SLUICE_HUB_BENCH_SERVER=1, GOMAXPROCS from
+// SLUICE_HUB_BENCH_PROCS, default 1) and the load client in the benchmark
+// process, so the hub's CPU time and memory are measured on their own:
+//
+//	go test -run '^$' -bench . -benchtime 1x ./hub
+//
+// See BENCHMARKS.md for results.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/sse"
+	"github.com/sluicehq/sluice/store"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv("SLUICE_HUB_BENCH_SERVER") == "1" {
+		benchServer()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+type benchStats struct {
+	HeapInuse, StackInuse uint64
+	Goroutines            int
+	CPUNanos              int64
+	Subscribers           int64
+	Delivered             uint64
+}
+
+func cpuNanos() int64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// benchServer is the hub process: /events (the hub), /publish, /stats.
+func benchServer() {
+	if p, err := strconv.Atoi(os.Getenv("SLUICE_HUB_BENCH_PROCS")); err == nil {
+		runtime.GOMAXPROCS(p)
+	} else {
+		runtime.GOMAXPROCS(1)
+	}
+	st := store.NewMemory(store.MemoryConfig{MaxEvents: 200_000, MaxBytes: 1 << 30})
+	h, err := New(Config{Store: st, QueueEvents: 4096, QueueBytes: 16 << 20})
+	if err != nil {
+		panic(err)
+	}
+	h.Publish(context.Background(), []string{"seed"}, sse.Event{Data: "seed"})
+	mux := http.NewServeMux()
+	mux.Handle("GET /events", h)
+	// The same connection held by a handler that does nothing: what net/http
+	// itself costs per idle subscriber.
+	mux.HandleFunc("GET /plain", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(200)
+		http.NewResponseController(w).Flush()
+		<-r.Context().Done()
+	})
+	mux.HandleFunc("POST /publish", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		n, _ := strconv.Atoi(q.Get("n"))
+		size, _ := strconv.Atoi(q.Get("size"))
+		rate, _ := strconv.Atoi(q.Get("rate"))
+		var tick *time.Ticker
+		if rate > 0 {
+			tick = time.NewTicker(time.Second / time.Duration(rate))
+			defer tick.Stop()
+		}
+		pad := strings.Repeat("x", max(size-20, 0))
+		for range n {
+			if tick != nil {
+				<-tick.C
+			}
+			data := strconv.FormatInt(time.Now().UnixNano(), 10) + " " + pad
+			if _, err := h.Publish(r.Context(), []string{q.Get("topic")}, sse.Event{Data: data}); err != nil {
+				http.Error(w, err.Error(), 500)
+				return
+			}
+		}
+	})
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		s := h.Stats()
+		json.NewEncoder(w).Encode(benchStats{HeapInuse: ms.HeapInuse, StackInuse: ms.StackInuse,
+			Goroutines: runtime.NumGoroutine(), CPUNanos: cpuNanos(), Subscribers: s.Subscribers, Delivered: s.Delivered})
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(ln.Addr().String())
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	io.Copy(io.Discard, os.Stdin) // until the parent goes away
+}
+
+type hubProc struct {
+	addr string
+	cmd  *exec.Cmd
+	in   io.WriteCloser
+}
+
+func startHubProc(b *testing.B) *hubProc {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "SLUICE_HUB_BENCH_SERVER=1")
+	in, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := &hubProc{addr: strings.TrimSpace(line), cmd: cmd, in: in}
+	b.Cleanup(func() { in.Close(); cmd.Wait() })
+	return p
+}
+
+func (p *hubProc) stats(b *testing.B) benchStats {
+	resp, err := http.Get("http://" + p.addr + "/stats")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var s benchStats
+	json.NewDecoder(resp.Body).Decode(&s)
+	return s
+}
+
+func (p *hubProc) publish(b *testing.B, topic string, n, size, rate int) {
+	resp, err := http.Post(fmt.Sprintf("http://%s/publish?topic=%s&n=%d&size=%d&rate=%d", p.addr, topic, n, size, rate), "", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+}
+
+// dial opens an HTTP/1.0 subscription (no chunked framing: the body is the
+// raw event stream) and returns the connection positioned after the
+// response headers.
+func (p *hubProc) dial(b *testing.B, topic string) (net.Conn, *bufio.Reader) {
+	return p.dialPath(b, "/events?topic="+topic)
+}
+
+func (p *hubProc) dialPath(b *testing.B, path string) (net.Conn, *bufio.Reader) {
+	var conn net.Conn
+	var err error
+	for range 50 {
+		if conn, err = net.Dial("tcp", p.addr); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // listen backlog full: retry
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	fmt.Fprintf(conn, "GET %s HTTP/1.0\r\n\r\n", path)
+	br := bufio.NewReaderSize(conn, 32<<10)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			b.Fatal(err)
+		}
+		if line == "\r\n" {
+			return conn, br
+		}
+	}
+}
+
+// countEvents reads until n events ("\n\n") arrived.
+func countEvents(r io.Reader, n int) error {
+	buf := make([]byte, 64<<10)
+	var prev byte
+	for n > 0 {
+		k, err := r.Read(buf)
+		for _, c := range buf[:k] {
+			if c == '\n' && prev == '\n' {
+				n--
+			}
+			prev = c
+		}
+		if err != nil && n > 0 {
+			return err
+		}
+	}
+	return nil
+}
+
+// BenchmarkBroadcast: 1,000 subscribers, events of 100 bytes published as
+// fast as possible; reports deliveries per second and the hub process's CPU
+// per delivery.
+func BenchmarkBroadcast(b *testing.B) {
+	const subs, events, size = 1000, 2000, 100
+	p := startHubProc(b)
+	var wg sync.WaitGroup
+	errs := make(chan error, subs)
+	for range subs {
+		conn, br := p.dial(b, "bcast")
+		defer conn.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := countEvents(br, 1+events*b.N); err != nil { // priming + events
+				errs <- err
+			}
+		}()
+	}
+	waitSubs(b, p, subs)
+	before := p.stats(b)
+	b.ResetTimer()
+	t0 := time.Now()
+	for range b.N {
+		p.publish(b, "bcast", events, size, 0)
+	}
+	wg.Wait()
+	elapsed := time.Since(t0)
+	b.StopTimer()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	after := p.stats(b)
+	deliveries := float64(subs * events * b.N)
+	b.ReportMetric(deliveries/elapsed.Seconds(), "deliveries/s")
+	b.ReportMetric(float64(after.CPUNanos-before.CPUNanos)/deliveries, "hub-cpu-ns/delivery")
+}
+
+func waitSubs(b *testing.B, p *hubProc, n int) {
+	for p.stats(b).Subscribers < int64(n) {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// latency reads events whose data starts with the publish time.
+func latency(br *bufio.Reader, n int, out *[]time.Duration) error {
+	r := sse.NewReader(br)
+	for n > 0 {
+		ev, err := r.Next()
+		if err != nil {
+			return err
+		}
+		if ev.Data == "" {
+			continue // priming
+		}
+		ts, _, _ := strings.Cut(ev.Data, " ")
+		sent, err := strconv.ParseInt(ts, 10, 64)
+		if err != nil {
+			continue
+		}
+		*out = append(*out, time.Duration(time.Now().UnixNano()-sent))
+		n--
+	}
+	return nil
+}
+
+func percentiles(b *testing.B, all []time.Duration) {
+	slices.Sort(all)
+	pct := func(p float64) float64 { return float64(all[int(p*float64(len(all)-1))].Microseconds()) }
+	b.ReportMetric(pct(0.5), "p50-µs")
+	b.ReportMetric(pct(0.99), "p99-µs")
+	b.ReportMetric(float64(all[len(all)-1].Microseconds()), "max-µs")
+}
+
+// latencyRun: subs reading subscribers (plus stalled ones that never
+// read), events published at rate per second; publish-to-receive
+// percentiles over all deliveries.
+func latencyRun(b *testing.B, subs, stalled, events, rate int) {
+	p := startHubProc(b)
+	for range stalled {
+		conn, _ := p.dial(b, "lat")
+		defer conn.Close()
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var all []time.Duration
+	for range subs {
+		conn, br := p.dial(b, "lat")
+		defer conn.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			if err := latency(br, events*b.N, &mine); err != nil {
+				b.Error(err)
+			}
+			mu.Lock()
+			all = append(all, mine...)
+			mu.Unlock()
+		}()
+	}
+	waitSubs(b, p, subs+stalled)
+	b.ResetTimer()
+	for range b.N {
+		p.publish(b, "lat", events, 100, rate)
+	}
+	wg.Wait()
+	b.StopTimer()
+	percentiles(b, all)
+	s := p.stats(b)
+	b.ReportMetric(float64(s.HeapInuse+s.StackInuse)/(1<<20), "hub-MiB")
+}
+
+// BenchmarkLatency: 100 subscribers × 1,000 events/s.
+func BenchmarkLatency(b *testing.B) { latencyRun(b, 100, 0, 2000, 1000) }
+
+// BenchmarkLatencyStalled: 1,000 subscribers at 1,000 events/s, without
+// and with one subscriber that never reads.
+func BenchmarkLatencyStalled(b *testing.B) {
+	b.Run("AllReading", func(b *testing.B) { latencyRun(b, 1000, 0, 2000, 1000) })
+	b.Run("OneStalled", func(b *testing.B) { latencyRun(b, 999, 1, 2000, 1000) })
+}
+
+// BenchmarkIdle: hub-process memory and goroutines per idle subscriber, at
+// 10,000 subscribers (SLUICE_HUB_BENCH_IDLE changes the count), for the hub
+// and, as a baseline, for a handler that only holds the connection open.
+func BenchmarkIdle(b *testing.B) {
+	n := 10_000
+	if v, err := strconv.Atoi(os.Getenv("SLUICE_HUB_BENCH_IDLE")); err == nil {
+		n = v
+	}
+	for _, path := range []string{"/events?topic=idle", "/plain"} {
+		b.Run(map[bool]string{true: "Hub", false: "PlainHandler"}[path != "/plain"], func(b *testing.B) {
+			p := startHubProc(b)
+			before := p.stats(b)
+			conns := make([]net.Conn, 0, n)
+			defer func() {
+				for _, c := range conns {
+					c.Close()
+				}
+			}()
+			for range n {
+				conn, _ := p.dialPath(b, path)
+				conns = append(conns, conn)
+			}
+			if path != "/plain" {
+				waitSubs(b, p, n)
+			}
+			after := p.stats(b)
+			mem := float64(after.HeapInuse+after.StackInuse) - float64(before.HeapInuse+before.StackInuse)
+			b.ReportMetric(mem/float64(n)/1024, "KiB/subscriber")
+			b.ReportMetric(float64(after.Goroutines-before.Goroutines)/float64(n), "goroutines/subscriber")
+		})
+	}
+}
+
+// discardWriter is a ResponseWriter that counts events instead of writing:
+// BenchmarkDispatch measures the engine alone (dispatch, queues, batching,
+// wake-ups), without the network.
+type discardWriter struct {
+	hdr    http.Header
+	mu     sync.Mutex
+	events int
+	want   int
+	done   chan struct{}
+}
+
+func (w *discardWriter) Header() http.Header { return w.hdr }
+func (w *discardWriter) WriteHeader(int)     {}
+func (w *discardWriter) Flush()              {}
+func (w *discardWriter) Write(p []byte) (int, error) {
+	n := bytes.Count(p, []byte("\n\n"))
+	w.mu.Lock()
+	w.events += n
+	if w.events >= w.want && w.done != nil {
+		close(w.done)
+		w.done = nil
+	}
+	w.mu.Unlock()
+	return len(p), nil
+}
+
+// BenchmarkDispatch: one event to 1,000 in-process subscribers per
+// iteration; ns/op is per event, so per delivery it is ns/op / 1000.
+func BenchmarkDispatch(b *testing.B) {
+	const subs = 1000
+	st := store.NewMemory(store.MemoryConfig{MaxEvents: 1 << 20, MaxBytes: 1 << 30})
+	defer st.Close()
+	h, _ := New(Config{Store: st, Heartbeat: -1, QueueEvents: 1 << 16, QueueBytes: 1 << 30, Logger: quietLoggerB()})
+	ctx, cancel := context.WithCancel(context.Background())
+	var ws []*discardWriter
+	var wg sync.WaitGroup
+	for range subs {
+		w := &discardWriter{hdr: http.Header{}, want: b.N, done: make(chan struct{})}
+		ws = append(ws, w)
+		req, _ := http.NewRequestWithContext(ctx, "GET", "/events?topic=a", nil)
+		wg.Add(1)
+		go func() { defer wg.Done(); h.ServeHTTP(w, req) }()
+	}
+	for h.Subscribers() < subs {
+		time.Sleep(time.Millisecond)
+	}
+	ev := sse.Event{Data: strings.Repeat("x", 100)}
+	c0 := cpuNanos()
+	b.ResetTimer()
+	for range b.N {
+		h.Publish(ctx, []string{"a"}, ev)
+	}
+	for _, w := range ws {
+		w.mu.Lock()
+		d := w.done
+		w.mu.Unlock()
+		if d != nil {
+			<-d
+		}
+	}
+	b.StopTimer()
+	deliveries := float64(b.N * subs)
+	b.ReportMetric(float64(cpuNanos()-c0)/deliveries, "cpu-ns/delivery")
+	cancel()
+	wg.Wait()
+	h.Shutdown(context.Background())
+}
+
+func quietLoggerB() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
