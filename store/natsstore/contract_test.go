@@ -1,0 +1,46 @@
+package natsstore_test
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/sluicehq/sluice/store"
+	"github.com/sluicehq/sluice/store/natsstore"
+	"github.com/sluicehq/sluice/store/storetest"
+)
+
+func limitsConfig(stream string, l storetest.Limits) natsstore.Config {
+	return natsstore.Config{Stream: stream, MaxMsgs: int64(l.MaxEvents), MaxBytes: l.MaxBytes, MaxAge: l.TTL, Now: l.Now}
+}
+
+func TestContract(t *testing.T) {
+	url := natsURL(t)
+	var mu sync.Mutex
+	streams := map[store.Store]string{}
+	storetest.Run(t, storetest.Harness{
+		New: func(t *testing.T, l storetest.Limits) store.Store {
+			stream := uniqueStream(t)
+			deleteStream(t, url, stream)
+			s := open(t, url, limitsConfig(stream, l))
+			mu.Lock()
+			streams[s] = stream
+			mu.Unlock()
+			return s
+		},
+		Reopen: func(t *testing.T, s store.Store, l storetest.Limits) store.Store {
+			mu.Lock()
+			stream := streams[s]
+			mu.Unlock()
+			if err := s.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			s2 := open(t, url, limitsConfig(stream, l))
+			mu.Lock()
+			streams[s2] = stream
+			mu.Unlock()
+			return s2
+		},
+		// MaxBytes counts what JetStream stores, not store.EventSize.
+		ApproximateRetention: true,
+	})
+}

@@ -1,0 +1,484 @@
+// Package natsstore is a [store.Store] whose log is a NATS JetStream stream,
+// so that several hub instances share one log: any instance serves any
+// subscriber and resumes any client, with the ordering, replay and no-loss
+// guarantees of a single hub.
+//
+// # Layout
+//
+// One stream (Config.Stream, "SLUICE" by default; file storage, limits
+// retention, discard old) holds the subjects under Config.Subject
+// ("sluice.<stream>" by default). An event is one message whose payload is a
+// compact binary record (time, flags, retry, type, topics, custom id, then
+// the data; no NATS headers). Events without a custom id are published on
+// SUBJECT.e, events with one on SUBJECT.i.<token>, where the token is 128
+// bits of the id's SHA-256: the stream's per-subject index then finds the
+// first retained occurrence of a custom id with one direct get (the
+// server's "next message on this subject from sequence n"), never a scan,
+// and retention trims that index with the stream.
+//
+// # Positions and ids
+//
+// Event.Pos is the stream sequence. Generated ids are "<epoch>-<sequence in
+// base 36>" (see [store.Epoch]); the epoch is a hash of the stream's name
+// and creation time, so an id of another stream, or of a stream that was
+// deleted and created again under the same name, is [store.ErrUnknownID].
+// A cursor older than the first retained message is [store.ErrExpired] (the
+// id of the newest evicted event stays valid: nothing after it is missing);
+// beyond the last message it is [store.ErrUnknownID]. Sequences are
+// contiguous (the store never deletes single messages), so a reader that
+// finds sequence n+2 after n knows n+1 was evicted and reports ErrExpired
+// instead of skipping it.
+//
+// Event.Time is the appending store's clock (nanoseconds), carried in the
+// record; stores whose clocks disagree may append events whose Times are not
+// in log order.
+//
+// # Retention
+//
+// MaxMsgs is exact; MaxBytes counts what JetStream stores (subject, record
+// and overhead), not [store.EventSize]; MaxAge is the stream's, by the
+// server's clock. Reads apply MaxAge by the store's clock too, so an event
+// older than MaxAge is never returned while the server has not yet removed
+// it.
+//
+// # Reading
+//
+// History creates an ephemeral consumer (memory storage, no acks) at the
+// cursor's sequence, fetches in batches what is there up to the last
+// message when it started, and deletes the consumer. Follow uses one
+// ordered consumer per call (a hub calls it once and fans out locally).
+//
+// # Outages
+//
+// Publishes are asynchronous with acknowledgements (bounded in flight), so
+// concurrent Appends pipeline. While the server cannot be reached, Append
+// fails with an error (publishes are not buffered for later: nothing is
+// acknowledged that is not in the stream; an append whose acknowledgement was
+// lost may or may not be in the log). Head fails, so it serves as a
+// readiness probe. Follow keeps its caller: the ordered consumer is
+// recreated after the last sequence it yielded, with capped exponential
+// backoff and jitter, logged through slog. File storage keeps acknowledged
+// events across a server restart.
+package natsstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluicehq/sluice/store"
+)
+
+// Defaults of [Config].
+const (
+	// DefaultStream is the stream's name when Config.Stream is empty.
+	DefaultStream = "SLUICE"
+	// DefaultMaxMsgs is the number of events retained when Config.MaxMsgs
+	// is zero.
+	DefaultMaxMsgs = 1_000_000
+	// DefaultMaxBytes is the stream's byte limit when Config.MaxBytes is
+	// zero: 1 GiB.
+	DefaultMaxBytes = 1 << 30
+	// DefaultMaxPending is the most publishes awaiting acknowledgement when
+	// Config.MaxPending is zero.
+	DefaultMaxPending = 4096
+	// DefaultAckTimeout is how long a publish waits for its acknowledgement
+	// when Config.AckTimeout is zero.
+	DefaultAckTimeout = 5 * time.Second
+	// DefaultMinBackoff and DefaultMaxBackoff bound Follow's reconnection
+	// backoff when Config leaves them zero.
+	DefaultMinBackoff = 50 * time.Millisecond
+	DefaultMaxBackoff = 5 * time.Second
+)
+
+// Config configures a [Store]. The zero value keeps the last million events
+// within 1 GiB in the stream "SLUICE" on the subjects "sluice.SLUICE.>",
+// with no age limit.
+type Config struct {
+	// Stream is the JetStream stream's name. Empty means DefaultStream.
+	// Open creates the stream, or updates its limits. Stores with the same
+	// stream on the same NATS system share one log.
+	Stream string
+	// Subject is the prefix of the stream's subjects. Empty means
+	// "sluice." + Stream. No other stream may hold these subjects.
+	Subject string
+	// MaxMsgs is the most events retained. Zero means DefaultMaxMsgs;
+	// negative means no count limit.
+	MaxMsgs int64
+	// MaxBytes is the stream's byte limit. Zero means DefaultMaxBytes;
+	// negative means none. An event whose store.EventSize exceeds it is
+	// refused (store.ErrInvalidEvent).
+	MaxBytes int64
+	// MaxAge is the longest an event is retained. Zero means no age limit.
+	MaxAge time.Duration
+	// Replicas is the stream's replica count in a NATS cluster. Zero means 1.
+	Replicas int
+	// Now is the clock for Event.Time and for applying MaxAge on reads. Nil
+	// means time.Now.
+	Now func() time.Time
+	// MaxPending bounds the publishes awaiting acknowledgement. Zero means
+	// DefaultMaxPending.
+	MaxPending int
+	// AckTimeout bounds the wait for a publish's acknowledgement. Zero means
+	// DefaultAckTimeout.
+	AckTimeout time.Duration
+	// MinBackoff and MaxBackoff bound Follow's reconnection backoff. Zero
+	// means DefaultMinBackoff and DefaultMaxBackoff.
+	MinBackoff, MaxBackoff time.Duration
+	// Logger receives Follow's reconnection logs. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Store is a [store.Store] on a JetStream stream. It is safe for concurrent
+// use; several Stores, in one process or many, on the same stream share one
+// log.
+type Store struct {
+	cfg          Config
+	now          func() time.Time
+	log          *slog.Logger
+	nc           *nats.Conn
+	js           jetstream.JetStream
+	stream       jetstream.Stream
+	subjEvent    string // SUBJECT.e
+	subjIDPrefix string // SUBJECT.i.
+	ackTimeout   time.Duration
+	minBO, maxBO time.Duration
+	ctx          context.Context // canceled by Close
+	cancel       context.CancelFunc
+	closeOnce    sync.Once
+	bgMu         sync.Mutex
+	closing      bool           // set under bgMu by Close: no new bg work
+	bg           sync.WaitGroup // consumer deletions
+
+	epochMu sync.Mutex
+	epoch   store.Epoch
+	created time.Time
+}
+
+var _ store.Store = (*Store)(nil)
+
+// ParseDSN splits a DSN into the NATS URL and the store settings carried in
+// its query: stream, subject, max_msgs, max_bytes (integers) and max_age (a
+// Go duration). For example
+//
+//	nats://user:secret@nats1:4222?stream=EVENTS&max_age=24h
+//	tls://nats1:4222?stream=EVENTS&subject=app.events
+//
+// Several servers may be given separated by commas, as nats.Connect
+// accepts; the query goes after the last one.
+func ParseDSN(dsn string) (natsURL string, cfg Config, err error) {
+	base, query, _ := strings.Cut(dsn, "?")
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return "", Config{}, fmt.Errorf("natsstore: parse DSN: %w", err)
+	}
+	for k, vs := range q {
+		v := vs[len(vs)-1]
+		switch k {
+		case "stream":
+			cfg.Stream = v
+		case "subject":
+			cfg.Subject = v
+		case "max_msgs":
+			cfg.MaxMsgs, err = strconv.ParseInt(v, 10, 64)
+		case "max_bytes":
+			cfg.MaxBytes, err = strconv.ParseInt(v, 10, 64)
+		case "max_age":
+			cfg.MaxAge, err = time.ParseDuration(v)
+		default:
+			return "", Config{}, fmt.Errorf("natsstore: parse DSN: unknown parameter %q", k)
+		}
+		if err != nil {
+			return "", Config{}, fmt.Errorf("natsstore: parse DSN: %s: %w", k, err)
+		}
+	}
+	return base, cfg, nil
+}
+
+// Open connects to NATS at url (nats:// or tls://, with optional user and
+// password; the store settings of [ParseDSN] may be in its query and apply
+// where cfg leaves a field zero), creates the stream or updates its limits,
+// and returns a store on it. It fails if NATS or JetStream cannot be reached.
+// The connection reconnects forever; Close closes it.
+func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
+	u, dcfg, err := ParseDSN(url)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Stream == "" {
+		cfg.Stream = dcfg.Stream
+	}
+	if cfg.Subject == "" {
+		cfg.Subject = dcfg.Subject
+	}
+	if cfg.MaxMsgs == 0 {
+		cfg.MaxMsgs = dcfg.MaxMsgs
+	}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = dcfg.MaxBytes
+	}
+	if cfg.MaxAge == 0 {
+		cfg.MaxAge = dcfg.MaxAge
+	}
+	if cfg.Stream == "" {
+		cfg.Stream = DefaultStream
+	}
+	if cfg.Subject == "" {
+		cfg.Subject = "sluice." + cfg.Stream
+	}
+	if cfg.MaxMsgs == 0 {
+		cfg.MaxMsgs = DefaultMaxMsgs
+	}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = DefaultMaxBytes
+	}
+	if cfg.MaxAge < 0 {
+		return nil, fmt.Errorf("natsstore: open: negative MaxAge %v", cfg.MaxAge)
+	}
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = DefaultMaxPending
+	}
+	if cfg.AckTimeout <= 0 {
+		cfg.AckTimeout = DefaultAckTimeout
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = DefaultMinBackoff
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = DefaultMaxBackoff
+	}
+	cfg.MaxBackoff = max(cfg.MaxBackoff, cfg.MinBackoff)
+	s := &Store{
+		cfg:          cfg,
+		now:          cfg.Now,
+		log:          cfg.Logger,
+		subjEvent:    cfg.Subject + ".e",
+		subjIDPrefix: cfg.Subject + ".i.",
+		ackTimeout:   cfg.AckTimeout,
+		minBO:        cfg.MinBackoff,
+		maxBO:        cfg.MaxBackoff,
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	opts := []nats.Option{
+		nats.Name("sluice"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(100 * time.Millisecond),
+		nats.ReconnectJitter(100*time.Millisecond, time.Second),
+		// Publishes fail while disconnected instead of waiting in a buffer:
+		// Append reports the outage, and an acknowledged event is one the
+		// server stored.
+		nats.ReconnectBufSize(-1),
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		opts = append(opts, nats.Timeout(max(time.Until(dl), time.Millisecond)))
+	}
+	s.nc, err = nats.Connect(u, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("natsstore: open: connect: %w", err)
+	}
+	s.js, err = jetstream.New(s.nc,
+		jetstream.WithPublishAsyncMaxPending(cfg.MaxPending),
+		jetstream.WithPublishAsyncTimeout(cfg.AckTimeout))
+	if err != nil {
+		s.nc.Close()
+		return nil, fmt.Errorf("natsstore: open: %w", err)
+	}
+	maxMsgs, maxBytes := cfg.MaxMsgs, cfg.MaxBytes
+	if maxMsgs < 0 {
+		maxMsgs = -1
+	}
+	if maxBytes < 0 {
+		maxBytes = -1
+	}
+	s.stream, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        cfg.Stream,
+		Subjects:    []string{cfg.Subject + ".>"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxMsgs:     maxMsgs,
+		MaxBytes:    maxBytes,
+		MaxAge:      cfg.MaxAge,
+		Replicas:    cfg.Replicas,
+		AllowDirect: true,
+	})
+	if err != nil {
+		s.nc.Close()
+		return nil, fmt.Errorf("natsstore: open: stream %s: %w", cfg.Stream, err)
+	}
+	info := s.stream.CachedInfo()
+	s.setEpoch(info.Created)
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// setEpoch records the stream's creation time and returns its epoch.
+func (s *Store) setEpoch(created time.Time) store.Epoch {
+	s.epochMu.Lock()
+	defer s.epochMu.Unlock()
+	if !created.Equal(s.created) || s.epoch == "" {
+		if s.epoch != "" {
+			s.log.Warn("natsstore: the stream was deleted and created again; its old ids are unknown", "stream", s.cfg.Stream)
+		}
+		s.created, s.epoch = created, epochOf(s.cfg.Stream, created)
+	}
+	return s.epoch
+}
+
+func (s *Store) currentEpoch() store.Epoch {
+	s.epochMu.Lock()
+	defer s.epochMu.Unlock()
+	return s.epoch
+}
+
+func (s *Store) closed() bool { return s.ctx.Err() != nil }
+
+// Append publishes e and returns once JetStream has acknowledged it. See
+// [store.Store.Append]. If ctx ends first, Append returns ctx's error and
+// the event may or may not be in the log.
+func (s *Store) Append(ctx context.Context, e store.Event) (store.Event, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Event{}, fmt.Errorf("natsstore: append: %w", err)
+	}
+	if s.closed() {
+		return store.Event{}, fmt.Errorf("natsstore: append: %w", store.ErrClosed)
+	}
+	if err := store.ValidateEvent(&e); err != nil {
+		return store.Event{}, fmt.Errorf("natsstore: append: %w", err)
+	}
+	custom := e.ID != ""
+	ep := s.currentEpoch()
+	if custom {
+		if _, ok := ep.Pos(e.ID); ok {
+			return store.Event{}, fmt.Errorf("natsstore: append: %w: custom id %q has the form of the ids this log generates", store.ErrInvalidEvent, e.ID)
+		}
+	}
+	size := store.EventSize(&e)
+	if s.cfg.MaxBytes > 0 && int64(size) > s.cfg.MaxBytes {
+		return store.Event{}, fmt.Errorf("natsstore: append: %w: event of %d bytes exceeds the store's MaxBytes %d", store.ErrInvalidEvent, size, s.cfg.MaxBytes)
+	}
+	if len(e.Topics) == 0 {
+		e.Topics = nil
+	} else {
+		e.Topics = append([]string(nil), e.Topics...)
+	}
+	e.Time = s.now()
+	subj := s.subjEvent
+	if custom {
+		subj = s.subjIDPrefix + idToken(e.ID)
+	}
+	payload := encode(make([]byte, 0, 32+size), &e, custom, e.Time)
+	f, err := s.js.PublishAsync(subj, payload, jetstream.WithStallWait(s.ackTimeout))
+	if err != nil {
+		return store.Event{}, s.appendErr(err)
+	}
+	var ack *jetstream.PubAck
+	select {
+	case ack = <-f.Ok():
+	case err := <-f.Err():
+		return store.Event{}, s.appendErr(err)
+	case <-ctx.Done():
+		return store.Event{}, fmt.Errorf("natsstore: append: %w (the event may have been appended)", ctx.Err())
+	case <-s.ctx.Done():
+		return store.Event{}, fmt.Errorf("natsstore: append: %w", store.ErrClosed)
+	}
+	if ack.Stream != s.cfg.Stream {
+		return store.Event{}, fmt.Errorf("natsstore: append: subject %s is stored by stream %s, not %s", subj, ack.Stream, s.cfg.Stream)
+	}
+	e.Pos = ack.Sequence
+	if !custom {
+		e.ID = ep.ID(e.Pos)
+	}
+	return e, nil
+}
+
+func (s *Store) appendErr(err error) error {
+	switch {
+	case s.closed():
+		err = store.ErrClosed
+	case errors.Is(err, nats.ErrMaxPayload):
+		err = fmt.Errorf("%w: %w", store.ErrInvalidEvent, err)
+	case !s.nc.IsConnected():
+		err = fmt.Errorf("NATS is unreachable (connection %s): %w", s.nc.Status(), err)
+	}
+	return fmt.Errorf("natsstore: append: %w", err)
+}
+
+// state is the stream's extent as Info reports it.
+type state struct {
+	epoch       store.Epoch
+	first, last uint64 // first > last when empty
+}
+
+func (s *Store) info(ctx context.Context) (state, error) {
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return state{}, err
+	}
+	st := state{epoch: s.setEpoch(info.Created), first: info.State.FirstSeq, last: info.State.LastSeq}
+	if info.State.Msgs == 0 || st.first == 0 {
+		st.first = st.last + 1
+	}
+	return st, nil
+}
+
+// Head returns the generated id of the last message in the stream, or "" if
+// it has none. It fails while NATS cannot be reached. See
+// [store.Store.Head].
+func (s *Store) Head(ctx context.Context) (string, error) {
+	if s.closed() {
+		return "", fmt.Errorf("natsstore: head: %w", store.ErrClosed)
+	}
+	st, err := s.info(ctx)
+	if err != nil {
+		if s.closed() {
+			err = store.ErrClosed
+		}
+		return "", fmt.Errorf("natsstore: head: %w", err)
+	}
+	if st.last == 0 {
+		return "", nil
+	}
+	return st.epoch.ID(st.last), nil
+}
+
+// Close ends every Follow with store.ErrClosed, fails Appends in progress
+// and closes the connection. Closing a closed store does nothing. It does not
+// delete the stream.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.cancel()
+		s.bgMu.Lock()
+		s.closing = true
+		s.bgMu.Unlock()
+		s.bg.Wait()
+		s.nc.Close()
+	})
+	return nil
+}
+
+// Delete deletes the stream and every event in it. Stores using it fail
+// until it is created again (by Open). It is meant for tests and tools.
+func (s *Store) Delete(ctx context.Context) error {
+	if err := s.js.DeleteStream(ctx, s.cfg.Stream); err != nil {
+		return fmt.Errorf("natsstore: delete: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,384 @@
+package natsstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"math/rand/v2"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluicehq/sluice/store"
+)
+
+// Batch sizes of reads.
+const (
+	historyBatch = 1024 // messages per fetch
+	followBuffer = 256  // messages an ordered consumer buffers: bounds read-ahead
+)
+
+// reader is where a read stands.
+type reader struct {
+	epoch   store.Epoch
+	next    uint64    // the sequence to read next
+	exact   bool      // the next message must be sequence next (false for "" before the first)
+	leading bool      // nothing read yet: MaxAge applies to what comes first
+	cutoff  time.Time // events before it are past MaxAge (zero: no limit)
+	end     uint64    // History's end: the last sequence when it started
+}
+
+// resolve turns cursor into a reader positioned after it. Errors:
+// ErrUnknownID, ErrExpired, or NATS's.
+func (s *Store) resolve(ctx context.Context, cursor string) (*reader, error) {
+	st, err := s.info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rd := &reader{epoch: st.epoch, end: st.last, leading: true}
+	if s.cfg.MaxAge > 0 {
+		rd.cutoff = s.now().Add(-s.cfg.MaxAge)
+	}
+	if cursor == "" {
+		rd.next = st.first
+		return rd, nil
+	}
+	seq, ok := st.epoch.Pos(cursor)
+	if ok {
+		switch {
+		case seq > st.last:
+			return nil, fmt.Errorf("%w: %q is beyond the end of the log", store.ErrUnknownID, cursor)
+		case seq+1 < st.first:
+			return nil, fmt.Errorf("%w: %q", store.ErrExpired, cursor)
+		}
+	} else if seq, err = s.lookup(ctx, cursor, st, rd.cutoff); err != nil {
+		return nil, err
+	}
+	rd.next, rd.exact = seq+1, true
+	return rd, nil
+}
+
+// lookup returns the sequence of the first retained occurrence of custom id
+// id: the first message on its subject from the first retained sequence
+// on, found by the stream's subject index.
+func (s *Store) lookup(ctx context.Context, id string, st state, cutoff time.Time) (uint64, error) {
+	if st.first > st.last {
+		return 0, fmt.Errorf("%w: %q", store.ErrUnknownID, id)
+	}
+	subj := s.subjIDPrefix + idToken(id)
+	expired := false
+	for seq := st.first; ; {
+		msg, err := s.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			if expired {
+				return 0, fmt.Errorf("%w: every event with custom id %q was evicted", store.ErrExpired, id)
+			}
+			return 0, fmt.Errorf("%w: %q", store.ErrUnknownID, id)
+		}
+		if err != nil {
+			return 0, err
+		}
+		if msg.Sequence < seq {
+			return 0, fmt.Errorf("lookup of %q: sequence %d before %d: %w", id, msg.Sequence, seq, errCorrupt)
+		}
+		cid, ok := customID(msg.Data)
+		if ok && cid == id {
+			t, _ := recordTime(msg.Data)
+			if cutoff.IsZero() || !t.Before(cutoff) {
+				return msg.Sequence, nil
+			}
+			expired = true // past MaxAge by our clock: a later occurrence may do
+		}
+		seq = msg.Sequence + 1 // a hash collision, or an expired occurrence
+	}
+}
+
+// take checks that message seq comes where rd expects it and decodes it. It
+// returns skip for a message to pass over (a leading event past MaxAge, when
+// reading from the start), and ErrExpired when messages were evicted before
+// they were read or the first event after a cursor is past MaxAge.
+func (rd *reader) take(seq uint64, data []byte) (e store.Event, skip bool, err error) {
+	if rd.exact && seq != rd.next {
+		if seq < rd.next {
+			return store.Event{}, true, nil // already read
+		}
+		return store.Event{}, false, fmt.Errorf("%w: events %d to %d were evicted before they were read", store.ErrExpired, rd.next, seq-1)
+	}
+	if rd.leading && !rd.cutoff.IsZero() {
+		if t, ok := recordTime(data); ok && t.Before(rd.cutoff) {
+			if rd.exact {
+				return store.Event{}, false, fmt.Errorf("%w: the events after the cursor are older than MaxAge", store.ErrExpired)
+			}
+			rd.next = seq + 1
+			return store.Event{}, true, nil
+		}
+	}
+	e, err = decode(rd.epoch, seq, data)
+	if err != nil {
+		return store.Event{}, false, fmt.Errorf("message %d: %w", seq, err)
+	}
+	rd.next, rd.exact, rd.leading = seq+1, true, false
+	return e, false, nil
+}
+
+// wrapRead wraps a read error, turning the errors of a closed connection
+// into ErrClosed.
+func (s *Store) wrapRead(op string, err error) error {
+	if s.closed() && !errors.Is(err, store.ErrUnknownID) && !errors.Is(err, store.ErrExpired) {
+		err = store.ErrClosed
+	}
+	return fmt.Errorf("natsstore: %s: %w", op, err)
+}
+
+// deleteConsumer deletes a consumer in the background: a reader does not
+// wait for it, Close does.
+func (s *Store) deleteConsumer(name string) {
+	s.bgMu.Lock()
+	if s.closing {
+		// The connection is closing: the server removes the consumer once
+		// it has been inactive for its InactiveThreshold.
+		s.bgMu.Unlock()
+		return
+	}
+	s.bg.Add(1)
+	s.bgMu.Unlock()
+	go func() {
+		defer s.bg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.js.DeleteConsumer(ctx, s.cfg.Stream, name)
+	}()
+}
+
+// History yields the retained events after cursor that match filter, up to
+// the last message when it starts. See [store.Store.History].
+func (s *Store) History(ctx context.Context, cursor string, filter store.Filter) iter.Seq2[store.Event, error] {
+	return func(yield func(store.Event, error) bool) {
+		if s.closed() {
+			yield(store.Event{}, fmt.Errorf("natsstore: history: %w", store.ErrClosed))
+			return
+		}
+		rd, err := s.resolve(ctx, cursor)
+		if err != nil {
+			yield(store.Event{}, s.wrapRead("history", err))
+			return
+		}
+		if rd.next > rd.end {
+			return
+		}
+		cons, err := s.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+			DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+			OptStartSeq:       rd.next,
+			AckPolicy:         jetstream.AckNonePolicy,
+			MemoryStorage:     true,
+			InactiveThreshold: time.Minute,
+		})
+		if err != nil {
+			yield(store.Event{}, s.wrapRead("history", err))
+			return
+		}
+		defer s.deleteConsumer(cons.CachedInfo().Name)
+		for rd.next <= rd.end {
+			if err := ctx.Err(); err != nil {
+				yield(store.Event{}, fmt.Errorf("natsstore: history: %w", err))
+				return
+			}
+			batch, err := cons.FetchNoWait(int(min(rd.end-rd.next+1, historyBatch)))
+			if err != nil {
+				yield(store.Event{}, s.wrapRead("history", err))
+				return
+			}
+			got := 0
+			for msg := range batch.Messages() {
+				got++
+				md, err := msg.Metadata()
+				if err != nil {
+					yield(store.Event{}, s.wrapRead("history", err))
+					return
+				}
+				seq := md.Sequence.Stream
+				e, skip, err := rd.take(seq, msg.Data())
+				if err != nil {
+					yield(store.Event{}, s.wrapRead("history", err))
+					return
+				}
+				if !skip && (filter == nil || filter(&e)) && !yield(e, nil) {
+					return
+				}
+				if seq >= rd.end {
+					return
+				}
+			}
+			if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+				yield(store.Event{}, s.wrapRead("history", err))
+				return
+			}
+			if got == 0 {
+				// What remained up to the end was evicted meanwhile.
+				if rd.exact {
+					yield(store.Event{}, fmt.Errorf("natsstore: history: %w: events after sequence %d were evicted before they were read", store.ErrExpired, rd.next-1))
+				}
+				return
+			}
+		}
+	}
+}
+
+// Follow yields the events after cursor, then new ones as they are
+// appended, through an ordered consumer. See [store.Store.Follow].
+// Connection errors are retried with backoff, resuming after the last event
+// yielded; only ErrUnknownID, ErrExpired and ErrClosed end it with an error.
+func (s *Store) Follow(ctx context.Context, cursor string) iter.Seq2[store.Event, error] {
+	return func(yield func(store.Event, error) bool) {
+		if ctx.Err() != nil {
+			return
+		}
+		if s.closed() {
+			yield(store.Event{}, fmt.Errorf("natsstore: follow: %w", store.ErrClosed))
+			return
+		}
+		// fctx ends with ctx or when the store closes.
+		fctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stop := context.AfterFunc(s.ctx, cancel)
+		defer stop()
+		ended := func() bool {
+			if ctx.Err() != nil {
+				return true
+			}
+			if s.closed() {
+				yield(store.Event{}, fmt.Errorf("natsstore: follow: %w", store.ErrClosed))
+				return true
+			}
+			return false
+		}
+		bo := &backoff{min: s.minBO, max: s.maxBO}
+		retry := func(what string, err error) bool {
+			d := bo.next()
+			s.log.Warn("natsstore: follow: "+what+" failed; retrying", "stream", s.cfg.Stream, "cursor", cursor, "err", err, "backoff", d)
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				return true
+			case <-fctx.Done():
+				return false
+			}
+		}
+
+		var rd *reader
+		for {
+			var err error
+			if rd, err = s.resolve(fctx, cursor); err == nil {
+				break
+			}
+			if ended() {
+				return
+			}
+			if errors.Is(err, store.ErrUnknownID) || errors.Is(err, store.ErrExpired) {
+				yield(store.Event{}, s.wrapRead("follow", err))
+				return
+			}
+			if !retry("reading the stream", err) {
+				ended()
+				return
+			}
+		}
+		for {
+			err := s.followFrom(fctx, rd, yield)
+			if err == errStopped || ended() {
+				return
+			}
+			if errors.Is(err, store.ErrUnknownID) || errors.Is(err, store.ErrExpired) {
+				yield(store.Event{}, s.wrapRead("follow", err))
+				return
+			}
+			if !retry("following the stream", err) {
+				ended()
+				return
+			}
+			// Back: make sure the stream is still the same one.
+			for {
+				st, err := s.info(fctx)
+				if err == nil {
+					if st.epoch != rd.epoch {
+						yield(store.Event{}, fmt.Errorf("natsstore: follow: %w: the stream was deleted and created again", store.ErrUnknownID))
+						return
+					}
+					s.log.Info("natsstore: follow: following the stream again", "stream", s.cfg.Stream, "from", rd.next)
+					bo.reset()
+					break
+				}
+				if ended() {
+					return
+				}
+				if !retry("reading the stream", err) {
+					ended()
+					return
+				}
+			}
+		}
+	}
+}
+
+// errStopped reports that the caller stopped iterating.
+var errStopped = errors.New("stopped")
+
+// followFrom follows the stream from rd.next with an ordered consumer,
+// yielding events, until ctx ends, the caller stops (errStopped) or an error.
+func (s *Store) followFrom(ctx context.Context, rd *reader, yield func(store.Event, error) bool) error {
+	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       rd.next,
+		InactiveThreshold: time.Minute,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if info := cons.CachedInfo(); info != nil {
+			s.deleteConsumer(info.Name)
+		}
+	}()
+	it, err := cons.Messages(jetstream.PullMaxMessages(followBuffer))
+	if err != nil {
+		return err
+	}
+	defer it.Stop()
+	stop := context.AfterFunc(ctx, it.Stop) // ends a Next that would not return
+	defer stop()
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return err
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			return err
+		}
+		e, skip, err := rd.take(md.Sequence.Stream, msg.Data())
+		if err != nil {
+			return err
+		}
+		if !skip && !yield(e, nil) {
+			return errStopped
+		}
+	}
+}
+
+// backoff is capped exponential backoff with jitter in [d/2, d].
+type backoff struct {
+	min, max, cur time.Duration
+}
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur = min(2*b.cur, b.max)
+	}
+	return b.cur/2 + rand.N(b.cur/2+1)
+}
+
+func (b *backoff) reset() { b.cur = 0 }
