@@ -285,6 +285,14 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 		// Append reports the outage, and an acknowledged event is one the
 		// server stored.
 		nats.ReconnectBufSize(-1),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				s.log.Warn("natsstore: disconnected from NATS; reconnecting", "stream", cfg.Stream, "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			s.log.Info("natsstore: reconnected to NATS", "stream", cfg.Stream, "server", nc.ConnectedUrlRedacted())
+		}),
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		opts = append(opts, nats.Timeout(max(time.Until(dl), time.Millisecond)))

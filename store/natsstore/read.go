@@ -17,6 +17,10 @@ import (
 const (
 	historyBatch = 1024 // messages per fetch
 	followBuffer = 256  // messages an ordered consumer buffers: bounds read-ahead
+
+	// followHeartbeat is the idle heartbeat of Follow's pull requests: a
+	// consumer lost with a server restart is noticed within two of them.
+	followHeartbeat = time.Second
 )
 
 // reader is where a read stands.
@@ -332,16 +336,27 @@ func (s *Store) followFrom(ctx context.Context, rd *reader, yield func(store.Eve
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:       rd.next,
 		InactiveThreshold: time.Minute,
+		// One attempt per reset: when the consumer cannot be recreated at
+		// once (the server is down), Next returns the error and this
+		// store's loop logs it, backs off and checks the stream's epoch.
+		MaxResetAttempts: 1,
 	})
 	if err != nil {
 		return err
 	}
-	defer func() {
+	name := func() string {
 		if info := cons.CachedInfo(); info != nil {
-			s.deleteConsumer(info.Name)
+			return info.Name
+		}
+		return ""
+	}
+	current := name()
+	defer func() {
+		if n := name(); n != "" {
+			s.deleteConsumer(n)
 		}
 	}()
-	it, err := cons.Messages(jetstream.PullMaxMessages(followBuffer))
+	it, err := cons.Messages(jetstream.PullMaxMessages(followBuffer), jetstream.PullHeartbeat(followHeartbeat))
 	if err != nil {
 		return err
 	}
@@ -352,6 +367,19 @@ func (s *Store) followFrom(ctx context.Context, rd *reader, yield func(store.Eve
 		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
 			return err
+		}
+		if n := name(); n != current {
+			// The ordered consumer recreated itself (after missed
+			// heartbeats or a reconnection): make sure it did so on the
+			// same stream, not on one deleted and created again.
+			st, err := s.info(ctx)
+			if err != nil {
+				return err
+			}
+			if st.epoch != rd.epoch {
+				return fmt.Errorf("%w: the stream was deleted and created again", store.ErrUnknownID)
+			}
+			current = n
 		}
 		md, err := msg.Metadata()
 		if err != nil {
