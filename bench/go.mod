@@ -1,6 +1,6 @@
 module github.com/sluicehq/sluice/bench
 
-go 1.26
+go 1.26.0
 
 require github.com/sluicehq/sluice v0.0.0
 
