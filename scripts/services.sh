@@ -34,8 +34,8 @@ ensure_binary() { # ensure_binary BIN DEBIAN_PACKAGE
   command -v "$1" >/dev/null 2>&1
 }
 
-wait_port() { # wait_port PORT: up to 10 s
-  for _ in $(seq 1 100); do
+wait_port() { # wait_port PORT: up to 30 s
+  for _ in $(seq 1 300); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
     sleep 0.1
   done
@@ -52,7 +52,8 @@ if [ -z "${SLUICE_TEST_REDIS_URL:-}" ] && ensure_binary redis-server redis-serve
     export SLUICE_TEST_REDIS_URL="redis://127.0.0.1:$port/0"
     echo "services: redis on 127.0.0.1:$port" >&2
   else
-    echo "services: redis did not start; see $services_dir/redis.log" >&2
+    echo "services: redis did not start:" >&2
+    tail -5 "$services_dir/redis.log" >&2 || true
   fi
 fi
 
@@ -64,7 +65,8 @@ if [ -z "${SLUICE_TEST_NATS_URL:-}" ] && ensure_binary nats-server nats-server; 
     export SLUICE_TEST_NATS_URL="nats://127.0.0.1:$port"
     echo "services: nats on 127.0.0.1:$port" >&2
   else
-    echo "services: nats did not start; see $services_dir/nats.log" >&2
+    echo "services: nats did not start:" >&2
+    tail -5 "$services_dir/nats.log" >&2 || true
   fi
 fi
 
