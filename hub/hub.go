@@ -33,7 +33,7 @@
 // store cannot serve gets an explicit reset event ([ResetEventType]) and a
 // Sluice-Reset response header, never silent loss. Every stream opens with a
 // priming event (an id and empty data) so a client that received nothing
-// still has a cursor (MCP SEP-1699).
+// still has a cursor (MCP SEP-1699), unless Config.NoPriming.
 //
 // # Sessions and completable streams
 //
@@ -227,8 +227,15 @@ type Config struct {
 	// A well-formed id the store does not know gets a reset event instead.
 	MaxLastEventIDLen int
 	// LastEventIDParam is the query parameter read when the Last-Event-ID
-	// header is absent. Default "lastEventID"; "-" disables it.
+	// header is absent. Default "lastEventID"; "-" disables it. A
+	// Subscription's Cursor or FromStart takes precedence.
 	LastEventIDParam string
+	// NoPriming opens every stream with an empty comment line (":")
+	// instead of the priming event, for protocols whose clients would see
+	// the priming event (an id with empty data) as an empty message, such
+	// as Mercure. The response still starts at once, so EventSource fires
+	// "open"; a client that receives nothing then has no cursor.
+	NoPriming bool
 
 	// Session enables sessions when Session.TTL is positive.
 	Session SessionConfig

@@ -52,6 +52,45 @@ type Subscription struct {
 	// PollInterval, when positive, serves this request in polling mode
 	// (see Config.PollInterval), with this retry.
 	PollInterval time.Duration
+
+	// Cursor, when not empty, is the cursor to resume from, in place of
+	// the request's Last-Event-ID header and Config.LastEventIDParam: a
+	// protocol that names its cursor otherwise reads it in the hook. It is
+	// validated like a Last-Event-ID (too long, or CR, LF or NUL: 400).
+	Cursor string
+	// FromStart replays the whole retained history (like a cursor before
+	// the first event; Mercure's "earliest"). It takes precedence over
+	// Cursor and the request.
+	FromStart bool
+
+	// OnResume, when set, is called once the resume outcome is known and
+	// before the first byte of the stream is sent, with the response
+	// headers, which it may change (headers that depend on the outcome).
+	// It is not called for a response that is not a stream (an error, or
+	// 204 for a finished completable stream). It runs on the subscriber's
+	// goroutine.
+	OnResume func(h http.Header, r Resume)
+
+	// Deadline, when not zero, ends the stream at that time (on the hub's
+	// Clock) with a "retry:", as Config.MaxLifetime does: for example the
+	// expiry of the token that authorized the subscription. A deadline
+	// already passed ends the stream as soon as it opens.
+	Deadline time.Time
+}
+
+// Resume tells Subscription.OnResume how a stream starts.
+type Resume struct {
+	// Replayed reports that the history after the cursor (or, with
+	// FromStart, the whole retained history) is replayed, possibly none.
+	Replayed bool
+	// Reset is why the cursor could not be served, sse.ResetExpired or
+	// sse.ResetUnknown, or "": the stream then starts with a reset event
+	// and the response carries ResetHeader.
+	Reset string
+	// Head is the head of the log when the stream starts from it (no
+	// cursor, or a reset): the id of the priming or reset event. It is ""
+	// when the log is empty, and when Replayed.
+	Head string
 }
 
 // QueryTopics returns a Subscription hook that takes the exact topics from

@@ -58,9 +58,9 @@ type Config struct {
 	Store store.Store
 	// Engine is the base configuration of the sluice hub engine (queues,
 	// slow-subscriber policy, metrics, clock…). New overrides its Store,
-	// Subscription, OnConnect, OnDisconnect, LastEventIDParam, Session,
-	// PollInterval, Heartbeat, WriteTimeout, MaxLifetime, MaxTopics,
-	// MaxEventSize, MaxLastEventIDLen and Logger.
+	// Subscription, OnConnect, OnDisconnect, LastEventIDParam, NoPriming,
+	// Session, PollInterval, Heartbeat, WriteTimeout, MaxLifetime,
+	// MaxTopics, MaxEventSize, MaxLastEventIDLen and Logger.
 	Engine hub.Config
 
 	// PublisherKey verifies the tokens of publishers (POST). Without it
@@ -213,12 +213,13 @@ func (c *Config) setDefaults() error {
 type Hub struct {
 	cfg       Config
 	engine    *hub.Hub
-	store     store.Store // the wrapped store the engine uses
+	store     store.Store
 	classic   bool
 	issuers   map[string]struct{}
 	selectors *selectorCache
 	log       *slog.Logger
 	now       func() time.Time
+	engineNow func() time.Time // the engine's clock, for Subscription.Deadline
 	subs      registry
 }
 
@@ -239,7 +240,8 @@ func New(cfg Config) (*Hub, error) {
 		selectors: newSelectorCache(base, cfg.SelectorCacheSize),
 		log:       cfg.Logger,
 		now:       cfg.Now,
-		store:     cursorStore{cfg.Store},
+		store:     cfg.Store,
+		engineNow: time.Now,
 	}
 	h.subs.init()
 	for _, iss := range cfg.Issuers {
@@ -247,6 +249,10 @@ func New(cfg Config) (*Hub, error) {
 	}
 	ec := cfg.Engine
 	ec.Store = h.store
+	ec.NoPriming = true // the stream opens with ":"
+	if ec.Clock != nil {
+		h.engineNow = ec.Clock.Now
+	}
 	ec.Subscription = h.engineSubscription
 	ec.OnConnect = h.onConnect
 	ec.OnDisconnect = h.onDisconnect

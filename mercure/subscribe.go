@@ -1,12 +1,10 @@
 package mercure
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"iter"
 	"net/http"
 	"net/url"
 	"slices"
@@ -27,7 +25,6 @@ type subState struct {
 	sels    []Selector
 	claims  *claims
 	sub     hub.Subscription
-	timer   *time.Timer // ends the stream when the token expires
 	started time.Time
 }
 
@@ -86,28 +83,27 @@ func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// The engine always gets a cursor, so that it replays (possibly
-	// nothing) and its first write is predictable: the client's cursor,
-	// "earliest", or the head of the log (the events after it are exactly
-	// those published from now on).
-	engineCursor := cursor
-	if engineCursor == "" {
-		head, err := h.store.Head(r.Context())
-		if err != nil {
-			h.log.Error("mercure: store head failed", "err", err)
-			w.Header().Set("Retry-After", "1")
-			http.Error(w, "event store unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		engineCursor = head
-		if head == "" {
-			engineCursor = earliest // an empty log: everything is new
+	st.sub.FromStart = cursor == earliest
+	if !st.sub.FromStart {
+		st.sub.Cursor = cursor
+	}
+	// The cursor headers carry the requested cursor when the engine can
+	// replay from it, "earliest" when it cannot (it then sends its reset
+	// header and event).
+	st.sub.OnResume = func(hdr http.Header, res hub.Resume) {
+		setStreamHeaders(hdr, r)
+		if cursorSent {
+			v := cursorValue(cursor)
+			if res.Reset != "" {
+				v = earliest
+			}
+			setCursorHeaders(hdr, v)
 		}
 	}
-	r2 := r.Clone(context.WithValue(r.Context(), ctxKey{}, st))
-	r2.Header.Set("Last-Event-ID", engineCursor)
-	sw := &streamWriter{ResponseWriter: w, r: r, prime: engineCursor, cursorSent: cursorSent, cursor: cursor}
-	h.engine.ServeHTTP(sw, r2)
+	if c != nil && !c.expires.IsZero() {
+		st.sub.Deadline = h.engineNow().Add(c.expires.Sub(h.now()))
+	}
+	h.engine.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, st)))
 }
 
 // subscribeValues returns the request's parameters: the query, followed for
@@ -281,116 +277,13 @@ func setCursorHeaders(hdr http.Header, v string) {
 	hdr.Set("Last-Event-ID", v)
 }
 
-// streamWriter adapts the engine's event stream to the Mercure wire
-// format. Before the first byte it sets the Mercure headers, including
-// the cursor headers: the requested cursor when the engine could replay
-// from it, "earliest" when it could not (the engine then sent its reset
-// header, and sends its reset event). The stream opens with the ":"
-// comment, and the engine's priming event (the cursor it was given, with
-// empty data, which would reach EventSource listeners as an empty message)
-// is removed.
-type streamWriter struct {
-	http.ResponseWriter
-	r          *http.Request
-	prime      string
-	cursor     string
-	cursorSent bool
-	started    bool // headers sent
-	primed     bool // the first write was handled
-}
-
-// Unwrap lets http.ResponseController reach the connection (flushes,
-// write deadlines).
-func (w *streamWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// WriteHeader sends the headers, completed with the Mercure ones for a
-// stream.
-func (w *streamWriter) WriteHeader(code int) {
-	if w.started {
-		w.ResponseWriter.WriteHeader(code)
-		return
-	}
-	w.started = true
-	hdr := w.Header()
-	if code == http.StatusOK && strings.HasPrefix(hdr.Get("Content-Type"), "text/event-stream") {
-		setStreamHeaders(hdr, w.r)
-		if w.cursorSent {
-			v := cursorValue(w.cursor)
-			if hdr.Get(hub.ResetHeader) != "" {
-				v = earliest
-			}
-			setCursorHeaders(hdr, v)
-		}
-	} else {
-		w.primed = true // not a stream: pass everything through
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-// Write writes the engine's bytes, the first time after the ":" comment and
-// without the priming event.
-func (w *streamWriter) Write(p []byte) (int, error) {
-	if !w.started {
-		w.WriteHeader(http.StatusOK)
-	}
-	if w.primed {
-		return w.ResponseWriter.Write(p)
-	}
-	w.primed = true
-	n := len(p)
-	out := make([]byte, 0, len(p)+2)
-	out = append(out, ":\n"...)
-	out = append(out, stripPriming(p, w.prime)...)
-	_, err := w.ResponseWriter.Write(out)
-	return n, err
-}
-
-// stripPriming removes the priming event for id from the start of p.
-func stripPriming(p []byte, id string) []byte {
-	pre := "id: " + id + "\n"
-	if !bytes.HasPrefix(p, []byte(pre)) {
-		return p
-	}
-	rest := p[len(pre):]
-	for _, d := range []string{"data: \n\n", "data\n\n", "data:\n\n", "\n"} {
-		if bytes.HasPrefix(rest, []byte(d)) {
-			return rest[len(d):]
-		}
-	}
-	return p
-}
-
-// cursorStore is the store as the engine sees it: the reserved cursor
-// "earliest" (which no update can have as its id) means the start of the
-// retained history.
-type cursorStore struct{ store.Store }
-
-// History implements store.Store.
-func (s cursorStore) History(ctx context.Context, cursor string, filter store.Filter) iter.Seq2[store.Event, error] {
-	if cursor == earliest {
-		cursor = ""
-	}
-	return s.Store.History(ctx, cursor, filter)
-}
-
-// Follow implements store.Store.
-func (s cursorStore) Follow(ctx context.Context, cursor string) iter.Seq2[store.Event, error] {
-	if cursor == earliest {
-		cursor = ""
-	}
-	return s.Store.Follow(ctx, cursor)
-}
-
 // onConnect runs once a subscriber is registered with the engine, before
-// its response starts: it records the subscription, arms the token expiry
-// and publishes the subscription events.
+// its response starts: it records the subscription and publishes the
+// subscription events.
 func (h *Hub) onConnect(s *hub.Subscriber, r *http.Request) {
 	st, _ := r.Context().Value(ctxKey{}).(*subState)
 	if st == nil {
 		return
-	}
-	if st.claims != nil && !st.claims.expires.IsZero() {
-		st.timer = time.AfterFunc(st.claims.expires.Sub(h.now()), s.Close)
 	}
 	h.subs.add(s, st)
 	if h.cfg.Subscriptions {
@@ -403,9 +296,6 @@ func (h *Hub) onDisconnect(s *hub.Subscriber, _ hub.DisconnectReason) {
 	st := h.subs.remove(s)
 	if st == nil {
 		return
-	}
-	if st.timer != nil {
-		st.timer.Stop()
 	}
 	if h.cfg.Subscriptions {
 		ctx, cancel := context.WithTimeout(context.Background(), h.cfg.DispatchTimeout)

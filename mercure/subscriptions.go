@@ -12,7 +12,6 @@ import (
 
 	"github.com/sluicehq/sluice/hub"
 	"github.com/sluicehq/sluice/sse"
-	"github.com/sluicehq/sluice/store"
 )
 
 // registry is the set of connected subscribers of this hub instance.
@@ -265,5 +264,3 @@ func quoteCursor(cursor string) string {
 	b.WriteByte('"')
 	return b.String()
 }
-
-var _ store.Store = cursorStore{}
