@@ -155,6 +155,91 @@ func (s *Store) deleteConsumer(name string) {
 	}()
 }
 
+// createConsumer creates the ephemeral consumer History reads with,
+// starting at sequence start (0: at the first retained message).
+func (s *Store) createConsumer(ctx context.Context, start uint64) (jetstream.Consumer, error) {
+	cfg := jetstream.ConsumerConfig{
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		MemoryStorage:     true,
+		InactiveThreshold: time.Minute,
+	}
+	if start > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start
+	}
+	return s.stream.CreateConsumer(ctx, cfg)
+}
+
+// openHistory resolves cursor and creates a consumer at the sequence after
+// it; a nil consumer means there is nothing to read. For "" and this log's
+// generated ids, the start is known before the stream's state is: the
+// stream info and the consumer creation then run in parallel, and the
+// cursor is checked against the state before anything is read.
+func (s *Store) openHistory(ctx context.Context, cursor string) (*reader, jetstream.Consumer, error) {
+	ep := s.currentEpoch()
+	seq, generated := ep.Pos(cursor)
+	if cursor == "" || generated {
+		type infoRes struct {
+			st  state
+			err error
+		}
+		ic := make(chan infoRes, 1)
+		go func() {
+			st, err := s.info(ctx)
+			ic <- infoRes{st, err}
+		}()
+		start := uint64(0)
+		if generated {
+			start = seq + 1
+		}
+		cons, cerr := s.createConsumer(ctx, start)
+		ir := <-ic
+		drop := func() {
+			if cerr == nil {
+				s.deleteConsumer(cons.CachedInfo().Name)
+			}
+		}
+		switch {
+		case ir.err != nil:
+			drop()
+			return nil, nil, ir.err
+		case cerr != nil:
+			return nil, nil, cerr
+		case ir.st.epoch == ep:
+			st := ir.st
+			rd := &reader{epoch: st.epoch, end: st.last, leading: true, next: st.first}
+			if s.cfg.MaxAge > 0 {
+				rd.cutoff = s.now().Add(-s.cfg.MaxAge)
+			}
+			if generated {
+				switch {
+				case seq > st.last:
+					drop()
+					return nil, nil, fmt.Errorf("%w: %q is beyond the end of the log", store.ErrUnknownID, cursor)
+				case seq+1 < st.first:
+					drop()
+					return nil, nil, fmt.Errorf("%w: %q", store.ErrExpired, cursor)
+				}
+				rd.next, rd.exact = seq+1, true
+			}
+			if rd.next > rd.end {
+				drop()
+				return rd, nil, nil
+			}
+			return rd, cons, nil
+		}
+		// The stream was created again since this store last looked: start
+		// over with its new epoch.
+		drop()
+	}
+	rd, err := s.resolve(ctx, cursor)
+	if err != nil || rd.next > rd.end {
+		return rd, nil, err
+	}
+	cons, err := s.createConsumer(ctx, rd.next)
+	return rd, cons, err
+}
+
 // History yields the retained events after cursor that match filter, up to
 // the last message when it starts. See [store.Store.History].
 func (s *Store) History(ctx context.Context, cursor string, filter store.Filter) iter.Seq2[store.Event, error] {
@@ -163,23 +248,12 @@ func (s *Store) History(ctx context.Context, cursor string, filter store.Filter)
 			yield(store.Event{}, fmt.Errorf("natsstore: history: %w", store.ErrClosed))
 			return
 		}
-		rd, err := s.resolve(ctx, cursor)
+		rd, cons, err := s.openHistory(ctx, cursor)
 		if err != nil {
 			yield(store.Event{}, s.wrapRead("history", err))
 			return
 		}
-		if rd.next > rd.end {
-			return
-		}
-		cons, err := s.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
-			DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-			OptStartSeq:       rd.next,
-			AckPolicy:         jetstream.AckNonePolicy,
-			MemoryStorage:     true,
-			InactiveThreshold: time.Minute,
-		})
-		if err != nil {
-			yield(store.Event{}, s.wrapRead("history", err))
+		if cons == nil {
 			return
 		}
 		defer s.deleteConsumer(cons.CachedInfo().Name)
