@@ -393,7 +393,16 @@ func (s *Store) Append(ctx context.Context, e store.Event) (store.Event, error) 
 		subj = s.subjIDPrefix + idToken(e.ID)
 	}
 	payload := encode(make([]byte, 0, 32+size), &e, custom, e.Time)
-	f, err := s.js.PublishAsync(subj, payload, jetstream.WithStallWait(s.ackTimeout))
+	var f jetstream.PubAckFuture
+	var err error
+	for deadline := time.Now().Add(s.ackTimeout); ; {
+		f, err = s.js.PublishAsync(subj, payload)
+		// With MaxPending publishes in flight PublishAsync waits a moment
+		// for room, then gives up: wait on, within AckTimeout.
+		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) || time.Now().After(deadline) || ctx.Err() != nil || s.closed() {
+			break
+		}
+	}
 	if err != nil {
 		return store.Event{}, s.appendErr(err)
 	}
