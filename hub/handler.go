@@ -261,6 +261,10 @@ func (c *conn) replay(ctx context.Context, cursor, stream string) (uint64, Disco
 	began := h.clock.Now()
 	c.resume.Replayed = true
 	c.prime(cursor)
+	floor, err := c.resolve(ctx, cursor)
+	if err != nil {
+		return 0, c.storeFailed(ctx, err)
+	}
 	var maxSent uint64
 	n, pending := 0, 0
 	ended := false
@@ -314,7 +318,25 @@ func (c *conn) replay(ctx context.Context, cursor, stream string) (uint64, Disco
 		return 0, ReasonStreamEnd
 	}
 	c.pendingReplay = pending
-	return maxSent, ""
+	return max(maxSent, floor), ""
+}
+
+// resolve returns the position of cursor when the store can tell it
+// (store.Resolver), else 0. The live events up to it are skipped like the
+// replayed ones: with a follower behind the cursor (a cursor read from
+// another hub on a shared store, or returned by Publish), History after it
+// yields nothing while the live queue still brings the events before it.
+// A cursor the store refuses is left to History, which reports it.
+func (c *conn) resolve(ctx context.Context, cursor string) (uint64, error) {
+	rs, ok := c.h.store.(store.Resolver)
+	if !ok || cursor == "" {
+		return 0, nil
+	}
+	pos, err := rs.Resolve(ctx, cursor)
+	if err != nil && !errors.Is(err, store.ErrUnknownID) && !errors.Is(err, store.ErrExpired) {
+		return 0, fmt.Errorf("resolve %q: %w", cursor, err)
+	}
+	return pos, nil
 }
 
 // reset replaces the replay with the reset signal.

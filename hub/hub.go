@@ -35,6 +35,12 @@
 // priming event (an id and empty data) so a client that received nothing
 // still has a cursor (MCP SEP-1699), unless Config.NoPriming.
 //
+// A store that implements [store.Resolver] also tells the hub the position
+// of the cursor, so that a client resuming with a cursor ahead of this
+// hub's follower (read from another hub on a shared store, or returned by
+// Publish) does not get the events up to it a second time from the live
+// queue. Without it, such a client may receive events it already had.
+//
 // # Sessions and completable streams
 //
 // Targeted sends ([Hub.SendToSessions]) and completable streams

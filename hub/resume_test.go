@@ -21,7 +21,10 @@ import (
 // every event exactly once, in order.
 //
 // With a lagging follower (as with a store shared by several hubs), many
-// events are both replayed and queued, which exercises the deduplication.
+// events are both replayed and queued, which exercises the deduplication;
+// and one more client now and then resumes with the id of the event just
+// published, as if it had read it from another hub: a cursor ahead of this
+// hub's follower, after which it must get no event it already had.
 func TestReconnectStorm(t *testing.T) {
 	for _, lag := range []bool{false, true} {
 		t.Run(map[bool]string{false: "Prompt", true: "LaggingFollower"}[lag], func(t *testing.T) {
@@ -54,6 +57,11 @@ func reconnectStorm(t *testing.T, h2, lag bool) {
 			}
 			return m
 		}
+		var latest struct {
+			sync.Mutex
+			id string
+			i  int
+		}
 		var pub sync.WaitGroup
 		var publishing atomic.Bool
 		var during atomic.Int64 // connections opened while publishing
@@ -72,10 +80,14 @@ func reconnectStorm(t *testing.T, h2, lag bool) {
 				if i%3 == 0 {
 					topics = []string{"b", "a"}
 				}
-				if _, err := e.h.Publish(context.Background(), topics, sse.Event{Data: strconv.Itoa(i)}); err != nil {
+				id, err := e.h.Publish(context.Background(), topics, sse.Event{Data: strconv.Itoa(i)})
+				if err != nil {
 					t.Error(err)
 					return
 				}
+				latest.Lock()
+				latest.id, latest.i = id, i
+				latest.Unlock()
 				if i%7 == 0 {
 					e.h.Publish(context.Background(), []string{"other"}, sse.Event{Data: "x"})
 				}
@@ -83,6 +95,7 @@ func reconnectStorm(t *testing.T, h2, lag bool) {
 		}()
 
 		var wg sync.WaitGroup
+		var jumps atomic.Int64
 		errs := make(chan error, clients)
 		for k := range clients {
 			wg.Add(1)
@@ -91,12 +104,28 @@ func reconnectStorm(t *testing.T, h2, lag bool) {
 				rng := rand.New(rand.NewPCG(uint64(k), 42))
 				last, want, conns := seed, 1, 0
 				for want <= events {
+					jumper := lag && k == clients-1
+					if jumper && conns > 0 {
+						latest.Lock()
+						if latest.i >= want {
+							last, want = latest.id, latest.i+1
+							progress[k].Store(int64(latest.i))
+							jumps.Add(1)
+						}
+						latest.Unlock()
+						if want > events {
+							break
+						}
+					}
 					conns++
 					if publishing.Load() {
 						during.Add(1)
 					}
 					c := e.subscribe(last, "a")
 					budget := 1 + rng.IntN(150)
+					if jumper {
+						budget = 1 + rng.IntN(5)
+					}
 					for budget > 0 && want <= events {
 						ev := c.next()
 						if ev.Data == "" && ev.ID == last {
@@ -121,7 +150,7 @@ func reconnectStorm(t *testing.T, h2, lag bool) {
 		wg.Wait()
 		pub.Wait()
 		close(errs)
-		t.Logf("%d connections opened while publishing", during.Load())
+		t.Logf("%d connections opened while publishing, %d with a cursor ahead", during.Load(), jumps.Load())
 		if during.Load() < clients*3 {
 			t.Errorf("only %d reconnections happened while publishing: the test did not exercise the handoff", during.Load())
 		}
@@ -134,12 +163,66 @@ func reconnectStorm(t *testing.T, h2, lag bool) {
 // laggyStore makes Follow fall behind the log now and then.
 type laggyStore struct{ store.Store }
 
+// Resolve implements store.Resolver with the wrapped store's.
+func (l laggyStore) Resolve(ctx context.Context, cursor string) (uint64, error) {
+	return l.Store.(store.Resolver).Resolve(ctx, cursor)
+}
+
 func (l laggyStore) Follow(ctx context.Context, cursor string) iter.Seq2[store.Event, error] {
 	return func(yield func(store.Event, error) bool) {
 		n := 0
 		for ev, err := range l.Store.Follow(ctx, cursor) {
 			if n++; n%16 == 0 {
 				time.Sleep(2 * time.Millisecond)
+			}
+			if !yield(ev, err) {
+				return
+			}
+		}
+	}
+}
+
+// TestResumeAheadOfFollower resumes a client with the id Publish returned
+// while the hub's follower has not dispatched it yet (as when the client
+// read it from another hub on a shared store): History after it is empty,
+// and the events up to it, still to come from the follower, must not be
+// delivered again.
+func TestResumeAheadOfFollower(t *testing.T) {
+	protocols(t, func(t *testing.T, h2 bool) {
+		m := store.NewMemory(store.MemoryConfig{})
+		t.Cleanup(func() { m.Close() })
+		st := &stalledStore{laggyStore{m}, make(chan struct{})}
+		e := newEnv(t, Config{Store: st}, h2)
+		e.subscribe("", "a").close() // the follower follows from the head
+		var ids []string
+		for i := range 3 {
+			ids = append(ids, e.publish("a", strconv.Itoa(i)))
+		}
+		c := e.subscribe(ids[2], "a")
+		if ev := c.next(); ev.ID != ids[2] || ev.Data != "" {
+			t.Fatalf("priming %+v", ev)
+		}
+		close(st.release)
+		want := e.publish("a", "new")
+		if ev := c.next(); ev.ID != want {
+			t.Fatalf("got %+v (data %q), want the new event %s", ev, ev.Data, want)
+		}
+	})
+}
+
+// stalledStore holds its Follow until release is closed.
+type stalledStore struct {
+	laggyStore
+	release chan struct{}
+}
+
+func (s *stalledStore) Follow(ctx context.Context, cursor string) iter.Seq2[store.Event, error] {
+	return func(yield func(store.Event, error) bool) {
+		for ev, err := range s.laggyStore.Store.Follow(ctx, cursor) {
+			select {
+			case <-s.release:
+			case <-ctx.Done():
+				return
 			}
 			if !yield(ev, err) {
 				return

@@ -235,6 +235,17 @@ func (m *Memory) resolve(cursor string) (uint64, error) {
 	return 0, fmt.Errorf("%w: %q", ErrUnknownID, cursor)
 }
 
+// Resolve returns the position a cursor stands for. See [Resolver].
+func (m *Memory) Resolve(ctx context.Context, cursor string) (uint64, error) {
+	pos, err := m.resolve(cursor)
+	if err != nil {
+		return 0, fmt.Errorf("store: resolve: %w", err)
+	}
+	return pos, nil
+}
+
+var _ Resolver = (*Memory)(nil)
+
 // read appends to buf the events after position after, up to position end
 // and at most batchSize of them. When there are none and wait is set, it
 // also returns a channel closed by the next append.

@@ -109,3 +109,21 @@ type Store interface {
 	// ErrClosed; later calls fail with ErrClosed.
 	Close() error
 }
+
+// Resolver is implemented by stores that can tell the position a cursor
+// stands for. It is optional: a hub uses it, when the store has it, so that
+// a client resuming with a cursor ahead of the hub's own follower (a cursor
+// read from another hub on a shared store, or the id returned by an
+// Append) does not receive the events up to that cursor again from the
+// live stream.
+type Resolver interface {
+	// Resolve returns the position of the event the cursor names: History
+	// and Follow from the cursor yield exactly the retained events with a
+	// greater Pos. A repeated custom id resolves to its first occurrence
+	// still retained; an empty cursor to a position below every retained
+	// event. A cursor that History would refuse is refused with the same
+	// error (ErrUnknownID, ErrExpired), and a closed store with ErrClosed.
+	// Resolve reads the store itself, never a cache that may lag behind
+	// it.
+	Resolve(ctx context.Context, cursor string) (pos uint64, err error)
+}

@@ -714,6 +714,20 @@ func (s *Store) resolve(cursor string) (after, last uint64, err error) {
 	return after, last, err
 }
 
+// Resolve returns the position a cursor stands for. See [store.Resolver].
+func (s *Store) Resolve(ctx context.Context, cursor string) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	pos, _, err := s.resolve(cursor)
+	if err != nil {
+		return 0, fmt.Errorf("boltstore: resolve: %w", err)
+	}
+	return pos, nil
+}
+
+var _ store.Resolver = (*Store)(nil)
+
 // read appends to buf up to readBatch events after position after and up to
 // position end.
 func (s *Store) read(after, end uint64, buf []store.Event) ([]store.Event, error) {

@@ -109,6 +109,7 @@ func Run(t *testing.T, h Harness) {
 		{"AppendWhileIterating", s.testAppendWhileIterating},
 		{"Restart", s.testRestart},
 		{"RestartRetention", s.testRestartRetention},
+		{"Resolve", s.testResolve},
 	}
 	t.Run("contract", func(t *testing.T) {
 		for _, tc := range tests {
@@ -1179,4 +1180,98 @@ func (s *suite) testRestartRetention(t *testing.T) {
 	}
 	wantHistory(t, st2, "", nil, evs[len(evs)-20:])
 	wantError(t, "History(evicted id) after restart", st2.History(context.Background(), evs[0].ID, nil), store.ErrExpired)
+}
+
+// testResolve checks store.Resolver, for stores that implement it: a
+// cursor resolves to the position History starts after.
+func (s *suite) testResolve(t *testing.T) {
+	st := s.open(t, Limits{})
+	r, ok := st.(store.Resolver)
+	if !ok {
+		t.Skip("the store does not implement store.Resolver")
+	}
+	ctx := context.Background()
+	tp := topic(t, "a")
+	evs := appendSeq(t, st, tp, 3)
+	first := mustAppend(t, st, store.Event{ID: "dup", Topics: []string{tp}})
+	evs = append(evs, first, mustAppend(t, st, store.Event{ID: "single", Topics: []string{tp}}))
+	evs = append(evs, appendSeq(t, st, tp, 2)...)
+	evs = append(evs, mustAppend(t, st, store.Event{ID: "dup", Topics: []string{tp}}))
+	evs = append(evs, appendSeq(t, st, tp, 1)...)
+	head, err := st.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range append([]string{head}, eventIDs(evs)...) {
+		pos, err := r.Resolve(ctx, c)
+		if err != nil {
+			t.Fatalf("Resolve(%q): %v", c, err)
+		}
+		want := evs[len(evs)-1].Pos // head
+		for _, e := range evs {
+			if e.ID == c {
+				want = e.Pos // the first occurrence
+				break
+			}
+		}
+		if pos != want {
+			t.Fatalf("Resolve(%q) = %d, want %d", c, pos, want)
+		}
+		// History yields exactly the events after that position.
+		var after []store.Event
+		for _, e := range evs {
+			if e.Pos > pos {
+				after = append(after, e)
+			}
+		}
+		wantHistory(t, st, c, nil, after)
+	}
+	if pos, err := r.Resolve(ctx, ""); err != nil || pos >= evs[0].Pos {
+		t.Fatalf(`Resolve("") = %d, %v; want a position below %d`, pos, err, evs[0].Pos)
+	}
+
+	other := s.open(t, Limits{})
+	foreign := appendSeq(t, other, topic(t, "other"), 5)
+	for _, c := range []string{"nope", "0", head + "0", head + "x", foreign[4].ID, foreign[0].ID} {
+		if _, err := r.Resolve(ctx, c); !errors.Is(err, store.ErrUnknownID) {
+			t.Fatalf("Resolve(%q): %v, want ErrUnknownID", c, err)
+		}
+	}
+
+	// An id older than retention is expired, as for History.
+	var old []store.Event
+	if s.h.ApproximateRetention {
+		small := s.open(t, Limits{MaxEvents: 10})
+		old = appendConcurrent(t, small, tp, 1000, 8)
+		r = small.(store.Resolver)
+		st = small
+	} else {
+		small := s.open(t, Limits{MaxEvents: 3})
+		old = appendSeq(t, small, tp, 6)
+		r = small.(store.Resolver)
+		st = small
+	}
+	if _, err := r.Resolve(ctx, old[0].ID); !errors.Is(err, store.ErrExpired) {
+		t.Fatalf("Resolve(expired %q): %v, want ErrExpired", old[0].ID, err)
+	}
+	last := old[len(old)-1]
+	if pos, err := r.Resolve(ctx, last.ID); err != nil || pos != last.Pos {
+		t.Fatalf("Resolve(%q) = %d, %v; want %d", last.ID, pos, err, last.Pos)
+	}
+
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Resolve(ctx, last.ID); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("Resolve after Close: %v, want ErrClosed", err)
+	}
+}
+
+// eventIDs returns the ids of evs.
+func eventIDs(evs []store.Event) []string {
+	ids := make([]string, len(evs))
+	for i, e := range evs {
+		ids[i] = e.ID
+	}
+	return ids
 }
