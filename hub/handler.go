@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -90,7 +91,7 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, sub Subscription, st
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	cursor, err := h.lastEventID(r, &sub)
+	cursor, err := h.lastEventID(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
@@ -99,8 +100,8 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, sub Subscription, st
 	if poll <= 0 {
 		poll = h.cfg.PollInterval
 	}
-	replay := cursor != "" || sub.FromStart
-	if st.id != "" && !replay {
+	replay := cursor != ""
+	if st.id != "" && cursor == "" {
 		if !st.known {
 			if h.streams.isFinished(st.id) {
 				w.WriteHeader(http.StatusNoContent)
@@ -112,13 +113,13 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, sub Subscription, st
 		cursor, replay = st.start, true
 	}
 
-	c := &conn{h: h, w: w, rc: http.NewResponseController(w), onResume: sub.OnResume, deadline: sub.Deadline}
+	c := &conn{h: h, w: w, rc: http.NewResponseController(w)}
 	var session string
 	if sessions {
 		var scursor string
 		session, scursor = h.attachSession(w, r, sub.Subject)
 		defer func() { h.detachSession(session, c.lastID) }()
-		if !replay && scursor != "" {
+		if cursor == "" && scursor != "" {
 			cursor, replay = scursor, true
 		}
 	}
@@ -146,10 +147,14 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, sub Subscription, st
 	hdr.Set("X-Accel-Buffering", "no")
 
 	c.buf = getBuf()
+	// Without heartbeats nothing would notice a hijacked client going away.
+	c.mayHijack = poll <= 0 && h.cfg.Heartbeat > 0 && canHijack(r)
 	reason := c.run(ctx, cursor, replay, poll, st.id)
 	putBuf(c.buf)
 	c.buf = nil
-	if c.wrote && (reason == ReasonSlow || reason == ReasonReplayOverflow) {
+	if c.nc != nil {
+		c.finish(reason) // the last chunk, or an abrupt end; closes the connection
+	} else if c.wrote && (reason == ReasonSlow || reason == ReasonReplayOverflow) {
 		// Do not let net/http wait on a client that does not read to
 		// finish the response: fail its last writes now. (net/http clears
 		// the deadline itself once the response is finished.)
@@ -164,17 +169,10 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, sub Subscription, st
 	}
 }
 
-// lastEventID returns the request's cursor: the subscription's Cursor
-// ("" with FromStart), else the Last-Event-ID header, else the query
-// parameter. An id too long or with CR, LF or NUL is refused.
-func (h *Hub) lastEventID(r *http.Request, sub *Subscription) (string, error) {
-	if sub.FromStart {
-		return "", nil
-	}
-	id := sub.Cursor
-	if id == "" {
-		id = r.Header.Get("Last-Event-ID")
-	}
+// lastEventID returns the request's cursor: the Last-Event-ID header, else
+// the query parameter. An id too long or with CR, LF or NUL is refused.
+func (h *Hub) lastEventID(r *http.Request) (string, error) {
+	id := r.Header.Get("Last-Event-ID")
 	if id == "" && h.cfg.LastEventIDParam != "-" {
 		id = r.URL.Query().Get(h.cfg.LastEventIDParam)
 	}
@@ -200,15 +198,15 @@ type conn struct {
 
 	pendingReplay int // replayed events buffered but not yet written
 
-	onResume func(http.Header, Resume) // Subscription.OnResume
-	resume   Resume                    // the outcome, for onResume
-	deadline time.Time                 // Subscription.Deadline
+	mayHijack bool     // the connection may be taken over once live (hijack.go)
+	nc        net.Conn // the hijacked connection, or nil
+	broken    bool     // a write to nc failed
+	watch     peerWatch
 }
 
 // run sends the stream and returns why it ended.
 func (c *conn) run(ctx context.Context, cursor string, replay bool, poll time.Duration, stream string) DisconnectReason {
 	var maxSent uint64
-	c.opening()
 	if replay {
 		var reason DisconnectReason
 		maxSent, reason = c.replay(ctx, cursor, stream)
@@ -220,7 +218,6 @@ func (c *conn) run(ctx context.Context, cursor string, replay bool, poll time.Du
 		if err != nil {
 			return c.storeFailed(ctx, err)
 		}
-		c.resume.Head = head
 		c.prime(head)
 	}
 	if poll > 0 {
@@ -233,24 +230,12 @@ func (c *conn) run(ctx context.Context, cursor string, replay bool, poll time.Du
 	return c.live(ctx, maxSent)
 }
 
-// opening resets the buffer to the start of the stream: empty, or under
-// Config.NoPriming the ":" comment that stands for the priming event.
-func (c *conn) opening() {
-	c.buf = c.buf[:0]
-	if c.h.cfg.NoPriming {
-		c.buf = append(c.buf, ":\n"...)
-	}
-}
-
-// prime appends the priming event: the cursor as an id, with empty data
-// (nothing under Config.NoPriming).
+// prime appends the priming event: the cursor as an id, with empty data.
 func (c *conn) prime(id string) {
 	if id == "" {
 		return
 	}
-	if !c.h.cfg.NoPriming {
-		c.buf, _ = sse.AppendEvent(c.buf, sse.Event{ID: id})
-	}
+	c.buf, _ = sse.AppendEvent(c.buf, sse.Event{ID: id})
 	c.lastID = id
 }
 
@@ -259,12 +244,7 @@ func (c *conn) prime(id string) {
 func (c *conn) replay(ctx context.Context, cursor, stream string) (uint64, DisconnectReason) {
 	h := c.h
 	began := h.clock.Now()
-	c.resume.Replayed = true
 	c.prime(cursor)
-	floor, err := c.resolve(ctx, cursor)
-	if err != nil {
-		return 0, c.storeFailed(ctx, err)
-	}
 	var maxSent uint64
 	n, pending := 0, 0
 	ended := false
@@ -318,25 +298,7 @@ func (c *conn) replay(ctx context.Context, cursor, stream string) (uint64, Disco
 		return 0, ReasonStreamEnd
 	}
 	c.pendingReplay = pending
-	return max(maxSent, floor), ""
-}
-
-// resolve returns the position of cursor when the store can tell it
-// (store.Resolver), else 0. The live events up to it are skipped like the
-// replayed ones: with a follower behind the cursor (a cursor read from
-// another hub on a shared store, or returned by Publish), History after it
-// yields nothing while the live queue still brings the events before it.
-// A cursor the store refuses is left to History, which reports it.
-func (c *conn) resolve(ctx context.Context, cursor string) (uint64, error) {
-	rs, ok := c.h.store.(store.Resolver)
-	if !ok || cursor == "" {
-		return 0, nil
-	}
-	pos, err := rs.Resolve(ctx, cursor)
-	if err != nil && !errors.Is(err, store.ErrUnknownID) && !errors.Is(err, store.ErrExpired) {
-		return 0, fmt.Errorf("resolve %q: %w", cursor, err)
-	}
-	return pos, nil
+	return maxSent, ""
 }
 
 // reset replaces the replay with the reset signal.
@@ -350,8 +312,7 @@ func (c *conn) reset(ctx context.Context, cursor string, cause error) error {
 	if err != nil {
 		return fmt.Errorf("head for reset: %w", err)
 	}
-	c.opening() // the priming event would repeat the useless cursor
-	c.resume = Resume{Reset: reason, Head: head}
+	c.buf = c.buf[:0] // the priming event would repeat the useless cursor
 	c.w.Header().Set(ResetHeader, reason)
 	if head == "" {
 		// An empty log has no id to move to: clear the client's cursor.
@@ -399,12 +360,6 @@ func (c *conn) live(ctx context.Context, maxSent uint64) DisconnectReason {
 	if lt := h.cfg.MaxLifetime; lt > 0 {
 		end = now.Add(lt - h.cfg.Jitter(lt/10))
 	}
-	if d := c.deadline; !d.IsZero() && (end.IsZero() || d.Before(end)) {
-		end = d
-		if !now.Before(end) {
-			s.close(ReasonLifetime)
-		}
-	}
 	arm := func(now time.Time) {
 		next := nextBeat
 		if next.IsZero() || (!end.IsZero() && end.Before(next)) {
@@ -448,6 +403,9 @@ func (c *conn) live(ctx context.Context, maxSent uint64) DisconnectReason {
 		}
 		clear(items)
 		spare = items
+		if cap(spare) > 64 && len(items) < cap(spare)/4 {
+			spare = nil // a burst is over: do not keep its room
+		}
 		if gap > 0 {
 			c.buf = appendGap(c.buf, gap)
 		}
@@ -474,6 +432,9 @@ func (c *conn) live(ctx context.Context, maxSent uint64) DisconnectReason {
 		}
 		putBuf(c.buf)
 		c.buf = nil
+		if c.mayHijack && c.hijack() != nil {
+			return ReasonClient
+		}
 		select {
 		case <-s.wake:
 		case <-timerC:
@@ -483,6 +444,9 @@ func (c *conn) live(ctx context.Context, maxSent uint64) DisconnectReason {
 				continue
 			}
 			if !nextBeat.IsZero() && !now.Before(nextBeat) {
+				if c.nc != nil && c.peerGone() {
+					return ReasonClient // nothing else watches a hijacked connection
+				}
 				beat = true
 				nextBeat = now.Add(h.cfg.Heartbeat)
 			}
@@ -496,15 +460,23 @@ func (c *conn) live(ctx context.Context, maxSent uint64) DisconnectReason {
 // flush writes the buffer in one write and one flush, under the write
 // deadline, and counts n delivered events.
 func (c *conn) flush(n int) error {
-	if !c.wrote && c.onResume != nil {
-		c.onResume(c.w.Header(), c.resume)
-	}
 	if !c.noDeadline {
 		if err := c.rc.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout)); errors.Is(err, http.ErrNotSupported) {
 			c.noDeadline = true
 		}
 	}
 	c.wrote = true
+	if c.nc != nil {
+		var err error
+		c.buf, err = c.writeChunk(c.buf)
+		c.buf = c.buf[:0]
+		if err != nil {
+			c.broken = true
+			return err
+		}
+		c.count(n)
+		return nil
+	}
 	_, err := c.w.Write(c.buf)
 	c.buf = c.buf[:0]
 	if err == nil {
