@@ -91,7 +91,7 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, sub Subscription, st
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	cursor, err := h.lastEventID(r)
+	cursor, err := h.lastEventID(r, &sub)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
@@ -100,8 +100,8 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, sub Subscription, st
 	if poll <= 0 {
 		poll = h.cfg.PollInterval
 	}
-	replay := cursor != ""
-	if st.id != "" && cursor == "" {
+	replay := cursor != "" || sub.FromStart
+	if st.id != "" && !replay {
 		if !st.known {
 			if h.streams.isFinished(st.id) {
 				w.WriteHeader(http.StatusNoContent)
@@ -113,13 +113,13 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, sub Subscription, st
 		cursor, replay = st.start, true
 	}
 
-	c := &conn{h: h, w: w, rc: http.NewResponseController(w)}
+	c := &conn{h: h, w: w, rc: http.NewResponseController(w), onResume: sub.OnResume, deadline: sub.Deadline}
 	var session string
 	if sessions {
 		var scursor string
 		session, scursor = h.attachSession(w, r, sub.Subject)
 		defer func() { h.detachSession(session, c.lastID) }()
-		if cursor == "" && scursor != "" {
+		if !replay && scursor != "" {
 			cursor, replay = scursor, true
 		}
 	}
@@ -169,10 +169,17 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, sub Subscription, st
 	}
 }
 
-// lastEventID returns the request's cursor: the Last-Event-ID header, else
-// the query parameter. An id too long or with CR, LF or NUL is refused.
-func (h *Hub) lastEventID(r *http.Request) (string, error) {
-	id := r.Header.Get("Last-Event-ID")
+// lastEventID returns the request's cursor: the subscription's Cursor
+// ("" with FromStart), else the Last-Event-ID header, else the query
+// parameter. An id too long or with CR, LF or NUL is refused.
+func (h *Hub) lastEventID(r *http.Request, sub *Subscription) (string, error) {
+	if sub.FromStart {
+		return "", nil
+	}
+	id := sub.Cursor
+	if id == "" {
+		id = r.Header.Get("Last-Event-ID")
+	}
 	if id == "" && h.cfg.LastEventIDParam != "-" {
 		id = r.URL.Query().Get(h.cfg.LastEventIDParam)
 	}
@@ -202,11 +209,16 @@ type conn struct {
 	nc        net.Conn // the hijacked connection, or nil
 	broken    bool     // a write to nc failed
 	watch     peerWatch
+
+	onResume func(http.Header, Resume) // Subscription.OnResume
+	resume   Resume                    // the outcome, for onResume
+	deadline time.Time                 // Subscription.Deadline
 }
 
 // run sends the stream and returns why it ended.
 func (c *conn) run(ctx context.Context, cursor string, replay bool, poll time.Duration, stream string) DisconnectReason {
 	var maxSent uint64
+	c.opening()
 	if replay {
 		var reason DisconnectReason
 		maxSent, reason = c.replay(ctx, cursor, stream)
@@ -218,6 +230,7 @@ func (c *conn) run(ctx context.Context, cursor string, replay bool, poll time.Du
 		if err != nil {
 			return c.storeFailed(ctx, err)
 		}
+		c.resume.Head = head
 		c.prime(head)
 	}
 	if poll > 0 {
@@ -230,12 +243,24 @@ func (c *conn) run(ctx context.Context, cursor string, replay bool, poll time.Du
 	return c.live(ctx, maxSent)
 }
 
-// prime appends the priming event: the cursor as an id, with empty data.
+// opening resets the buffer to the start of the stream: empty, or under
+// Config.NoPriming the ":" comment that stands for the priming event.
+func (c *conn) opening() {
+	c.buf = c.buf[:0]
+	if c.h.cfg.NoPriming {
+		c.buf = append(c.buf, ":\n"...)
+	}
+}
+
+// prime appends the priming event: the cursor as an id, with empty data
+// (nothing under Config.NoPriming).
 func (c *conn) prime(id string) {
 	if id == "" {
 		return
 	}
-	c.buf, _ = sse.AppendEvent(c.buf, sse.Event{ID: id})
+	if !c.h.cfg.NoPriming {
+		c.buf, _ = sse.AppendEvent(c.buf, sse.Event{ID: id})
+	}
 	c.lastID = id
 }
 
@@ -244,7 +269,12 @@ func (c *conn) prime(id string) {
 func (c *conn) replay(ctx context.Context, cursor, stream string) (uint64, DisconnectReason) {
 	h := c.h
 	began := h.clock.Now()
+	c.resume.Replayed = true
 	c.prime(cursor)
+	floor, err := c.resolve(ctx, cursor)
+	if err != nil {
+		return 0, c.storeFailed(ctx, err)
+	}
 	var maxSent uint64
 	n, pending := 0, 0
 	ended := false
@@ -298,7 +328,25 @@ func (c *conn) replay(ctx context.Context, cursor, stream string) (uint64, Disco
 		return 0, ReasonStreamEnd
 	}
 	c.pendingReplay = pending
-	return maxSent, ""
+	return max(maxSent, floor), ""
+}
+
+// resolve returns the position of cursor when the store can tell it
+// (store.Resolver), else 0. The live events up to it are skipped like the
+// replayed ones: with a follower behind the cursor (a cursor read from
+// another hub on a shared store, or returned by Publish), History after it
+// yields nothing while the live queue still brings the events before it.
+// A cursor the store refuses is left to History, which reports it.
+func (c *conn) resolve(ctx context.Context, cursor string) (uint64, error) {
+	rs, ok := c.h.store.(store.Resolver)
+	if !ok || cursor == "" {
+		return 0, nil
+	}
+	pos, err := rs.Resolve(ctx, cursor)
+	if err != nil && !errors.Is(err, store.ErrUnknownID) && !errors.Is(err, store.ErrExpired) {
+		return 0, fmt.Errorf("resolve %q: %w", cursor, err)
+	}
+	return pos, nil
 }
 
 // reset replaces the replay with the reset signal.
@@ -312,7 +360,8 @@ func (c *conn) reset(ctx context.Context, cursor string, cause error) error {
 	if err != nil {
 		return fmt.Errorf("head for reset: %w", err)
 	}
-	c.buf = c.buf[:0] // the priming event would repeat the useless cursor
+	c.opening() // the priming event would repeat the useless cursor
+	c.resume = Resume{Reset: reason, Head: head}
 	c.w.Header().Set(ResetHeader, reason)
 	if head == "" {
 		// An empty log has no id to move to: clear the client's cursor.
@@ -359,6 +408,12 @@ func (c *conn) live(ctx context.Context, maxSent uint64) DisconnectReason {
 	}
 	if lt := h.cfg.MaxLifetime; lt > 0 {
 		end = now.Add(lt - h.cfg.Jitter(lt/10))
+	}
+	if d := c.deadline; !d.IsZero() && (end.IsZero() || d.Before(end)) {
+		end = d
+		if !now.Before(end) {
+			s.close(ReasonLifetime)
+		}
 	}
 	arm := func(now time.Time) {
 		next := nextBeat
@@ -460,6 +515,9 @@ func (c *conn) live(ctx context.Context, maxSent uint64) DisconnectReason {
 // flush writes the buffer in one write and one flush, under the write
 // deadline, and counts n delivered events.
 func (c *conn) flush(n int) error {
+	if !c.wrote && c.onResume != nil {
+		c.onResume(c.w.Header(), c.resume)
+	}
 	if !c.noDeadline {
 		if err := c.rc.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout)); errors.Is(err, http.ErrNotSupported) {
 			c.noDeadline = true
