@@ -7,8 +7,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
+
+// hijacked counts the connections taken over (tests).
+var hijacked atomic.Int64
 
 // Taking over HTTP/1.1 connections.
 //
@@ -74,6 +78,7 @@ func (c *conn) hijack() error {
 	// structs so that the 8 KiB they hold can be collected although
 	// net/http's connection state stays reachable from this goroutine.
 	c.nc = nc
+	hijacked.Add(1)
 	if rw != nil {
 		var err error
 		if rw.Writer.Buffered() > 0 {

@@ -1,0 +1,284 @@
+package hub
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tcpSub is a subscriber on a plain TCP connection, without any client
+// goroutine: the test reads the bytes itself.
+type tcpSub struct {
+	t   *testing.T
+	nc  net.Conn
+	br  *bufio.Reader
+	hdr http.Header
+}
+
+// tcpSubscribe sends GET path over a new TCP connection and reads the
+// status line and headers.
+func (e *env) tcpSubscribe(path string) *tcpSub {
+	e.t.Helper()
+	nc, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(hang))
+	fmt.Fprintf(nc, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path)
+	br := bufio.NewReader(nc)
+	status, err := br.ReadString('\n')
+	if err != nil || status != "HTTP/1.1 200 OK\r\n" {
+		e.t.Fatalf("status %q: %v", status, err)
+	}
+	hdr := http.Header{}
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if line == "\r\n" {
+			break
+		}
+		k, v, _ := strings.Cut(strings.TrimRight(line, "\r\n"), ": ")
+		hdr.Add(k, v)
+	}
+	if hdr.Get("Transfer-Encoding") != "chunked" {
+		e.t.Fatalf("headers %v: not chunked", hdr)
+	}
+	return &tcpSub{t: e.t, nc: nc, br: br, hdr: hdr}
+}
+
+// chunk reads one chunk, checking its framing; "" is the last chunk.
+func (r *tcpSub) chunk() string {
+	r.t.Helper()
+	line, err := r.br.ReadString('\n')
+	if err != nil || !strings.HasSuffix(line, "\r\n") {
+		r.t.Fatalf("chunk size line %q: %v", line, err)
+	}
+	n, err := strconv.ParseUint(strings.TrimSuffix(line, "\r\n"), 16, 32)
+	if err != nil {
+		r.t.Fatalf("chunk size %q: %v", line, err)
+	}
+	b := make([]byte, n+2)
+	if _, err := io.ReadFull(r.br, b); err != nil {
+		r.t.Fatal(err)
+	}
+	if string(b[n:]) != "\r\n" {
+		r.t.Fatalf("chunk of %d bytes not followed by CRLF: %q", n, b)
+	}
+	return string(b[:n])
+}
+
+// HTTP/1.1 subscribers are served by one goroutine each, not two: their
+// connections are taken over once live.
+func TestHijackOneGoroutinePerSubscriber(t *testing.T) {
+	const n = 200
+	e := newEnv(t, Config{}, false)
+	e.publish("a", "seed")
+	warm := e.tcpSubscribe("/events?topic=a") // starts the hang-up watcher
+	warm.chunk()
+	waitFor(t, "1 subscriber", func() bool { return e.h.Subscribers() == 1 })
+	runtime.GC()
+	before := runtime.NumGoroutine()
+	subs := make([]*tcpSub, n)
+	for i := range subs {
+		subs[i] = e.tcpSubscribe("/events?topic=a")
+		subs[i].chunk() // priming: the stream is live
+	}
+	waitFor(t, "subscribers", func() bool { return e.h.Subscribers() == n+1 })
+	// Hijacking happens right after the first write; give the handlers
+	// the time to get there (without it, 2n).
+	var added int
+	deadline := time.Now().Add(hang)
+	for {
+		added = runtime.NumGoroutine() - before
+		if added <= n+n/10 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if added > n+n/10 {
+		t.Fatalf("%d idle HTTP/1.1 subscribers added %d goroutines, want about %d", n, added, n)
+	}
+	t.Logf("%d subscribers: +%d goroutines", n, added)
+
+	// They still get events, each in one valid chunk.
+	id := e.publish("a", "hello")
+	for _, s := range subs {
+		if got, want := s.chunk(), "id: "+id+"\ndata: hello\n\n"; got != want {
+			t.Fatalf("chunk %q, want %q", got, want)
+		}
+	}
+}
+
+// Shutdown ends a hijacked stream with what was queued, "retry:" and the
+// last chunk, then closes the connection.
+func TestHijackShutdown(t *testing.T) {
+	e := newEnv(t, Config{Retry: 1500 * time.Millisecond}, false)
+	head := e.publish("a", "seed")
+	s := e.tcpSubscribe("/events?topic=a")
+	for k, want := range map[string]string{"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"} {
+		if got := s.hdr.Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	if got, want := s.chunk(), "id: "+head+"\ndata: \n\n"; got != want {
+		t.Fatalf("priming %q, want %q", got, want)
+	}
+	waitFor(t, "the hijack", func() bool { return hijackedCount() == 1 })
+	last := e.publish("a", "last")
+	if got, want := s.chunk(), "id: "+last+"\ndata: last\n\n"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if err := e.h.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.chunk(); got != "retry: 1500\n\n" {
+		t.Fatalf("got %q, want the retry", got)
+	}
+	if got := s.chunk(); got != "" { // "0\r\n\r\n" (no trailers)
+		t.Fatalf("got %q, want the last chunk", got)
+	}
+	if b, err := s.br.ReadByte(); err != io.EOF {
+		t.Fatalf("connection not closed after the stream: %q %v", b, err)
+	}
+}
+
+// hijackedCount returns the connections the hang-up watcher holds.
+func hijackedCount() int {
+	peers.mu.Lock()
+	defer peers.mu.Unlock()
+	if peers.w == nil {
+		return 0
+	}
+	return len(peers.w.subs)
+}
+
+// Go's HTTP client reads a hijacked stream to its end, across events,
+// heartbeats, a Close and its "retry:".
+func TestHijackGoClient(t *testing.T) {
+	fc := newFakeClock()
+	conns := make(chan *Subscriber, 1)
+	e := newEnv(t, Config{Clock: fc, Heartbeat: 15 * time.Second, Retry: 2 * time.Second,
+		OnConnect: func(s *Subscriber, _ *http.Request) { conns <- s }}, false)
+	e.publish("a", "seed")
+	c := e.subscribe("", "a")
+	s := <-conns
+	c.next()
+	waitFor(t, "the hijack", func() bool { return hijackedCount() == 1 })
+	var want []string
+	for i := range 50 {
+		want = append(want, e.publish("a", strings.Repeat("x", i*100)))
+	}
+	for i := range 50 {
+		if ev := c.next(); ev.ID != want[i] || len(ev.Data) != i*100 {
+			t.Fatalf("event %d: %+v", i, ev)
+		}
+	}
+	waitArmed(t, fc, 2)
+	fc.Advance(15 * time.Second)
+	select {
+	case <-c.comments:
+	case <-time.After(hang):
+		t.Fatal("no heartbeat")
+	}
+	s.Close()
+	if evs := c.end(); len(evs) != 0 {
+		t.Fatalf("extra events %+v", evs)
+	}
+	if r, ok := c.reader.Retry(); !ok || r != 2*time.Second {
+		t.Fatalf("retry %v %v", r, ok)
+	}
+}
+
+// A client that goes away is noticed at once by the hang-up watcher, and
+// without it at the next heartbeat.
+func TestHijackClientGone(t *testing.T) {
+	for _, watch := range []bool{true, false} {
+		t.Run(map[bool]string{true: "Watched", false: "Heartbeat"}[watch], func(t *testing.T) {
+			if !watch {
+				peers.mu.Lock()
+				peers.off = true
+				peers.mu.Unlock()
+				t.Cleanup(func() {
+					peers.mu.Lock()
+					peers.off = false
+					peers.mu.Unlock()
+				})
+			}
+			fc := newFakeClock()
+			reasons := make(chan DisconnectReason, 1)
+			e := newEnv(t, Config{Clock: fc, Heartbeat: 15 * time.Second,
+				OnDisconnect: func(_ *Subscriber, r DisconnectReason) { reasons <- r }}, false)
+			e.publish("a", "seed")
+			before := hijacked.Load()
+			s := e.tcpSubscribe("/events?topic=a")
+			s.chunk()
+			waitFor(t, "the hijack", func() bool { return hijacked.Load() == before+1 })
+			s.nc.Close()
+			if !watch {
+				fc.Advance(14 * time.Second)
+				waitArmed(t, fc, 2) // not fired
+				if n := e.h.Subscribers(); n != 1 {
+					t.Fatalf("%d subscribers before the heartbeat", n)
+				}
+				fc.Advance(time.Second)
+			}
+			select {
+			case r := <-reasons:
+				if r != ReasonClient {
+					t.Fatalf("reason %v", r)
+				}
+			case <-time.After(hang):
+				t.Fatal("gone client not noticed")
+			}
+			if n := e.h.Subscribers(); n != 0 {
+				t.Fatalf("%d subscribers", n)
+			}
+		})
+	}
+}
+
+// HTTP/2 streams are not hijacked and still work end to end.
+func TestHijackNotHTTP2(t *testing.T) {
+	e := newEnv(t, Config{Retry: time.Second}, true)
+	e.publish("a", "seed")
+	c := e.subscribe("", "a")
+	c.next()
+	id := e.publish("a", "x")
+	if ev := c.next(); ev.ID != id {
+		t.Fatalf("got %+v", ev)
+	}
+	if n := hijackedCount(); n != 0 {
+		t.Fatalf("%d hijacked connections", n)
+	}
+	if err := e.h.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c.end()
+	if _, ok := c.reader.Retry(); !ok {
+		t.Fatal("no retry")
+	}
+}
+
+func TestFrameChunk(t *testing.T) {
+	for _, n := range []int{1, 15, 16, 255, 4096, 70000} {
+		b := make([]byte, n, n+3)
+		for i := range b {
+			b[i] = byte('a' + i%26)
+		}
+		want := strconv.FormatInt(int64(n), 16) + "\r\n" + string(b) + "\r\n"
+		if got := string(frameChunk(b)); got != want {
+			t.Fatalf("%d bytes: framed wrong", n)
+		}
+	}
+}
