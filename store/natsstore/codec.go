@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/fnv"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/store"
@@ -68,7 +70,7 @@ func recordTime(b []byte) (time.Time, bool) {
 }
 
 // decode rebuilds the event stored at sequence seq; ep is the log's epoch,
-// for generated ids. The strings are copies: b may be reused.
+// for generated ids. The strings share one copy of b: b may be reused.
 func decode(ep store.Epoch, seq uint64, b []byte) (store.Event, error) {
 	t, ok := recordTime(b)
 	if !ok {
@@ -86,13 +88,14 @@ func decode(ep store.Epoch, seq uint64, b []byte) (store.Event, error) {
 		off += n
 		return v
 	}
+	all := string(b[headerLen:]) // one copy; the fields are substrings of it
 	str := func() string {
 		n := uv()
 		if bad || n > uint64(len(b)-off) {
 			bad = true
 			return ""
 		}
-		s := string(b[off : off+int(n)])
+		s := all[off-headerLen : off-headerLen+int(n)]
 		off += int(n)
 		return s
 	}
@@ -116,7 +119,7 @@ func decode(ep store.Epoch, seq uint64, b []byte) (store.Event, error) {
 	if bad || e.Retry < 0 {
 		return store.Event{}, errCorrupt
 	}
-	e.Data = string(b[off:])
+	e.Data = all[off-headerLen:]
 	return e, nil
 }
 
@@ -158,4 +161,33 @@ func epochOf(stream string, created time.Time) store.Epoch {
 		v /= 36
 	}
 	return store.Epoch(out[:])
+}
+
+// streamSeq returns the stream sequence in the reply subject of a message
+// a consumer delivered: $JS.ACK.<stream>.<consumer>.<delivered>.<seq>...
+// (9 tokens), or with a domain and an account hash after ACK (12 or more).
+func streamSeq(reply string) (uint64, bool) {
+	dots := 0
+	for i := 0; i < len(reply); i++ {
+		if reply[i] == '.' {
+			dots++
+		}
+	}
+	pos := 5
+	switch {
+	case dots == 8:
+	case dots >= 11:
+		pos = 7
+	default:
+		return 0, false
+	}
+	for range pos {
+		i := strings.IndexByte(reply, '.')
+		reply = reply[i+1:]
+	}
+	if i := strings.IndexByte(reply, '.'); i >= 0 {
+		reply = reply[:i]
+	}
+	v, err := strconv.ParseUint(reply, 10, 64)
+	return v, err == nil && v > 0
 }

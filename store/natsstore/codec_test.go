@@ -93,3 +93,24 @@ func TestParseDSN(t *testing.T) {
 		t.Fatalf("ParseDSN without settings = %q, %+v, %v", u, cfg, err)
 	}
 }
+
+func TestStreamSeq(t *testing.T) {
+	for _, c := range []struct {
+		reply string
+		want  uint64
+		ok    bool
+	}{
+		{"$JS.ACK.S.C.1.42.7.1700000000000000000.0", 42, true},
+		{"$JS.ACK.dom.hash.S.C.1.43.7.1700000000000000000.0.rand", 43, true},
+		{"$JS.ACK._.hash.S.C.1.44.7.1700000000000000000.0.r", 44, true},
+		{"$JS.ACK._.hash.S.C.1.44.7.1700000000000000000.0", 0, false},
+		{"$JS.ACK.S.C.1.x.7.1700000000000000000.0", 0, false},
+		{"$JS.ACK.S.C.1.0.7.1700000000000000000.0", 0, false},
+		{"_INBOX.abc", 0, false},
+		{"", 0, false},
+	} {
+		if got, ok := streamSeq(c.reply); got != c.want || ok != c.ok {
+			t.Errorf("streamSeq(%q) = %d, %v; want %d, %v", c.reply, got, ok, c.want, c.ok)
+		}
+	}
+}

@@ -270,12 +270,11 @@ func (s *Store) History(ctx context.Context, cursor string, filter store.Filter)
 			got := 0
 			for msg := range batch.Messages() {
 				got++
-				md, err := msg.Metadata()
-				if err != nil {
-					yield(store.Event{}, s.wrapRead("history", err))
+				seq, ok := streamSeq(msg.Reply())
+				if !ok {
+					yield(store.Event{}, s.wrapRead("history", fmt.Errorf("reply subject %q: %w", msg.Reply(), errCorrupt)))
 					return
 				}
-				seq := md.Sequence.Stream
 				e, skip, err := rd.take(seq, msg.Data())
 				if err != nil {
 					yield(store.Event{}, s.wrapRead("history", err))
@@ -455,11 +454,11 @@ func (s *Store) followFrom(ctx context.Context, rd *reader, yield func(store.Eve
 			}
 			current = n
 		}
-		md, err := msg.Metadata()
-		if err != nil {
-			return err
+		seq, ok := streamSeq(msg.Reply())
+		if !ok {
+			return fmt.Errorf("reply subject %q: %w", msg.Reply(), errCorrupt)
 		}
-		e, skip, err := rd.take(md.Sequence.Stream, msg.Data())
+		e, skip, err := rd.take(seq, msg.Data())
 		if err != nil {
 			return err
 		}

@@ -42,7 +42,6 @@ func BenchmarkAppendParallel(b *testing.B) {
 	}
 }
 
-
 // BenchmarkPublishToReceive appends one event at a time and waits until a
 // follower receives it: through one in-memory store (the single-hub
 // figure), and from store A to a Follow on store B sharing one Redis log
