@@ -57,10 +57,13 @@
 //
 // # Throughput
 //
-// Appends are batched: one writer goroutine sends everything queued while
-// the previous batch was in flight (up to Config.MaxBatch events) as one
-// script call, so concurrent publishers share round trips and a lone
-// publisher pays one. Each Append returns when its batch is acknowledged.
+// Appends are batched: an Append that finds no batch in flight sends, as one
+// script call, its event and everything queued meanwhile (up to
+// Config.MaxBatch events); Appends arriving while a batch is in flight
+// queue, and the first of them sends the next batch. Concurrent publishers
+// share round trips, and a lone publisher pays one round trip without a
+// hand-off to another goroutine. Each Append returns when its batch is
+// acknowledged.
 //
 // # Outages
 //
@@ -142,10 +145,10 @@ type Config struct {
 	// MaxBatch is the most events sent in one script call. Zero means
 	// DefaultMaxBatch.
 	MaxBatch int
-	// FlushWindow, when positive, is how long the writer waits for more
-	// appends before sending a batch that is not full. Zero (the default)
-	// sends at once what is queued: batches still form while a call is in
-	// flight, without delaying a lone publisher.
+	// FlushWindow, when positive, is how long a batch waits for more
+	// appends before it is sent, unless full. Zero (the default) sends at
+	// once what is queued: batches still form while a call is in flight,
+	// without delaying a lone publisher.
 	FlushWindow time.Duration
 	// BlockTimeout is the BLOCK time of Follow's XREAD. Zero means
 	// DefaultBlockTimeout.
@@ -169,8 +172,10 @@ type Store struct {
 	keys                        []string
 	ctx                         context.Context // canceled by Close
 	cancel                      context.CancelFunc
-	reqs                        chan *appendReq
-	writerDone                  chan struct{}
+	qmu                         sync.Mutex
+	queue                       []*appendReq // appends waiting for a batch
+	leading                     bool         // an Append is sending batches
+	qclosed                     bool         // set by Close under qmu
 	closeOnce                   sync.Once
 	epochMu                     sync.Mutex
 	epoch                       store.Epoch // the log's epoch, as last seen
@@ -311,9 +316,6 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("redisstore: open %s: %w", redactURL(u), err)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.reqs = make(chan *appendReq, 4*s.maxBatchN)
-	s.writerDone = make(chan struct{})
-	go s.writer()
 	return s, nil
 }
 
@@ -353,14 +355,15 @@ func (s *Store) currentEpoch() store.Epoch {
 
 func (s *Store) closed() bool { return s.ctx.Err() != nil }
 
-// appendReq is one Append waiting for the writer.
+// appendReq is one Append waiting for its batch.
 type appendReq struct {
 	ctx    context.Context
 	e      store.Event // validated, Topics cloned
 	custom bool
 	meta   []byte
 	size   int
-	done   chan appendRes // buffered: the writer never blocks on it
+	done   chan appendRes // buffered: the leader never blocks on it
+	lead   chan struct{}  // buffered: the previous leader hands over
 }
 
 type appendRes struct {
@@ -397,88 +400,89 @@ func (s *Store) Append(ctx context.Context, e store.Event) (store.Event, error) 
 	} else {
 		e.Topics = append([]string(nil), e.Topics...)
 	}
-	r := &appendReq{ctx: ctx, e: e, custom: custom, size: size, done: make(chan appendRes, 1)}
+	r := &appendReq{ctx: ctx, e: e, custom: custom, size: size, done: make(chan appendRes, 1), lead: make(chan struct{}, 1)}
 	r.meta = encodeMeta(make([]byte, 0, 16+len(e.Type)+len(e.ID)+size-len(e.Data)), &e, custom)
-	select {
-	case s.reqs <- r:
-	case <-ctx.Done():
-		return store.Event{}, fmt.Errorf("redisstore: append: %w", ctx.Err())
-	case <-s.ctx.Done():
+	s.qmu.Lock()
+	if s.qclosed {
+		s.qmu.Unlock()
 		return store.Event{}, fmt.Errorf("redisstore: append: %w", store.ErrClosed)
+	}
+	s.queue = append(s.queue, r)
+	lead := !s.leading
+	s.leading = true
+	s.qmu.Unlock()
+	if lead {
+		s.lead()
 	}
 	select {
 	case res := <-r.done:
 		return res.e, res.err
+	case <-r.lead:
+		s.lead() // r is first in the queue: its batch carries it
+		res := <-r.done
+		return res.e, res.err
 	case <-ctx.Done():
+		// r stays queued (its batch will skip it), and it may be handed the
+		// lead at any moment: someone must take it.
+		go func() {
+			select {
+			case <-r.lead:
+				s.lead()
+			case <-r.done:
+			}
+		}()
 		return store.Event{}, fmt.Errorf("redisstore: append: %w (the event may have been appended)", ctx.Err())
-	case <-s.writerDone:
-		select {
-		case res := <-r.done:
-			return res.e, res.err
-		default:
-			return store.Event{}, fmt.Errorf("redisstore: append: %w", store.ErrClosed)
-		}
 	}
 }
 
-// writer sends the queued appends in batches, one script call at a time.
-func (s *Store) writer() {
-	defer close(s.writerDone)
-	batch := make([]*appendReq, 0, s.maxBatchN)
-	var timer *time.Timer
-	for {
-		batch = batch[:0]
-		select {
-		case r := <-s.reqs:
-			batch = append(batch, r)
-		case <-s.ctx.Done():
-			s.failQueued()
-			return
-		}
-		bytes := batch[0].size
-	fill:
-		for int64(len(batch)) < s.maxBatchN && bytes < maxBatchBytes {
+// lead sends one batch of the queued appends, the leader's own first, and
+// hands the lead to the first append still queued, if any. Batches thus form
+// from whatever queues while the previous one is in flight, and a lone
+// publisher sends its own event without waking another goroutine.
+func (s *Store) lead() {
+	if s.flushWindow > 0 {
+		s.qmu.Lock()
+		short := int64(len(s.queue)) < s.maxBatchN
+		s.qmu.Unlock()
+		if short {
+			t := time.NewTimer(s.flushWindow)
 			select {
-			case r := <-s.reqs:
-				batch = append(batch, r)
-				bytes += r.size
-				continue
-			default:
-			}
-			if s.flushWindow <= 0 {
-				break
-			}
-			if timer == nil {
-				timer = time.NewTimer(s.flushWindow)
-			} else {
-				timer.Reset(s.flushWindow)
-			}
-			select {
-			case r := <-s.reqs:
-				batch = append(batch, r)
-				bytes += r.size
-				timer.Stop()
-			case <-timer.C:
-				break fill
+			case <-t.C:
 			case <-s.ctx.Done():
-				timer.Stop()
-				break fill
+				t.Stop()
 			}
 		}
+	}
+	s.qmu.Lock()
+	n, bytes := 0, 0
+	for n < len(s.queue) && int64(n) < s.maxBatchN && (n == 0 || bytes+s.queue[n].size <= maxBatchBytes) {
+		bytes += s.queue[n].size
+		n++
+	}
+	batch := make([]*appendReq, n)
+	copy(batch, s.queue)
+	s.queue = s.queue[n:]
+	closed := s.qclosed
+	s.qmu.Unlock()
+
+	if closed {
+		for _, r := range batch {
+			r.done <- appendRes{err: fmt.Errorf("redisstore: append: %w", store.ErrClosed)}
+		}
+	} else {
 		s.flush(batch)
 	}
-}
 
-// failQueued fails the appends still queued when the store closes.
-func (s *Store) failQueued() {
-	for {
-		select {
-		case r := <-s.reqs:
-			r.done <- appendRes{err: fmt.Errorf("redisstore: append: %w", store.ErrClosed)}
-		default:
-			return
-		}
+	s.qmu.Lock()
+	if len(s.queue) == 0 {
+		s.leading = false
+		s.queue = nil
+		s.qmu.Unlock()
+		return
 	}
+	next := s.queue[0]
+	s.qmu.Unlock()
+	next.lead <- struct{}{}
 }
 
 // flush appends batch in one script call and answers each request.
@@ -634,13 +638,15 @@ func parseMeta(vals []any) (meta, error) {
 	return m, nil
 }
 
-// Close stops the writer (queued appends fail with store.ErrClosed), ends
+// Close fails the queued appends with store.ErrClosed, ends
 // every Follow with store.ErrClosed and closes the connections. Closing a
 // closed store does nothing. It does not delete the log.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.qmu.Lock()
+		s.qclosed = true
+		s.qmu.Unlock()
 		s.cancel()
-		<-s.writerDone
 		s.closeClients()
 	})
 	return nil
