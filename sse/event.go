@@ -1,6 +1,3 @@
-// Package sse implements the Server-Sent Events wire format of the WHATWG HTML
-// standard: a streaming parser, an injection-safe encoder and a reconnecting
-// client. It imports only the standard library.
 package sse
 
 import (
