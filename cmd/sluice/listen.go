@@ -36,10 +36,11 @@ Output, one event at a time:
             is "message" when the stream named none
 
 Errors and reconnections are reported on standard error, one line each.
-Exit status: 0 at a clean end (204, --once at end of stream, --timeout or
-an interrupt), 1 on an error that ends the stream (a status other than
-2xx, a Content-Type other than text/event-stream, or with --once any
-failure), 2 on a usage error.
+Exit status: 0 at a clean end (a 204 when reconnecting, the end of the
+stream with --once, --timeout or an interrupt), 1 on an error that ends
+the stream (a status other than 2xx, a Content-Type other than
+text/event-stream, or with --once any failure or a status other than 200),
+2 on a usage error.
 
 Flags:
 `
@@ -186,8 +187,13 @@ func listenOnce(ctx context.Context, client *sse.Client, req *http.Request, p *p
 		}
 	}
 	switch {
-	case ctx.Err() != nil, err == nil, errors.Is(err, sse.ErrDone):
+	case ctx.Err() != nil, err == nil:
 		return 0
+	case errors.Is(err, sse.ErrDone):
+		// Without reconnection there is nothing for 204 to stop: it is a
+		// response with no stream, like any other status than 200.
+		fmt.Fprintln(stderr, "sluice listen: 204 No Content: the server sent no stream")
+		return 1
 	default:
 		fmt.Fprintf(stderr, "sluice listen: %v\n", oneLine(err))
 		return 1

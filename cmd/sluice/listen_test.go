@@ -132,12 +132,16 @@ func TestListenErrors(t *testing.T) {
 	}{
 		{"404", func(n int, w http.ResponseWriter, r *http.Request) { http.Error(w, "no such\nstream", 404) }, "404"},
 		{"500", func(n int, w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }, "500"},
+		{"204 once", func(n int, w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }, "204"},
 		{"content type", func(n int, w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			io.WriteString(w, "{}")
 		}, "application/json"},
 	} {
 		for _, once := range []bool{true, false} {
+			if tc.name == "204 once" && !once {
+				continue // reconnecting, 204 is the clean end (TestListenJSON)
+			}
 			args := []string{"--json"}
 			if once {
 				args = append(args, "--once")
