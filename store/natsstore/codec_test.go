@@ -60,7 +60,7 @@ func TestIDToken(t *testing.T) {
 		}
 		seen[tok] = true
 	}
-	if idToken("a") != idToken("a") {
+	if a1, a2 := idToken("a"), idToken("a"); a1 != a2 {
 		t.Fatal("idToken is not deterministic")
 	}
 }

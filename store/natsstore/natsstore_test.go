@@ -286,12 +286,12 @@ func TestOversized(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
+	url := natsURL(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := natsstore.Open(ctx, "nats://127.0.0.1:1", natsstore.Config{}); err == nil {
 		t.Error("Open succeeded with no server")
 	}
-	url := natsURL(t)
 	if _, err := natsstore.Open(ctx, url, natsstore.Config{Stream: "bad.name"}); err == nil {
 		t.Error("Open accepted an invalid stream name")
 	}

@@ -60,7 +60,7 @@ func (s *Store) resolve(ctx context.Context, cursor string, count int64) (*curso
 		xr = pipe.XRangeN(ctx, s.kLog, maxPos(cpos, ageStart).streamID(), "+", count+1)
 		fallthrough // another log's generated id is a custom id here
 	default:
-		ix = pipe.ZRangeByLex(ctx, s.kIDs, &redis.ZRangeBy{Min: "[" + cursor + "\x00", Max: "(" + cursor + "\x01", Count: idxPage})
+		ix = pipe.ZRangeArgs(ctx, idRange(s.kIDs, cursor, 0, idxPage))
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
@@ -112,7 +112,7 @@ func (s *Store) resolve(ctx context.Context, cursor string, count int64) (*curso
 				break
 			}
 			offset += idxPage
-			members, err = s.read.ZRangeByLex(ctx, s.kIDs, &redis.ZRangeBy{Min: "[" + cursor + "\x00", Max: "(" + cursor + "\x01", Offset: offset, Count: idxPage}).Result()
+			members, err = s.read.ZRangeArgs(ctx, idRange(s.kIDs, cursor, offset, idxPage)).Result()
 			if err != nil {
 				return nil, err
 			}
@@ -155,6 +155,11 @@ func (s *Store) resolve(ctx context.Context, cursor string, count int64) (*curso
 	}
 	rd.after, rd.known, rd.batch, rd.more = cpos, true, entries, full
 	return rd, nil
+}
+
+// idRange selects the index members of custom id id, in position order.
+func idRange(key, id string, offset, count int64) redis.ZRangeArgs {
+	return redis.ZRangeArgs{Key: key, ByLex: true, Start: "[" + id + "\x00", Stop: "(" + id + "\x01", Offset: offset, Count: count}
 }
 
 func maxPos(a, b position) position {

@@ -349,6 +349,7 @@ func TestOversizedAndInvalid(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
+	url := redisURL(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := redisstore.Open(ctx, "http://localhost/", redisstore.Config{}); err == nil {
@@ -357,7 +358,6 @@ func TestOpenErrors(t *testing.T) {
 	if _, err := redisstore.Open(ctx, "redis://127.0.0.1:1/0", redisstore.Config{}); err == nil {
 		t.Error("Open succeeded with no server")
 	}
-	url := redisURL(t)
 	prefix := uniquePrefix(t)
 	deleteKeys(t, url, prefix)
 	if err := rawClient(t).HSet(ctx, prefix+"meta", "epoch", "NOT AN EPOCH").Err(); err != nil {
