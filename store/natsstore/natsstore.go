@@ -22,6 +22,10 @@
 // base 36>" (see [store.Epoch]); the epoch is a hash of the stream's name
 // and creation time, so an id of another stream, or of a stream that was
 // deleted and created again under the same name, is [store.ErrUnknownID].
+// A store learns the stream's creation time when it opens it and again on
+// every Head (a hub's readiness probe), History and Follow; a Follow whose
+// stream was replaced ends with ErrUnknownID.
+//
 // A cursor older than the first retained message is [store.ErrExpired] (the
 // id of the newest evicted event stays valid: nothing after it is missing);
 // beyond the last message it is [store.ErrUnknownID]. Sequences are

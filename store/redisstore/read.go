@@ -279,7 +279,9 @@ type tailMsg struct {
 // Follow yields the events after cursor, then new ones as they are appended,
 // reading with XREAD BLOCK. See [store.Store.Follow]. Connection errors are
 // retried with backoff, resuming after the last event yielded; only
-// ErrUnknownID, ErrExpired and ErrClosed end it with an error.
+// ErrUnknownID, ErrExpired and ErrClosed end it with an error. When ctx ends
+// Follow returns at once; its reading goroutine ends when its XREAD returns,
+// within Config.BlockTimeout.
 func (s *Store) Follow(ctx context.Context, cursor string) iter.Seq2[store.Event, error] {
 	return func(yield func(store.Event, error) bool) {
 		if ctx.Err() != nil {
