@@ -168,7 +168,10 @@ type Store struct {
 	created time.Time
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store    = (*Store)(nil)
+	_ store.Resolver = (*Store)(nil)
+)
 
 // ParseDSN splits a DSN into the NATS URL and the store settings carried in
 // its query: stream, subject, max_msgs, max_bytes (integers) and max_age (a

@@ -143,6 +143,12 @@ func TestTwoInstances(t *testing.T) {
 		if err != nil || !slices.Equal(ids(got), ids(appended[k+1:])) {
 			t.Fatalf("History(%q) on B: %d events, %v; want %d", id, len(got), err, len(appended)-k-1)
 		}
+		// B resolves A's ids to the positions A appended them at.
+		for _, c := range []store.Event{appended[k], appended[k/2]} {
+			if pos, err := b.Resolve(ctx, c.ID); err != nil || pos != c.Pos {
+				t.Fatalf("Resolve(%q) on B = %d, %v; want %d", c.ID, pos, err, c.Pos)
+			}
+		}
 	}
 }
 

@@ -240,6 +240,32 @@ func (s *Store) openHistory(ctx context.Context, cursor string) (*reader, jetstr
 	return rd, cons, err
 }
 
+// Resolve returns the position of the event cursor names, reading the
+// stream: History and Follow from cursor yield the retained events after
+// it. See [store.Resolver].
+func (s *Store) Resolve(ctx context.Context, cursor string) (uint64, error) {
+	if s.closed() {
+		return 0, fmt.Errorf("natsstore: resolve: %w", store.ErrClosed)
+	}
+	rd, err := s.resolve(ctx, cursor)
+	if err != nil {
+		return 0, s.wrapRead("resolve", err)
+	}
+	if rd.exact && !rd.cutoff.IsZero() && rd.next <= rd.end {
+		// History refuses a cursor whose next event is past MaxAge.
+		msg, err := s.stream.GetMsg(ctx, rd.next)
+		if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return 0, s.wrapRead("resolve", err)
+		}
+		if err == nil {
+			if _, _, err := rd.take(msg.Sequence, msg.Data); err != nil {
+				return 0, s.wrapRead("resolve", err)
+			}
+		}
+	}
+	return rd.next - 1, nil
+}
+
 // History yields the retained events after cursor that match filter, up to
 // the last message when it starts. See [store.Store.History].
 func (s *Store) History(ctx context.Context, cursor string, filter store.Filter) iter.Seq2[store.Event, error] {

@@ -219,6 +219,22 @@ func (s *Store) wrapRead(op string, err error) error {
 	return fmt.Errorf("redisstore: %s: %w", op, err)
 }
 
+// Resolve returns the position of the event cursor names, reading Redis:
+// History and Follow from cursor yield the retained events after it. See
+// [store.Resolver].
+func (s *Store) Resolve(ctx context.Context, cursor string) (uint64, error) {
+	if s.closed() {
+		return 0, fmt.Errorf("redisstore: resolve: %w", store.ErrClosed)
+	}
+	rd, err := s.resolve(ctx, cursor, 1)
+	if err != nil {
+		return 0, s.wrapRead("resolve", err)
+	}
+	// For "", rd.after is below the first retained event (n == 0), or the
+	// last event when none is retained.
+	return rd.after.n, nil
+}
+
 // History yields the retained events after cursor that match filter, up to
 // the last event when it starts. See [store.Store.History]. A Redis error
 // while reading is the last element.

@@ -184,7 +184,10 @@ type Store struct {
 	flushWindow                 time.Duration
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store    = (*Store)(nil)
+	_ store.Resolver = (*Store)(nil)
+)
 
 // ParseDSN splits a DSN into the Redis URL go-redis understands and the
 // store settings carried in its query: prefix, max_len, max_bytes (integers)
