@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/mercure"
+	"github.com/sluicehq/sluice/store/natsstore"
 	"github.com/sluicehq/sluice/store/redisstore"
 )
 
@@ -57,7 +58,10 @@ Store DSNs:
   redis://[user:pass@]HOST[:PORT][/DB][?prefix=P&max_len=N&max_bytes=N&max_age=D]
   rediss://…  Redis Streams, shared by every hub on the same prefix
               (--history-size sets max_len when the DSN does not)
-  nats://     not built into this binary yet
+  nats://[user:pass@]HOST[:PORT][,nats://HOST2…][?stream=S&subject=P&max_msgs=N&max_bytes=N&max_age=D]
+              NATS JetStream stream (default SLUICE), shared by every hub on
+              the same stream (--history-size sets max_msgs when the DSN
+              does not)
 
 Flags:
 `
@@ -66,7 +70,7 @@ Flags:
 type serveConfig struct {
 	addr            string
 	storeDSN        string
-	storeKind       string // "memory", "bolt" or "redis"
+	storeKind       string // "memory", "bolt", "redis" or "nats"
 	storePath       string // bolt file
 	jwtKey          string
 	publisherKey    string
@@ -162,7 +166,7 @@ func newServeFlags(c *serveConfig, stderr io.Writer) (*flag.FlagSet, *string) {
 		})
 	}
 	fs.StringVar(&c.addr, "addr", "localhost:8080", "`address` to listen on (host:port)")
-	fs.StringVar(&c.storeDSN, "store", "bolt:./sluice.db", "event store `DSN`: bolt:PATH, memory or redis://…")
+	fs.StringVar(&c.storeDSN, "store", "bolt:./sluice.db", "event store `DSN`: bolt:PATH, memory, redis://… or nats://…")
 	fs.StringVar(&c.jwtKey, "jwt-key", "", "JWT `key` for publishers and subscribers (secret, PEM, or @PATH)")
 	fs.StringVar(&c.publisherKey, "publisher-jwt-key", "", "JWT `key` for publishers, instead of --jwt-key")
 	fs.StringVar(&c.subscriberKey, "subscriber-jwt-key", "", "JWT `key` for subscribers, instead of --jwt-key")
@@ -173,7 +177,7 @@ func newServeFlags(c *serveConfig, stderr io.Writer) (*flag.FlagSet, *string) {
 	fs.Var((*listFlag)(&c.corsOrigins), "cors-origins", "origins allowed to make cross-origin requests: exact, * or https://*.example.com (comma-separated)")
 	fs.Var((*listFlag)(&c.publishOrigins), "publish-origins", "origins allowed to publish with a cookie token (comma-separated)")
 	fs.DurationVar(&c.heartbeat, "heartbeat", mercure.DefaultHeartbeat, "interval of the keep-alive comment on idle streams (0: none)")
-	fs.IntVar(&c.historySize, "history-size", 0, "events the store retains (0: the store's default, 1000000 for bolt, 100000 for memory)")
+	fs.IntVar(&c.historySize, "history-size", 0, "events the store retains (0: the store's default, 1000000 for bolt, redis and nats, 100000 for memory)")
 	fs.BoolVar(&c.subscriptions, "subscriptions", false, "publish subscription events and serve the subscriptions API")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM); serve HTTPS with --tls-key")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
@@ -291,9 +295,16 @@ func (c *serveConfig) parseStore() error {
 			return fmt.Errorf("--store: %w", err)
 		}
 	case strings.HasPrefix(dsn, "nats://"):
-		return fmt.Errorf("--store %q: unsupported store DSN: the NATS store is not built into this binary yet; use bolt:PATH, memory or redis://", dsn)
+		c.storeKind = "nats"
+		u, _, err := natsstore.ParseDSN(dsn)
+		if err != nil {
+			return fmt.Errorf("--store: %w", err)
+		}
+		if strings.TrimPrefix(u, "nats://") == "" {
+			return fmt.Errorf("--store %q: want nats://HOST[:PORT][?stream=…&max_msgs=…], with a host", dsn)
+		}
 	default:
-		return fmt.Errorf("--store %q: unsupported store DSN: want bolt:PATH, memory or redis://HOST[:PORT][/DB][?prefix=…&max_len=…]", dsn)
+		return fmt.Errorf("--store %q: unsupported store DSN: want bolt:PATH, memory, redis://HOST[:PORT][/DB][?prefix=…&max_len=…] or nats://HOST[:PORT][?stream=…&max_msgs=…]", dsn)
 	}
 	return nil
 }

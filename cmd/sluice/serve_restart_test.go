@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,95 +14,6 @@ import (
 	"github.com/sluicehq/sluice/mercure"
 	"github.com/sluicehq/sluice/sse"
 )
-
-// buildSluice builds the sluice binary into a temporary directory.
-func buildSluice(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds and runs the binary: skipped in -short mode")
-	}
-	bin := filepath.Join(t.TempDir(), "sluice")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// hubProc is a "sluice serve" child process.
-type hubProc struct {
-	cmd  *exec.Cmd
-	base string // http://127.0.0.1:port
-	mu   sync.Mutex
-	logs strings.Builder
-	done chan error // the result of Wait
-}
-
-func (p *hubProc) log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.logs.String()
-}
-
-// startHubProc starts "sluice serve --log-format json args..." and waits
-// for it to log its address.
-func startHubProc(t *testing.T, bin string, args ...string) *hubProc {
-	t.Helper()
-	p := &hubProc{done: make(chan error, 1)}
-	p.cmd = exec.Command(bin, append([]string{"serve", "--log-format", "json"}, args...)...)
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.logs.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "sluice hub listening" {
-				addr <- rec.Addr
-			}
-		}
-		p.done <- p.cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	})
-	select {
-	case a := <-addr:
-		p.base = "http://" + a
-	case err := <-p.done:
-		p.done <- err
-		t.Fatalf("sluice serve exited before listening: %v\n%s", err, p.log())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("sluice serve did not listen within 30s\n%s", p.log())
-	}
-	return p
-}
-
-// stop sends sig and waits for the process to exit.
-func (p *hubProc) stop(t *testing.T, sig syscall.Signal) error {
-	t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.done:
-		p.done <- err
-		return err
-	case <-time.After(30 * time.Second):
-		t.Fatalf("sluice serve did not exit within 30s of %v\n%s", sig, p.log())
-		return nil
-	}
-}
 
 // TestRestartDurability publishes, kills the hub with SIGKILL, starts it
 // again on the same bolt file and resumes from an early id: every later

@@ -20,6 +20,7 @@ import (
 	"github.com/sluicehq/sluice/mercure"
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/store/boltstore"
+	"github.com/sluicehq/sluice/store/natsstore"
 	"github.com/sluicehq/sluice/store/redisstore"
 )
 
@@ -61,13 +62,43 @@ func openStore(cfg *serveConfig, log *slog.Logger) (store.Store, error) {
 	case "redis":
 		ctx, cancel := context.WithTimeout(context.Background(), storeOpenTimeout)
 		defer cancel()
-		st, err := redisstore.Open(ctx, cfg.storeDSN, redisstore.Config{MaxLen: int64(cfg.historySize), Logger: log})
+		st, err := redisstore.Open(ctx, cfg.storeDSN, redisStoreConfig(cfg, log))
+		if err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		return st, nil
+	case "nats":
+		ctx, cancel := context.WithTimeout(context.Background(), storeOpenTimeout)
+		defer cancel()
+		st, err := natsstore.Open(ctx, cfg.storeDSN, natsStoreConfig(cfg, log))
 		if err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
 		return st, nil
 	}
 	return nil, fmt.Errorf("open store: unsupported store DSN %q", cfg.storeDSN)
+}
+
+// redisStoreConfig is the redisstore configuration of cfg: --history-size
+// sets the log's length limit when the DSN has no max_len (the DSN's
+// settings apply where the Config leaves a field zero).
+func redisStoreConfig(cfg *serveConfig, log *slog.Logger) redisstore.Config {
+	c := redisstore.Config{Logger: log}
+	if _, dsn, err := redisstore.ParseDSN(cfg.storeDSN); err == nil && dsn.MaxLen == 0 {
+		c.MaxLen = int64(cfg.historySize)
+	}
+	return c
+}
+
+// natsStoreConfig is the natsstore configuration of cfg: --history-size
+// sets the stream's message limit when the DSN has no max_msgs (the DSN's
+// settings apply where the Config leaves a field zero).
+func natsStoreConfig(cfg *serveConfig, log *slog.Logger) natsstore.Config {
+	c := natsstore.Config{Logger: log}
+	if _, dsn, err := natsstore.ParseDSN(cfg.storeDSN); err == nil && dsn.MaxMsgs == 0 {
+		c.MaxMsgs = int64(cfg.historySize)
+	}
+	return c
 }
 
 // newServer opens the store, builds the hub and listens on cfg.addr. Serve

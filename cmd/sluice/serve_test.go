@@ -3,13 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"iter"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,6 +19,8 @@ import (
 
 	"github.com/sluicehq/sluice/mercure"
 	"github.com/sluicehq/sluice/sse"
+	"github.com/sluicehq/sluice/store/natsstore"
+	"github.com/sluicehq/sluice/store/redisstore"
 )
 
 // env returns a lookupEnv function over m.
@@ -116,7 +117,11 @@ func TestServeConfigErrors(t *testing.T) {
 	}{
 		{"bad dsn", []string{"--store", "postgres://x"}, nil, "unsupported store DSN"},
 		{"bolt without path", []string{"--store", "bolt:"}, nil, "want bolt:PATH"},
-		{"nats not built in", []string{"--store", "nats://localhost:4222"}, nil, "unsupported store DSN"},
+		{"tls nats url is not a dsn", []string{"--store", "tls://localhost:4222"}, nil, "unsupported store DSN"},
+		{"bad nats max_msgs", []string{"--store", "nats://localhost:4222?max_msgs=many"}, nil, "--store: natsstore: parse DSN: max_msgs"},
+		{"bad nats max_age", []string{"--store", "nats://localhost:4222?stream=S&max_age=1"}, nil, "max_age"},
+		{"unknown nats parameter", []string{"--store", "nats://localhost:4222?prefix=p:"}, nil, `unknown parameter "prefix"`},
+		{"nats without host", []string{"--store", "nats://?stream=S"}, nil, "with a host"},
 		{"bad redis dsn", []string{"--store", "redis://localhost:6379/0?max_len=many"}, nil, "--store"},
 		{"unreadable key", []string{"--jwt-key", "@/nonexistent/key.pem"}, nil, "--jwt-key: reading key"},
 		{"pem with hmac", []string{"--jwt-key", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"}, nil, "invalid key"},
@@ -161,6 +166,105 @@ func TestServeConfigErrors(t *testing.T) {
 				t.Errorf("error is %d lines, want one: %q", n+1, stderr.String())
 			}
 		})
+	}
+}
+
+// TestServeNATSDSN: nats:// DSNs select the NATS store, and --history-size
+// is the stream's message limit unless the DSN sets max_msgs.
+func TestServeNATSDSN(t *testing.T) {
+	tests := []struct {
+		dsn, history string
+		wantMax      int64
+	}{
+		{"nats://localhost:4222", "", 0},
+		{"nats://localhost:4222", "500", 500},
+		{"nats://u:p@nats1:4222,nats://nats2:4222?stream=EVENTS&max_age=24h", "500", 500},
+		{"nats://localhost:4222?max_msgs=42", "500", 42},
+		{"nats://localhost:4222?max_msgs=-1", "500", -1},
+	}
+	for _, tt := range tests {
+		args := []string{"--store", tt.dsn, "--jwt-key", "k"}
+		if tt.history != "" {
+			args = append(args, "--history-size", tt.history)
+		}
+		c := mustConfig(t, args, nil)
+		if c.storeKind != "nats" {
+			t.Errorf("%s: store kind %q, want nats", tt.dsn, c.storeKind)
+			continue
+		}
+		// natsstore.Open applies the DSN's settings where the Config
+		// leaves a field zero.
+		got := natsStoreConfig(c, discardLogger()).MaxMsgs
+		if got == 0 {
+			_, dsn, err := natsstore.ParseDSN(tt.dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = dsn.MaxMsgs
+		}
+		if got != tt.wantMax {
+			t.Errorf("%s --history-size %q: the store keeps %d, want %d", tt.dsn, tt.history, got, tt.wantMax)
+		}
+	}
+	// The variable works as the flag does.
+	c := mustConfig(t, []string{"--jwt-key", "k"}, map[string]string{"SLUICE_STORE": "nats://127.0.0.1:4222?stream=X"})
+	if c.storeKind != "nats" || c.storeDSN != "nats://127.0.0.1:4222?stream=X" {
+		t.Errorf("SLUICE_STORE=nats://…: kind %q dsn %q", c.storeKind, c.storeDSN)
+	}
+}
+
+// TestServeRedisHistorySize: --history-size is the Redis log's length
+// limit unless the DSN sets max_len, as the usage says.
+func TestServeRedisHistorySize(t *testing.T) {
+	tests := []struct {
+		dsn, history string
+		wantMax      int64
+	}{
+		{"redis://localhost:6379/0", "", 0},
+		{"redis://localhost:6379/0", "500", 500},
+		{"redis://localhost:6379/0?max_len=42", "500", 42},
+	}
+	for _, tt := range tests {
+		args := []string{"--store", tt.dsn, "--jwt-key", "k"}
+		if tt.history != "" {
+			args = append(args, "--history-size", tt.history)
+		}
+		c := mustConfig(t, args, nil)
+		got := redisStoreConfig(c, discardLogger()).MaxLen
+		if got == 0 { // redisstore.Open applies the DSN's max_len
+			_, dsn, err := redisstore.ParseDSN(tt.dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = dsn.MaxLen
+		}
+		if got != tt.wantMax {
+			t.Errorf("%s --history-size %q: the store keeps %d, want %d", tt.dsn, tt.history, got, tt.wantMax)
+		}
+	}
+}
+
+// TestServeNATSUnreachable: a hub whose NATS cannot be reached does not
+// start, and says why.
+func TestServeNATSUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	c := mustConfig(t, []string{"--addr", "127.0.0.1:0", "--store", "nats://" + addr + "?stream=S", "--jwt-key", "k"}, nil)
+	start := time.Now()
+	s, err := newServer(c, discardLogger())
+	if err == nil {
+		_ = s.store.Close()
+		t.Fatal("newServer started without NATS")
+	}
+	if !strings.Contains(err.Error(), "open store: natsstore") {
+		t.Errorf("error %q does not name the store", err)
+	}
+	if d := time.Since(start); d > storeOpenTimeout+5*time.Second {
+		t.Errorf("took %v to give up", d)
 	}
 }
 
@@ -229,20 +333,6 @@ func startInProcess(t *testing.T, args ...string) (*hubServer, string, func() er
 func get(t *testing.T, u string) (int, string) {
 	t.Helper()
 	res, err := http.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(b)
-}
-
-func publishForm(t *testing.T, base, token string, form url.Values) (int, string) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, base+mercure.HubPath, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Authorization", "Bearer "+token)
-	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,23 +439,17 @@ func TestServeRefusesAnonymousWithKey(t *testing.T) {
 	}
 }
 
-// TestServeRedisStore runs the hub on the test Redis (scripts/services.sh)
-// and resumes from an id after a restart of the hub.
-func TestServeRedisStore(t *testing.T) {
-	u := os.Getenv("SLUICE_TEST_REDIS_URL")
-	if u == "" {
-		if os.Getenv("CI") == "true" || os.Getenv("SLUICE_REQUIRE_SERVICES") == "1" {
-			t.Fatal("SLUICE_TEST_REDIS_URL is not set (required in CI): source scripts/services.sh")
-		}
-		t.Skip("SLUICE_TEST_REDIS_URL is not set: run `source scripts/services.sh` (or `make test`)")
+// TestServeSharedStores runs the hub on the test Redis and NATS
+// (scripts/services.sh) and resumes from an id after a restart of the hub.
+func TestServeSharedStores(t *testing.T) {
+	for _, ss := range sharedStores {
+		t.Run(ss.kind, func(t *testing.T) { testServeSharedStore(t, ss.kind) })
 	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	dsn := u + "?prefix=sluice-serve-test-" + hex.EncodeToString(b[:]) + ":"
-	if strings.Contains(u, "?") {
-		dsn = u + "&prefix=sluice-serve-test-" + hex.EncodeToString(b[:]) + ":"
-	}
-	const key = "redis-test-secret"
+}
+
+func testServeSharedStore(t *testing.T, kind string) {
+	dsn := sharedStoreDSN(t, kind)
+	const key = "shared-store-test-secret"
 	tok, err := mercure.NewToken([]byte(key), "", []string{"*"}, nil, time.Minute)
 	if err != nil {
 		t.Fatal(err)
