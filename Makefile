@@ -17,5 +17,8 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	$(GO) test -run=NONE -fuzz=FuzzReader -fuzztime=$${FUZZTIME:-30s} ./sse/
 	$(GO) test -run=NONE -fuzz=FuzzRoundTrip -fuzztime=$${FUZZTIME:-30s} ./sse/
 
+serve: ## run the hub on localhost:8080 with its history in ./sluice.db
+	$(GO) run ./cmd/sluice serve
+
 bench: ## the wire-format benchmarks, side by side with go-sse
 	cd bench && $(GO) test -run=NONE -bench=. -benchmem ./...
