@@ -2,8 +2,6 @@ package natsstore_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"os"
 	"strings"
 	"testing"
@@ -13,15 +11,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluicehq/sluice/store/natsstore"
+	"github.com/sluicehq/sluice/store/storetest"
 )
 
 const hang = 30 * time.Second // fails a wait instead of hanging
-
-// servicesRequired reports whether a missing server must fail the tests
-// rather than skip them: CI runs them for real.
-func servicesRequired() bool {
-	return os.Getenv("CI") == "true" || os.Getenv("SLUICE_REQUIRE_SERVICES") == "1"
-}
 
 // natsURL returns the test NATS server's URL, skipping (or, in CI, failing)
 // the test when there is none.
@@ -30,28 +23,14 @@ func natsURL(t testing.TB) string {
 	u := os.Getenv("SLUICE_TEST_NATS_URL")
 	if u == "" {
 		msg := "SLUICE_TEST_NATS_URL is not set: run `source scripts/services.sh` (or `make test`) to start a throwaway nats-server -js"
-		if servicesRequired() {
-			t.Fatal(msg + " (required: CI=true or SLUICE_REQUIRE_SERVICES=1)")
-		}
-		t.Skip(msg)
+		storetest.Unavailable(t, msg)
 	}
 	return u
 }
 
 // uniqueStream returns a stream name no other test run uses.
 func uniqueStream(t testing.TB) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
-			return r
-		}
-		return '_'
-	}, t.Name())
-	if len(name) > 40 {
-		name = name[len(name)-40:]
-	}
-	return "T_" + name + "_" + hex.EncodeToString(b[:])
+	return "T_" + storetest.UniqueName(t, "_", 40)
 }
 
 // deleteStream deletes the stream when t ends, with a connection of its

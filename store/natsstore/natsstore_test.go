@@ -15,141 +15,15 @@ import (
 	"github.com/sluicehq/sluice/store/storetest"
 )
 
-func mustAppend(t testing.TB, s store.Store, e store.Event) store.Event {
-	t.Helper()
-	got, err := s.Append(context.Background(), e)
-	if err != nil {
-		t.Fatalf("Append: %v", err)
-	}
-	return got
-}
-
-func history(t testing.TB, s store.Store, cursor string) ([]store.Event, error) {
-	t.Helper()
-	var evs []store.Event
-	for e, err := range s.History(context.Background(), cursor, nil) {
-		if err != nil {
-			return evs, err
-		}
-		evs = append(evs, e)
-	}
-	return evs, nil
-}
-
-func ids(evs []store.Event) []string {
-	out := make([]string, len(evs))
-	for i, e := range evs {
-		out[i] = e.ID
-	}
-	return out
-}
-
-// follow collects a Follow's events on a channel.
-func follow(ctx context.Context, s store.Store, cursor string) (<-chan store.Event, <-chan error) {
-	evs, errc := make(chan store.Event, 1024), make(chan error, 1)
-	go func() {
-		defer close(errc)
-		for e, err := range s.Follow(ctx, cursor) {
-			if err != nil {
-				errc <- err
-				return
-			}
-			select {
-			case evs <- e:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return evs, errc
-}
-
-func next(t testing.TB, evs <-chan store.Event, errc <-chan error) store.Event {
-	t.Helper()
-	select {
-	case e := <-evs:
-		return e
-	case err := <-errc:
-		t.Fatalf("Follow ended with %v while an event was expected", err)
-	case <-time.After(hang):
-		t.Fatalf("no event within %v", hang)
-	}
-	return store.Event{}
-}
-
-// Two stores on one stream are one log: what A appends, B follows and
-// replays in the same order, with the same ids; custom ids appended via A
-// resolve on B.
+// Two stores on one stream are one log (see storetest.RunShared).
 func TestTwoInstances(t *testing.T) {
-	a, stream := newStore(t, natsstore.Config{})
-	b := open(t, natsURL(t), natsstore.Config{Stream: stream})
-	ctx, cancel := context.WithTimeout(context.Background(), hang)
-	defer cancel()
-	evs, errc := follow(ctx, b, "")
-
-	const workers, per = 8, 200
-	var mu sync.Mutex
-	var appended []store.Event
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range per {
-				e := store.Event{Topics: []string{"t"}, Data: fmt.Sprintf("w%d-%d", w, i)}
-				if i == 50 {
-					e.ID = fmt.Sprintf("custom-%d", w)
-				}
-				got, err := a.Append(context.Background(), e)
-				if err != nil {
-					t.Errorf("Append: %v", err)
-					return
-				}
-				mu.Lock()
-				appended = append(appended, got)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if t.Failed() {
-		return
-	}
-	slices.SortFunc(appended, func(x, y store.Event) int { return int(x.Pos) - int(y.Pos) })
-	for i := range appended {
-		if i > 0 && appended[i].Pos != appended[i-1].Pos+1 {
-			t.Fatalf("positions not contiguous: %d after %d", appended[i].Pos, appended[i-1].Pos)
-		}
-		got := next(t, evs, errc)
-		if got.ID != appended[i].ID || got.Pos != appended[i].Pos || got.Data != appended[i].Data || !got.Time.Equal(appended[i].Time) {
-			t.Fatalf("B followed %+v at %d; A appended %+v", got, i, appended[i])
-		}
-	}
-	ha, err := a.Head(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if hb, err := b.Head(ctx); err != nil || ha != hb {
-		t.Fatalf("Head on A = %q; on B %q, %v", ha, hb, err)
-	}
-	all, err := history(t, b, "")
-	if err != nil || !slices.Equal(ids(all), ids(appended)) {
-		t.Fatalf("History on B: %d events, %v; want the %d appended via A", len(all), err, len(appended))
-	}
-	for w := range workers {
-		id := fmt.Sprintf("custom-%d", w)
-		k := slices.IndexFunc(appended, func(e store.Event) bool { return e.ID == id })
-		got, err := history(t, b, id)
-		if err != nil || !slices.Equal(ids(got), ids(appended[k+1:])) {
-			t.Fatalf("History(%q) on B: %d events, %v; want %d", id, len(got), err, len(appended)-k-1)
-		}
-		// B resolves A's ids to the positions A appended them at.
-		for _, c := range []store.Event{appended[k], appended[k/2]} {
-			if pos, err := b.Resolve(ctx, c.ID); err != nil || pos != c.Pos {
-				t.Fatalf("Resolve(%q) on B = %d, %v; want %d", c.ID, pos, err, c.Pos)
-			}
-		}
-	}
+	storetest.RunShared(t, storetest.SharedHarness{
+		Open: func(t *testing.T) (store.Store, store.Store) {
+			a, stream := newStore(t, natsstore.Config{})
+			return a, open(t, natsURL(t), natsstore.Config{Stream: stream})
+		},
+		Timeout: hang,
+	})
 }
 
 // Cursor rules: ids of another stream or of a stream created again are
@@ -157,10 +31,10 @@ func TestTwoInstances(t *testing.T) {
 func TestCursors(t *testing.T) {
 	s, stream := newStore(t, natsstore.Config{MaxMsgs: 10})
 	other, _ := newStore(t, natsstore.Config{})
-	foreign := mustAppend(t, other, store.Event{Data: "x"})
+	foreign := storetest.MustAppend(t, other, store.Event{Data: "x"})
 	var evs []store.Event
 	for i := range 30 {
-		evs = append(evs, mustAppend(t, s, store.Event{Data: fmt.Sprint(i)}))
+		evs = append(evs, storetest.MustAppend(t, s, store.Event{Data: fmt.Sprint(i)}))
 	}
 	last := evs[len(evs)-1]
 	ep := store.Epoch(last.ID[:strings.IndexByte(last.ID, '-')])
@@ -175,23 +49,23 @@ func TestCursors(t *testing.T) {
 		{evs[18].ID, store.ErrExpired},
 		{"nope", store.ErrUnknownID},
 	} {
-		got, err := history(t, s, c.cursor)
+		got, err := storetest.History(t, s, c.cursor)
 		if len(got) > 0 || !errors.Is(err, c.want) {
 			t.Errorf("History(%q) = %d events, %v; want %v", c.cursor, len(got), err, c.want)
 		}
 	}
 	// MaxMsgs is exact: the newest evicted id is still valid.
-	if got, err := history(t, s, evs[19].ID); err != nil || !slices.Equal(ids(got), ids(evs[20:])) {
-		t.Fatalf("History(newest evicted) = %v, %v", ids(got), err)
+	if got, err := storetest.History(t, s, evs[19].ID); err != nil || !slices.Equal(storetest.IDs(got), storetest.IDs(evs[20:])) {
+		t.Fatalf("History(newest evicted) = %v, %v", storetest.IDs(got), err)
 	}
 	if _, err := s.Append(context.Background(), store.Event{ID: ep.ID(5)}); !errors.Is(err, store.ErrInvalidEvent) {
 		t.Fatalf("Append with a custom id in this log's generated form: %v, want ErrInvalidEvent", err)
 	}
 	// Another stream's generated ids are ordinary custom ids here.
-	mustAppend(t, s, store.Event{ID: foreign.ID, Data: "foreign id"})
-	after := mustAppend(t, s, store.Event{Data: "after"})
-	if got, err := history(t, s, foreign.ID); err != nil || len(got) != 1 || got[0].ID != after.ID {
-		t.Fatalf("History(foreign id used as a custom id) = %v, %v", ids(got), err)
+	storetest.MustAppend(t, s, store.Event{ID: foreign.ID, Data: "foreign id"})
+	after := storetest.MustAppend(t, s, store.Event{Data: "after"})
+	if got, err := storetest.History(t, s, foreign.ID); err != nil || len(got) != 1 || got[0].ID != after.ID {
+		t.Fatalf("History(foreign id used as a custom id) = %v, %v", storetest.IDs(got), err)
 	}
 
 	// The stream deleted and created again: the old ids are unknown.
@@ -199,13 +73,13 @@ func TestCursors(t *testing.T) {
 		t.Fatal(err)
 	}
 	s2 := open(t, natsURL(t), natsstore.Config{Stream: stream})
-	fresh := mustAppend(t, s2, store.Event{Data: "new"})
+	fresh := storetest.MustAppend(t, s2, store.Event{Data: "new"})
 	if fresh.Pos != 1 || fresh.ID == evs[0].ID {
 		t.Fatalf("first event of the new stream: %+v", fresh)
 	}
 	for _, st := range []store.Store{s, s2} {
-		if got, err := history(t, st, evs[len(evs)-1].ID); !errors.Is(err, store.ErrUnknownID) {
-			t.Fatalf("History(id of the deleted stream) = %v, %v; want ErrUnknownID", ids(got), err)
+		if got, err := storetest.History(t, st, evs[len(evs)-1].ID); !errors.Is(err, store.ErrUnknownID) {
+			t.Fatalf("History(id of the deleted stream) = %v, %v; want ErrUnknownID", storetest.IDs(got), err)
 		}
 	}
 	if h, err := s.Head(context.Background()); err != nil || h != fresh.ID {
@@ -218,20 +92,20 @@ func TestCursors(t *testing.T) {
 // contract suite's CustomIDEvicted, which it skips for approximate stores.
 func TestCustomIDEvicted(t *testing.T) {
 	s, _ := newStore(t, natsstore.Config{MaxMsgs: 3})
-	mustAppend(t, s, store.Event{ID: "dup"})
-	a := mustAppend(t, s, store.Event{})
-	d3 := mustAppend(t, s, store.Event{ID: "dup"})
-	if got, err := history(t, s, "dup"); err != nil || !slices.Equal(ids(got), ids([]store.Event{a, d3})) {
-		t.Fatalf(`History("dup") = %v, %v`, ids(got), err)
+	storetest.MustAppend(t, s, store.Event{ID: "dup"})
+	a := storetest.MustAppend(t, s, store.Event{})
+	d3 := storetest.MustAppend(t, s, store.Event{ID: "dup"})
+	if got, err := storetest.History(t, s, "dup"); err != nil || !slices.Equal(storetest.IDs(got), storetest.IDs([]store.Event{a, d3})) {
+		t.Fatalf(`History("dup") = %v, %v`, storetest.IDs(got), err)
 	}
-	b := mustAppend(t, s, store.Event{}) // evicts the first "dup"
-	if got, err := history(t, s, "dup"); err != nil || !slices.Equal(ids(got), ids([]store.Event{b})) {
-		t.Fatalf(`History("dup") after the first was evicted = %v, %v; want the next occurrence's successors`, ids(got), err)
+	b := storetest.MustAppend(t, s, store.Event{}) // evicts the first "dup"
+	if got, err := storetest.History(t, s, "dup"); err != nil || !slices.Equal(storetest.IDs(got), storetest.IDs([]store.Event{b})) {
+		t.Fatalf(`History("dup") after the first was evicted = %v, %v; want the next occurrence's successors`, storetest.IDs(got), err)
 	}
-	mustAppend(t, s, store.Event{})
-	mustAppend(t, s, store.Event{}) // evicts the last "dup"
-	if got, err := history(t, s, "dup"); len(got) > 0 || !errors.Is(err, store.ErrUnknownID) {
-		t.Fatalf(`History("dup") after every occurrence was evicted = %v, %v; want ErrUnknownID`, ids(got), err)
+	storetest.MustAppend(t, s, store.Event{})
+	storetest.MustAppend(t, s, store.Event{}) // evicts the last "dup"
+	if got, err := storetest.History(t, s, "dup"); len(got) > 0 || !errors.Is(err, store.ErrUnknownID) {
+		t.Fatalf(`History("dup") after every occurrence was evicted = %v, %v; want ErrUnknownID`, storetest.IDs(got), err)
 	}
 }
 
@@ -240,36 +114,36 @@ func TestCustomIDEvicted(t *testing.T) {
 func TestCustomIDMaxAge(t *testing.T) {
 	clk := storetest.NewClock(time.Now())
 	s, _ := newStore(t, natsstore.Config{MaxAge: time.Hour, Now: clk.Now})
-	mustAppend(t, s, store.Event{ID: "dup", Data: "1"})
-	x := mustAppend(t, s, store.Event{Data: "x"})
+	storetest.MustAppend(t, s, store.Event{ID: "dup", Data: "1"})
+	x := storetest.MustAppend(t, s, store.Event{Data: "x"})
 	clk.Advance(45 * time.Minute)
-	d2 := mustAppend(t, s, store.Event{ID: "dup", Data: "2"})
-	y := mustAppend(t, s, store.Event{Data: "y"})
-	if got, err := history(t, s, "dup"); err != nil || !slices.Equal(ids(got), ids([]store.Event{x, d2, y})) {
-		t.Fatalf(`History("dup") = %v, %v`, ids(got), err)
+	d2 := storetest.MustAppend(t, s, store.Event{ID: "dup", Data: "2"})
+	y := storetest.MustAppend(t, s, store.Event{Data: "y"})
+	if got, err := storetest.History(t, s, "dup"); err != nil || !slices.Equal(storetest.IDs(got), storetest.IDs([]store.Event{x, d2, y})) {
+		t.Fatalf(`History("dup") = %v, %v`, storetest.IDs(got), err)
 	}
 	clk.Advance(30 * time.Minute)
-	if got, err := history(t, s, "dup"); err != nil || !slices.Equal(ids(got), ids([]store.Event{y})) {
-		t.Fatalf(`History("dup") once the first occurrence is past MaxAge = %v, %v`, ids(got), err)
+	if got, err := storetest.History(t, s, "dup"); err != nil || !slices.Equal(storetest.IDs(got), storetest.IDs([]store.Event{y})) {
+		t.Fatalf(`History("dup") once the first occurrence is past MaxAge = %v, %v`, storetest.IDs(got), err)
 	}
 	clk.Advance(time.Hour)
-	if got, err := history(t, s, "dup"); len(got) > 0 || !errors.Is(err, store.ErrExpired) {
-		t.Fatalf(`History("dup") once every occurrence is past MaxAge = %v, %v; want ErrExpired`, ids(got), err)
+	if got, err := storetest.History(t, s, "dup"); len(got) > 0 || !errors.Is(err, store.ErrExpired) {
+		t.Fatalf(`History("dup") once every occurrence is past MaxAge = %v, %v; want ErrExpired`, storetest.IDs(got), err)
 	}
 }
 
 // Follow ends as soon as its context is canceled.
 func TestFollowCancelIsPrompt(t *testing.T) {
 	s, _ := newStore(t, natsstore.Config{})
-	mustAppend(t, s, store.Event{Data: "x"})
+	storetest.MustAppend(t, s, store.Event{Data: "x"})
 	ctx, cancel := context.WithCancel(context.Background())
-	evs, errc := follow(ctx, s, "")
-	next(t, evs, errc)
+	f := storetest.StartFollow(ctx, s, "")
+	f.Next(t, hang)
 	cancel()
 	start := time.Now()
 	select {
-	case err, ok := <-errc:
-		if ok && err != nil {
+	case <-f.Done():
+		if err := f.Err(); err != nil {
 			t.Fatalf("Follow ended with %v after cancel; want no error", err)
 		}
 	case <-time.After(hang):
@@ -306,9 +180,9 @@ func TestOpenErrors(t *testing.T) {
 	deleteStream(t, url, stream)
 	s := open(t, url+"?stream="+stream+"&max_msgs=5", natsstore.Config{})
 	for range 8 {
-		mustAppend(t, s, store.Event{Data: "x"})
+		storetest.MustAppend(t, s, store.Event{Data: "x"})
 	}
-	if got, err := history(t, s, ""); err != nil || len(got) != 5 {
+	if got, err := storetest.History(t, s, ""); err != nil || len(got) != 5 {
 		t.Fatalf("store opened from a DSN with max_msgs=5 kept %d events, %v", len(got), err)
 	}
 }
@@ -333,9 +207,9 @@ func TestCloseUnderLoad(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), hang)
 	defer cancel()
-	evs, errc := follow(ctx, s, "")
+	f := storetest.StartFollow(ctx, s, "")
 	for range 100 {
-		next(t, evs, errc)
+		f.Next(t, hang)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -343,9 +217,10 @@ func TestCloseUnderLoad(t *testing.T) {
 	wg.Wait()
 	for {
 		select {
-		case <-evs:
+		case <-f.Events():
 			continue
-		case err := <-errc:
+		case <-f.Done():
+			err := f.Err()
 			if !errors.Is(err, store.ErrClosed) {
 				t.Fatalf("Follow ended with %v on Close; want ErrClosed", err)
 			}
@@ -361,11 +236,11 @@ func TestCloseUnderLoad(t *testing.T) {
 // than yielding the new stream's events as if they followed the old ones.
 func TestFollowStreamReplaced(t *testing.T) {
 	s, stream := newStore(t, natsstore.Config{})
-	old := mustAppend(t, s, store.Event{Data: "old"})
+	old := storetest.MustAppend(t, s, store.Event{Data: "old"})
 	ctx, cancel := context.WithTimeout(context.Background(), hang)
 	defer cancel()
-	evs, errc := follow(ctx, s, "")
-	if e := next(t, evs, errc); e.ID != old.ID {
+	f := storetest.StartFollow(ctx, s, "")
+	if e := f.Next(t, hang); e.ID != old.ID {
 		t.Fatalf("Follow yielded %+v", e)
 	}
 	if err := s.Delete(ctx); err != nil {
@@ -376,12 +251,13 @@ func TestFollowStreamReplaced(t *testing.T) {
 	}
 	s2 := open(t, natsURL(t), natsstore.Config{Stream: stream})
 	for i := range 3 {
-		mustAppend(t, s2, store.Event{Data: fmt.Sprint("new", i)})
+		storetest.MustAppend(t, s2, store.Event{Data: fmt.Sprint("new", i)})
 	}
 	select {
-	case e := <-evs:
+	case e := <-f.Events():
 		t.Fatalf("Follow of the deleted stream yielded %+v", e)
-	case err := <-errc:
+	case <-f.Done():
+		err := f.Err()
 		if !errors.Is(err, store.ErrUnknownID) {
 			t.Fatalf("Follow of the deleted stream ended with %v; want ErrUnknownID", err)
 		}

@@ -2,23 +2,17 @@ package redisstore_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sluicehq/sluice/store/redisstore"
+	"github.com/sluicehq/sluice/store/storetest"
 )
 
-// servicesRequired reports whether a missing server must fail the tests
-// rather than skip them: CI runs them for real.
-func servicesRequired() bool {
-	return os.Getenv("CI") == "true" || os.Getenv("SLUICE_REQUIRE_SERVICES") == "1"
-}
+const hang = 30 * time.Second // fails a wait instead of hanging
 
 // redisURL returns the test Redis's URL, skipping (or, in CI, failing) the
 // test when there is none.
@@ -27,28 +21,14 @@ func redisURL(t testing.TB) string {
 	u := os.Getenv("SLUICE_TEST_REDIS_URL")
 	if u == "" {
 		msg := "SLUICE_TEST_REDIS_URL is not set: run `source scripts/services.sh` (or `make test`) to start a throwaway redis-server"
-		if servicesRequired() {
-			t.Fatal(msg + " (required: CI=true or SLUICE_REQUIRE_SERVICES=1)")
-		}
-		t.Skip(msg)
+		storetest.Unavailable(t, msg)
 	}
 	return u
 }
 
 // uniquePrefix returns a key prefix no other test run uses.
 func uniquePrefix(t testing.TB) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
-			return r
-		}
-		return '_'
-	}, t.Name())
-	if len(name) > 60 {
-		name = name[len(name)-60:]
-	}
-	return "sluicetest:" + name + ":" + hex.EncodeToString(b[:]) + ":"
+	return "sluicetest:" + storetest.UniqueName(t, ":", 60) + ":"
 }
 
 // deleteKeys removes every key of prefix when t ends, with a client of its

@@ -1,236 +1,32 @@
 package redisstore_test
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"net"
-	"os/exec"
+	"os"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/store/redisstore"
+	"github.com/sluicehq/sluice/store/storetest"
 )
 
-// redisServer is a redis-server child process this test owns, so that it can
-// kill and restart it.
-type redisServer struct {
-	t    *testing.T
-	port int
-	dir  string
-	cmd  *exec.Cmd
-}
-
-// startRedis starts a redis-server of its own on a free loopback port, with
-// its data in a temp dir and every write fsynced before it is acknowledged.
-func startRedis(t *testing.T) *redisServer {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if servicesRequired() {
-			t.Fatal("redis-server is not installed (required: CI=true or SLUICE_REQUIRE_SERVICES=1)")
-		}
-		t.Skip("redis-server is not installed")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	r := &redisServer{t: t, port: port, dir: t.TempDir()}
-	r.start()
-	t.Cleanup(r.kill)
-	return r
-}
-
-func (r *redisServer) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port) }
-
-func (r *redisServer) start() {
-	r.t.Helper()
-	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--dir", r.dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-		"--daemonize", "no", "--logfile", r.dir+"/redis.log")
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatalf("starting redis-server: %v", err)
-	}
-	deadline := time.Now().Add(hang)
-	for {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(r.port), time.Second)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("redis-server did not listen on %d: %v", r.port, err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a port a child process opens
-	}
-}
-
-// kill stops the server with SIGKILL: no chance to flush anything.
-func (r *redisServer) kill() {
-	if r.cmd != nil && r.cmd.Process != nil {
-		_ = r.cmd.Process.Kill()
-		_ = r.cmd.Wait()
-		r.cmd = nil
-	}
-}
-
-// TestRestartUnderLoad kills Redis with SIGKILL while publishers append
-// through store A and two other stores follow, then starts it again:
-// publishes fail during the outage and Head reports it, the followers keep
-// going, and in the end every acknowledged event reaches every follower
-// exactly once, in log order.
+// TestRestartUnderLoad kills a redis-server of its own with SIGKILL under
+// load and starts it again: see storetest.RestartUnderLoad. Every write is
+// fsynced before it is acknowledged, so nothing acknowledged may be lost.
 func TestRestartUnderLoad(t *testing.T) {
-	srv := startRedis(t)
-	cfg := redisstore.Config{Prefix: "sluice:", MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, BlockTimeout: 200 * time.Millisecond}
-	a := open(t, srv.url(), cfg)
-	b := open(t, srv.url(), cfg)
-	c := open(t, srv.url(), cfg)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 2*hang)
-	defer cancel()
-
-	// Followers on B and C, from the start of the log.
-	type followed struct {
-		mu  sync.Mutex
-		evs []store.Event
-		err error
-	}
-	fol := []*followed{{}, {}}
-	fctx, stopFollow := context.WithCancel(ctx)
-	defer stopFollow()
-	var fwg sync.WaitGroup
-	for i, s := range []store.Store{b, c} {
-		fwg.Add(1)
-		go func() {
-			defer fwg.Done()
-			for e, err := range s.Follow(fctx, "") {
-				fol[i].mu.Lock()
-				if err != nil {
-					fol[i].err = err
-				} else {
-					fol[i].evs = append(fol[i].evs, e)
-				}
-				fol[i].mu.Unlock()
-			}
-		}()
-	}
-
-	// Publishers on A: each remembers what was acknowledged.
-	var acked sync.Map // data -> store.Event
-	var nAcked, nFailed atomic.Int64
-	pctx, stopPublish := context.WithCancel(ctx)
-	var pwg sync.WaitGroup
-	for w := range 4 {
-		pwg.Add(1)
-		go func() {
-			defer pwg.Done()
-			for i := 0; pctx.Err() == nil; i++ {
-				data := fmt.Sprintf("w%d-%d", w, i)
-				e, err := a.Append(pctx, store.Event{Topics: []string{"t"}, Data: data})
-				if err != nil {
-					if pctx.Err() == nil {
-						nFailed.Add(1)
-						time.Sleep(5 * time.Millisecond) // pace retries against a dead server
-					}
-					continue
-				}
-				acked.Store(data, e)
-				nAcked.Add(1)
-			}
-		}()
-	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(hang)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s (acked %d, failed %d)", what, nAcked.Load(), nFailed.Load())
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-	waitFor("500 acknowledged appends", func() bool { return nAcked.Load() >= 500 })
-
-	srv.kill()
-	waitFor("appends to fail", func() bool { return nFailed.Load() >= 10 })
-	if _, err := a.Head(ctx); err == nil {
-		t.Fatal("Head succeeded while Redis was down; readiness must report the outage")
-	}
-	before := nAcked.Load()
-	srv.start()
-	waitFor("Head to succeed again", func() bool { _, err := a.Head(ctx); return err == nil })
-	waitFor("500 more acknowledged appends", func() bool { return nAcked.Load() >= before+500 })
-	stopPublish()
-	pwg.Wait()
-	t.Logf("acknowledged %d appends; %d failed during the outage", nAcked.Load(), nFailed.Load())
-
-	head, err := a.Head(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	all, err := history(t, c, "")
-	if err != nil || len(all) == 0 || all[len(all)-1].ID != head {
-		t.Fatalf("History after the restart: %d events, %v; want up to the head %q", len(all), err, head)
-	}
-	last := all[len(all)-1].Pos
-	for i, f := range fol {
-		waitFor(fmt.Sprintf("follower %d to reach the head", i), func() bool {
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			return f.err != nil || len(f.evs) > 0 && f.evs[len(f.evs)-1].Pos >= last
-		})
-	}
-	stopFollow()
-	fwg.Wait()
-
-	for i, f := range fol {
-		if f.err != nil {
-			t.Fatalf("follower %d ended with %v; an outage must not end a Follow", i, f.err)
-		}
-		seen := map[string]bool{}
-		for k, e := range f.evs {
-			if k > 0 && e.Pos != f.evs[k-1].Pos+1 {
-				t.Fatalf("follower %d: Pos %d after %d: a gap or a repeat", i, e.Pos, f.evs[k-1].Pos)
-			}
-			if seen[e.Data] {
-				t.Fatalf("follower %d: %q delivered twice", i, e.Data)
-			}
-			seen[e.Data] = true
-			if k < len(all) && (all[k].ID != e.ID || all[k].Data != e.Data) {
-				t.Fatalf("follower %d: event %d is %q, the log has %q", i, k, e.Data, all[k].Data)
-			}
-		}
-		missing := 0
-		acked.Range(func(k, v any) bool {
-			if !seen[k.(string)] {
-				missing++
-			}
-			return true
-		})
-		if missing > 0 {
-			t.Fatalf("follower %d: %d acknowledged events were never delivered", i, missing)
-		}
-	}
-	// Every acknowledged event is in the log where Append said.
-	byID := map[string]store.Event{}
-	for _, e := range all {
-		byID[e.ID] = e
-	}
-	acked.Range(func(k, v any) bool {
-		e := v.(store.Event)
-		if got, ok := byID[e.ID]; !ok || got.Data != e.Data || got.Pos != e.Pos {
-			t.Errorf("acknowledged %q at Pos %d (%s) is not in the log as acknowledged", e.Data, e.Pos, e.ID)
-			return false
-		}
-		return true
+	srv := storetest.StartProcess(t, "redis-server", hang, func(port int, dir string) []string {
+		return []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+			"--dir", dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always",
+			"--daemonize", "no", "--logfile", dir + "/redis.log"}
 	})
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		t.Fatal("the test ran out of time")
-	}
+	url := fmt.Sprintf("redis://127.0.0.1:%d/0", srv.Port)
+	cfg := redisstore.Config{Prefix: "sluice:", MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, BlockTimeout: 200 * time.Millisecond}
+	storetest.RestartUnderLoad(t, storetest.RestartHarness{
+		Server:  srv,
+		Open:    func(t *testing.T) store.Store { return open(t, url, cfg) },
+		Signal:  os.Kill,
+		Timeout: hang,
+	})
 }

@@ -17,150 +17,16 @@ import (
 	"github.com/sluicehq/sluice/store/storetest"
 )
 
-const hang = 30 * time.Second // fails a wait instead of hanging
-
-func mustAppend(t testing.TB, s store.Store, e store.Event) store.Event {
-	t.Helper()
-	got, err := s.Append(context.Background(), e)
-	if err != nil {
-		t.Fatalf("Append: %v", err)
-	}
-	return got
-}
-
-func history(t testing.TB, s store.Store, cursor string) ([]store.Event, error) {
-	t.Helper()
-	var evs []store.Event
-	for e, err := range s.History(context.Background(), cursor, nil) {
-		if err != nil {
-			return evs, err
-		}
-		evs = append(evs, e)
-	}
-	return evs, nil
-}
-
-func ids(evs []store.Event) []string {
-	out := make([]string, len(evs))
-	for i, e := range evs {
-		out[i] = e.ID
-	}
-	return out
-}
-
-// follow collects a Follow's events on a channel.
-func follow(ctx context.Context, s store.Store, cursor string) (<-chan store.Event, <-chan error) {
-	evs, errc := make(chan store.Event, 1024), make(chan error, 1)
-	go func() {
-		defer close(errc)
-		for e, err := range s.Follow(ctx, cursor) {
-			if err != nil {
-				errc <- err
-				return
-			}
-			select {
-			case evs <- e:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return evs, errc
-}
-
-func next(t testing.TB, evs <-chan store.Event, errc <-chan error) store.Event {
-	t.Helper()
-	select {
-	case e := <-evs:
-		return e
-	case err := <-errc:
-		t.Fatalf("Follow ended with %v while an event was expected", err)
-	case <-time.After(hang):
-		t.Fatalf("no event within %v", hang)
-	}
-	return store.Event{}
-}
-
-// Two stores on one Redis and prefix are one log: what A appends, B
-// follows and replays in the same order, with the same ids; custom ids
-// appended via A resolve on B.
+// Two stores on one Redis and prefix are one log (see
+// storetest.RunShared).
 func TestTwoInstances(t *testing.T) {
-	a, prefix := newStore(t, redisstore.Config{})
-	b := open(t, redisURL(t), redisstore.Config{Prefix: prefix})
-	ctx, cancel := context.WithTimeout(context.Background(), hang)
-	defer cancel()
-	evs, errc := follow(ctx, b, "")
-
-	const workers, per = 8, 200
-	var mu sync.Mutex
-	var appended []store.Event
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range per {
-				e := store.Event{Topics: []string{"t"}, Data: fmt.Sprintf("w%d-%d", w, i)}
-				if i == 50 {
-					e.ID = fmt.Sprintf("custom-%d", w)
-				}
-				got, err := a.Append(context.Background(), e)
-				if err != nil {
-					t.Errorf("Append: %v", err)
-					return
-				}
-				mu.Lock()
-				appended = append(appended, got)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if t.Failed() {
-		return
-	}
-	slices.SortFunc(appended, func(x, y store.Event) int { return int(x.Pos) - int(y.Pos) })
-	for i := range appended {
-		if i > 0 && appended[i].Pos != appended[i-1].Pos+1 {
-			t.Fatalf("positions not contiguous: %d after %d", appended[i].Pos, appended[i-1].Pos)
-		}
-		got := next(t, evs, errc)
-		if got.ID != appended[i].ID || got.Pos != appended[i].Pos || got.Data != appended[i].Data || !got.Time.Equal(appended[i].Time) {
-			t.Fatalf("B followed %+v at %d; A appended %+v", got, i, appended[i])
-		}
-	}
-	hb, err := b.Head(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ha, err := a.Head(ctx)
-	if err != nil || ha != hb {
-		t.Fatalf("Head on A = %q, %v; on B %q", ha, err, hb)
-	}
-	all, err := history(t, b, "")
-	if err != nil || !slices.Equal(ids(all), ids(appended)) {
-		t.Fatalf("History on B: %d events, %v; want the %d appended via A", len(all), err, len(appended))
-	}
-	for w := range workers {
-		id := fmt.Sprintf("custom-%d", w)
-		k := slices.IndexFunc(appended, func(e store.Event) bool { return e.ID == id })
-		got, err := history(t, b, id)
-		if err != nil || !slices.Equal(ids(got), ids(appended[k+1:])) {
-			t.Fatalf("History(%q) on B: %d events, %v; want %d", id, len(got), err, len(appended)-k-1)
-		}
-		// B resolves A's ids to the positions A appended them at.
-		for _, c := range []store.Event{appended[k], appended[k/2]} {
-			if pos, err := b.Resolve(ctx, c.ID); err != nil || pos != c.Pos {
-				t.Fatalf("Resolve(%q) on B = %d, %v; want %d", c.ID, pos, err, c.Pos)
-			}
-		}
-	}
-	// A generated id from A is a cursor on B, and the reverse.
-	mid := appended[len(appended)/2]
-	got, err := history(t, b, mid.ID)
-	if err != nil || len(got) != len(appended)/2-1+len(appended)%2 {
-		t.Fatalf("History(A's id) on B: %d events, %v", len(got), err)
-	}
+	storetest.RunShared(t, storetest.SharedHarness{
+		Open: func(t *testing.T) (store.Store, store.Store) {
+			a, prefix := newStore(t, redisstore.Config{})
+			return a, open(t, redisURL(t), redisstore.Config{Prefix: prefix})
+		},
+		Timeout: hang,
+	})
 }
 
 // Cursor rules: ids of another prefix are unknown, ids beyond the head are
@@ -168,10 +34,10 @@ func TestTwoInstances(t *testing.T) {
 func TestCursors(t *testing.T) {
 	s, _ := newStore(t, redisstore.Config{MaxLen: 10})
 	other, _ := newStore(t, redisstore.Config{})
-	foreign := mustAppend(t, other, store.Event{Data: "x"})
+	foreign := storetest.MustAppend(t, other, store.Event{Data: "x"})
 	var evs []store.Event
 	for i := range 300 {
-		evs = append(evs, mustAppend(t, s, store.Event{Data: fmt.Sprint(i)}))
+		evs = append(evs, storetest.MustAppend(t, s, store.Event{Data: fmt.Sprint(i)}))
 	}
 	last := evs[len(evs)-1]
 	ep, rest, _ := strings.Cut(last.ID, "-")
@@ -188,22 +54,22 @@ func TestCursors(t *testing.T) {
 		{ep + "-" + "z" + "-" + "zzzzzzzzzz", store.ErrExpired}, // a position before the head with a later ms: nothing after it is retained
 		{strings.ToUpper(ep) + "-" + n36 + "-" + ms36, store.ErrUnknownID},
 	} {
-		got, err := history(t, s, c.cursor)
+		got, err := storetest.History(t, s, c.cursor)
 		if len(got) > 0 || !errors.Is(err, c.want) {
 			t.Errorf("History(%q) = %d events, %v; want %v", c.cursor, len(got), err, c.want)
 		}
 	}
-	if got, err := history(t, s, last.ID); err != nil || len(got) != 0 {
+	if got, err := storetest.History(t, s, last.ID); err != nil || len(got) != 0 {
 		t.Fatalf("History(head) = %d events, %v", len(got), err)
 	}
 	if _, err := s.Append(context.Background(), store.Event{ID: ep + "-zzz-1"}); !errors.Is(err, store.ErrInvalidEvent) {
 		t.Fatalf("Append with a custom id in this log's generated form: %v, want ErrInvalidEvent", err)
 	}
 	// Another log's generated ids are ordinary custom ids here.
-	c := mustAppend(t, s, store.Event{ID: foreign.ID, Data: "foreign id"})
-	after := mustAppend(t, s, store.Event{Data: "after"})
-	if got, err := history(t, s, foreign.ID); err != nil || len(got) != 1 || got[0].ID != after.ID || c.ID != foreign.ID {
-		t.Fatalf("History(foreign id used as a custom id) = %v, %v", ids(got), err)
+	c := storetest.MustAppend(t, s, store.Event{ID: foreign.ID, Data: "foreign id"})
+	after := storetest.MustAppend(t, s, store.Event{Data: "after"})
+	if got, err := storetest.History(t, s, foreign.ID); err != nil || len(got) != 1 || got[0].ID != after.ID || c.ID != foreign.ID {
+		t.Fatalf("History(foreign id used as a custom id) = %v, %v", storetest.IDs(got), err)
 	}
 }
 
@@ -213,27 +79,27 @@ func TestCursors(t *testing.T) {
 func TestCustomIDRetention(t *testing.T) {
 	clk := storetest.NewClock(time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC))
 	s, prefix := newStore(t, redisstore.Config{MaxAge: time.Minute, Now: clk.Now})
-	mustAppend(t, s, store.Event{ID: "dup", Data: "1"})
-	x := mustAppend(t, s, store.Event{Data: "x"})
+	storetest.MustAppend(t, s, store.Event{ID: "dup", Data: "1"})
+	x := storetest.MustAppend(t, s, store.Event{Data: "x"})
 	clk.Advance(45 * time.Second)
-	d2 := mustAppend(t, s, store.Event{ID: "dup", Data: "2"})
-	y := mustAppend(t, s, store.Event{Data: "y"})
-	if got, err := history(t, s, "dup"); err != nil || !slices.Equal(ids(got), ids([]store.Event{x, d2, y})) {
-		t.Fatalf(`History("dup") = %v, %v`, ids(got), err)
+	d2 := storetest.MustAppend(t, s, store.Event{ID: "dup", Data: "2"})
+	y := storetest.MustAppend(t, s, store.Event{Data: "y"})
+	if got, err := storetest.History(t, s, "dup"); err != nil || !slices.Equal(storetest.IDs(got), storetest.IDs([]store.Event{x, d2, y})) {
+		t.Fatalf(`History("dup") = %v, %v`, storetest.IDs(got), err)
 	}
 	clk.Advance(30 * time.Second) // the first "dup" is 75 s old, the second 30 s
-	if got, err := history(t, s, "dup"); err != nil || !slices.Equal(ids(got), ids([]store.Event{y})) {
-		t.Fatalf(`History("dup") once the first occurrence expired = %v, %v; want the second occurrence's successors`, ids(got), err)
+	if got, err := storetest.History(t, s, "dup"); err != nil || !slices.Equal(storetest.IDs(got), storetest.IDs([]store.Event{y})) {
+		t.Fatalf(`History("dup") once the first occurrence expired = %v, %v; want the second occurrence's successors`, storetest.IDs(got), err)
 	}
 	clk.Advance(time.Minute)
-	if got, err := history(t, s, "dup"); len(got) > 0 || !errors.Is(err, store.ErrExpired) {
-		t.Fatalf(`History("dup") once every occurrence expired = %v, %v; want ErrExpired`, ids(got), err)
+	if got, err := storetest.History(t, s, "dup"); len(got) > 0 || !errors.Is(err, store.ErrExpired) {
+		t.Fatalf(`History("dup") once every occurrence expired = %v, %v; want ErrExpired`, storetest.IDs(got), err)
 	}
 
 	// The index is bounded by retention.
 	s2, prefix2 := newStore(t, redisstore.Config{MaxLen: 100})
 	for i := range 3000 {
-		mustAppend(t, s2, store.Event{ID: fmt.Sprintf("id-%d", i)})
+		storetest.MustAppend(t, s2, store.Event{ID: fmt.Sprintf("id-%d", i)})
 	}
 	c := rawClient(t)
 	n1, _ := c.ZCard(context.Background(), prefix2+"ids").Result()
@@ -242,10 +108,10 @@ func TestCustomIDRetention(t *testing.T) {
 	if n1 != n2 || n1 > xl+600 || xl > 300 {
 		t.Fatalf("after 3000 custom ids with MaxLen 100: the stream holds %d entries and the indexes %d and %d members", xl, n1, n2)
 	}
-	if _, err := history(t, s2, "id-0"); !errors.Is(err, store.ErrUnknownID) && !errors.Is(err, store.ErrExpired) {
+	if _, err := storetest.History(t, s2, "id-0"); !errors.Is(err, store.ErrUnknownID) && !errors.Is(err, store.ErrExpired) {
 		t.Fatalf(`History("id-0") after it was trimmed: %v`, err)
 	}
-	if got, err := history(t, s2, "id-2998"); err != nil || len(got) != 1 {
+	if got, err := storetest.History(t, s2, "id-2998"); err != nil || len(got) != 1 {
 		t.Fatalf(`History("id-2998") = %d events, %v`, len(got), err)
 	}
 	_ = prefix
@@ -266,10 +132,10 @@ func rawClient(t testing.TB) *redis.Client {
 // log, and a Follow of the old log ends with ErrUnknownID.
 func TestLogReplaced(t *testing.T) {
 	s, prefix := newStore(t, redisstore.Config{})
-	old := []store.Event{mustAppend(t, s, store.Event{Data: "1"}), mustAppend(t, s, store.Event{Data: "2"})}
+	old := []store.Event{storetest.MustAppend(t, s, store.Event{Data: "1"}), storetest.MustAppend(t, s, store.Event{Data: "2"})}
 	ctx, cancel := context.WithTimeout(context.Background(), hang)
 	defer cancel()
-	evs, errc := follow(ctx, s, old[1].ID)
+	f := storetest.StartFollow(ctx, s, old[1].ID)
 	if err := s.Delete(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -278,20 +144,21 @@ func TestLogReplaced(t *testing.T) {
 	}
 	var fresh []store.Event
 	for i := range 3 {
-		fresh = append(fresh, mustAppend(t, s, store.Event{Data: fmt.Sprint("new", i)}))
+		fresh = append(fresh, storetest.MustAppend(t, s, store.Event{Data: fmt.Sprint("new", i)}))
 	}
 	if fresh[0].Pos != 1 {
 		t.Fatalf("first position of the new log = %d", fresh[0].Pos)
 	}
 	for _, e := range old {
-		if got, err := history(t, s, e.ID); !errors.Is(err, store.ErrUnknownID) {
-			t.Fatalf("History(%q of the deleted log) = %v, %v; want ErrUnknownID", e.ID, ids(got), err)
+		if got, err := storetest.History(t, s, e.ID); !errors.Is(err, store.ErrUnknownID) {
+			t.Fatalf("History(%q of the deleted log) = %v, %v; want ErrUnknownID", e.ID, storetest.IDs(got), err)
 		}
 	}
 	select {
-	case e := <-evs:
+	case e := <-f.Events():
 		t.Fatalf("Follow of the deleted log yielded %+v", e)
-	case err := <-errc:
+	case <-f.Done():
+		err := f.Err()
 		if !errors.Is(err, store.ErrUnknownID) {
 			t.Fatalf("Follow of the deleted log ended with %v; want ErrUnknownID", err)
 		}
@@ -300,8 +167,8 @@ func TestLogReplaced(t *testing.T) {
 	}
 	// A second store on the prefix agrees on the new log.
 	b := open(t, redisURL(t), redisstore.Config{Prefix: prefix})
-	if got, err := history(t, b, fresh[0].ID); err != nil || !slices.Equal(ids(got), ids(fresh[1:])) {
-		t.Fatalf("History on another store = %v, %v", ids(got), err)
+	if got, err := storetest.History(t, b, fresh[0].ID); err != nil || !slices.Equal(storetest.IDs(got), storetest.IDs(fresh[1:])) {
+		t.Fatalf("History on another store = %v, %v", storetest.IDs(got), err)
 	}
 }
 
@@ -311,12 +178,12 @@ func TestSkewedClocks(t *testing.T) {
 	ahead := storetest.NewClock(time.Now().Add(time.Hour))
 	a, prefix := newStore(t, redisstore.Config{Now: ahead.Now})
 	b := open(t, redisURL(t), redisstore.Config{Prefix: prefix})
-	e1 := mustAppend(t, a, store.Event{Data: "a"})
-	e2 := mustAppend(t, b, store.Event{Data: "b"})
+	e1 := storetest.MustAppend(t, a, store.Event{Data: "a"})
+	e2 := storetest.MustAppend(t, b, store.Event{Data: "b"})
 	if e2.Pos <= e1.Pos || e2.Time.Before(e1.Time) {
 		t.Fatalf("event appended after another has Pos %d, Time %v; the first Pos %d, Time %v", e2.Pos, e2.Time, e1.Pos, e1.Time)
 	}
-	got, err := history(t, a, e1.ID)
+	got, err := storetest.History(t, a, e1.ID)
 	if err != nil || len(got) != 1 || got[0].ID != e2.ID || !got[0].Time.Equal(e2.Time) {
 		t.Fatalf("History = %+v, %v", got, err)
 	}
@@ -325,15 +192,15 @@ func TestSkewedClocks(t *testing.T) {
 // Follow ends as soon as its context is canceled, even while XREAD blocks.
 func TestFollowCancelIsPrompt(t *testing.T) {
 	s, _ := newStore(t, redisstore.Config{BlockTimeout: time.Minute})
-	mustAppend(t, s, store.Event{Data: "x"})
+	storetest.MustAppend(t, s, store.Event{Data: "x"})
 	ctx, cancel := context.WithCancel(context.Background())
-	evs, errc := follow(ctx, s, "")
-	next(t, evs, errc)
+	f := storetest.StartFollow(ctx, s, "")
+	f.Next(t, hang)
 	cancel()
 	start := time.Now()
 	select {
-	case err, ok := <-errc:
-		if ok && err != nil {
+	case <-f.Done():
+		if err := f.Err(); err != nil {
 			t.Fatalf("Follow ended with %v after cancel; want no error", err)
 		}
 	case <-time.After(hang):
@@ -380,7 +247,7 @@ func TestOpenErrors(t *testing.T) {
 		sep = "&"
 	}
 	s := open(t, url+sep+"prefix="+prefix2+"&max_len=5", redisstore.Config{})
-	mustAppend(t, s, store.Event{Data: "x"})
+	storetest.MustAppend(t, s, store.Event{Data: "x"})
 	if n, err := rawClient(t).XLen(ctx, prefix2+"log").Result(); err != nil || n != 1 {
 		t.Fatalf("the DSN's prefix was not used: XLEN %s = %d, %v", prefix2+"log", n, err)
 	}
@@ -406,9 +273,9 @@ func TestCloseUnderLoad(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), hang)
 	defer cancel()
-	evs, errc := follow(ctx, s, "")
+	f := storetest.StartFollow(ctx, s, "")
 	for range 100 {
-		next(t, evs, errc)
+		f.Next(t, hang)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -416,9 +283,10 @@ func TestCloseUnderLoad(t *testing.T) {
 	wg.Wait()
 	for {
 		select {
-		case <-evs:
+		case <-f.Events():
 			continue
-		case err := <-errc:
+		case <-f.Done():
+			err := f.Err()
 			if !errors.Is(err, store.ErrClosed) {
 				t.Fatalf("Follow ended with %v on Close; want ErrClosed", err)
 			}

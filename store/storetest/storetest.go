@@ -139,7 +139,9 @@ func topic(t *testing.T, name string) string {
 	return "https://storetest.example/" + t.Name() + "/" + name
 }
 
-func mustAppend(t *testing.T, st store.Store, e store.Event) store.Event {
+// MustAppend appends e to st and returns the appended event, failing t on
+// error.
+func MustAppend(t testing.TB, st store.Store, e store.Event) store.Event {
 	t.Helper()
 	got, err := st.Append(context.Background(), e)
 	if err != nil {
@@ -153,7 +155,7 @@ func appendSeq(t *testing.T, st store.Store, tp string, n int) []store.Event {
 	t.Helper()
 	out := make([]store.Event, n)
 	for i := range out {
-		out[i] = mustAppend(t, st, store.Event{Topics: []string{tp}, Data: fmt.Sprintf("%s #%d", tp, i)})
+		out[i] = MustAppend(t, st, store.Event{Topics: []string{tp}, Data: fmt.Sprintf("%s #%d", tp, i)})
 	}
 	return out
 }
@@ -200,7 +202,7 @@ func cmpPos(a, b uint64) int {
 
 // collect runs a History to its end. It fails t if an element follows an
 // error.
-func collect(t *testing.T, seq iter.Seq2[store.Event, error]) ([]store.Event, error) {
+func collect(t testing.TB, seq iter.Seq2[store.Event, error]) ([]store.Event, error) {
 	t.Helper()
 	var evs []store.Event
 	var last error
@@ -215,6 +217,14 @@ func collect(t *testing.T, seq iter.Seq2[store.Event, error]) ([]store.Event, er
 		evs = append(evs, e)
 	}
 	return evs, last
+}
+
+// History returns the complete, unfiltered history of st after cursor and
+// the error that ended it, if any. It fails t if an element follows an
+// error.
+func History(t testing.TB, st store.Store, cursor string) ([]store.Event, error) {
+	t.Helper()
+	return collect(t, st.History(context.Background(), cursor, nil))
 }
 
 // history returns the complete history after cursor, failing t on error.
@@ -328,16 +338,19 @@ func (s *suite) within(t *testing.T, what string, f func()) {
 	f()
 }
 
-// follower runs Follow in a goroutine, delivering its elements on a channel.
-type follower struct {
+// Follower runs a Follow in a goroutine and delivers its events on a
+// channel. Start one with [StartFollow].
+type Follower struct {
 	events chan store.Event
 	err    error // the error element, if any; read after done is closed
 	extra  bool  // an element came after the error
 	done   chan struct{}
 }
 
-func startFollow(ctx context.Context, st store.Store, cursor string) *follower {
-	f := &follower{events: make(chan store.Event), done: make(chan struct{})}
+// StartFollow starts st.Follow(ctx, cursor) in a goroutine. The Follow
+// ends when ctx is canceled, or on its own with an error.
+func StartFollow(ctx context.Context, st store.Store, cursor string) *Follower {
+	f := &Follower{events: make(chan store.Event), done: make(chan struct{})}
 	go func() {
 		defer close(f.done)
 		for e, err := range st.Follow(ctx, cursor) {
@@ -359,34 +372,59 @@ func startFollow(ctx context.Context, st store.Store, cursor string) *follower {
 	return f
 }
 
-// next returns the follower's next event, failing t if none comes in time.
-func (s *suite) next(t *testing.T, f *follower) store.Event {
+// Events delivers the Follow's events, unbuffered.
+func (f *Follower) Events() <-chan store.Event { return f.events }
+
+// Done is closed when the Follow has ended.
+func (f *Follower) Done() <-chan struct{} { return f.done }
+
+// Err returns the error the Follow ended with, or nil if it ended without
+// one (its context was canceled). Call it after Done is closed.
+func (f *Follower) Err() error { return f.err }
+
+// Next returns the follower's next event, failing t if the Follow ends or
+// none comes within timeout.
+func (f *Follower) Next(t testing.TB, timeout time.Duration) store.Event {
 	t.Helper()
 	select {
 	case e := <-f.events:
 		return e
 	case <-f.done:
 		t.Fatalf("Follow ended (error %v) while an event was expected", f.err)
-	case <-time.After(s.h.Timeout):
-		t.Fatalf("Follow delivered no event within %v", s.h.Timeout)
+	case <-time.After(timeout):
+		t.Fatalf("Follow delivered no event within %v", timeout)
 	}
 	return store.Event{}
 }
 
-// end waits for the follower to end and returns its error element.
-func (s *suite) end(t *testing.T, f *follower) error {
+// End waits up to timeout for the Follow to end and returns its error
+// element. It fails t if the Follow yields an event instead, does not end
+// in time, or yields an element after its error.
+func (f *Follower) End(t testing.TB, timeout time.Duration) error {
 	t.Helper()
 	select {
 	case <-f.done:
 	case e := <-f.events:
 		t.Fatalf("Follow yielded %+v while it was expected to end", e)
-	case <-time.After(s.h.Timeout):
-		t.Fatalf("Follow did not end within %v", s.h.Timeout)
+	case <-time.After(timeout):
+		t.Fatalf("Follow did not end within %v", timeout)
 	}
 	if f.extra {
 		t.Fatalf("Follow yielded an element after error %v", f.err)
 	}
 	return f.err
+}
+
+// next returns the follower's next event, failing t if none comes in time.
+func (s *suite) next(t *testing.T, f *Follower) store.Event {
+	t.Helper()
+	return f.Next(t, s.h.Timeout)
+}
+
+// end waits for the follower to end and returns its error element.
+func (s *suite) end(t *testing.T, f *Follower) error {
+	t.Helper()
+	return f.End(t, s.h.Timeout)
 }
 
 func (s *suite) testAppendAndHistory(t *testing.T) {
@@ -402,7 +440,7 @@ func (s *suite) testAppendAndHistory(t *testing.T) {
 	var out []store.Event
 	seen := map[string]bool{}
 	for i, e := range in {
-		got := mustAppend(t, st, e)
+		got := MustAppend(t, st, e)
 		if got.ID == "" || seen[got.ID] {
 			t.Fatalf("event %d: generated id %q empty or repeated", i, got.ID)
 		}
@@ -438,7 +476,7 @@ func (s *suite) testAppendAndHistory(t *testing.T) {
 
 	// Modifying the caller's Topics after Append must not change the log.
 	topics := []string{ta}
-	e := mustAppend(t, st, store.Event{Topics: topics, Data: "aliased"})
+	e := MustAppend(t, st, store.Event{Topics: topics, Data: "aliased"})
 	topics[0] = "changed"
 	if h := history(t, st, out[len(out)-1].ID, nil); len(h) != 1 || h[0].Topics[0] != ta || e.Topics[0] != ta {
 		t.Fatalf("the store kept the caller's Topics slice: history %+v", h)
@@ -455,8 +493,8 @@ func (s *suite) testEmptyStore(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	f := startFollow(ctx, st, "")
-	e := mustAppend(t, st, store.Event{Topics: []string{topic(t, "a")}, Data: "first"})
+	f := StartFollow(ctx, st, "")
+	e := MustAppend(t, st, store.Event{Topics: []string{topic(t, "a")}, Data: "first"})
 	if d := sameEvent(s.next(t, f), e); d != "" {
 		t.Fatalf(`Follow("") on an empty store: %s`, d)
 	}
@@ -474,7 +512,7 @@ func (s *suite) testExclusiveCursor(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantHistory(t, st, head, nil, nil)
-	e := mustAppend(t, st, store.Event{Topics: []string{topic(t, "a")}, Data: "after head"})
+	e := MustAppend(t, st, store.Event{Topics: []string{topic(t, "a")}, Data: "after head"})
 	wantHistory(t, st, head, nil, []store.Event{e})
 }
 
@@ -492,7 +530,7 @@ func (s *suite) testTopicFilter(t *testing.T) {
 		case 2:
 			tps = []string{ta, tb}
 		}
-		e := mustAppend(t, st, store.Event{Topics: tps, Data: fmt.Sprint(i)})
+		e := MustAppend(t, st, store.Event{Topics: tps, Data: fmt.Sprint(i)})
 		all = append(all, e)
 		if slices.Contains(tps, ta) {
 			withA = append(withA, e)
@@ -553,8 +591,8 @@ func (s *suite) testInvalidEvent(t *testing.T) {
 	wantHistory(t, st, "", nil, nil)
 
 	long := strings.Repeat("é", store.MaxIDLen/2) // exactly MaxIDLen bytes
-	e := mustAppend(t, st, store.Event{ID: long, Topics: []string{tp}})
-	next := mustAppend(t, st, store.Event{Topics: []string{tp}})
+	e := MustAppend(t, st, store.Event{ID: long, Topics: []string{tp}})
+	next := MustAppend(t, st, store.Event{Topics: []string{tp}})
 	if e.ID != long {
 		t.Fatalf("custom id of MaxIDLen bytes came back as %.20q", e.ID)
 	}
@@ -591,8 +629,8 @@ func (s *suite) testCanceledContext(t *testing.T) {
 func (s *suite) testCustomIDs(t *testing.T) {
 	st := s.open(t, Limits{})
 	tp := topic(t, "a")
-	before := mustAppend(t, st, store.Event{Topics: []string{tp}})
-	c := mustAppend(t, st, store.Event{ID: "order-1", Topics: []string{tp}, Data: "custom"})
+	before := MustAppend(t, st, store.Event{Topics: []string{tp}})
+	c := MustAppend(t, st, store.Event{ID: "order-1", Topics: []string{tp}, Data: "custom"})
 	if c.ID != "order-1" || c.Pos <= before.Pos {
 		t.Fatalf("Append with a custom id returned ID %q Pos %d", c.ID, c.Pos)
 	}
@@ -601,7 +639,7 @@ func (s *suite) testCustomIDs(t *testing.T) {
 	wantHistory(t, st, "", nil, append([]store.Event{before, c}, after...))
 	wantHistory(t, st, before.ID, nil, append([]store.Event{c}, after...))
 
-	c2 := mustAppend(t, st, store.Event{ID: "order-2", Topics: []string{tp}})
+	c2 := MustAppend(t, st, store.Event{ID: "order-2", Topics: []string{tp}})
 	head, err := st.Head(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -610,14 +648,14 @@ func (s *suite) testCustomIDs(t *testing.T) {
 		t.Fatalf("Head after a custom-id event = %q; want a generated id", head)
 	}
 	wantHistory(t, st, head, nil, nil)
-	e := mustAppend(t, st, store.Event{Topics: []string{tp}})
+	e := MustAppend(t, st, store.Event{Topics: []string{tp}})
 	wantHistory(t, st, head, nil, []store.Event{e})
 	wantHistory(t, st, "order-2", nil, []store.Event{e})
 	_ = c2
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	f := startFollow(ctx, st, "order-1")
+	f := StartFollow(ctx, st, "order-1")
 	for i, want := range append(append(after, c2), e) {
 		if d := sameEvent(s.next(t, f), want); d != "" {
 			t.Fatalf(`Follow("order-1") event %d: %s`, i, d)
@@ -628,10 +666,10 @@ func (s *suite) testCustomIDs(t *testing.T) {
 func (s *suite) testCustomIDDuplicates(t *testing.T) {
 	st := s.open(t, Limits{})
 	tp := topic(t, "a")
-	mustAppend(t, st, store.Event{ID: "dup", Topics: []string{tp}, Data: "first"})
-	x := mustAppend(t, st, store.Event{Topics: []string{tp}})
-	d2 := mustAppend(t, st, store.Event{ID: "dup", Topics: []string{tp}, Data: "second"})
-	y := mustAppend(t, st, store.Event{Topics: []string{tp}})
+	MustAppend(t, st, store.Event{ID: "dup", Topics: []string{tp}, Data: "first"})
+	x := MustAppend(t, st, store.Event{Topics: []string{tp}})
+	d2 := MustAppend(t, st, store.Event{ID: "dup", Topics: []string{tp}, Data: "second"})
+	y := MustAppend(t, st, store.Event{Topics: []string{tp}})
 	wantHistory(t, st, "dup", nil, []store.Event{x, d2, y})
 	if d2.ID != "dup" {
 		t.Fatalf("duplicate custom id came back as %q", d2.ID)
@@ -663,11 +701,11 @@ func (s *suite) testCustomIDEvicted(t *testing.T) {
 	}
 	st := s.open(t, Limits{MaxEvents: 3})
 	tp := topic(t, "a")
-	mustAppend(t, st, store.Event{ID: "dup", Topics: []string{tp}})
-	a := mustAppend(t, st, store.Event{Topics: []string{tp}})
-	d3 := mustAppend(t, st, store.Event{ID: "dup", Topics: []string{tp}})
+	MustAppend(t, st, store.Event{ID: "dup", Topics: []string{tp}})
+	a := MustAppend(t, st, store.Event{Topics: []string{tp}})
+	d3 := MustAppend(t, st, store.Event{ID: "dup", Topics: []string{tp}})
 	wantHistory(t, st, "dup", nil, []store.Event{a, d3})
-	b := mustAppend(t, st, store.Event{Topics: []string{tp}}) // evicts the first "dup"
+	b := MustAppend(t, st, store.Event{Topics: []string{tp}}) // evicts the first "dup"
 	wantHistory(t, st, "", nil, []store.Event{a, d3, b})
 	wantHistory(t, st, "dup", nil, []store.Event{b}) // the next occurrence took over
 	appendSeq(t, st, tp, 2)                          // evicts the last "dup"
@@ -736,7 +774,7 @@ func (s *suite) testRetentionBytes(t *testing.T) {
 	}
 	evs := make([]store.Event, n)
 	for i := range evs {
-		evs[i] = mustAppend(t, st, store.Event{Topics: []string{tp}, Data: data})
+		evs[i] = MustAppend(t, st, store.Event{Topics: []string{tp}, Data: data})
 	}
 	if s.h.ApproximateRetention {
 		s.checkTrimmed(t, st, evs)
@@ -757,13 +795,13 @@ func (s *suite) testRetentionTTL(t *testing.T) {
 	clk := NewClock(t0)
 	st := s.open(t, Limits{TTL: time.Minute, Now: clk.Now})
 	tp := topic(t, "a")
-	e1 := mustAppend(t, st, store.Event{Topics: []string{tp}, Data: "1"})
-	e2 := mustAppend(t, st, store.Event{Topics: []string{tp}, Data: "2"})
+	e1 := MustAppend(t, st, store.Event{Topics: []string{tp}, Data: "1"})
+	e2 := MustAppend(t, st, store.Event{Topics: []string{tp}, Data: "2"})
 	if !e1.Time.Equal(t0) {
 		t.Fatalf("Event.Time = %v; want the injected clock's %v", e1.Time, t0)
 	}
 	clk.Advance(30 * time.Second)
-	e3 := mustAppend(t, st, store.Event{Topics: []string{tp}, Data: "3"})
+	e3 := MustAppend(t, st, store.Event{Topics: []string{tp}, Data: "3"})
 	wantHistory(t, st, "", nil, []store.Event{e1, e2, e3})
 
 	clk.Advance(31 * time.Second) // e1 and e2 are 61s old, e3 31s
@@ -786,7 +824,7 @@ func (s *suite) testRetentionTTL(t *testing.T) {
 		t.Fatalf("Head once every event expired = %q, %v; want the last id %q", head, err, e3.ID)
 	}
 	wantHistory(t, st, head, nil, nil) // Head stays a valid cursor
-	e4 := mustAppend(t, st, store.Event{Topics: []string{tp}, Data: "4"})
+	e4 := MustAppend(t, st, store.Event{Topics: []string{tp}, Data: "4"})
 	wantHistory(t, st, head, nil, []store.Event{e4})
 	wantHistory(t, st, "", nil, []store.Event{e4})
 	wantError(t, "History(expired id)", st.History(context.Background(), e2.ID, nil), store.ErrExpired)
@@ -851,14 +889,14 @@ func (s *suite) testFollowLive(t *testing.T) {
 	pre := appendSeq(t, st, tp, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	f := startFollow(ctx, st, pre[0].ID)
+	f := StartFollow(ctx, st, pre[0].ID)
 	for _, want := range pre[1:] {
 		if d := sameEvent(s.next(t, f), want); d != "" {
 			t.Fatalf("Follow history: %s", d)
 		}
 	}
 	for i := range 20 {
-		want := mustAppend(t, st, store.Event{Topics: []string{tp}, Data: fmt.Sprint(i)})
+		want := MustAppend(t, st, store.Event{Topics: []string{tp}, Data: fmt.Sprint(i)})
 		if d := sameEvent(s.next(t, f), want); d != "" {
 			t.Fatalf("Follow live event %d: %s", i, d)
 		}
@@ -993,7 +1031,7 @@ func (s *suite) testFollowCancel(t *testing.T) {
 	pre := appendSeq(t, st, topic(t, "a"), 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	f := startFollow(ctx, st, "")
+	f := StartFollow(ctx, st, "")
 	for range pre {
 		s.next(t, f)
 	}
@@ -1009,7 +1047,7 @@ func (s *suite) testFollowClose(t *testing.T) {
 	pre := appendSeq(t, st, tp, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	f := startFollow(ctx, st, "")
+	f := StartFollow(ctx, st, "")
 	for range pre {
 		s.next(t, f)
 	}
@@ -1070,7 +1108,7 @@ func (s *suite) testStopEarly(t *testing.T) {
 
 	// Nothing stays locked or blocked by the abandoned iterators.
 	s.within(t, "Append after iterators stopped early", func() {
-		e := mustAppend(t, st, store.Event{Topics: []string{tp}})
+		e := MustAppend(t, st, store.Event{Topics: []string{tp}})
 		wantHistory(t, st, evs[len(evs)-1].ID, nil, []store.Event{e})
 	})
 }
@@ -1087,7 +1125,7 @@ func (s *suite) testAppendWhileIterating(t *testing.T) {
 				return
 			}
 			if len(got) < 2 {
-				mustAppend(t, st, store.Event{Topics: []string{tp}, Data: "during history"})
+				MustAppend(t, st, store.Event{Topics: []string{tp}, Data: "during history"})
 			}
 			got = append(got, e)
 		}
@@ -1107,7 +1145,7 @@ func (s *suite) testAppendWhileIterating(t *testing.T) {
 				return
 			}
 			if added.ID == "" {
-				added = mustAppend(t, st, store.Event{Topics: []string{tp}, Data: "during follow"})
+				added = MustAppend(t, st, store.Event{Topics: []string{tp}, Data: "during follow"})
 			}
 			if e.ID == added.ID {
 				return
@@ -1129,7 +1167,7 @@ func (s *suite) testRestart(t *testing.T) {
 		if i == 3 {
 			e.ID = "restart-custom"
 		}
-		evs = append(evs, mustAppend(t, st, e))
+		evs = append(evs, MustAppend(t, st, e))
 	}
 	head, err := st.Head(context.Background())
 	if err != nil {
@@ -1147,7 +1185,7 @@ func (s *suite) testRestart(t *testing.T) {
 	}
 	wantHistory(t, st2, evs[4].ID, nil, evs[5:])
 	wantHistory(t, st2, "restart-custom", nil, evs[4:])
-	e := mustAppend(t, st2, store.Event{Topics: []string{tp}, Data: "after restart"})
+	e := MustAppend(t, st2, store.Event{Topics: []string{tp}, Data: "after restart"})
 	if e.Pos <= evs[9].Pos {
 		t.Fatalf("Pos after restart %d, not after %d", e.Pos, evs[9].Pos)
 	}
@@ -1193,16 +1231,16 @@ func (s *suite) testResolve(t *testing.T) {
 	ctx := context.Background()
 	tp := topic(t, "a")
 	evs := appendSeq(t, st, tp, 3)
-	first := mustAppend(t, st, store.Event{ID: "dup", Topics: []string{tp}})
-	evs = append(evs, first, mustAppend(t, st, store.Event{ID: "single", Topics: []string{tp}}))
+	first := MustAppend(t, st, store.Event{ID: "dup", Topics: []string{tp}})
+	evs = append(evs, first, MustAppend(t, st, store.Event{ID: "single", Topics: []string{tp}}))
 	evs = append(evs, appendSeq(t, st, tp, 2)...)
-	evs = append(evs, mustAppend(t, st, store.Event{ID: "dup", Topics: []string{tp}}))
+	evs = append(evs, MustAppend(t, st, store.Event{ID: "dup", Topics: []string{tp}}))
 	evs = append(evs, appendSeq(t, st, tp, 1)...)
 	head, err := st.Head(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range append([]string{head}, eventIDs(evs)...) {
+	for _, c := range append([]string{head}, IDs(evs)...) {
 		pos, err := r.Resolve(ctx, c)
 		if err != nil {
 			t.Fatalf("Resolve(%q): %v", c, err)
@@ -1267,8 +1305,8 @@ func (s *suite) testResolve(t *testing.T) {
 	}
 }
 
-// eventIDs returns the ids of evs.
-func eventIDs(evs []store.Event) []string {
+// IDs returns the ids of evs.
+func IDs(evs []store.Event) []string {
 	ids := make([]string, len(evs))
 	for i, e := range evs {
 		ids[i] = e.ID
