@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"math/rand/v2"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluicehq/sluice/internal/backoff"
 	"github.com/sluicehq/sluice/store"
 )
 
@@ -356,9 +356,9 @@ func (s *Store) Follow(ctx context.Context, cursor string) iter.Seq2[store.Event
 			}
 			return false
 		}
-		bo := &backoff{min: s.minBO, max: s.maxBO}
+		bo := backoff.New(s.minBO, s.maxBO)
 		retry := func(what string, err error) bool {
-			d := bo.next()
+			d := bo.Next()
 			s.log.Warn("natsstore: follow: "+what+" failed; retrying", "stream", s.cfg.Stream, "cursor", cursor, "err", err, "backoff", d)
 			t := time.NewTimer(d)
 			defer t.Stop()
@@ -410,7 +410,7 @@ func (s *Store) Follow(ctx context.Context, cursor string) iter.Seq2[store.Event
 						return
 					}
 					s.log.Info("natsstore: follow: following the stream again", "stream", s.cfg.Stream, "from", rd.next)
-					bo.reset()
+					bo.Reset()
 					break
 				}
 				if ended() {
@@ -493,19 +493,3 @@ func (s *Store) followFrom(ctx context.Context, rd *reader, yield func(store.Eve
 		}
 	}
 }
-
-// backoff is capped exponential backoff with jitter in [d/2, d].
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur = min(2*b.cur, b.max)
-	}
-	return b.cur/2 + rand.N(b.cur/2+1)
-}
-
-func (b *backoff) reset() { b.cur = 0 }

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"math/rand/v2"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/sluicehq/sluice/internal/backoff"
 	"github.com/sluicehq/sluice/store"
 )
 
@@ -308,7 +308,7 @@ func (s *Store) Follow(ctx context.Context, cursor string) iter.Seq2[store.Event
 			return
 		}
 		var rd *cursorReader
-		bo := s.newBackoff()
+		bo := backoff.New(s.minBO, s.maxBO)
 		for {
 			var err error
 			rd, err = s.resolve(ctx, cursor, followCount)
@@ -322,7 +322,7 @@ func (s *Store) Follow(ctx context.Context, cursor string) iter.Seq2[store.Event
 				yield(store.Event{}, s.wrapRead("follow", err))
 				return
 			}
-			d := bo.next()
+			d := bo.Next()
 			s.log.Warn("redisstore: follow: cannot reach Redis; retrying", "prefix", s.cfg.Prefix, "cursor", cursor, "err", err, "backoff", d)
 			if !s.sleep(ctx, d) {
 				if ctx.Err() == nil {
@@ -371,7 +371,7 @@ func (s *Store) Follow(ctx context.Context, cursor string) iter.Seq2[store.Event
 // ch until ctx ends or an error that retrying cannot cure. Reading ahead is
 // bounded: one batch in ch and one being sent.
 func (s *Store) tail(ctx context.Context, rd *cursorReader, ch chan<- tailMsg) {
-	bo := s.newBackoff()
+	bo := backoff.New(s.minBO, s.maxBO)
 	failing := false
 	var lastErr error
 	for ctx.Err() == nil {
@@ -398,7 +398,7 @@ func (s *Store) tail(ctx context.Context, rd *cursorReader, ch chan<- tailMsg) {
 			if ctx.Err() != nil || s.closed() {
 				return
 			}
-			d := bo.next()
+			d := bo.Next()
 			if !failing || err.Error() != lastErr.Error() {
 				s.log.Warn("redisstore: follow: reading the stream failed; retrying", "prefix", s.cfg.Prefix, "after", rd.after.streamID(), "err", err, "backoff", d)
 			}
@@ -411,7 +411,7 @@ func (s *Store) tail(ctx context.Context, rd *cursorReader, ch chan<- tailMsg) {
 		if failing {
 			s.log.Info("redisstore: follow: reading the stream again", "prefix", s.cfg.Prefix, "after", rd.after.streamID())
 			failing = false
-			bo.reset()
+			bo.Reset()
 		}
 		if len(res) == 0 || len(res[0].Messages) == 0 {
 			continue
@@ -448,21 +448,3 @@ func (s *Store) sleep(ctx context.Context, d time.Duration) bool {
 		return false
 	}
 }
-
-// backoff is capped exponential backoff with full jitter in [d/2, d].
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func (s *Store) newBackoff() *backoff { return &backoff{min: s.minBO, max: s.maxBO} }
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur = min(2*b.cur, b.max)
-	}
-	return b.cur/2 + rand.N(b.cur/2+1)
-}
-
-func (b *backoff) reset() { b.cur = 0 }
