@@ -40,7 +40,8 @@ func TestContract(t *testing.T) {
 			mu.Unlock()
 			return s2
 		},
-		// MaxBytes counts what JetStream stores, not store.EventSize.
-		ApproximateRetention: true,
+		// MaxMsgs is exact; MaxBytes counts what JetStream stores, not
+		// store.EventSize.
+		ApproximateBytes: true,
 	})
 }

@@ -88,8 +88,8 @@ func TestCursors(t *testing.T) {
 }
 
 // A repeated custom id resolves to its first retained occurrence; once
-// every occurrence is gone it is unknown. MaxMsgs is exact, so this is the
-// contract suite's CustomIDEvicted, which it skips for approximate stores.
+// every occurrence is gone it is unknown (the contract suite's
+// CustomIDEvicted also accepts ErrExpired there).
 func TestCustomIDEvicted(t *testing.T) {
 	s, _ := newStore(t, natsstore.Config{MaxMsgs: 3})
 	storetest.MustAppend(t, s, store.Event{ID: "dup"})

@@ -39,6 +39,8 @@ func TestContract(t *testing.T) {
 			<-mu
 			return s2
 		},
-		ApproximateRetention: true,
+		// MAXLEN ~ trims approximately, and so does MaxBytes.
+		ApproximateCount: true,
+		ApproximateBytes: true,
 	})
 }
