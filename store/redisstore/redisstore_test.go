@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -256,43 +255,5 @@ func TestOpenErrors(t *testing.T) {
 // Close ends Follow with ErrClosed and fails Appends waiting in the queue.
 func TestCloseUnderLoad(t *testing.T) {
 	s, _ := newStore(t, redisstore.Config{})
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				if _, err := s.Append(context.Background(), store.Event{Data: "x"}); err != nil {
-					if !errors.Is(err, store.ErrClosed) {
-						t.Errorf("Append during Close: %v; want ErrClosed", err)
-					}
-					return
-				}
-			}
-		}()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), hang)
-	defer cancel()
-	f := storetest.StartFollow(ctx, s, "")
-	for range 100 {
-		f.Next(t, hang)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	wg.Wait()
-	for {
-		select {
-		case <-f.Events():
-			continue
-		case <-f.Done():
-			err := f.Err()
-			if !errors.Is(err, store.ErrClosed) {
-				t.Fatalf("Follow ended with %v on Close; want ErrClosed", err)
-			}
-			return
-		case <-ctx.Done():
-			t.Fatal("Follow did not end on Close")
-		}
-	}
+	storetest.CloseUnderLoad(t, s, hang)
 }

@@ -326,3 +326,48 @@ func RestartUnderLoad(t *testing.T, h RestartHarness) {
 		t.Fatal("the test ran out of time")
 	}
 }
+
+// CloseUnderLoad closes s while eight goroutines append to it and a Follow
+// reads it: every Append then fails with store.ErrClosed and the Follow
+// ends with store.ErrClosed, within timeout.
+func CloseUnderLoad(t *testing.T, s store.Store, timeout time.Duration) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				if _, err := s.Append(context.Background(), store.Event{Data: "x"}); err != nil {
+					if !errors.Is(err, store.ErrClosed) {
+						t.Errorf("Append during Close: %v; want ErrClosed", err)
+					}
+					return
+				}
+			}
+		}()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	f := StartFollow(ctx, s, "")
+	for range 100 {
+		f.Next(t, timeout)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	for {
+		select {
+		case <-f.Events():
+			continue
+		case <-f.Done():
+			if err := f.Err(); !errors.Is(err, store.ErrClosed) {
+				t.Fatalf("Follow ended with %v on Close; want ErrClosed", err)
+			}
+			return
+		case <-ctx.Done():
+			t.Fatal("Follow did not end on Close")
+		}
+	}
+}
