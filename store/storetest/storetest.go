@@ -73,11 +73,6 @@ type Harness struct {
 	// trimmed cursors yield store.ErrExpired, not exact sizes.
 	ApproximateBytes bool
 
-	// ApproximateRetention sets both ApproximateCount and ApproximateBytes.
-	//
-	// Deprecated: set ApproximateCount and ApproximateBytes.
-	ApproximateRetention bool
-
 	// Timeout bounds every wait of the suite (an event to be followed, an
 	// iterator to end). Zero means 30 seconds.
 	Timeout time.Duration
@@ -92,9 +87,6 @@ func Run(t *testing.T, h Harness) {
 	}
 	if h.Timeout <= 0 {
 		h.Timeout = 30 * time.Second
-	}
-	if h.ApproximateRetention {
-		h.ApproximateCount, h.ApproximateBytes = true, true
 	}
 	s := &suite{h: h}
 	tests := []struct {
