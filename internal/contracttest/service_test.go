@@ -34,12 +34,21 @@ type streamServer struct {
 	count atomic.Int32
 	// status, when set, answers every request with it instead of a stream.
 	status int
+	// done is closed when the test ends: streams end, and a client still
+	// reconnecting gets no new one, so Close never waits on a handler.
+	done chan struct{}
 }
 
 func newStreamServer(t *testing.T, status int) *streamServer {
-	s := &streamServer{conns: make(chan *streamConn, 10), status: status}
+	s := &streamServer{conns: make(chan *streamConn, 10), status: status, done: make(chan struct{})}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.count.Add(1)
+		select {
+		case <-s.done:
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		default:
+		}
 		if s.status != 0 {
 			w.WriteHeader(s.status)
 			return
@@ -50,7 +59,11 @@ func newStreamServer(t *testing.T, status int) *streamServer {
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.WriteHeader(http.StatusOK)
 		w.(http.Flusher).Flush()
-		s.conns <- c
+		select {
+		case s.conns <- c:
+		case <-s.done:
+			return
+		}
 		for {
 			select {
 			case data := <-c.send:
@@ -60,10 +73,13 @@ func newStreamServer(t *testing.T, status int) *streamServer {
 				return
 			case <-r.Context().Done():
 				return
+			case <-s.done:
+				return
 			}
 		}
 	}))
 	t.Cleanup(func() {
+		close(s.done)
 		s.CloseClientConnections()
 		s.Close()
 	})
