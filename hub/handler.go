@@ -163,6 +163,9 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, sub Subscription, st
 	if r := s.closeReason(); r != "" && reason == ReasonClient {
 		reason = r // the write failed because the hub had given up on it
 	}
+	// Gone from the hub before anyone is told it disconnected (the deferred
+	// unregister is then a no-op).
+	h.unregister(s)
 	h.metrics.SubscriberDisconnected(reason)
 	if h.cfg.OnDisconnect != nil {
 		h.cfg.OnDisconnect(s, reason)

@@ -168,7 +168,8 @@ type Config struct {
 	// OnConnect is called once a subscriber is registered, before its
 	// response starts. It runs on the subscriber's goroutine.
 	OnConnect func(s *Subscriber, r *http.Request)
-	// OnDisconnect is called when a subscriber's response ends.
+	// OnDisconnect is called when a subscriber's response ends, after the
+	// subscriber has left the hub (Subscribers no longer counts it).
 	OnDisconnect func(s *Subscriber, reason DisconnectReason)
 
 	// Clock drives heartbeats, lifetimes, the block policy and TTLs.
