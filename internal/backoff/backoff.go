@@ -16,8 +16,23 @@ type Backoff struct {
 	cur      time.Duration
 }
 
-// New returns a Backoff from min to max.
-func New(min, max time.Duration) *Backoff { return &Backoff{Min: min, Max: max} }
+// Defaults New applies to a zero (or negative) bound.
+const (
+	DefaultMin = 50 * time.Millisecond
+	DefaultMax = 5 * time.Second
+)
+
+// New returns a Backoff from lo to hi: DefaultMin and DefaultMax stand in
+// for bounds that are not positive, and hi is raised to lo if below it.
+func New(lo, hi time.Duration) *Backoff {
+	if lo <= 0 {
+		lo = DefaultMin
+	}
+	if hi <= 0 {
+		hi = DefaultMax
+	}
+	return &Backoff{Min: lo, Max: max(hi, lo)}
+}
 
 // Next returns the next wait.
 func (b *Backoff) Next() time.Duration {

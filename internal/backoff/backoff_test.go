@@ -20,3 +20,17 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+func TestNewDefaults(t *testing.T) {
+	for _, c := range []struct{ lo, hi, wantLo, wantHi time.Duration }{
+		{0, 0, DefaultMin, DefaultMax},
+		{-1, -1, DefaultMin, DefaultMax},
+		{time.Second, 0, time.Second, DefaultMax},
+		{10 * time.Second, time.Second, 10 * time.Second, 10 * time.Second}, // hi raised to lo
+	} {
+		b := New(c.lo, c.hi)
+		if b.Min != c.wantLo || b.Max != c.wantHi {
+			t.Errorf("New(%v, %v) = [%v, %v], want [%v, %v]", c.lo, c.hi, b.Min, b.Max, c.wantLo, c.wantHi)
+		}
+	}
+}

@@ -79,6 +79,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluicehq/sluice/internal/backoff"
 	"github.com/sluicehq/sluice/store"
 )
 
@@ -100,8 +101,8 @@ const (
 	DefaultAckTimeout = 5 * time.Second
 	// DefaultMinBackoff and DefaultMaxBackoff bound Follow's reconnection
 	// backoff when Config leaves them zero.
-	DefaultMinBackoff = 50 * time.Millisecond
-	DefaultMaxBackoff = 5 * time.Second
+	DefaultMinBackoff = backoff.DefaultMin
+	DefaultMaxBackoff = backoff.DefaultMax
 )
 
 // Config configures a [Store]. The zero value keeps the last million events
@@ -260,13 +261,6 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 	if cfg.AckTimeout <= 0 {
 		cfg.AckTimeout = DefaultAckTimeout
 	}
-	if cfg.MinBackoff <= 0 {
-		cfg.MinBackoff = DefaultMinBackoff
-	}
-	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = DefaultMaxBackoff
-	}
-	cfg.MaxBackoff = max(cfg.MaxBackoff, cfg.MinBackoff)
 	s := &Store{
 		cfg:          cfg,
 		now:          cfg.Now,

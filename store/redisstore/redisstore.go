@@ -95,6 +95,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/sluicehq/sluice/internal/backoff"
 	"github.com/sluicehq/sluice/store"
 )
 
@@ -116,8 +117,8 @@ const (
 	DefaultBlockTimeout = time.Second
 	// DefaultMinBackoff and DefaultMaxBackoff bound Follow's reconnection
 	// backoff when Config leaves them zero.
-	DefaultMinBackoff = 50 * time.Millisecond
-	DefaultMaxBackoff = 5 * time.Second
+	DefaultMinBackoff = backoff.DefaultMin
+	DefaultMaxBackoff = backoff.DefaultMax
 )
 
 // maxBatchBytes bounds the payload of one append script call.
@@ -290,13 +291,6 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 	if s.blockTimeout <= 0 {
 		s.blockTimeout = DefaultBlockTimeout
 	}
-	if s.minBO <= 0 {
-		s.minBO = DefaultMinBackoff
-	}
-	if s.maxBO <= 0 {
-		s.maxBO = DefaultMaxBackoff
-	}
-	s.maxBO = max(s.maxBO, s.minBO)
 	s.kLog, s.kMeta = cfg.Prefix+"log", cfg.Prefix+"meta"
 	s.kIDs, s.kIDQ = cfg.Prefix+"ids", cfg.Prefix+"idq"
 	s.keys = []string{s.kLog, s.kMeta, s.kIDs, s.kIDQ}
