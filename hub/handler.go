@@ -48,6 +48,13 @@ func putBuf(b []byte) {
 // after the Last-Event-ID (header, or the Config.LastEventIDParam query
 // parameter) or a reset event, and then live events until the client goes
 // away or the hub ends the stream.
+//
+// On HTTP/1.1 the hub takes the connection over once the stream is live
+// (see hijack.go) and ServeHTTP returns then, while the stream goes on on
+// a goroutine of the hub's (one per subscriber either way): middleware
+// that times requests sees the setup, not the stream. Config.OnDisconnect
+// reports the end of every stream. On HTTP/2, and where the connection
+// cannot be taken over, ServeHTTP returns when the stream ends.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sub, err := h.cfg.Subscription(r)
 	if err != nil {
@@ -114,29 +121,35 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, sub Subscription, st
 	}
 
 	c := &conn{h: h, w: w, rc: http.NewResponseController(w), onResume: sub.OnResume, deadline: sub.Deadline}
-	var session string
 	if sessions {
 		var scursor string
-		session, scursor = h.attachSession(w, r, sub.Subject)
-		defer func() { h.detachSession(session, c.lastID) }()
+		c.session, scursor = h.attachSession(w, r, sub.Subject)
 		if !replay && scursor != "" {
 			cursor, replay = scursor, true
 		}
 	}
 
-	s := newSubscriber(h, sub, session, st.id)
+	s := newSubscriber(h, sub, c.session, st.id)
 	c.s = s
 	if poll <= 0 {
 		if err := h.register(ctx, s); err != nil {
+			if c.session != "" {
+				h.detachSession(c.session, "")
+			}
 			if errors.Is(err, ErrHubClosed) {
 				w.Header().Set("Retry-After", "1")
 				http.Error(w, "shutting down", http.StatusServiceUnavailable)
 			}
 			return
 		}
-		defer h.unregister(s)
 	}
 	h.metrics.SubscriberConnected()
+	reason := ReasonClient // should the hook or run panic
+	defer func() {
+		if !c.detached {
+			c.end(reason)
+		}
+	}()
 	if h.cfg.OnConnect != nil {
 		h.cfg.OnConnect(s, r)
 	}
@@ -149,7 +162,14 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, sub Subscription, st
 	c.buf = getBuf()
 	// Without heartbeats nothing would notice a hijacked client going away.
 	c.mayHijack = poll <= 0 && h.cfg.Heartbeat > 0 && canHijack(r)
-	reason := c.run(ctx, cursor, replay, poll, st.id)
+	reason = c.run(ctx, cursor, replay, poll, st.id)
+}
+
+// end ends the response for reason: the last bytes, then the subscriber
+// leaves the hub before anyone is told it disconnected. It runs on the
+// goroutine that ran the stream, the handler's or the detached one.
+func (c *conn) end(reason DisconnectReason) {
+	h, s := c.h, c.s
 	putBuf(c.buf)
 	c.buf = nil
 	if c.nc != nil {
@@ -163,12 +183,13 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, sub Subscription, st
 	if r := s.closeReason(); r != "" && reason == ReasonClient {
 		reason = r // the write failed because the hub had given up on it
 	}
-	// Gone from the hub before anyone is told it disconnected (the deferred
-	// unregister is then a no-op).
 	h.unregister(s)
 	h.metrics.SubscriberDisconnected(reason)
 	if h.cfg.OnDisconnect != nil {
 		h.cfg.OnDisconnect(s, reason)
+	}
+	if c.session != "" {
+		h.detachSession(c.session, c.lastID)
 	}
 }
 
@@ -205,6 +226,7 @@ type conn struct {
 	wrote      bool   // status and headers are sent
 	noDeadline bool   // the writer does not support write deadlines
 	lastID     string // the last id written (the client's cursor)
+	session    string // the session attached, if any
 
 	pendingReplay int // replayed events buffered but not yet written
 
@@ -212,6 +234,7 @@ type conn struct {
 	nc        net.Conn // the hijacked connection, or nil
 	broken    bool     // a write to nc failed
 	watch     peerWatch
+	detached  bool // the live loop went on on its own goroutine
 
 	onResume func(http.Header, Resume) // Subscription.OnResume
 	resume   Resume                    // the outcome, for onResume
@@ -394,61 +417,79 @@ func (c *conn) storeFailed(ctx context.Context, err error) DisconnectReason {
 	return ReasonStoreError
 }
 
-// live writes queued events until the stream ends.
+// liveState is what the live loop carries from one wait to the next.
+type liveState struct {
+	maxSent  uint64 // the highest position replayed: skip live events up to it
+	pending  int    // events buffered but not yet written
+	timer    Timer
+	timerC   <-chan time.Time
+	nextBeat time.Time
+	end      time.Time
+	beat     bool
+	spare    []item
+}
+
+// live writes queued events until the stream ends, or until it detaches
+// (reasonDetached).
 func (c *conn) live(ctx context.Context, maxSent uint64) DisconnectReason {
 	h, s := c.h, c.s
-	var (
-		timer    Timer
-		timerC   <-chan time.Time
-		nextBeat time.Time
-		end      time.Time
-		beat     bool
-		spare    []item
-	)
+	ls := &liveState{maxSent: maxSent, pending: c.pendingReplay}
 	now := h.clock.Now()
 	if h.cfg.Heartbeat > 0 {
-		nextBeat = now.Add(h.cfg.Heartbeat)
+		ls.nextBeat = now.Add(h.cfg.Heartbeat)
 	}
 	if lt := h.cfg.MaxLifetime; lt > 0 {
-		end = now.Add(lt - h.cfg.Jitter(lt/10))
+		ls.end = now.Add(lt - h.cfg.Jitter(lt/10))
 	}
-	if d := c.deadline; !d.IsZero() && (end.IsZero() || d.Before(end)) {
-		end = d
-		if !now.Before(end) {
+	if d := c.deadline; !d.IsZero() && (ls.end.IsZero() || d.Before(ls.end)) {
+		ls.end = d
+		if !now.Before(ls.end) {
 			s.close(ReasonLifetime)
 		}
 	}
-	arm := func(now time.Time) {
-		next := nextBeat
-		if next.IsZero() || (!end.IsZero() && end.Before(next)) {
-			next = end
-		}
-		if next.IsZero() {
-			return
-		}
-		if timer == nil {
-			timer = h.clock.NewTimer(next.Sub(now))
-			timerC = timer.C()
-		} else {
-			timer.Reset(next.Sub(now))
-		}
+	ls.arm(h.clock, now)
+	return c.loop(ctx, ls)
+}
+
+// arm sets the timer to the next heartbeat or the end, whichever is first.
+func (ls *liveState) arm(clock Clock, now time.Time) {
+	next := ls.nextBeat
+	if next.IsZero() || (!ls.end.IsZero() && ls.end.Before(next)) {
+		next = ls.end
 	}
-	arm(now)
+	if next.IsZero() {
+		return
+	}
+	if ls.timer == nil {
+		ls.timer = clock.NewTimer(next.Sub(now))
+		ls.timerC = ls.timer.C()
+	} else {
+		ls.timer.Reset(next.Sub(now))
+	}
+}
+
+// reasonDetached is returned by loop when the stream goes on on a
+// goroutine of its own.
+const reasonDetached DisconnectReason = "detached"
+
+// loop writes queued events, waiting for more in between, until the
+// stream ends. Once a connection is hijacked, the loop moves to a fresh
+// goroutine and the handler returns (detach).
+func (c *conn) loop(ctx context.Context, ls *liveState) (reason DisconnectReason) {
+	h, s := c.h, c.s
 	defer func() {
-		if timer != nil {
-			timer.Stop()
+		if reason != reasonDetached && ls.timer != nil {
+			ls.timer.Stop()
 		}
 	}()
-
-	pending := c.pendingReplay
 	for {
 		if c.buf == nil {
 			c.buf = getBuf()
 		}
-		items, gap, reason := s.take(spare)
+		items, gap, reason := s.take(ls.spare)
 		ended := false
 		for _, it := range items {
-			if it.pos <= maxSent {
+			if it.pos <= ls.maxSent {
 				continue // already replayed
 			}
 			if it.end {
@@ -457,62 +498,85 @@ func (c *conn) live(ctx context.Context, maxSent uint64) DisconnectReason {
 			}
 			c.buf = append(c.buf, it.ev.Bytes()...)
 			c.lastID = it.ev.Event().ID
-			pending++
+			ls.pending++
 		}
 		clear(items)
-		spare = items
-		if cap(spare) > 64 && len(items) < cap(spare)/4 {
-			spare = nil // a burst is over: do not keep its room
+		ls.spare = items
+		if cap(ls.spare) > 64 && len(items) < cap(ls.spare)/4 {
+			ls.spare = nil // a burst is over: do not keep its room
 		}
 		if gap > 0 {
 			c.buf = appendGap(c.buf, gap)
 		}
-		if beat {
+		if ls.beat {
 			c.buf = sse.AppendComment(c.buf, "")
-			beat = false
+			ls.beat = false
 		}
 		if reason != "" {
 			if !reason.retries() {
 				return reason
 			}
 			c.buf = sse.AppendRetry(c.buf, h.cfg.Retry)
-			_ = c.flush(pending)
+			_ = c.flush(ls.pending)
 			return reason
 		}
 		if len(c.buf) > 0 || !c.wrote {
-			if c.flush(pending) != nil {
+			if c.flush(ls.pending) != nil {
 				return ReasonClient
 			}
-			pending = 0
+			ls.pending = 0
 		}
 		if ended {
 			return ReasonStreamEnd
 		}
 		putBuf(c.buf)
 		c.buf = nil
-		if c.mayHijack && c.hijack() != nil {
-			return ReasonClient
+		if c.mayHijack {
+			if c.hijack() != nil {
+				return ReasonClient
+			}
+			if c.nc != nil {
+				c.detach(ls)
+				return reasonDetached
+			}
 		}
 		select {
 		case <-s.wake:
-		case <-timerC:
+		case <-ls.timerC:
 			now := h.clock.Now()
-			if !end.IsZero() && !now.Before(end) {
+			if !ls.end.IsZero() && !now.Before(ls.end) {
 				s.close(ReasonLifetime)
 				continue
 			}
-			if !nextBeat.IsZero() && !now.Before(nextBeat) {
+			if !ls.nextBeat.IsZero() && !now.Before(ls.nextBeat) {
 				if c.nc != nil && c.peerGone() {
 					return ReasonClient // nothing else watches a hijacked connection
 				}
-				beat = true
-				nextBeat = now.Add(h.cfg.Heartbeat)
+				ls.beat = true
+				ls.nextBeat = now.Add(h.cfg.Heartbeat)
 			}
-			arm(now)
+			ls.arm(h.clock, now)
 		case <-ctx.Done():
 			return ReasonClient
 		}
 	}
+}
+
+// detach moves the live loop of a hijacked connection to a goroutine of
+// its own, so that the handler can return: the goroutine that parsed the
+// request and set the subscription up has a stack grown to 16 KiB or more,
+// which an idle stream would keep for its lifetime, while a fresh
+// goroutine parked in the loop needs a few KiB. The request's context ends
+// when the handler returns; from then on the client going away is noticed
+// by the peer watcher, by a failed write or at a heartbeat.
+func (c *conn) detach(ls *liveState) {
+	c.detached = true
+	c.w, c.rc, c.onResume = nil, nil, nil // the response is over for net/http
+	c.h.conns.Add(1)
+	go func() {
+		defer c.h.conns.Done()
+		c.end(c.loop(context.Background(), ls))
+	}()
 }
 
 // flush writes the buffer in one write and one flush, under the write
@@ -521,7 +585,7 @@ func (c *conn) flush(n int) error {
 	if !c.wrote && c.onResume != nil {
 		c.onResume(c.w.Header(), c.resume)
 	}
-	if !c.noDeadline {
+	if c.nc == nil && !c.noDeadline {
 		if err := c.rc.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout)); errors.Is(err, http.ErrNotSupported) {
 			c.noDeadline = true
 		}

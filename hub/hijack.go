@@ -22,8 +22,11 @@ var hijacked atomic.Int64
 // needs none of that: once its headers and first bytes are sent, the hub
 // takes the connection over (http.ResponseController.Hijack) and writes
 // the rest of the chunked body itself, one chunk per batch, under a write
-// deadline, from the handler's goroutine. net/http's reader goroutine ends
-// with the hijack and its buffers are released.
+// deadline. net/http's reader goroutine ends with the hijack and its
+// buffers are released. The live loop then moves to a fresh goroutine and
+// the handler returns (conn.detach): the handler's stack, grown to 16 KiB
+// or more while the request was parsed and the subscription set up, goes
+// with it, and the new goroutine's stays at a few KiB while it waits.
 //
 // The status line, the headers and the first batch (priming event or
 // replay) are always written by net/http, through whatever wrappers the
@@ -38,10 +41,10 @@ var hijacked atomic.Int64
 // once on Linux, where one goroutine per process watches every hijacked
 // connection with epoll (watch_linux.go). Elsewhere, and should that watch
 // fail, it is noticed when a write fails or, at the latest, at the next
-// heartbeat: before writing it the handler checks, without blocking,
+// heartbeat: before writing it the stream's goroutine checks, without blocking,
 // whether the peer closed its side (a first write to a closed TCP
 // connection usually succeeds). Shutdown, Disconnect, Close and
-// MaxLifetime wake the handler as before; it writes "retry:" and the final
+// MaxLifetime wake the stream's goroutine as before; it writes "retry:" and the final
 // chunk and closes the connection. The connection is never reused for
 // another request.
 //

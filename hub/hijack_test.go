@@ -7,11 +7,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/sse"
+	"github.com/sluicehq/sluice/store"
 )
 
 // tcpSub is a subscriber on a plain TCP connection, without any client
@@ -279,6 +283,73 @@ func TestFrameChunk(t *testing.T) {
 		want := strconv.FormatInt(int64(n), 16) + "\r\n" + string(b) + "\r\n"
 		if got := string(frameChunk(b)); got != want {
 			t.Fatalf("%d bytes: framed wrong", n)
+		}
+	}
+}
+
+// Once a connection is hijacked, ServeHTTP returns and the stream goes on
+// on a goroutine of its own: events still flow, the client going away is
+// still noticed, and Shutdown still waits for the stream to end.
+func TestHijackHandlerReturns(t *testing.T) {
+	m := store.NewMemory(store.MemoryConfig{})
+	t.Cleanup(func() { m.Close() })
+	reasons := make(chan DisconnectReason, 1)
+	h, err := New(Config{Store: m, Logger: quietLogger(t), Retry: time.Second,
+		OnDisconnect: func(_ *Subscriber, r DisconnectReason) { reasons <- r }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	returned := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r)
+		returned <- struct{}{}
+	}))
+	t.Cleanup(srv.Close)
+	e := &env{t: t, st: m, h: h, srv: srv}
+	head, err := h.Publish(context.Background(), []string{"a"}, sse.Event{Data: "seed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for i := range 2 {
+		s := e.tcpSubscribe("/?topic=a")
+		if got, want := s.chunk(), "id: "+head+"\ndata: \n\n"; got != want {
+			t.Fatalf("priming %q, want %q", got, want)
+		}
+		select {
+		case <-returned:
+		case <-time.After(hang):
+			t.Fatal("the handler did not return once the stream was live")
+		}
+		id, err := h.Publish(context.Background(), []string{"a"}, sse.Event{Data: "after"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := s.chunk(), "id: "+id+"\ndata: after\n\n"; got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+		head = id
+		if i == 0 { // the client goes away
+			s.nc.Close()
+			if r := <-reasons; r != ReasonClient {
+				t.Fatalf("reason %v", r)
+			}
+			waitFor(t, "no subscriber", func() bool { return h.Subscribers() == 0 })
+			continue
+		}
+		done := make(chan error, 1)
+		go func() { done <- h.Shutdown(context.Background()) }()
+		if got := s.chunk(); got != "retry: 1000\n\n" {
+			t.Fatalf("got %q, want the retry", got)
+		}
+		if got := s.chunk(); got != "" {
+			t.Fatalf("got %q, want the last chunk", got)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if r := <-reasons; r != ReasonShutdown {
+			t.Fatalf("reason %v", r)
 		}
 	}
 }
