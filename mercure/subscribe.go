@@ -75,7 +75,7 @@ func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request) {
 	st.sub = h.buildSubscription(sels, c)
 
 	if r.Method == http.MethodHead {
-		setStreamHeaders(w.Header(), r)
+		setStreamHeaders(w.Header(), r.ProtoMajor == 1)
 		if cursorSent {
 			setCursorHeaders(w.Header(), cursorValue(cursor))
 		}
@@ -90,8 +90,10 @@ func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request) {
 	// The cursor headers carry the requested cursor when the engine can
 	// replay from it, "earliest" when it cannot (it then sends its reset
 	// header and event).
+	// The hook must not hold the request: the subscription outlives it.
+	http1 := r.ProtoMajor == 1
 	st.sub.OnResume = func(hdr http.Header, res hub.Resume) {
-		setStreamHeaders(hdr, r)
+		setStreamHeaders(hdr, http1)
 		if cursorSent {
 			v := cursorValue(cursor)
 			if res.Reset != "" {
@@ -255,13 +257,13 @@ func cursorValue(cursor string) string {
 }
 
 // setStreamHeaders sets the headers of a Mercure event stream.
-func setStreamHeaders(hdr http.Header, r *http.Request) {
+func setStreamHeaders(hdr http.Header, http1 bool) {
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "private, no-cache, no-store, must-revalidate, max-age=0")
 	hdr.Set("Pragma", "no-cache")
 	hdr.Set("Expire", "0")
 	hdr.Set("X-Accel-Buffering", "no")
-	if r.ProtoMajor == 1 {
+	if http1 {
 		hdr.Set("Connection", "keep-alive")
 	}
 	hdr.Set("X-Content-Type-Options", "nosniff")
