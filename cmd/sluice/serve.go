@@ -92,6 +92,7 @@ type serveConfig struct {
 	logFormat       string
 	logLevel        slog.Level
 	demo            bool
+	pprofAddr       string
 
 	// Derived at validation.
 	pubKey, subKey *mercure.Key
@@ -187,6 +188,7 @@ func newServeFlags(c *serveConfig, stderr io.Writer) (*flag.FlagSet, *string) {
 	fs.StringVar(&c.logFormat, "log-format", "text", "log `format`: text or json")
 	level := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	fs.BoolVar(&c.demo, "demo", true, "serve the demo page on /")
+	fs.StringVar(&c.pprofAddr, "pprof", "", "serve Go's profiler (/debug/pprof/) on this loopback `address` (host:port), for profiling the hub under load")
 	return fs, level
 }
 
@@ -245,6 +247,9 @@ func (c *serveConfig) validate() error {
 	}
 	if err := c.parseStore(); err != nil {
 		return err
+	}
+	if c.pprofAddr != "" && !loopbackAddr(c.pprofAddr) {
+		return fmt.Errorf("--pprof %q: want a loopback address (localhost:PORT or 127.0.0.1:PORT): the profiler must not be reachable from the network", c.pprofAddr)
 	}
 	switch c.logFormat {
 	case "text", "json":

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -41,6 +42,8 @@ type hubServer struct {
 	metrics  *prommetrics.Metrics
 	http     *http.Server
 	ln       net.Listener
+	pprof    *http.Server // --pprof, or nil
+	pprofLn  net.Listener
 	index    []byte // the rendered demo page
 	draining atomic.Bool
 }
@@ -110,6 +113,9 @@ func newServer(cfg *serveConfig, log *slog.Logger) (*hubServer, error) {
 	}
 	s := &hubServer{cfg: cfg, log: log, store: st, metrics: prommetrics.New()}
 	fail := func(err error) (*hubServer, error) {
+		if s.pprofLn != nil {
+			_ = s.pprofLn.Close()
+		}
 		if s.hub != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			_ = s.hub.Shutdown(ctx)
@@ -159,10 +165,29 @@ func newServer(cfg *serveConfig, log *slog.Logger) (*hubServer, error) {
 		// No WriteTimeout: event streams are long-lived; the hub bounds
 		// each write itself (--write-timeout).
 	}
+	if cfg.pprofAddr != "" {
+		if s.pprofLn, err = net.Listen("tcp", cfg.pprofAddr); err != nil {
+			return fail(fmt.Errorf("--pprof: listen: %w", err))
+		}
+		s.pprof = &http.Server{Handler: pprofRoutes(), ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	}
 	if s.ln, err = net.Listen("tcp", cfg.addr); err != nil {
 		return fail(fmt.Errorf("listen: %w", err))
 	}
 	return s, nil
+}
+
+// pprofRoutes serves Go's profiler (--pprof) on its own mux, so that
+// nothing of it reaches the hub's address.
+func pprofRoutes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 // routes returns the server's handler.
@@ -214,6 +239,11 @@ func (s *hubServer) run(ctx context.Context) error {
 		}
 		served <- err
 	}()
+	if s.pprof != nil {
+		s.log.Info("profiler listening", "url", "http://"+s.pprofLn.Addr().String()+"/debug/pprof/")
+		go func() { _ = s.pprof.Serve(s.pprofLn) }()
+		defer s.pprof.Close()
+	}
 
 	var serveErr error
 	select {

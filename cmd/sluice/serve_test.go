@@ -139,6 +139,8 @@ func TestServeConfigErrors(t *testing.T) {
 		{"dev mode with rs256", []string{"--jwt-alg", "RS256"}, nil, "development mode generates HS256"},
 		{"bad audience", []string{"--jwt-key", "k", "--jwt-audience", "not a url"}, nil, ""},
 		{"argument", []string{"extra"}, nil, "unexpected argument"},
+		{"pprof off loopback", []string{"--pprof", ":6060"}, nil, "--pprof"},
+		{"pprof on a public ip", []string{"--pprof", "192.0.2.1:6060"}, nil, "want a loopback address"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -412,6 +414,28 @@ func TestServeEndpointsAndDrain(t *testing.T) {
 	}
 	if err := <-stopped; err != nil {
 		t.Fatalf("run: %v", err)
+	}
+}
+
+// TestServePprof: --pprof serves the profiler on its own loopback address,
+// and the hub's address does not.
+func TestServePprof(t *testing.T) {
+	s, base, stop := startInProcess(t, "--store", "memory", "--jwt-key", "k", "--demo=false", "--pprof", "127.0.0.1:0")
+	prof := "http://" + s.pprofLn.Addr().String()
+	if code, body := get(t, prof+"/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
+		t.Errorf("--pprof /debug/pprof/ = %d, want the profile index", code)
+	}
+	if code, _ := get(t, prof+"/debug/pprof/goroutine?debug=1"); code != 200 {
+		t.Errorf("--pprof goroutine profile = %d", code)
+	}
+	if code, _ := get(t, base+"/debug/pprof/"); code != 404 {
+		t.Errorf("the hub's address serves /debug/pprof/: %d, want 404", code)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := http.Get(prof + "/debug/pprof/"); err == nil {
+		t.Error("the profiler still answers after the hub stopped")
 	}
 }
 
