@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"os"
 	"os/exec"
 	"runtime"
@@ -165,15 +166,12 @@ func (p *hubProc) publish(b *testing.B, topic string, n, size, rate int) {
 	resp.Body.Close()
 }
 
-// dial opens an HTTP/1.0 subscription (no chunked framing: the body is the
-// raw event stream) and returns the connection positioned after the
-// response headers.
-func (p *hubProc) dial(b *testing.B, topic string) (net.Conn, *bufio.Reader) {
-	return p.dialPath(b, "/events?topic="+topic)
-}
-
-func (p *hubProc) dialPath(b *testing.B, path string) (net.Conn, *bufio.Reader) {
-	return p.dialProto(b, path, "HTTP/1.0")
+// dial opens an HTTP/1.1 subscription, as browsers do (the hub takes the
+// connection over once live), and returns the connection and its event
+// stream, the chunked body decoded.
+func (p *hubProc) dial(b *testing.B, topic string) (net.Conn, io.Reader) {
+	conn, br := p.dialProto(b, "/events?topic="+topic, "HTTP/1.1")
+	return conn, httputil.NewChunkedReader(br)
 }
 
 // dialProto sends GET path with proto ("HTTP/1.0": the body is the bare
@@ -269,7 +267,7 @@ func waitSubs(b *testing.B, p *hubProc, n int) {
 }
 
 // latency reads events whose data starts with the publish time.
-func latency(br *bufio.Reader, n int, out *[]time.Duration) error {
+func latency(br io.Reader, n int, out *[]time.Duration) error {
 	r := sse.NewReader(br)
 	for n > 0 {
 		ev, err := r.Next()
