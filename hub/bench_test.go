@@ -102,12 +102,55 @@ func benchServer() {
 			}
 		}
 	})
+	// The floor: connections that a loop writes each event to directly,
+	// with no hub (BenchmarkLatencyFloor).
+	var raw struct {
+		sync.Mutex
+		conns []net.Conn
+	}
+	mux.HandleFunc("GET /raw", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		rc := http.NewResponseController(w)
+		rc.Flush()
+		c, _, err := rc.Hijack()
+		if err != nil {
+			panic(err)
+		}
+		raw.Lock()
+		raw.conns = append(raw.conns, c)
+		raw.Unlock()
+	})
+	mux.HandleFunc("POST /rawpublish", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		n, _ := strconv.Atoi(q.Get("n"))
+		size, _ := strconv.Atoi(q.Get("size"))
+		rate, _ := strconv.Atoi(q.Get("rate"))
+		tick := time.NewTicker(time.Second / time.Duration(rate))
+		defer tick.Stop()
+		pad := strings.Repeat("x", max(size-20, 0))
+		raw.Lock()
+		defer raw.Unlock()
+		for range n {
+			<-tick.C
+			ev := "data: " + strconv.FormatInt(time.Now().UnixNano(), 10) + " " + pad + "\n\n"
+			for _, c := range raw.conns {
+				if _, err := io.WriteString(c, ev); err != nil {
+					http.Error(w, err.Error(), 500)
+					return
+				}
+			}
+		}
+	})
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
 		runtime.GC()
 		runtime.GC() // the first shrinks stacks grown during setup, the second once more
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		s := h.Stats()
+		raw.Lock()
+		s.Subscribers += int64(len(raw.conns))
+		raw.Unlock()
 		json.NewEncoder(w).Encode(benchStats{HeapInuse: ms.HeapInuse, StackInuse: ms.StackInuse,
 			Goroutines: runtime.NumGoroutine(), CPUNanos: cpuNanos(), Subscribers: s.Subscribers, Delivered: s.Delivered})
 	})
@@ -158,7 +201,11 @@ func (p *hubProc) stats(b *testing.B) benchStats {
 }
 
 func (p *hubProc) publish(b *testing.B, topic string, n, size, rate int) {
-	resp, err := http.Post(fmt.Sprintf("http://%s/publish?topic=%s&n=%d&size=%d&rate=%d", p.addr, topic, n, size, rate), "", nil)
+	p.post(b, fmt.Sprintf("/publish?topic=%s&n=%d&size=%d&rate=%d", topic, n, size, rate))
+}
+
+func (p *hubProc) post(b *testing.B, path string) {
+	resp, err := http.Post("http://"+p.addr+path, "", nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -300,16 +347,28 @@ func percentiles(b *testing.B, all []time.Duration) {
 // read), events published at rate per second; publish-to-receive
 // percentiles over all deliveries.
 func latencyRun(b *testing.B, subs, stalled, events, rate int) {
+	latencyOf(b, subs, stalled, events, rate, false)
+}
+
+// latencyOf is latencyRun through the hub, or with floor through a loop
+// in the hub's process that writes each event to every connection itself.
+func latencyOf(b *testing.B, subs, stalled, events, rate int, floor bool) {
 	p := startHubProc(b)
+	dial := func() (net.Conn, io.Reader) {
+		if floor {
+			return p.dialProto(b, "/raw", "HTTP/1.0")
+		}
+		return p.dial(b, "lat")
+	}
 	for range stalled {
-		conn, _ := p.dial(b, "lat")
+		conn, _ := dial()
 		defer conn.Close()
 	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var all []time.Duration
 	for range subs {
-		conn, br := p.dial(b, "lat")
+		conn, br := dial()
 		defer conn.Close()
 		wg.Add(1)
 		go func() {
@@ -326,7 +385,11 @@ func latencyRun(b *testing.B, subs, stalled, events, rate int) {
 	waitSubs(b, p, subs+stalled)
 	b.ResetTimer()
 	for range b.N {
-		p.publish(b, "lat", events, 100, rate)
+		if floor {
+			p.post(b, fmt.Sprintf("/rawpublish?n=%d&size=100&rate=%d", events, rate))
+		} else {
+			p.publish(b, "lat", events, 100, rate)
+		}
 	}
 	wg.Wait()
 	b.StopTimer()
@@ -337,6 +400,12 @@ func latencyRun(b *testing.B, subs, stalled, events, rate int) {
 
 // BenchmarkLatency: 100 subscribers × 1,000 events/s.
 func BenchmarkLatency(b *testing.B) { latencyRun(b, 100, 0, 2000, 1000) }
+
+// BenchmarkLatencyFloor: BenchmarkLatency's load (100 subscribers × 1,000
+// events/s, the same client) with the hub replaced by a loop that writes
+// each event to every connection: the latency this machine gives before
+// any hub work, the floor under BenchmarkLatency.
+func BenchmarkLatencyFloor(b *testing.B) { latencyOf(b, 100, 0, 2000, 1000, true) }
 
 // BenchmarkLatencyStalled: 1,000 subscribers at 1,000 events/s, without
 // and with one subscriber that never reads.
