@@ -152,6 +152,7 @@ type claims struct {
 	subscribe []grant
 	payload   json.RawMessage // classic mercure.payload, the fallback payload
 	expires   time.Time       // zero: no exp
+	notBefore time.Time       // zero: no nbf
 }
 
 // grant is one topic selector of a token, with the payload of its entry.
@@ -278,6 +279,9 @@ func (h *Hub) verify(tok string, key *Key, resource string) (*claims, error) {
 	c := &claims{modern: modern}
 	if tc.ExpiresAt != nil {
 		c.expires = tc.ExpiresAt.Time
+	}
+	if tc.NotBefore != nil {
+		c.notBefore = tc.NotBefore.Time
 	}
 	if modern {
 		if !atJWT {

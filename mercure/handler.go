@@ -45,6 +45,7 @@ const (
 	DefaultMaxGrants         = 100
 	DefaultMaxClassicGrants  = 1000
 	DefaultSelectorCacheSize = 10_000
+	DefaultTokenCacheSize    = 1000
 )
 
 // ErrConfig reports an invalid Config.
@@ -64,7 +65,8 @@ type Config struct {
 	Engine hub.Config
 
 	// PublisherKey verifies the tokens of publishers (POST). Without it
-	// the hub accepts no publish request (405), as the reference hub.
+	// the hub accepts no publish request (405), as the reference hub. New
+	// copies the keys: to change them, start a new Hub.
 	PublisherKey *Key
 	// SubscriberKey verifies the tokens of subscribers and of the
 	// subscriptions API. Without it no token is examined and subscribing
@@ -147,6 +149,12 @@ type Config struct {
 	// SelectorCacheSize bounds the compiled selectors kept (an LRU shared
 	// by all subscriptions and tokens). Default 10000.
 	SelectorCacheSize int
+	// TokenCacheSize bounds the verified tokens kept so that a client
+	// sending the same token again (a publisher's every request) is not
+	// verified again: the exact token string and key must match, expiry is
+	// checked on each use, and refused tokens are never kept. Default 1000;
+	// negative turns the cache off.
+	TokenCacheSize int
 
 	// Logger receives the logs. Default slog.Default(). Tokens are never
 	// logged.
@@ -192,6 +200,9 @@ func (c *Config) setDefaults() error {
 	defInt(&c.MaxGrants, DefaultMaxGrants)
 	defInt(&c.MaxClassicGrants, DefaultMaxClassicGrants)
 	defInt(&c.SelectorCacheSize, DefaultSelectorCacheSize)
+	if c.TokenCacheSize == 0 {
+		c.TokenCacheSize = DefaultTokenCacheSize
+	}
 	for _, k := range []*Key{c.PublisherKey, c.SubscriberKey} {
 		if k != nil && k.verify == nil {
 			return fmt.Errorf("%w: a Key must come from ParseKey or NewPublicKey", ErrConfig)
@@ -217,6 +228,7 @@ type Hub struct {
 	classic   bool
 	issuers   map[string]struct{}
 	selectors *selectorCache
+	tokens    *tokenCache // nil when off
 	log       *slog.Logger
 	now       func() time.Time
 	engineNow func() time.Time // the engine's clock, for Subscription.Deadline
@@ -233,11 +245,20 @@ func New(cfg Config) (*Hub, error) {
 	if strings.HasSuffix(cfg.Resource, HubPath) {
 		base = cfg.Resource
 	}
+	// The hub's own copies of the keys: verified tokens are cached per key,
+	// so a key must not change under the cache.
+	for _, k := range []**Key{&cfg.PublisherKey, &cfg.SubscriberKey} {
+		if *k != nil {
+			cp := **k
+			*k = &cp
+		}
+	}
 	h := &Hub{
 		cfg:       cfg,
 		classic:   !cfg.DisableClassic,
 		issuers:   make(map[string]struct{}, len(cfg.Issuers)),
 		selectors: newSelectorCache(base, cfg.SelectorCacheSize),
+		tokens:    newTokenCache(cfg.TokenCacheSize),
 		log:       cfg.Logger,
 		now:       cfg.Now,
 		store:     cfg.Store,
@@ -471,11 +492,35 @@ func (h *Hub) authenticate(r *http.Request, key *Key) (*claims, tokenSource, *au
 			return nil, src, errInvalidRequest("origin %q may not publish", origin)
 		}
 	}
-	c, err := h.verify(tok, key, h.resource(r))
+	c, err := h.verifyCached(tok, key, r)
 	if err != nil {
 		return nil, src, errInvalidToken(err)
 	}
 	return c, src, nil
+}
+
+// verifyCached is verify through the hub's cache of verified tokens.
+func (h *Hub) verifyCached(tok string, key *Key, r *http.Request) (*claims, error) {
+	resource := ""
+	res := func() string {
+		if resource == "" {
+			resource = h.resource(r)
+		}
+		return resource
+	}
+	if c := h.tokens.get(key, tok, h.now(), res); c != nil {
+		return c, nil
+	}
+	c, err := h.verify(tok, key, res())
+	if err != nil {
+		return nil, err
+	}
+	aud := ""
+	if c.modern {
+		aud = res()
+	}
+	h.tokens.put(key, tok, c, aud)
+	return c, nil
 }
 
 // publish serves POST on the hub path (MERCURE.md §2).
