@@ -330,9 +330,9 @@ func run(parent context.Context, cfg *config, stderr io.Writer) (*Report, error)
 		if err != nil {
 			return nil, fmt.Errorf("--publish-url: %w", err)
 		}
-		r.post = &poster{mode: cfg.publish, url: raw, topic: cfg.topic, token: cfg.token,
-			client: newLoopbackClient(pub.addr.String(), cfg.publishers)}
-		defer r.post.client.CloseIdleConnections()
+		if r.post, err = newPoster(cfg.publish, raw, pub, cfg.topic, cfg.token); err != nil {
+			return nil, fmt.Errorf("--publish-url: %w", err)
+		}
 		r.rep.PublishURL = raw
 	}
 	if cfg.hubPID > 0 {

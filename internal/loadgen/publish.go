@@ -1,13 +1,15 @@
 package loadgen
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,49 +43,270 @@ func newLoopbackClient(addr string, conns int) *http.Client {
 	}
 }
 
-// poster sends one event to the server.
+// publishTimeout bounds one publish request, from sending it to reading the
+// whole response.
+const publishTimeout = 10 * time.Second
+
+// maxResponseLine bounds a line of a publish response's head.
+const maxResponseLine = 8 << 10
+
+// poster sends events to the server with POST requests over keep-alive
+// HTTP/1.1 connections of its own (one per publisher, see pubConn): the
+// request head is formatted once, each request is one write of reused
+// buffers, and the response is parsed in place, so a publish costs the
+// tool little more than its two system calls — net/http's client spent
+// more CPU per request than the hub serving it, and with both on the same
+// cores the tool bounded the publish rate it measured.
 type poster struct {
 	mode   string // publishURL or publishMercure
 	url    string
-	topic  string // the Mercure topic
-	token  string // bearer token, or ""
-	client *http.Client
+	addr   string // ip:port to dial
+	head   []byte // request line and headers, up to the Content-Length value
+	prefix []byte // start of the body: "topic=…&data=" for Mercure
 }
 
-// post publishes data, using body as scratch space.
-func (p *poster) post(ctx context.Context, data []byte, body *bytes.Buffer) error {
-	body.Reset()
+// newPoster returns the poster of mode to rawURL, dialling ep's address.
+func newPoster(mode, rawURL string, ep endpoint, topic, token string) (*poster, error) {
+	target := ep.url.RequestURI()
+	for _, v := range []string{target, ep.url.Host, token} {
+		if strings.ContainsAny(v, "\r\n\x00") {
+			return nil, fmt.Errorf("publish request field %q contains CR, LF or NUL", v)
+		}
+	}
 	ctype := "text/plain; charset=utf-8"
-	if p.mode == publishMercure {
+	p := &poster{mode: mode, url: rawURL, addr: ep.addr.String()}
+	if mode == publishMercure {
 		ctype = "application/x-www-form-urlencoded"
-		body.WriteString("topic=")
-		body.WriteString(url.QueryEscape(p.topic))
-		body.WriteString("&data=")
-		body.WriteString(url.QueryEscape(string(data)))
+		p.prefix = append(appendQueryEscape([]byte("topic="), topic), "&data="...)
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: sluice-bench\r\nContent-Type: %s\r\n", target, ep.url.Host, ctype)
+	if token != "" {
+		fmt.Fprintf(&b, "Authorization: Bearer %s\r\n", token)
+	}
+	b.WriteString("Content-Length: ")
+	p.head = b.Bytes()
+	return p, nil
+}
+
+// appendQueryEscape appends s escaped as url.QueryEscape does.
+func appendQueryEscape[T string | []byte](b []byte, s T) []byte {
+	const hex = "0123456789ABCDEF"
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.', c == '~':
+			b = append(b, c)
+		case c == ' ':
+			b = append(b, '+')
+		default:
+			b = append(b, '%', hex[c>>4], hex[c&15])
+		}
+	}
+	return b
+}
+
+// pubConn is one publisher's connection to the server, dialled on first use
+// and again after an error or a response that closes it. It is not safe for
+// concurrent use.
+type pubConn struct {
+	p    *poster
+	conn net.Conn
+	br   *bufio.Reader
+	stop func() bool // unregisters the cancellation of the connection
+	body []byte
+	req  []byte
+}
+
+func (p *poster) conn() *pubConn { return &pubConn{p: p} }
+
+// close closes the connection, if any.
+func (c *pubConn) close() {
+	if c.conn != nil {
+		c.stop()
+		c.conn.Close()
+		c.conn = nil
+	}
+}
+
+// post publishes data: one request, and its whole response.
+func (c *pubConn) post(ctx context.Context, data []byte) error {
+	c.body = append(c.body[:0], c.p.prefix...)
+	if c.p.mode == publishMercure {
+		c.body = appendQueryEscape(c.body, data)
 	} else {
-		body.Write(data)
+		c.body = append(c.body, data...)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body.Bytes()))
+	c.req = append(c.req[:0], c.p.head...)
+	c.req = strconv.AppendInt(c.req, int64(len(c.body)), 10)
+	c.req = append(c.req, "\r\n\r\n"...)
+	c.req = append(c.req, c.body...)
+
+	if c.conn == nil {
+		d := net.Dialer{Timeout: publishTimeout}
+		conn, err := d.DialContext(ctx, "tcp", c.p.addr)
+		if err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+		c.conn = conn
+		if c.br == nil {
+			c.br = bufio.NewReaderSize(conn, maxResponseLine)
+		} else {
+			c.br.Reset(conn)
+		}
+		// Cancelling ctx interrupts a request in flight.
+		c.stop = context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	}
+	err := c.conn.SetDeadline(time.Now().Add(publishTimeout))
+	if err == nil {
+		err = ctx.Err() // after the deadline is set: a cancellation from now on cuts the request
+	}
+	if err == nil {
+		_, err = c.conn.Write(c.req)
+	}
+	keep := false
+	if err == nil {
+		keep, err = c.readResponse()
+	}
+	if !keep { // an error status with its whole response read keeps it
+		c.close()
+	}
+	return err
+}
+
+// readResponse reads one response to a POST: its head (after any 1xx
+// interim responses) and its body, delimited by Content-Length, chunked
+// coding or the end of the connection. It reports whether the connection
+// can carry another request, and an error unless the status is 2xx.
+func (c *pubConn) readResponse() (keepAlive bool, err error) {
+	for {
+		line, err := c.line()
+		if err != nil {
+			return false, fmt.Errorf("publish: reading the response: %w", err)
+		}
+		proto, rest, _ := bytes.Cut(line, []byte(" "))
+		code, _, _ := bytes.Cut(rest, []byte(" "))
+		status, aerr := strconv.Atoi(string(code))
+		if !bytes.HasPrefix(proto, []byte("HTTP/1.")) || aerr != nil || len(code) != 3 {
+			return false, fmt.Errorf("publish: malformed status line %q", line)
+		}
+		statusText := ""
+		if status/100 != 2 {
+			statusText = string(rest)
+		}
+		keep := string(proto) == "HTTP/1.1"
+		length, chunked := int64(-1), false
+		for {
+			h, err := c.line()
+			if err != nil {
+				return false, fmt.Errorf("publish: reading the response head: %w", err)
+			}
+			if len(h) == 0 {
+				break
+			}
+			name, value, ok := bytes.Cut(h, []byte(":"))
+			if !ok {
+				return false, fmt.Errorf("publish: malformed header line %q", h)
+			}
+			value = bytes.TrimSpace(value)
+			switch {
+			case bytes.EqualFold(name, []byte("Content-Length")):
+				n, err := strconv.ParseInt(string(value), 10, 64)
+				if err != nil || n < 0 {
+					return false, fmt.Errorf("publish: malformed Content-Length %q", value)
+				}
+				length = n
+			case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+				if !bytes.EqualFold(value, []byte("chunked")) {
+					return false, fmt.Errorf("publish: unsupported Transfer-Encoding %q", value)
+				}
+				chunked = true
+			case bytes.EqualFold(name, []byte("Connection")):
+				for tok := range bytes.SplitSeq(value, []byte(",")) {
+					switch tok = bytes.TrimSpace(tok); {
+					case bytes.EqualFold(tok, []byte("close")):
+						keep = false
+					case bytes.EqualFold(tok, []byte("keep-alive")) && string(proto) == "HTTP/1.0":
+						keep = true
+					}
+				}
+			}
+		}
+		if status >= 100 && status < 200 {
+			continue // interim response: the final one follows
+		}
+		switch {
+		case status == 204 || status == 304:
+		case chunked:
+			err = c.discardChunked()
+		case length >= 0:
+			_, err = c.br.Discard(int(length))
+		default: // delimited by the end of the connection
+			_, err = io.Copy(io.Discard, c.br)
+			keep = false
+		}
+		if err != nil {
+			return false, fmt.Errorf("publish: reading the response body: %w", err)
+		}
+		if status/100 != 2 {
+			return keep, fmt.Errorf("publish: %s answered %s", c.p.url, statusText)
+		}
+		return keep, nil
+	}
+}
+
+// line reads one line of a response head or of chunked framing, without
+// its line break. The slice is valid until the next read.
+func (c *pubConn) line() ([]byte, error) {
+	l, err := c.br.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		return nil, fmt.Errorf("a line over %d bytes", c.br.Size())
+	}
 	if err != nil {
-		return fmt.Errorf("publish: %w", err)
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
 	}
-	req.Header.Set("Content-Type", ctype)
-	if p.token != "" {
-		req.Header.Set("Authorization", "Bearer "+p.token)
+	l = l[:len(l)-1]
+	if n := len(l); n > 0 && l[n-1] == '\r' {
+		l = l[:n-1]
 	}
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("publish: %w", err)
+	return l, nil
+}
+
+// discardChunked reads a chunked body to its end.
+func (c *pubConn) discardChunked() error {
+	for {
+		l, err := c.line()
+		if err != nil {
+			return err
+		}
+		hexSize, _, _ := bytes.Cut(l, []byte(";"))
+		size, err := strconv.ParseUint(string(bytes.TrimSpace(hexSize)), 16, 62)
+		if err != nil {
+			return errChunked
+		}
+		if size == 0 {
+			for { // trailer fields, then the empty line
+				l, err := c.line()
+				if err != nil {
+					return err
+				}
+				if len(l) == 0 {
+					return nil
+				}
+			}
+		}
+		if _, err := c.br.Discard(int(size)); err != nil {
+			return err
+		}
+		if l, err := c.line(); err != nil || len(l) != 0 {
+			if err == nil {
+				err = errChunked
+			}
+			return err
+		}
 	}
-	_, cerr := io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("publish: %s answered %s", p.url, resp.Status)
-	}
-	if cerr != nil {
-		return fmt.Errorf("publish: reading the response: %w", cerr)
-	}
-	return nil
 }
 
 // publishPlan says what to publish.
@@ -125,13 +348,14 @@ func publish(ctx context.Context, e *env, p *poster, plan publishPlan) *publishR
 			var (
 				seq          int64
 				data         []byte
-				body         bytes.Buffer
+				conn                       = p.conn()
 				first, last  time.Duration = -1, 0
 				lag          time.Duration
 				timer        = time.NewTimer(time.Hour)
 				firstFailure error
 			)
 			timer.Stop()
+			defer conn.close()
 			defer func() {
 				mu.Lock()
 				defer mu.Unlock()
@@ -182,7 +406,7 @@ func publish(ctx context.Context, e *env, p *poster, plan publishPlan) *publishR
 				data = appendPayload(data[:0], e.mark, pub, seq, int64(ts), plan.size)
 				seq++
 				attempts.Add(1)
-				err := p.post(ctx, data, &body)
+				err := conn.post(ctx, data)
 				res.postTimes.record(int64(e.now() - ts))
 				if err != nil {
 					failures.Add(1)

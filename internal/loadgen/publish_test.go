@@ -1,0 +1,197 @@
+package loadgen
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+func TestAppendQueryEscape(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		b := make([]byte, rng.IntN(40))
+		for i := range b {
+			b[i] = byte(rng.IntN(256))
+		}
+		if got, want := string(appendQueryEscape(nil, b)), url.QueryEscape(string(b)); got != want {
+			t.Fatalf("appendQueryEscape(%q) = %q, want %q", b, got, want)
+		}
+	}
+}
+
+// cannedServer answers each request it reads on each connection with the
+// next of responses (raw HTTP), and sends every request it read on reqs.
+// A response "" answers nothing and waits for the client to go.
+func cannedServer(t *testing.T, responses ...string) (addr string, reqs <-chan *http.Request) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	ch := make(chan *http.Request, len(responses)+1)
+	next := make(chan string, len(responses))
+	for _, r := range responses {
+		next <- r
+	}
+	close(next)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					body, _ := io.ReadAll(req.Body)
+					req.Body = io.NopCloser(strings.NewReader(string(body)))
+					ch <- req
+					resp, ok := <-next
+					if !ok {
+						return
+					}
+					if resp == "" {
+						io.Copy(io.Discard, c) // until the client closes
+						return
+					}
+					if _, err := io.WriteString(c, resp); err != nil {
+						return
+					}
+					if strings.Contains(resp, "Connection: close") || strings.HasPrefix(resp, "HTTP/1.0") {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), ch
+}
+
+func testPoster(t *testing.T, mode, addr, token string) *poster {
+	t.Helper()
+	u, _ := url.Parse("http://" + addr + "/.well-known/mercure")
+	p, err := newPoster(mode, u.String(), endpoint{url: u, addr: netip.MustParseAddrPort(addr)}, "https://example.com/a b", token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPosterRequests(t *testing.T) {
+	addr, reqs := cannedServer(t,
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nid-01",
+		"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: x\r\n\r\n",
+		"HTTP/1.1 204 No Content\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+		"HTTP/1.0 200 OK\r\n\r\nuntil the end",
+		"HTTP/1.1 401 Unauthorized\r\nContent-Length: 3\r\n\r\nno\n",
+	)
+	p := testPoster(t, publishMercure, addr, "tok")
+	c := p.conn()
+	defer c.close()
+	data := []byte("sb:run:1:2:3 é&=")
+	var conns []net.Conn
+	for i := range 6 {
+		err := c.post(t.Context(), data)
+		if i < 5 && err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if i == 5 && (err == nil || !strings.Contains(err.Error(), "401 Unauthorized")) {
+			t.Fatalf("request %d: error %v, want the 401", i, err)
+		}
+		req := <-reqs
+		if req.Method != http.MethodPost || req.URL.Path != "/.well-known/mercure" || req.Host != addr ||
+			req.Header.Get("Authorization") != "Bearer tok" || req.Header.Get("Content-Type") != "application/x-www-form-urlencoded" {
+			t.Fatalf("request %d: %s %s host %q headers %v", i, req.Method, req.URL, req.Host, req.Header)
+		}
+		if err := req.ParseForm(); err != nil || req.PostForm.Get("topic") != "https://example.com/a b" || req.PostForm.Get("data") != string(data) {
+			t.Fatalf("request %d: form %v (%v)", i, req.PostForm, err)
+		}
+		conns = append(conns, c.conn)
+	}
+	// Keep-alive until the server closes: requests 0-3 share a connection,
+	// 4 and 5 each need a new one, which an error status does not close.
+	if conns[0] == nil || conns[1] != conns[0] || conns[2] != conns[0] || conns[3] != nil || conns[4] != nil || conns[5] == nil {
+		t.Errorf("connections %v: want one kept for the first three, none kept after a close, one kept after a 401", conns)
+	}
+}
+
+func TestPosterRawBody(t *testing.T) {
+	addr, reqs := cannedServer(t, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	c := testPoster(t, publishURL, addr, "").conn()
+	defer c.close()
+	if err := c.post(t.Context(), []byte("raw & body")); err != nil {
+		t.Fatal(err)
+	}
+	req := <-reqs
+	body, _ := io.ReadAll(req.Body)
+	if string(body) != "raw & body" || req.Header.Get("Authorization") != "" || !strings.HasPrefix(req.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("body %q, headers %v", body, req.Header)
+	}
+}
+
+func TestPosterMalformedResponses(t *testing.T) {
+	for name, resp := range map[string]string{
+		"status":      "HTTP/2 200 OK\r\n\r\n",
+		"header":      "HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
+		"length":      "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+		"chunk size":  "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+		"cut body":    "HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\nabc",
+		"cut head":    "HTTP/1.1 200 OK\r\nConnection: close\r\n",
+		"long header": "HTTP/1.1 200 OK\r\nX: " + strings.Repeat("x", maxResponseLine) + "\r\n\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			addr, _ := cannedServer(t, resp)
+			c := testPoster(t, publishMercure, addr, "").conn()
+			defer c.close()
+			if err := c.post(t.Context(), []byte("x")); err == nil {
+				t.Fatal("no error")
+			}
+			if c.conn != nil {
+				t.Error("the connection was kept after a malformed response")
+			}
+		})
+	}
+}
+
+// TestPosterCancel: cancelling the context ends a request the server does
+// not answer.
+func TestPosterCancel(t *testing.T) {
+	addr, reqs := cannedServer(t, "")
+	c := testPoster(t, publishMercure, addr, "").conn()
+	defer c.close()
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() {
+		<-reqs
+		cancel()
+	}()
+	err := c.post(ctx, []byte("x"))
+	var ne net.Error
+	if err == nil || !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("error %v, want the deadline set by the cancellation", err)
+	}
+	if err := c.post(ctx, []byte("x")); err == nil {
+		t.Fatal("a post with a cancelled context succeeded")
+	}
+}
+
+func TestNewPosterRefusesLineBreaks(t *testing.T) {
+	u, _ := url.Parse("http://127.0.0.1:1/p")
+	if _, err := newPoster(publishMercure, u.String(), endpoint{url: u, addr: netip.MustParseAddrPort("127.0.0.1:1")}, "t", "a\r\nX-Evil: 1"); err == nil {
+		t.Fatal("a token with CRLF was accepted")
+	}
+}
