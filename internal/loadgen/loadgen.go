@@ -63,6 +63,7 @@ type config struct {
 	events          int64
 	duration        time.Duration
 	publishers      int
+	pipeline        int
 	size            int
 	drain           time.Duration
 	maxDuration     time.Duration
@@ -122,6 +123,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.Int64Var(&c.events, "events", 0, "events to publish (0: as many as --duration allows)")
 	fs.DurationVar(&c.duration, "duration", 5*time.Second, "publishing time (with --publish none: counting time); 0: until --events are out")
 	fs.IntVar(&c.publishers, "publishers", 1, "concurrent publishers (each with its own sequence numbers)")
+	fs.IntVar(&c.pipeline, "pipeline", 1, "requests each publisher sends before reading their responses, when that many are due (HTTP/1.1 pipelining; 1: none)")
 	fs.IntVar(&c.size, "size", 0, "pad each event's data to `bytes`")
 	fs.DurationVar(&c.drain, "drain", 5*time.Second, "after publishing, how long to wait for deliveries to arrive")
 	fs.DurationVar(&c.maxDuration, "max-duration", 60*time.Second, "the whole run stops after this, whatever the other flags")
@@ -173,6 +175,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, errors.New("--publish none counts for --duration, which must be positive")
 	case c.publishers < 1 || c.publishers > 64:
 		return nil, errors.New("--publishers must be between 1 and 64")
+	case c.pipeline < 1 || c.pipeline > 64:
+		return nil, errors.New("--pipeline must be between 1 and 64")
 	case c.size < 0 || c.size > 1<<20:
 		return nil, errors.New("--size must be between 0 and 1 MiB")
 	case c.maxDuration <= 0:
@@ -334,6 +338,9 @@ func run(parent context.Context, cfg *config, stderr io.Writer) (*Report, error)
 			return nil, fmt.Errorf("--publish-url: %w", err)
 		}
 		r.rep.PublishURL = raw
+		if cfg.pipeline > 1 {
+			r.rep.Pipeline = cfg.pipeline
+		}
 	}
 	if cfg.hubPID > 0 {
 		r.hub = &hubWatcher{pid: cfg.hubPID}
@@ -430,7 +437,7 @@ func (r *runner) measure(ctx context.Context) (*Report, error) {
 		if rep.Connected > 0 {
 			pub = publish(ctx, e, r.post, publishPlan{
 				publishers: cfg.publishers, rate: cfg.rate, events: cfg.events,
-				duration: cfg.duration, size: cfg.size,
+				duration: cfg.duration, size: cfg.size, pipeline: cfg.pipeline,
 			})
 			ok := pub.attempted - pub.errors
 			rep.DrainTimedOut = !r.drain(ctx, int64(readers), ok)

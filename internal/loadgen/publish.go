@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -130,22 +131,44 @@ func (c *pubConn) close() {
 
 // post publishes data: one request, and its whole response.
 func (c *pubConn) post(ctx context.Context, data []byte) error {
-	c.body = append(c.body[:0], c.p.prefix...)
-	if c.p.mode == publishMercure {
-		c.body = appendQueryEscape(c.body, data)
-	} else {
-		c.body = append(c.body, data...)
-	}
-	c.req = append(c.req[:0], c.p.head...)
-	c.req = strconv.AppendInt(c.req, int64(len(c.body)), 10)
-	c.req = append(c.req, "\r\n\r\n"...)
-	c.req = append(c.req, c.body...)
+	var err error
+	c.postAll(ctx, [][]byte{data}, func(e error) { err = e })
+	return err
+}
 
+// errClosedPipeline reports pipelined requests the server closed the
+// connection without answering.
+var errClosedPipeline = errors.New("publish: the server closed the connection before answering this pipelined request")
+
+// postAll publishes each of data with one request, all sent in one write
+// (HTTP/1.1 pipelining when there are several), then reads the responses
+// in order, calling done with the outcome of each as soon as it is known.
+func (c *pubConn) postAll(ctx context.Context, data [][]byte, done func(error)) {
+	c.req = c.req[:0]
+	for _, d := range data {
+		c.body = append(c.body[:0], c.p.prefix...)
+		if c.p.mode == publishMercure {
+			c.body = appendQueryEscape(c.body, d)
+		} else {
+			c.body = append(c.body, d...)
+		}
+		c.req = append(c.req, c.p.head...)
+		c.req = strconv.AppendInt(c.req, int64(len(c.body)), 10)
+		c.req = append(c.req, "\r\n\r\n"...)
+		c.req = append(c.req, c.body...)
+	}
+	fail := func(n int, err error) {
+		c.close()
+		for range n {
+			done(err)
+		}
+	}
 	if c.conn == nil {
 		d := net.Dialer{Timeout: publishTimeout}
 		conn, err := d.DialContext(ctx, "tcp", c.p.addr)
 		if err != nil {
-			return fmt.Errorf("publish: %w", err)
+			fail(len(data), fmt.Errorf("publish: %w", err))
+			return
 		}
 		c.conn = conn
 		if c.br == nil {
@@ -163,14 +186,21 @@ func (c *pubConn) post(ctx context.Context, data []byte) error {
 	if err == nil {
 		_, err = c.conn.Write(c.req)
 	}
-	keep := false
-	if err == nil {
-		keep, err = c.readResponse()
+	if err != nil {
+		fail(len(data), fmt.Errorf("publish: %w", err))
+		return
 	}
-	if !keep { // an error status with its whole response read keeps it
-		c.close()
+	for i := range data {
+		keep, err := c.readResponse()
+		done(err)
+		if !keep { // an error status with its whole response read keeps it
+			if err == nil {
+				err = errClosedPipeline
+			}
+			fail(len(data)-1-i, err)
+			return
+		}
 	}
-	return err
 }
 
 // readResponse reads one response to a POST: its head (after any 1xx
@@ -316,6 +346,7 @@ type publishPlan struct {
 	events     int64         // total events; 0 for no limit
 	duration   time.Duration // publishing time, on the schedule and the clock; 0 for no limit
 	size       int           // data size to pad to
+	pipeline   int           // requests a publisher sends before reading their responses (1: no pipelining)
 }
 
 // publishResult is what the publishers did.
@@ -347,7 +378,7 @@ func publish(ctx context.Context, e *env, p *poster, plan publishPlan) *publishR
 		wg.Go(func() {
 			var (
 				seq          int64
-				data         []byte
+				data                       = make([][]byte, max(plan.pipeline, 1))
 				conn                       = p.conn()
 				first, last  time.Duration = -1, 0
 				lag          time.Duration
@@ -369,23 +400,30 @@ func publish(ctx context.Context, e *env, p *poster, plan publishPlan) *publishR
 					res.firstErr = firstFailure
 				}
 			}()
-			for {
-				i := next.Add(1) - 1
+			// due returns when event i is due, and whether the plan's
+			// limits let it be sent at all.
+			due := func(i int64) (time.Duration, bool) {
 				if plan.events > 0 && i >= plan.events {
-					return
+					return 0, false
 				}
-				var due time.Duration
+				d := time.Since(t0)
 				if plan.rate > 0 {
-					due = time.Duration(float64(i) * float64(time.Second) / plan.rate)
-				} else {
-					due = time.Since(t0)
+					d = time.Duration(float64(i) * float64(time.Second) / plan.rate)
 				}
 				// --duration bounds the schedule and the wall time: publishers
 				// that fell behind stop at the end all the same.
-				if plan.duration > 0 && (due >= plan.duration || time.Since(t0) >= plan.duration) {
+				if plan.duration > 0 && (d >= plan.duration || time.Since(t0) >= plan.duration) {
+					return 0, false
+				}
+				return d, true
+			}
+			for {
+				i := next.Add(1) - 1
+				at, ok := due(i)
+				if !ok {
 					return
 				}
-				if wait := due - time.Since(t0); wait > 0 {
+				if wait := at - time.Since(t0); wait > 0 {
 					timer.Reset(wait)
 					select {
 					case <-timer.C:
@@ -397,26 +435,41 @@ func publish(ctx context.Context, e *env, p *poster, plan publishPlan) *publishR
 				if ctx.Err() != nil {
 					return
 				}
-				lag = max(lag, time.Since(t0)-due)
+				lag = max(lag, time.Since(t0)-at)
+				// With --pipeline, the events already due go with this one.
+				n := 1
+				for n < len(data) {
+					j := next.Load()
+					at, ok := due(j)
+					if !ok || at > time.Since(t0) {
+						break
+					}
+					if next.CompareAndSwap(j, j+1) {
+						n++
+					}
+				}
 				ts := e.now()
 				if first < 0 {
 					first = ts
 				}
 				last = ts
-				data = appendPayload(data[:0], e.mark, pub, seq, int64(ts), plan.size)
-				seq++
-				attempts.Add(1)
-				err := conn.post(ctx, data)
-				res.postTimes.record(int64(e.now() - ts))
-				if err != nil {
-					failures.Add(1)
-					if firstFailure == nil {
-						firstFailure = err
+				for k := range n {
+					data[k] = appendPayload(data[k][:0], e.mark, pub, seq, int64(ts), plan.size)
+					seq++
+				}
+				attempts.Add(int64(n))
+				conn.postAll(ctx, data[:n], func(err error) {
+					res.postTimes.record(int64(e.now() - ts))
+					if err != nil {
+						failures.Add(1)
+						if firstFailure == nil {
+							firstFailure = err
+						}
 					}
-					if ctx.Err() != nil {
-						// Stopped mid-request: the event may or may not be out.
-						return
-					}
+				})
+				if ctx.Err() != nil {
+					// Stopped mid-request: the events may or may not be out.
+					return
 				}
 			}
 		})

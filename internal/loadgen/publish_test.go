@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -193,5 +194,35 @@ func TestNewPosterRefusesLineBreaks(t *testing.T) {
 	u, _ := url.Parse("http://127.0.0.1:1/p")
 	if _, err := newPoster(publishMercure, u.String(), endpoint{url: u, addr: netip.MustParseAddrPort("127.0.0.1:1")}, "t", "a\r\nX-Evil: 1"); err == nil {
 		t.Fatal("a token with CRLF was accepted")
+	}
+}
+
+// TestPosterPipeline: several requests go out in one write and each gets
+// the outcome of its own response; those the server closed the connection
+// on without answering fail.
+func TestPosterPipeline(t *testing.T) {
+	addr, reqs := cannedServer(t,
+		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na",
+		"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nc",
+		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close\r\n\r\nd",
+	)
+	c := testPoster(t, publishURL, addr, "").conn()
+	defer c.close()
+	var errs []error
+	c.postAll(t.Context(), [][]byte{[]byte("0"), []byte("1"), []byte("2")}, func(err error) { errs = append(errs, err) })
+	if len(errs) != 3 || errs[0] != nil || errs[1] == nil || !strings.Contains(errs[1].Error(), "401") || errs[2] != nil {
+		t.Fatalf("outcomes %v, want ok, 401, ok", errs)
+	}
+	errs = nil
+	c.postAll(t.Context(), [][]byte{[]byte("3"), []byte("4"), []byte("5")}, func(err error) { errs = append(errs, err) })
+	if len(errs) != 3 || errs[0] != nil || !errors.Is(errs[1], errClosedPipeline) || !errors.Is(errs[2], errClosedPipeline) {
+		t.Fatalf("outcomes %v, want ok, then two unanswered", errs)
+	}
+	for i := range 4 {
+		body, _ := io.ReadAll((<-reqs).Body)
+		if string(body) != strconv.Itoa(i) {
+			t.Fatalf("request %d carried %q", i, body)
+		}
 	}
 }

@@ -14,6 +14,7 @@ type Report struct {
 	Scenario        string  `json:"scenario"` // "broadcast", "idle" or "subscribe"
 	Publish         string  `json:"publish"`
 	PublishURL      string  `json:"publish_url,omitempty"`
+	Pipeline        int     `json:"pipeline,omitempty"` // --pipeline, when above 1
 	Subscribers     int     `json:"subscribers"`
 	Slow            int     `json:"slow"`
 	SourceAddresses int     `json:"source_addresses"`
@@ -126,6 +127,9 @@ func (r *Report) writeText(w io.Writer) {
 			r.Publish, r.PublishURL, r.Published, r.PublishSeconds, r.PublishRate, r.PublishErrors)
 		if r.PostLatency != nil {
 			line += fmt.Sprintf("; POST p50 %s p99 %s", fmtNS(r.PostLatency.P50), fmtNS(r.PostLatency.P99))
+		}
+		if r.Pipeline > 1 {
+			line += fmt.Sprintf(" (up to %d pipelined per connection)", r.Pipeline)
 		}
 		p("publish", "%s", line)
 		if r.PublishError != "" {

@@ -83,6 +83,17 @@ func TestRunMercure(t *testing.T) {
 		t.Errorf("report %+v, want 2000 deliveries and no anomalies", rep)
 	}
 
+	// Pipelined publishers: the same events, in each publisher's order.
+	rep, code, stderr = runJSON(t, "--url", sub, "--token", b.token,
+		"--subscribers", "5", "--events", "300", "--rate", "0", "--publishers", "3", "--pipeline", "8")
+	if code != exitOK {
+		t.Fatalf("--pipeline 8: exit %d, stderr: %s, report: %+v", code, stderr, rep)
+	}
+	if rep.Pipeline != 8 || rep.Published != 300 || rep.PostLatency == nil || rep.PostLatency.Count != 300 ||
+		rep.Deliveries != 5*300 || rep.Missing != 0 || rep.Gaps != 0 || rep.Duplicates != 0 || rep.OutOfOrder != 0 {
+		t.Errorf("--pipeline 8: report %+v, want 300 publishes, 1500 deliveries and no anomalies", rep)
+	}
+
 	// A wrong token: every publish fails, which the report and the exit
 	// status say.
 	rep, code, _ = runJSON(t, "--url", sub, "--token", "wrong", "--subscribers", "2", "--events", "3", "--drain", "50ms")
@@ -227,6 +238,7 @@ func TestFlags(t *testing.T) {
 		{"--url", "http://127.0.0.1:1/?topic=a", "--events", "0", "--duration", "0"},
 		{"--url", "http://127.0.0.1:1/?topic=a", "--idle", "--publish", "mercure"},
 		{"--url", "http://127.0.0.1:1/?topic=a", "--sources", "300"},
+		{"--url", "http://127.0.0.1:1/?topic=a", "--pipeline", "0"},
 		{"--url", "http://127.0.0.1:1/?topic=a", "extra"},
 	} {
 		var stderr bytes.Buffer
