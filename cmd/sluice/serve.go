@@ -83,6 +83,7 @@ type serveConfig struct {
 	publishOrigins  []string
 	heartbeat       time.Duration
 	historySize     int
+	queueEvents     int
 	subscriptions   bool
 	tlsCert         string
 	tlsKey          string
@@ -179,6 +180,7 @@ func newServeFlags(c *serveConfig, stderr io.Writer) (*flag.FlagSet, *string) {
 	fs.Var((*listFlag)(&c.publishOrigins), "publish-origins", "origins allowed to publish with a cookie token (comma-separated)")
 	fs.DurationVar(&c.heartbeat, "heartbeat", mercure.DefaultHeartbeat, "interval of the keep-alive comment on idle streams (0: none)")
 	fs.IntVar(&c.historySize, "history-size", 0, "events the store retains (0: the store's default, 1000000 for bolt, redis and nats, 100000 for memory)")
+	fs.IntVar(&c.queueEvents, "queue-events", 0, "live events queued per subscriber before it counts as slow and is disconnected, to resume by Last-Event-ID (0: the engine's default, 1024)")
 	fs.BoolVar(&c.subscriptions, "subscriptions", false, "publish subscription events and serve the subscriptions API")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM); serve HTTPS with --tls-key")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
@@ -269,6 +271,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.historySize < 0 {
 		return fmt.Errorf("--history-size: must not be negative, got %d", c.historySize)
+	}
+	if c.queueEvents < 0 {
+		return fmt.Errorf("--queue-events: must not be negative, got %d", c.queueEvents)
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")

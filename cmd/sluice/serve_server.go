@@ -124,30 +124,7 @@ func newServer(cfg *serveConfig, log *slog.Logger) (*hubServer, error) {
 		_ = st.Close()
 		return nil, err
 	}
-	heartbeat := cfg.heartbeat
-	if heartbeat == 0 {
-		heartbeat = -1 // off
-	}
-	lifetime := cfg.maxLifetime
-	if lifetime == 0 {
-		lifetime = -1 // no limit
-	}
-	s.hub, err = mercure.New(mercure.Config{
-		Store:           st,
-		Engine:          hub.Config{Metrics: s.metrics},
-		PublisherKey:    cfg.pubKey,
-		SubscriberKey:   cfg.subKey,
-		Issuers:         cfg.issuers,
-		Resource:        cfg.audience,
-		Anonymous:       cfg.anonymous,
-		Subscriptions:   cfg.subscriptions,
-		CORSOrigins:     cfg.corsOrigins,
-		PublishOrigins:  cfg.publishOrigins,
-		Heartbeat:       heartbeat,
-		DispatchTimeout: cfg.writeTimeout,
-		MaxLifetime:     lifetime,
-		Logger:          log,
-	})
+	s.hub, err = mercure.New(cfg.mercureConfig(st, s.metrics, log))
 	if err != nil {
 		return fail(fmt.Errorf("hub: %w", err))
 	}
@@ -188,6 +165,34 @@ func pprofRoutes() http.Handler {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// mercureConfig is the Mercure hub configuration of cfg, on st.
+func (cfg *serveConfig) mercureConfig(st store.Store, metrics *prommetrics.Metrics, log *slog.Logger) mercure.Config {
+	heartbeat := cfg.heartbeat
+	if heartbeat == 0 {
+		heartbeat = -1 // off
+	}
+	lifetime := cfg.maxLifetime
+	if lifetime == 0 {
+		lifetime = -1 // no limit
+	}
+	return mercure.Config{
+		Store:           st,
+		Engine:          hub.Config{Metrics: metrics, QueueEvents: cfg.queueEvents},
+		PublisherKey:    cfg.pubKey,
+		SubscriberKey:   cfg.subKey,
+		Issuers:         cfg.issuers,
+		Resource:        cfg.audience,
+		Anonymous:       cfg.anonymous,
+		Subscriptions:   cfg.subscriptions,
+		CORSOrigins:     cfg.corsOrigins,
+		PublishOrigins:  cfg.publishOrigins,
+		Heartbeat:       heartbeat,
+		DispatchTimeout: cfg.writeTimeout,
+		MaxLifetime:     lifetime,
+		Logger:          log,
+	}
 }
 
 // routes returns the server's handler.

@@ -139,6 +139,7 @@ func TestServeConfigErrors(t *testing.T) {
 		{"dev mode with rs256", []string{"--jwt-alg", "RS256"}, nil, "development mode generates HS256"},
 		{"bad audience", []string{"--jwt-key", "k", "--jwt-audience", "not a url"}, nil, ""},
 		{"argument", []string{"extra"}, nil, "unexpected argument"},
+		{"negative queue", []string{"--queue-events", "-1"}, nil, "--queue-events"},
 		{"pprof off loopback", []string{"--pprof", ":6060"}, nil, "--pprof"},
 		{"pprof on a public ip", []string{"--pprof", "192.0.2.1:6060"}, nil, "want a loopback address"},
 	}
@@ -414,6 +415,22 @@ func TestServeEndpointsAndDrain(t *testing.T) {
 	}
 	if err := <-stopped; err != nil {
 		t.Fatalf("run: %v", err)
+	}
+}
+
+// TestServeQueueEvents: --queue-events (or SLUICE_QUEUE_EVENTS) is the
+// engine's per-subscriber queue; unset, the engine's default applies.
+func TestServeQueueEvents(t *testing.T) {
+	c := mustConfig(t, []string{"--queue-events", "16384"}, nil)
+	if got := c.mercureConfig(nil, nil, discardLogger()).Engine.QueueEvents; got != 16384 {
+		t.Errorf("--queue-events 16384: engine QueueEvents %d", got)
+	}
+	c = mustConfig(t, nil, map[string]string{"SLUICE_QUEUE_EVENTS": "4096"})
+	if got := c.mercureConfig(nil, nil, discardLogger()).Engine.QueueEvents; got != 4096 {
+		t.Errorf("SLUICE_QUEUE_EVENTS=4096: engine QueueEvents %d", got)
+	}
+	if got := mustConfig(t, nil, nil).mercureConfig(nil, nil, discardLogger()).Engine.QueueEvents; got != 0 {
+		t.Errorf("default: engine QueueEvents %d, want 0 (the engine's default)", got)
 	}
 }
 
