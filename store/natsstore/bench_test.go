@@ -37,8 +37,19 @@ func BenchmarkPublishToReceive(b *testing.B) {
 }
 
 // BenchmarkHistory1000 replays the 1,000 events after a recent cursor in a
-// log of 10,000.
+// log of 10,000: with batched direct gets where the server has them
+// (nats-server 2.11+), and with an ephemeral consumer (older servers).
 func BenchmarkHistory1000(b *testing.B) {
-	s, _ := newStore(b, natsstore.Config{})
-	storetest.BenchmarkHistory(b, s, 1000)
+	b.Run("direct", func(b *testing.B) {
+		s, _ := newStore(b, natsstore.Config{})
+		if !natsstore.DirectHistory(s) {
+			b.Skip("the server does not batch direct gets (nats-server < 2.11)")
+		}
+		storetest.BenchmarkHistory(b, s, 1000)
+	})
+	b.Run("consumer", func(b *testing.B) {
+		s, _ := newStore(b, natsstore.Config{})
+		natsstore.UseConsumerHistory(s)
+		storetest.BenchmarkHistory(b, s, 1000)
+	})
 }

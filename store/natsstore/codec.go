@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/sluicehq/sluice/store"
 )
@@ -70,8 +71,10 @@ func recordTime(b []byte) (time.Time, bool) {
 }
 
 // decode rebuilds the event stored at sequence seq; ep is the log's epoch,
-// for generated ids. The strings share one copy of b: b may be reused.
-func decode(ep store.Epoch, seq uint64, b []byte) (store.Event, error) {
+// for generated ids. Without an arena the strings share one copy of b: b may
+// be reused. With one, they alias b, which must never be modified or
+// reused, and the topic list and generated id come from the arena.
+func decode(ep store.Epoch, seq uint64, b []byte, a *arena) (store.Event, error) {
 	t, ok := recordTime(b)
 	if !ok {
 		return store.Event{}, errCorrupt
@@ -88,7 +91,14 @@ func decode(ep store.Epoch, seq uint64, b []byte) (store.Event, error) {
 		off += n
 		return v
 	}
-	all := string(b[headerLen:]) // one copy; the fields are substrings of it
+	var all string // b[headerLen:]; the fields are substrings of it
+	switch {
+	case len(b) == headerLen:
+	case a != nil:
+		all = unsafe.String(&b[headerLen], len(b)-headerLen)
+	default:
+		all = string(b[headerLen:]) // one copy
+	}
 	str := func() string {
 		n := uv()
 		if bad || n > uint64(len(b)-off) {
@@ -106,14 +116,21 @@ func decode(ep store.Epoch, seq uint64, b []byte) (store.Event, error) {
 		if k > uint64(len(b)) {
 			return store.Event{}, errCorrupt
 		}
-		e.Topics = make([]string, k)
+		if a != nil {
+			e.Topics = a.strings(int(k))
+		} else {
+			e.Topics = make([]string, k)
+		}
 		for i := range e.Topics {
 			e.Topics[i] = str()
 		}
 	}
-	if flags&flagCustom != 0 {
+	switch {
+	case flags&flagCustom != 0:
 		e.ID = str()
-	} else {
+	case a != nil:
+		e.ID = a.id(ep, seq)
+	default:
 		e.ID = ep.ID(seq)
 	}
 	if bad || e.Retry < 0 {
@@ -121,6 +138,36 @@ func decode(ep store.Epoch, seq uint64, b []byte) (store.Event, error) {
 	}
 	e.Data = all[off-headerLen:]
 	return e, nil
+}
+
+// arena hands out the topic lists and generated ids of decoded events from
+// shared chunks: a few allocations for a batch of events instead of two per
+// event. Nothing handed out is ever written again; an event keeps its
+// chunks alive.
+type arena struct {
+	topics []string
+	ids    []byte
+}
+
+// strings returns a list of k strings, full (appending to it copies).
+func (a *arena) strings(k int) []string {
+	if len(a.topics)+k > cap(a.topics) {
+		a.topics = make([]string, 0, max(256, k))
+	}
+	n := len(a.topics)
+	a.topics = a.topics[:n+k]
+	return a.topics[n : n+k : n+k]
+}
+
+// id returns ep.ID(pos).
+func (a *arena) id(ep store.Epoch, pos uint64) string {
+	n := ep.IDLen(pos)
+	if len(a.ids)+n > cap(a.ids) {
+		a.ids = make([]byte, 0, max(4096, n))
+	}
+	start := len(a.ids)
+	a.ids = ep.AppendID(a.ids, pos)
+	return unsafe.String(&a.ids[start], n)
 }
 
 // customID returns the custom id of a record, or "" if it has none.
@@ -131,7 +178,7 @@ func customID(b []byte) (string, bool) {
 	if b[1]&flagCustom == 0 {
 		return "", true
 	}
-	e, err := decode("x", 1, b)
+	e, err := decode("x", 1, b, nil)
 	return e.ID, err == nil
 }
 

@@ -18,18 +18,26 @@ func TestRecordRoundTrip(t *testing.T) {
 	} {
 		custom := e.ID != ""
 		b := encode(nil, &e, custom, at)
-		got, err := decode(ep, 42, b)
-		if err != nil {
-			t.Fatalf("decode(%+v): %v", e, err)
-		}
 		want := e
 		want.Pos, want.Time = 42, at
 		if !custom {
 			want.ID = ep.ID(42)
 		}
-		if got.ID != want.ID || got.Pos != want.Pos || !got.Time.Equal(want.Time) || got.Type != want.Type || got.Data != want.Data ||
-			got.Retry != want.Retry || got.Private != want.Private || strings.Join(got.Topics, "|") != strings.Join(want.Topics, "|") || len(got.Topics) != len(want.Topics) {
-			t.Fatalf("round trip of %+v gave %+v", want, got)
+		// Without an arena, and with one (twice: the second event's lists
+		// and ids follow the first's in its chunks).
+		a := new(arena)
+		for _, a := range []*arena{nil, a, a} {
+			got, err := decode(ep, 42, b, a)
+			if err != nil {
+				t.Fatalf("decode(%+v): %v", e, err)
+			}
+			if got.ID != want.ID || got.Pos != want.Pos || !got.Time.Equal(want.Time) || got.Type != want.Type || got.Data != want.Data ||
+				got.Retry != want.Retry || got.Private != want.Private || strings.Join(got.Topics, "|") != strings.Join(want.Topics, "|") || len(got.Topics) != len(want.Topics) {
+				t.Fatalf("round trip of %+v gave %+v", want, got)
+			}
+			if len(got.Topics) != cap(got.Topics) {
+				t.Fatalf("decode returned topics with room to append: len %d, cap %d", len(got.Topics), cap(got.Topics))
+			}
 		}
 		if id, ok := customID(b); !ok || id != e.ID {
 			t.Fatalf("customID = %q, %v; want %q", id, ok, e.ID)
@@ -41,12 +49,12 @@ func TestRecordRoundTrip(t *testing.T) {
 		// the rest, so only the parts before it can be checked).
 		fixed := len(b) - len(e.Data)
 		for i := 0; i < fixed; i++ {
-			if _, err := decode(ep, 42, b[:i]); err == nil {
+			if _, err := decode(ep, 42, b[:i], nil); err == nil {
 				t.Fatalf("decode accepted the record of %+v cut to %d of %d bytes", e, i, fixed)
 			}
 		}
 	}
-	if _, err := decode(ep, 1, []byte{2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}); err == nil {
+	if _, err := decode(ep, 1, []byte{2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, nil); err == nil {
 		t.Fatal("decode accepted an unknown record version")
 	}
 }

@@ -13,8 +13,30 @@ func limitsConfig(stream string, l storetest.Limits) natsstore.Config {
 	return natsstore.Config{Stream: stream, MaxMsgs: int64(l.MaxEvents), MaxBytes: l.MaxBytes, MaxAge: l.TTL, Now: l.Now}
 }
 
+// TestContract runs the contract suite with History as the server allows:
+// batched direct gets on nats-server 2.11+, consumers before.
 func TestContract(t *testing.T) {
+	if s, _ := newStore(t, natsstore.Config{}); !natsstore.DirectHistory(s) {
+		t.Log("the server does not batch direct gets (nats-server < 2.11): History reads with consumers")
+	}
+	contract(t, false)
+}
+
+// TestContractConsumerHistory runs the contract suite with History reading
+// through consumers, as on servers before 2.11.
+func TestContractConsumerHistory(t *testing.T) {
+	contract(t, true)
+}
+
+func contract(t *testing.T, consumerHistory bool) {
 	url := natsURL(t)
+	open := func(t *testing.T, url string, cfg natsstore.Config) *natsstore.Store {
+		s := open(t, url, cfg)
+		if consumerHistory {
+			natsstore.UseConsumerHistory(s)
+		}
+		return s
+	}
 	var mu sync.Mutex
 	streams := map[store.Store]string{}
 	storetest.Run(t, storetest.Harness{

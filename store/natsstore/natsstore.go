@@ -47,10 +47,18 @@
 //
 // # Reading
 //
-// History creates an ephemeral consumer (memory storage, no acks) at the
-// cursor's sequence, fetches in batches what is there up to the last
-// message when it started, and deletes the consumer. Follow uses one
-// ordered consumer per call (a hub calls it once and fans out locally).
+// History reads what is there after the cursor up to the last message when
+// it started. On nats-server 2.11 and later it asks for batches of messages
+// with direct gets (one request per batch, answered by the messages and an
+// end of batch; no consumer), the first one right after the stream's info
+// request. Where the batch's first sequence is known it asks for the
+// messages without headers (no_hdr: nats-server 2.15 honours it, 2.11
+// ignores it and sends them) and derives their sequences from the end of batch, which
+// must prove them contiguous; otherwise it asks again with headers. On
+// older servers, or a stream without direct gets, it creates an ephemeral
+// consumer (memory storage, no acks) at the cursor's sequence, fetches in
+// batches and deletes the consumer. Follow uses one ordered consumer per
+// call (a hub calls it once and fans out locally).
 //
 // # Outages
 //
@@ -155,6 +163,8 @@ type Store struct {
 	stream       jetstream.Stream
 	subjEvent    string // SUBJECT.e
 	subjIDPrefix string // SUBJECT.i.
+	directSubj   string // $JS.API.DIRECT.GET.<stream>
+	infoSubj     string // $JS.API.STREAM.INFO.<stream>
 	ackTimeout   time.Duration
 	minBO, maxBO time.Duration
 	ctx          context.Context // canceled by Close
@@ -163,6 +173,10 @@ type Store struct {
 	bgMu         sync.Mutex
 	closing      bool           // set under bgMu by Close: no new bg work
 	bg           sync.WaitGroup // consumer deletions
+
+	// consumerHistory makes History read with a consumer even where the
+	// server batches direct gets (tests of the older servers' path).
+	consumerHistory bool
 
 	epochMu sync.Mutex
 	epoch   store.Epoch
@@ -267,6 +281,8 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 		log:          cfg.Logger,
 		subjEvent:    cfg.Subject + ".e",
 		subjIDPrefix: cfg.Subject + ".i.",
+		directSubj:   "$JS.API.DIRECT.GET." + cfg.Stream,
+		infoSubj:     "$JS.API.STREAM.INFO." + cfg.Stream,
 		ackTimeout:   cfg.AckTimeout,
 		minBO:        cfg.MinBackoff,
 		maxBO:        cfg.MaxBackoff,

@@ -31,6 +31,9 @@ type reader struct {
 	leading bool      // nothing read yet: MaxAge applies to what comes first
 	cutoff  time.Time // events before it are past MaxAge (zero: no limit)
 	end     uint64    // History's end: the last sequence when it started
+	// arena, when not nil, makes events alias the records read, which are
+	// never modified or reused, and take their topic lists and ids from it.
+	arena *arena
 }
 
 // resolve turns cursor into a reader positioned after it. Errors:
@@ -56,7 +59,9 @@ func (s *Store) resolve(ctx context.Context, cursor string) (*reader, error) {
 		case seq+1 < st.first:
 			return nil, fmt.Errorf("%w: %q", store.ErrExpired, cursor)
 		}
-	} else if seq, err = s.lookup(ctx, cursor, st, rd.cutoff); err != nil {
+	} else if st.first > st.last {
+		return nil, fmt.Errorf("%w: %q", store.ErrUnknownID, cursor)
+	} else if seq, err = s.lookup(ctx, cursor, st.first, rd.cutoff); err != nil {
 		return nil, err
 	}
 	rd.next, rd.exact = seq+1, true
@@ -64,15 +69,12 @@ func (s *Store) resolve(ctx context.Context, cursor string) (*reader, error) {
 }
 
 // lookup returns the sequence of the first retained occurrence of custom id
-// id: the first message on its subject from the first retained sequence
-// on, found by the stream's subject index.
-func (s *Store) lookup(ctx context.Context, id string, st state, cutoff time.Time) (uint64, error) {
-	if st.first > st.last {
-		return 0, fmt.Errorf("%w: %q", store.ErrUnknownID, id)
-	}
+// id: the first message on its subject from sequence from (the first
+// retained one, or 1) on, found by the stream's subject index.
+func (s *Store) lookup(ctx context.Context, id string, from uint64, cutoff time.Time) (uint64, error) {
 	subj := s.subjIDPrefix + idToken(id)
 	expired := false
-	for seq := st.first; ; {
+	for seq := from; ; {
 		msg, err := s.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			if expired {
@@ -118,7 +120,7 @@ func (rd *reader) take(seq uint64, data []byte) (e store.Event, skip bool, err e
 			return store.Event{}, true, nil
 		}
 	}
-	e, err = decode(rd.epoch, seq, data)
+	e, err = decode(rd.epoch, seq, data, rd.arena)
 	if err != nil {
 		return store.Event{}, false, fmt.Errorf("message %d: %w", seq, err)
 	}
@@ -274,58 +276,208 @@ func (s *Store) History(ctx context.Context, cursor string, filter store.Filter)
 			yield(store.Event{}, fmt.Errorf("natsstore: history: %w", store.ErrClosed))
 			return
 		}
-		rd, cons, err := s.openHistory(ctx, cursor)
-		if err != nil {
+		var err error
+		if s.directBatch() {
+			err = s.historyDirect(ctx, cursor, filter, yield)
+		} else {
+			err = s.historyConsumer(ctx, cursor, nil, filter, yield)
+		}
+		if err != nil && err != errStopped {
 			yield(store.Event{}, s.wrapRead("history", err))
-			return
 		}
-		if cons == nil {
-			return
+	}
+}
+
+// historyDirect is History with batched direct gets. The stream's info is
+// asked for first, then at once the first batch (for "" and this log's
+// generated ids, whose sequence is known) or the custom id's lookup; the
+// batch's messages that come before the info wait for it, nothing is
+// yielded before the cursor was checked against it. On a server that turns
+// out not to batch direct gets it goes on with a consumer. It returns
+// errStopped when yield does.
+func (s *Store) historyDirect(ctx context.Context, cursor string, filter store.Filter, yield func(store.Event, error) bool) error {
+	ep := s.currentEpoch()
+	seq, generated := ep.Pos(cursor)
+	custom := cursor != "" && !generated
+	var cutoff time.Time
+	if s.cfg.MaxAge > 0 {
+		cutoff = s.now().Add(-s.cfg.MaxAge)
+	}
+	r, err := s.newReplies(historyBatch)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if r != nil {
+			r.close()
 		}
-		defer s.deleteConsumer(cons.CachedInfo().Name)
-		for rd.next <= rd.end {
-			if err := ctx.Err(); err != nil {
-				yield(store.Event{}, fmt.Errorf("natsstore: history: %w", err))
-				return
+	}()
+	if err := r.requestInfo(); err != nil {
+		return err
+	}
+	var found uint64 // the custom id's sequence
+	var lerr error   // the lookup's or the first request's error
+	if custom {
+		found, lerr = s.lookup(ctx, cursor, 1, cutoff)
+	} else {
+		// For "", sequence 1 is no bound of what comes: with headers.
+		lerr = r.requestBatch(seq+1, historyBatch, generated)
+	}
+	var st state
+	for {
+		m, err := r.next(ctx)
+		if err != nil {
+			return err
+		}
+		if !r.isInfo(m) {
+			r.early = append(r.early, m) // the batch's, before the info
+			continue
+		}
+		if st, err = s.infoState(m); err != nil {
+			return err
+		}
+		break
+	}
+	var rd *reader
+	switch {
+	case st.epoch != ep:
+		// The stream was created again since this store last looked:
+		// start over with its new epoch, on a new inbox (the replies to
+		// come of the first request would crowd the next).
+		r.close()
+		r2, err := s.newReplies(historyBatch)
+		if err != nil {
+			r = nil
+			return err
+		}
+		r = r2
+		if rd, err = s.resolve(ctx, cursor); err != nil {
+			return err
+		}
+	case lerr != nil:
+		return lerr
+	default:
+		rd = &reader{epoch: st.epoch, end: st.last, leading: true, next: st.first, cutoff: cutoff}
+		switch {
+		case custom:
+			rd.next, rd.exact = found+1, true
+		case generated && seq > st.last:
+			return fmt.Errorf("%w: %q is beyond the end of the log", store.ErrUnknownID, cursor)
+		case generated && seq+1 < st.first:
+			return fmt.Errorf("%w: %q", store.ErrExpired, cursor)
+		case generated:
+			rd.next, rd.exact = seq+1, true
+		}
+	}
+	// The messages' payloads are fresh copies nats.go hands over: the
+	// events alias them.
+	rd.arena = new(arena)
+	var e store.Event // one for all: filter(&e) would move each to the heap
+	requested := r.n > 0
+	for rd.next <= rd.end {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !requested {
+			// Without headers once the first sequence to come is known.
+			if err := r.requestBatch(rd.next, int(min(rd.end-rd.next+1, historyBatch)), rd.exact); err != nil {
+				return err
 			}
-			batch, err := cons.FetchNoWait(int(min(rd.end-rd.next+1, historyBatch)))
+		}
+		msgs, seqs, ok, err := r.readBatch(ctx)
+		if errors.Is(err, errNoBatch) {
+			rd.arena = nil
+			return s.historyConsumer(ctx, cursor, rd, filter, yield)
+		}
+		if err != nil {
+			return err
+		}
+		if !ok {
+			// Messages without headers that are not the whole range from
+			// rd.next (some were evicted): again, with their sequences.
+			if err := r.requestBatch(rd.next, int(min(rd.end-rd.next+1, historyBatch)), false); err != nil {
+				return err
+			}
+			requested = true
+			continue
+		}
+		requested = false
+		if len(msgs) == 0 {
+			// What remained up to the end was evicted meanwhile.
+			if rd.exact {
+				return fmt.Errorf("%w: events after sequence %d were evicted before they were read", store.ErrExpired, rd.next-1)
+			}
+			return nil
+		}
+		for i, m := range msgs {
+			var skip bool
+			e, skip, err = rd.take(seqs[i], m.Data)
 			if err != nil {
-				yield(store.Event{}, s.wrapRead("history", err))
-				return
+				return err
 			}
-			got := 0
-			for msg := range batch.Messages() {
-				got++
-				seq, ok := streamSeq(msg.Reply())
-				if !ok {
-					yield(store.Event{}, s.wrapRead("history", fmt.Errorf("reply subject %q: %w", msg.Reply(), errCorrupt)))
-					return
-				}
-				e, skip, err := rd.take(seq, msg.Data())
-				if err != nil {
-					yield(store.Event{}, s.wrapRead("history", err))
-					return
-				}
-				if !skip && (filter == nil || filter(&e)) && !yield(e, nil) {
-					return
-				}
-				if seq >= rd.end {
-					return
-				}
+			if !skip && (filter == nil || filter(&e)) && !yield(e, nil) {
+				return errStopped
 			}
-			if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-				yield(store.Event{}, s.wrapRead("history", err))
-				return
-			}
-			if got == 0 {
-				// What remained up to the end was evicted meanwhile.
-				if rd.exact {
-					yield(store.Event{}, fmt.Errorf("natsstore: history: %w: events after sequence %d were evicted before they were read", store.ErrExpired, rd.next-1))
-				}
-				return
+			if seqs[i] >= rd.end {
+				return nil
 			}
 		}
 	}
+	return nil
+}
+
+// historyConsumer is History with an ephemeral consumer: from cursor, or
+// from rd.next when rd is not nil. It returns errStopped when yield does.
+func (s *Store) historyConsumer(ctx context.Context, cursor string, rd *reader, filter store.Filter, yield func(store.Event, error) bool) error {
+	var cons jetstream.Consumer
+	var err error
+	if rd == nil {
+		rd, cons, err = s.openHistory(ctx, cursor)
+	} else if rd.next <= rd.end {
+		cons, err = s.createConsumer(ctx, rd.next)
+	}
+	if err != nil || cons == nil {
+		return err
+	}
+	defer s.deleteConsumer(cons.CachedInfo().Name)
+	for rd.next <= rd.end {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		batch, err := cons.FetchNoWait(int(min(rd.end-rd.next+1, historyBatch)))
+		if err != nil {
+			return err
+		}
+		got := 0
+		for msg := range batch.Messages() {
+			got++
+			seq, ok := streamSeq(msg.Reply())
+			if !ok {
+				return fmt.Errorf("reply subject %q: %w", msg.Reply(), errCorrupt)
+			}
+			e, skip, err := rd.take(seq, msg.Data())
+			if err != nil {
+				return err
+			}
+			if !skip && (filter == nil || filter(&e)) && !yield(e, nil) {
+				return errStopped
+			}
+			if seq >= rd.end {
+				return nil
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			return err
+		}
+		if got == 0 {
+			// What remained up to the end was evicted meanwhile.
+			if rd.exact {
+				return fmt.Errorf("%w: events after sequence %d were evicted before they were read", store.ErrExpired, rd.next-1)
+			}
+			return nil
+		}
+	}
+	return nil
 }
 
 // Follow yields the events after cursor, then new ones as they are

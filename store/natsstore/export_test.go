@@ -1,0 +1,9 @@
+package natsstore
+
+// UseConsumerHistory makes s's History read with ephemeral consumers, as on
+// servers before 2.11, wherever the server could batch direct gets. Call it
+// before using s.
+func UseConsumerHistory(s *Store) { s.consumerHistory = true }
+
+// DirectHistory reports whether s's History reads with batched direct gets.
+func DirectHistory(s *Store) bool { return s.directBatch() }
