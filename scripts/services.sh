@@ -8,6 +8,7 @@
 #
 # Set SLUICE_TEST_REDIS_URL / SLUICE_TEST_NATS_URL yourself to use servers you
 # already run (use a database or account you do not mind the tests writing to).
+# It also exports SLUICE_TEST_NATS_SERVER, the nats-server binary it runs.
 
 services_dir=$(mktemp -d "${TMPDIR:-/tmp}/sluice-services.XXXXXX")
 services_pids=()
@@ -57,13 +58,64 @@ if [ -z "${SLUICE_TEST_REDIS_URL:-}" ] && ensure_binary redis-server redis-serve
   fi
 fi
 
-if [ -z "${SLUICE_TEST_NATS_URL:-}" ] && ensure_binary nats-server nats-server; then
+# The NATS store's History reads with batched direct gets from nats-server
+# 2.11 on (older servers take the slower consumer path). When the
+# nats-server on PATH (Debian's is 2.9) is older and Go is there, one is
+# built from the Go module proxy once (3 min with cold Go caches, seconds
+# with warm ones) into
+# ${XDG_CACHE_HOME:-~/.cache}/sluice/bin and used instead; if that fails,
+# the one on PATH is. SLUICE_NATS_SERVER_VERSION picks the version built.
+nats_server_version=${SLUICE_NATS_SERVER_VERSION:-v2.15.2}
+
+nats_at_least_2_11() { # nats_at_least_2_11 BIN
+  local v major minor
+  v=$("$1" --version 2>/dev/null | sed -n 's/^nats-server: v\{0,1\}\([0-9][0-9]*\)\.\([0-9][0-9]*\).*/\1 \2/p')
+  read -r major minor <<<"$v"
+  [ -n "${minor:-}" ] && { [ "$major" -gt 2 ] || { [ "$major" -eq 2 ] && [ "$minor" -ge 11 ]; }; }
+}
+
+nats_server_bin() { # prints the nats-server to run, if any
+  local onpath dir cached tmp
+  onpath=$(command -v nats-server 2>/dev/null || true)
+  if [ -n "$onpath" ] && nats_at_least_2_11 "$onpath"; then
+    echo "$onpath"
+    return 0
+  fi
+  dir="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/sluice/bin"
+  cached="$dir/nats-server-$nats_server_version"
+  if [ ! -x "$cached" ] && command -v go >/dev/null 2>&1 && mkdir -p "$dir" 2>/dev/null &&
+    tmp=$(mktemp -d "$dir/.build.XXXXXX" 2>/dev/null); then
+    echo "services: building nats-server $nats_server_version (${onpath:-no nats-server on PATH}${onpath:+ is older than 2.11}); once, into $dir" >&2
+    local start=$SECONDS
+    if (cd "$tmp" && GOBIN="$tmp" GOFLAGS=-buildvcs=false go install "github.com/nats-io/nats-server/v2@$nats_server_version") >"$services_dir/nats-build.log" 2>&1 &&
+      mv -f "$tmp/nats-server" "$cached"; then
+      echo "services: built nats-server $nats_server_version in $((SECONDS - start)) s" >&2
+    else
+      echo "services: building nats-server $nats_server_version failed${onpath:+; using $onpath}:" >&2
+      tail -5 "$services_dir/nats-build.log" >&2 || true
+    fi
+    rm -rf "$tmp"
+  fi
+  if [ -x "$cached" ]; then
+    echo "$cached"
+  elif [ -n "$onpath" ]; then
+    echo "$onpath"
+  fi
+}
+
+if [ -z "${SLUICE_TEST_NATS_URL:-}" ]; then
+  ensure_binary nats-server nats-server || true
+  nats_bin=$(nats_server_bin) || true
+fi
+if [ -z "${SLUICE_TEST_NATS_URL:-}" ] && [ -n "${nats_bin:-}" ]; then
   port=$(free_port)
-  nats-server -a 127.0.0.1 -p "$port" -js -sd "$services_dir/nats" -l "$services_dir/nats.log" &
+  "$nats_bin" -a 127.0.0.1 -p "$port" -js -sd "$services_dir/nats" -l "$services_dir/nats.log" &
   services_pids+=($!)
   if wait_port "$port"; then
     export SLUICE_TEST_NATS_URL="nats://127.0.0.1:$port"
-    echo "services: nats on 127.0.0.1:$port" >&2
+    # Tests that start a nats-server of their own run this one too.
+    export SLUICE_TEST_NATS_SERVER="$nats_bin"
+    echo "services: nats on 127.0.0.1:$port ($("$nats_bin" --version 2>/dev/null || echo "$nats_bin"))" >&2
   else
     echo "services: nats did not start:" >&2
     tail -5 "$services_dir/nats.log" >&2 || true
