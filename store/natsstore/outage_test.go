@@ -2,6 +2,7 @@ package natsstore_test
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"syscall"
 	"testing"
@@ -23,7 +24,13 @@ func TestRestartUnderLoad(t *testing.T) {
 }
 
 func restartUnderLoad(t *testing.T, sig syscall.Signal, down time.Duration) {
-	srv := storetest.StartProcess(t, "nats-server", hang, func(port int, dir string) []string {
+	// The nats-server scripts/services.sh runs (2.11+ where it could), or
+	// the one on PATH.
+	bin := os.Getenv("SLUICE_TEST_NATS_SERVER")
+	if bin == "" {
+		bin = "nats-server"
+	}
+	srv := storetest.StartProcess(t, bin, hang, func(port int, dir string) []string {
 		return []string{"-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", dir + "/js", "-l", dir + "/nats.log"}
 	})
 	url := fmt.Sprintf("nats://127.0.0.1:%d", srv.Port)
