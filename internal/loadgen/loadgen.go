@@ -39,6 +39,10 @@ const (
 	exitAnomalous = 3 // the run completed but saw failures (see Report.anomalous)
 )
 
+// maxSeqTracks bounds the per-publisher sequence trackers of all the
+// subscribers (16 bytes each).
+const maxSeqTracks = 16 << 20
+
 // errMaxDuration is the cause of a run's context ending at --max-duration.
 var errMaxDuration = errors.New("--max-duration reached")
 
@@ -173,8 +177,11 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, errors.New("set --events or --duration: publishing needs an end")
 	case c.publish == publishNone && !c.idle && c.duration == 0:
 		return nil, errors.New("--publish none counts for --duration, which must be positive")
-	case c.publishers < 1 || c.publishers > 64:
-		return nil, errors.New("--publishers must be between 1 and 64")
+	case c.publishers < 1 || c.publishers > 1024:
+		return nil, errors.New("--publishers must be between 1 and 1024")
+	case int64(c.publishers)*int64(c.subscribers) > maxSeqTracks:
+		// Each subscriber follows each publisher's sequence numbers.
+		return nil, fmt.Errorf("--publishers × --subscribers must be at most %d", maxSeqTracks)
 	case c.pipeline < 1 || c.pipeline > 64:
 		return nil, errors.New("--pipeline must be between 1 and 64")
 	case c.size < 0 || c.size > 1<<20:

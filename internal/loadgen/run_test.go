@@ -239,6 +239,8 @@ func TestFlags(t *testing.T) {
 		{"--url", "http://127.0.0.1:1/?topic=a", "--idle", "--publish", "mercure"},
 		{"--url", "http://127.0.0.1:1/?topic=a", "--sources", "300"},
 		{"--url", "http://127.0.0.1:1/?topic=a", "--pipeline", "0"},
+		{"--url", "http://127.0.0.1:1/?topic=a", "--publishers", "1025"},
+		{"--url", "http://127.0.0.1:1/?topic=a", "--publishers", "1024", "--subscribers", "20000"},
 		{"--url", "http://127.0.0.1:1/?topic=a", "extra"},
 	} {
 		var stderr bytes.Buffer
