@@ -297,10 +297,6 @@ func (c *conn) replay(ctx context.Context, cursor, stream string) (uint64, Disco
 	began := h.clock.Now()
 	c.resume.Replayed = true
 	c.prime(cursor)
-	floor, err := c.resolve(ctx, cursor)
-	if err != nil {
-		return 0, c.storeFailed(ctx, err)
-	}
 	var maxSent uint64
 	n, pending := 0, 0
 	ended := false
@@ -354,7 +350,15 @@ func (c *conn) replay(ctx context.Context, cursor, stream string) (uint64, Disco
 		return 0, ReasonStreamEnd
 	}
 	c.pendingReplay = pending
-	return max(maxSent, floor), ""
+	if maxSent > 0 {
+		// Every event up to the cursor is below the first one replayed.
+		return maxSent, ""
+	}
+	floor, err := c.resolve(ctx, cursor)
+	if err != nil {
+		return 0, c.storeFailed(ctx, err)
+	}
+	return floor, ""
 }
 
 // resolve returns the position of cursor when the store can tell it
@@ -362,7 +366,10 @@ func (c *conn) replay(ctx context.Context, cursor, stream string) (uint64, Disco
 // replayed ones: with a follower behind the cursor (a cursor read from
 // another hub on a shared store, or returned by Publish), History after it
 // yields nothing while the live queue still brings the events before it.
-// A cursor the store refuses is left to History, which reports it.
+// It is asked only when History yielded nothing (otherwise the first
+// replayed event is above the cursor already), which spares a replay from
+// a shared store a round trip. A cursor the store refuses is left to
+// History, which reports it.
 func (c *conn) resolve(ctx context.Context, cursor string) (uint64, error) {
 	rs, ok := c.h.store.(store.Resolver)
 	if !ok || cursor == "" {
