@@ -259,12 +259,18 @@ func isReservedTopic(topic string) bool {
 // percent-encodes characters (never into letters such as "m"), and the
 // decoding of unreserved escapes finds none it did not write. From the
 // base: its path survives only when the reference, once leading spaces are
-// trimmed, is empty or starts with "?" or "#", also after a scheme equal to
-// the base's ("https:"); any other relative path replaces the base's last
-// segment, "mercure". Topics with spaces or controls (trimmed or removed
-// by the parser) go to the parser too.
+// trimmed, is empty or starts with "?" or "#", also right after a scheme
+// equal to the base's ("https:", whose rest is then resolved as a relative
+// reference); any other relative path replaces the base's last segment,
+// "mercure", and one starting with "/" or "\" replaces the whole path.
+// Topics with spaces or controls (trimmed or removed by the parser) go to
+// the parser too.
 func surelyUnreserved(t string) bool {
-	if t == "" || t[0] == '?' || t[0] == '#' || len(t) >= 6 && strings.EqualFold(t[:6], "https:") {
+	rel := t
+	if len(t) >= 6 && strings.EqualFold(t[:6], "https:") {
+		rel = t[6:]
+	}
+	if rel == "" || rel[0] == '?' || rel[0] == '#' {
 		return false
 	}
 	for i := 0; i < len(t); i++ {

@@ -39,6 +39,14 @@ var reservedCases = []struct {
 	{"\\.well-known\\mercure", true},
 	{"//host/.well-known/mercure?q", true},
 	{"http:", false},
+	{"https:x", false},
+	{"https:/x", false},
+	{"https://example.com/.well-known/mercurey", false},
+	{"https:mercure", true},
+	{"https:./mercure", true},
+	{"https:/.well-known/mercure", true},
+	{"https:\\host\\.well-known\\mercure", false},
+	{"https:\\.well-known\\mercure", true},
 	{"x?mercure", false},
 	{".", false},
 }
@@ -60,7 +68,7 @@ func TestReservedTopic(t *testing.T) {
 func TestSurelyUnreservedAgreesWithParser(t *testing.T) {
 	pieces := []string{
 		"/", "\\", ".", "..", "?", "#", "%", "%2e", "%2E", "%6d", "%6D", "%2D", ":", "@", " ", "\t",
-		"https:", "HTTPS:", "http:", "file:", "urn:", "//", "h", "x", "m", "e", "mercure", "mer", "cure",
+		"https:", "HTTPS:", "https://", "https:/", "https:\\", "http:", "file:", "urn:", "//", "h", "x", "m", "e", "mercure", "mer", "cure",
 		".well-known", "well-known", "-", "é", "{", "}", "*",
 	}
 	rng := rand.New(rand.NewPCG(7, 7))
