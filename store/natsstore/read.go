@@ -440,6 +440,7 @@ func (s *Store) historyConsumer(ctx context.Context, cursor string, rd *reader, 
 		return err
 	}
 	defer s.deleteConsumer(cons.CachedInfo().Name)
+	var e store.Event // one for all: filter(&e) would move each to the heap
 	for rd.next <= rd.end {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -455,7 +456,8 @@ func (s *Store) historyConsumer(ctx context.Context, cursor string, rd *reader, 
 			if !ok {
 				return fmt.Errorf("reply subject %q: %w", msg.Reply(), errCorrupt)
 			}
-			e, skip, err := rd.take(seq, msg.Data())
+			var skip bool
+			e, skip, err = rd.take(seq, msg.Data())
 			if err != nil {
 				return err
 			}
