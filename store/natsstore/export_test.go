@@ -7,3 +7,7 @@ func UseConsumerHistory(s *Store) { s.consumerHistory = true }
 
 // DirectHistory reports whether s's History reads with batched direct gets.
 func DirectHistory(s *Store) bool { return s.directBatch() }
+
+// PublishesDone returns a channel closed once s has no publish awaiting its
+// acknowledgement.
+func PublishesDone(s *Store) <-chan struct{} { return s.js.PublishAsyncComplete() }
