@@ -61,10 +61,10 @@ fi
 # The NATS store's History reads with batched direct gets from nats-server
 # 2.11 on (older servers take the slower consumer path). When the
 # nats-server on PATH (Debian's is 2.9) is older and Go is there, one is
-# built from the Go module proxy once (3 min with cold Go caches, seconds
-# with warm ones) into
-# ${XDG_CACHE_HOME:-~/.cache}/sluice/bin and used instead; if that fails,
-# the one on PATH is. SLUICE_NATS_SERVER_VERSION picks the version built.
+# built from the Go module proxy once into ${XDG_CACHE_HOME:-~/.cache}/
+# sluice/bin (about 3 minutes with cold Go caches, seconds with warm ones)
+# and used instead; if that fails, the one on PATH is.
+# SLUICE_NATS_SERVER_VERSION picks the version built.
 nats_server_version=${SLUICE_NATS_SERVER_VERSION:-v2.15.2}
 
 nats_at_least_2_11() { # nats_at_least_2_11 BIN
@@ -87,7 +87,7 @@ nats_server_bin() { # prints the nats-server to run, if any
     tmp=$(mktemp -d "$dir/.build.XXXXXX" 2>/dev/null); then
     echo "services: building nats-server $nats_server_version (${onpath:-no nats-server on PATH}${onpath:+ is older than 2.11}); once, into $dir" >&2
     local start=$SECONDS
-    if (cd "$tmp" && GOBIN="$tmp" GOFLAGS=-buildvcs=false go install "github.com/nats-io/nats-server/v2@$nats_server_version") >"$services_dir/nats-build.log" 2>&1 &&
+    if (cd "$tmp" && GOBIN="$tmp" GOFLAGS=-buildvcs=false GOWORK=off go install "github.com/nats-io/nats-server/v2@$nats_server_version") >"$services_dir/nats-build.log" 2>&1 &&
       mv -f "$tmp/nats-server" "$cached"; then
       echo "services: built nats-server $nats_server_version in $((SECONDS - start)) s" >&2
     else
