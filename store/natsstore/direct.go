@@ -20,10 +20,14 @@ import (
 // "204 EOB" status; "404" when nothing is at or after n. No consumer is
 // created, nothing is acknowledged.
 //
+// With "no_hdr":true (nats-server 2.15 honours it; servers that do not
+// ignore it) the messages come without headers, so without their
+// sequences; the end of batch still has Nats-Last-Sequence.
+//
 // A History sends its requests with one reply subscription (an inbox
 // INBOX.*): the stream's info is answered on INBOX.i and each batch on
 // INBOX.<its number>. The info request goes out first, so that its answer
-// comes before the batch's messages rather than after them.
+// is not queued behind the whole first batch.
 const (
 	// directBatchBytes bounds the bytes of one batch (the server counts
 	// subject, headers and payload, and stops after the message that
@@ -67,13 +71,13 @@ type replies struct {
 	inbox string // "_INBOX.<nuid>."
 	sub   *nats.Subscription
 	ch    chan *nats.Msg
-	batch string // the reply subject of the batch in progress
-	from  uint64 // its first sequence
-	n     int    // batches requested
-	early []*nats.Msg
-	msgs  []*nats.Msg
-	seqs  []uint64
-	timer *time.Timer
+	batch string      // the reply subject of the batch in progress
+	from  uint64      // its first sequence
+	n     int         // batches requested
+	early []*nats.Msg // the first batch's replies that came before the info
+	msgs  []*nats.Msg // readBatch's result, reused
+	seqs  []uint64    // readBatch's result, reused
+	timer *time.Timer // next's, reused
 }
 
 // newReplies subscribes to a new inbox. Its buffer holds a batch of up to
