@@ -32,7 +32,7 @@ func (h *Hub) follow() {
 			backoff = min(2*backoff, 5*time.Second)
 			continue
 		}
-		h.setReady()
+		h.setReady(head)
 		err = h.followFrom(head)
 		if h.ctx.Err() != nil {
 			return
@@ -73,8 +73,10 @@ func (h *Hub) sleep(d time.Duration) bool {
 	}
 }
 
-func (h *Hub) setReady() {
+// setReady opens registration: the follower follows from head.
+func (h *Hub) setReady(head string) {
 	h.mu.Lock()
+	h.lastID = head
 	if !h.isReady {
 		h.isReady = true
 		close(h.ready)
@@ -96,7 +98,8 @@ func (h *Hub) unready() {
 
 // register adds s to the dispatcher's index, in the buffering phase: from
 // now on every event dispatched (every event after h.lastPos) that matches
-// goes to its queue. It waits while the follower is not following.
+// goes to its queue, and s.start is the id of the event before the first
+// one it can receive live. It waits while the follower is not following.
 func (h *Hub) register(ctx context.Context, s *Subscriber) error {
 	for {
 		h.mu.Lock()
@@ -117,6 +120,7 @@ func (h *Hub) register(ctx context.Context, s *Subscriber) error {
 			}
 		}
 		s.buffering = true
+		s.start, s.registered = h.lastID, true
 		s.slots = make([]int, len(s.index))
 		for i, t := range s.index {
 			l := h.exact[t]
@@ -201,7 +205,7 @@ func (h *Hub) dispatch(ev *store.Event) {
 	if end {
 		if !reserved {
 			h.mu.Lock()
-			h.lastPos = ev.Pos
+			h.lastPos, h.lastID = ev.Pos, ev.ID
 			h.mu.Unlock()
 			return
 		}
@@ -223,7 +227,7 @@ func (h *Hub) dispatch(ev *store.Event) {
 	if !reserved {
 		pats = append(pats, h.patterns...)
 	}
-	h.lastPos = ev.Pos
+	h.lastPos, h.lastID = ev.Pos, ev.ID
 	h.mu.Unlock()
 
 	// Patterns and authorization run outside the lock: they are the

@@ -252,7 +252,7 @@ func (c *conn) run(ctx context.Context, cursor string, replay bool, poll time.Du
 			return reason
 		}
 	} else {
-		head, err := c.h.store.Head(ctx)
+		head, err := c.head(ctx)
 		if err != nil {
 			return c.storeFailed(ctx, err)
 		}
@@ -267,6 +267,18 @@ func (c *conn) run(ctx context.Context, cursor string, replay bool, poll time.Du
 		return ReasonPoll
 	}
 	return c.live(ctx, maxSent)
+}
+
+// head returns the cursor of a stream that starts now: for a registered
+// subscriber the hub's position when it registered, after which every
+// event reaches it live (the store's head may be further on while the
+// follower catches up: those events arrive live, and a cursor past them
+// would make them duplicates); for a polling response, the store's head.
+func (c *conn) head(ctx context.Context) (string, error) {
+	if c.s.registered {
+		return c.s.start, nil
+	}
+	return c.h.store.Head(ctx)
 }
 
 // opening resets the buffer to the start of the stream: empty, or under
@@ -389,7 +401,7 @@ func (c *conn) reset(ctx context.Context, cursor string, cause error) error {
 	if errors.Is(cause, store.ErrExpired) {
 		reason = sse.ResetExpired
 	}
-	head, err := h.store.Head(ctx)
+	head, err := c.head(ctx)
 	if err != nil {
 		return fmt.Errorf("head for reset: %w", err)
 	}

@@ -38,13 +38,15 @@ type env struct {
 	srv    *httptest.Server
 	client *http.Client
 	h2     bool
+	prompt bool // the hub's own memory store: publish waits for the dispatch
 }
 
 // newEnv starts a hub on a memory store (unless cfg.Store is set) behind a
 // real HTTP server: /events is the hub, /stream/{id} serves streams.
 func newEnv(t *testing.T, cfg Config, h2 bool) *env {
 	t.Helper()
-	if cfg.Store == nil {
+	prompt := cfg.Store == nil
+	if prompt {
 		m := store.NewMemory(store.MemoryConfig{})
 		t.Cleanup(func() { m.Close() })
 		cfg.Store = m
@@ -75,7 +77,7 @@ func newEnv(t *testing.T, cfg Config, h2 bool) *env {
 		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}
 		client = &http.Client{Transport: tr}
 	}
-	e := &env{t: t, st: cfg.Store, h: h, srv: srv, client: client, h2: h2}
+	e := &env{t: t, st: cfg.Store, h: h, srv: srv, client: client, h2: h2, prompt: prompt}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), hang)
 		defer cancel()
@@ -207,11 +209,30 @@ func (c *client) end() []sse.Event {
 }
 
 // publish publishes data to topic and returns its id.
+// publish publishes data on topic. On the env's own memory store it
+// returns once the hub has dispatched the event, so that a stream opened
+// afterwards starts after it (its priming event names it) whatever the
+// scheduling; with a store given to newEnv (lagging or failing on
+// purpose) it returns at once.
 func (e *env) publish(topic, data string) string {
 	e.t.Helper()
 	id, err := e.h.Publish(context.Background(), []string{topic}, sse.Event{Data: data})
 	if err != nil {
 		e.t.Fatal(err)
+	}
+	if e.prompt {
+		pos, err := e.st.(store.Resolver).Resolve(context.Background(), id)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		waitFor(e.t, "the dispatch of "+id, func() bool {
+			at := e.h.Stats().Position
+			if at == "" {
+				return false
+			}
+			p, err := e.st.(store.Resolver).Resolve(context.Background(), at)
+			return err == nil && p >= pos
+		})
 	}
 	return id
 }

@@ -293,6 +293,13 @@ func TestFrameChunk(t *testing.T) {
 func TestHijackHandlerReturns(t *testing.T) {
 	m := store.NewMemory(store.MemoryConfig{})
 	t.Cleanup(func() { m.Close() })
+	// In the log before the hub starts: its follower starts after it, so
+	// streams start there.
+	seed, err := m.Append(context.Background(), store.Event{Topics: []string{"a"}, Data: "seed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := seed.ID
 	reasons := make(chan DisconnectReason, 1)
 	h, err := New(Config{Store: m, Logger: quietLogger(t), Retry: time.Second,
 		OnDisconnect: func(_ *Subscriber, r DisconnectReason) { reasons <- r }})
@@ -306,10 +313,6 @@ func TestHijackHandlerReturns(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	e := &env{t: t, st: m, h: h, srv: srv}
-	head, err := h.Publish(context.Background(), []string{"a"}, sse.Event{Data: "seed"})
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	for i := range 2 {
 		s := e.tcpSubscribe("/?topic=a")

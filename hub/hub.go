@@ -340,6 +340,7 @@ type Hub struct {
 	ready    chan struct{} // closed while the follower is following
 	isReady  bool
 	lastPos  uint64 // Pos of the last event dispatched
+	lastID   string // its id; before the first, the head the follower started from
 	exact    map[string][]*Subscriber
 	patterns []*Subscriber
 	subs     map[uint64]*Subscriber

@@ -64,6 +64,11 @@ type Stats struct {
 	Dropped     uint64 // events dropped under PolicyDrop
 	Slow        uint64 // subscribers disconnected for a full queue
 	Resets      uint64 // reset events sent for unknown or expired cursors
+	// Position is the id of the last event the hub dispatched (before the
+	// first, the store's head when it started following): a stream opened
+	// now without Last-Event-ID starts after it. Behind the store's head
+	// while the hub catches up with a shared log.
+	Position string
 }
 
 type hubCounters struct {
@@ -89,5 +94,12 @@ func (h *Hub) Stats() Stats {
 		Dropped:     c.dropped.Load(),
 		Slow:        c.slow.Load(),
 		Resets:      c.resets.Load(),
+		Position:    h.position(),
 	}
+}
+
+func (h *Hub) position() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.lastID
 }

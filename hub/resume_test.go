@@ -230,3 +230,47 @@ func (s *stalledStore) Follow(ctx context.Context, cursor string) iter.Seq2[stor
 		}
 	}
 }
+
+// TestStartBehindFollower opens streams while the hub's follower has not
+// dispatched the latest events yet (as on a store shared by several hubs):
+// a stream without Last-Event-ID, and one whose Last-Event-ID is unknown
+// (reset), are given the hub's position as their cursor, not the store's
+// head, so the events still to come from the follower arrive once, in
+// order, after it, and never behind a cursor that already claims them.
+func TestStartBehindFollower(t *testing.T) {
+	protocols(t, func(t *testing.T, h2 bool) {
+		m := store.NewMemory(store.MemoryConfig{})
+		t.Cleanup(func() { m.Close() })
+		seed, err := m.Append(context.Background(), store.Event{Topics: []string{"a"}, Data: "seed"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := &stalledStore{laggyStore{m}, make(chan struct{})}
+		e := newEnv(t, Config{Store: st}, h2)
+		e.subscribe("", "a").close() // the follower follows from the head: seed
+		var ids []string
+		for i := range 3 {
+			ids = append(ids, e.publish("a", strconv.Itoa(i)))
+		}
+		if p := e.h.Stats().Position; p != seed.ID {
+			t.Fatalf("Stats().Position %q while the follower stalls, want %s", p, seed.ID)
+		}
+		fresh := e.subscribe("", "a")
+		if ev := fresh.next(); ev.ID != seed.ID || ev.Data != "" {
+			t.Fatalf("priming %+v, want the hub's position %s", ev, seed.ID)
+		}
+		reset := e.subscribe("x-unknown", "a")
+		if ev := reset.next(); ev.Type != ResetEventType || ev.ID != seed.ID {
+			t.Fatalf("reset %+v, want one to the hub's position %s", ev, seed.ID)
+		}
+		close(st.release)
+		ids = append(ids, e.publish("a", "new"))
+		for _, c := range []*client{fresh, reset} {
+			for _, want := range ids {
+				if ev := c.next(); ev.ID != want {
+					t.Fatalf("got %+v (data %q), want %s", ev, ev.Data, want)
+				}
+			}
+		}
+	})
+}

@@ -85,6 +85,11 @@ type Subscriber struct {
 	authorize func(e *store.Event) bool
 	topicSet  map[string]struct{} // for replay filtering of many topics
 	mark      uint64              // dispatcher only: dedup per event
+	// Set by register: live events start after the event start names
+	// (the hub's position then, "" before any event), the cursor a stream
+	// opened without Last-Event-ID is given.
+	start      string
+	registered bool
 
 	wake chan struct{} // cap 1: something to write, or closed
 	room chan struct{} // cap 1, PolicyBlock only: the queue was drained

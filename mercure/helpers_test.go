@@ -160,6 +160,9 @@ func (e *env) do(req *http.Request) *http.Response {
 }
 
 // mustPublish publishes and returns the id, failing unless 200.
+// mustPublish publishes form and returns the id once the engine has
+// dispatched the update, so that a subscription opened afterwards starts
+// after it whatever the scheduling.
 func (e *env) mustPublish(form url.Values) string {
 	e.t.Helper()
 	resp := e.publish(classicToken(e.t, e.pubKey, []string{"*"}, nil), form)
@@ -167,7 +170,24 @@ func (e *env) mustPublish(form url.Values) string {
 	if resp.StatusCode != http.StatusOK {
 		e.t.Fatalf("publish %v: %d %s", form, resp.StatusCode, body)
 	}
-	return string(body)
+	id := string(body)
+	pos, err := e.st.Resolve(e.t.Context(), id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		at := e.h.Engine().Stats().Position // the last update dispatched
+		if at != "" {
+			if p, err := e.st.Resolve(e.t.Context(), at); err == nil && p >= pos {
+				return id
+			}
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("update %s not dispatched (the engine is at %q)", id, at)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // get sends a request to path and returns the response, fully read.
