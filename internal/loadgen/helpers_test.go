@@ -25,6 +25,7 @@ import (
 // disconnected, and a write that blocks for 200 ms ends its response.
 type broadcaster struct {
 	token string // required on Mercure publishes
+	queue int    // events queued per subscriber before it is cut off (64)
 
 	mu    sync.Mutex
 	subs  map[*bcSub]struct{}
@@ -39,7 +40,7 @@ type bcSub struct {
 
 func newBroadcaster(t *testing.T) (*broadcaster, *httptest.Server) {
 	t.Helper()
-	b := &broadcaster{subs: map[*bcSub]struct{}{}, token: "secret"}
+	b := &broadcaster{subs: map[*bcSub]struct{}{}, token: "secret", queue: 64}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /events", b.subscribe)
 	mux.HandleFunc("GET /.well-known/mercure", b.subscribe)
@@ -102,7 +103,7 @@ func (b *broadcaster) end() {
 }
 
 func (b *broadcaster) subscribe(w http.ResponseWriter, r *http.Request) {
-	s := &bcSub{ch: make(chan []byte, 64), gone: make(chan struct{})}
+	s := &bcSub{ch: make(chan []byte, b.queue), gone: make(chan struct{})}
 	b.mu.Lock()
 	b.subs[s] = struct{}{}
 	b.mu.Unlock()
