@@ -216,7 +216,8 @@ func (h *Hub) lastEventID(r *http.Request, sub *Subscription) (string, error) {
 	return id, nil
 }
 
-// conn is the state of one response, used by the handler goroutine only.
+// conn is the state of one response, used by the goroutine serving it only
+// (the handler's, then the detached one's).
 type conn struct {
 	h          *Hub
 	s          *Subscriber

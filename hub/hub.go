@@ -17,10 +17,12 @@
 // subscriber. One follower goroutine per hub follows the store and
 // dispatches every event, in log order, to the subscribers whose
 // subscription matches: each event is formatted once and a pointer to it is
-// put in each subscriber's bounded queue. Each connection is served by the
-// handler's own goroutine, which writes everything queued in one write and
-// one flush under a write deadline. A full queue is handled by the
-// configured [Policy].
+// put in each subscriber's bounded queue. Each connection is served by one
+// goroutine, which writes everything queued in one write and one flush
+// under a write deadline: the handler's, or on HTTP/1.1, once the stream is
+// live, a fresh one of the hub's that takes the connection over while the
+// handler returns (its grown stack goes with it). A full queue is handled
+// by the configured [Policy].
 //
 // # Resuming
 //
