@@ -179,6 +179,17 @@ var sharedStores = []struct{ kind, env string }{
 // fails when CI=true or SLUICE_REQUIRE_SERVICES=1.
 func sharedStoreDSN(t *testing.T, kind string) string {
 	t.Helper()
+	dsn := uniqueDSN(t, kind, "sluice_cmd_test_")
+	t.Cleanup(func() { deleteSharedStore(t, kind, dsn) })
+	return dsn
+}
+
+// uniqueDSN returns a DSN on the test server of kind ("redis" or "nats")
+// naming a log of its own: a Redis key prefix or NATS stream made of
+// prefix and random hex. Without the server's URL it skips, or fails
+// under CI=true or SLUICE_REQUIRE_SERVICES=1.
+func uniqueDSN(tb testing.TB, kind, prefix string) string {
+	tb.Helper()
 	var envName string
 	for _, s := range sharedStores {
 		if s.kind == kind {
@@ -186,18 +197,18 @@ func sharedStoreDSN(t *testing.T, kind string) string {
 		}
 	}
 	if envName == "" {
-		t.Fatalf("unknown shared store %q", kind)
+		tb.Fatalf("unknown shared store %q", kind)
 	}
 	u := os.Getenv(envName)
 	if u == "" {
 		if os.Getenv("CI") == "true" || os.Getenv("SLUICE_REQUIRE_SERVICES") == "1" {
-			t.Fatalf("%s is not set (required: CI=true or SLUICE_REQUIRE_SERVICES=1): source scripts/services.sh", envName)
+			tb.Fatalf("%s is not set (required: CI=true or SLUICE_REQUIRE_SERVICES=1): source scripts/services.sh", envName)
 		}
-		t.Skipf("%s is not set: run `source scripts/services.sh` (or `make test`)", envName)
+		tb.Skipf("%s is not set: run `source scripts/services.sh` (or `make test`)", envName)
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	name := "sluice_cmd_test_" + hex.EncodeToString(b[:])
+	name := prefix + hex.EncodeToString(b[:])
 	param := "prefix=" + name + ":"
 	if kind == "nats" {
 		param = "stream=" + name
@@ -206,9 +217,7 @@ func sharedStoreDSN(t *testing.T, kind string) string {
 	if strings.Contains(u, "?") {
 		sep = "&"
 	}
-	dsn := u + sep + param
-	t.Cleanup(func() { deleteSharedStore(t, kind, dsn) })
-	return dsn
+	return u + sep + param
 }
 
 // deleteSharedStore deletes the log of a sharedStoreDSN.

@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,23 +52,7 @@ func benchStores(b *testing.B, kind string) (store.Store, store.Store) {
 		b.Cleanup(func() { st.Close() })
 		return st, st // one store: the two hubs follow one log
 	}
-	envName := map[string]string{"redis": "SLUICE_TEST_REDIS_URL", "nats": "SLUICE_TEST_NATS_URL"}[kind]
-	u := os.Getenv(envName)
-	if u == "" {
-		b.Skipf("%s is not set: run `source scripts/services.sh`", envName)
-	}
-	var r [6]byte
-	_, _ = rand.Read(r[:])
-	name := "sluice_bench_" + hex.EncodeToString(r[:])
-	param := "prefix=" + name + ":"
-	if kind == "nats" {
-		param = "stream=" + name
-	}
-	sep := "?"
-	if strings.Contains(u, "?") {
-		sep = "&"
-	}
-	dsn := u + sep + param
+	dsn := uniqueDSN(b, kind, "sluice_bench_")
 	ctx, cancel := context.WithTimeout(context.Background(), storeOpenTimeout)
 	defer cancel()
 	open := func() (store.Store, error) {
@@ -108,26 +89,35 @@ func benchStores(b *testing.B, kind string) (store.Store, store.Store) {
 	return sts[0], sts[1]
 }
 
-func benchPublishTwoHubs(b *testing.B, stA, stB store.Store, publishers int) {
+// twoHubs starts hub A on stA and hub B on stB (configured by cfgB) served
+// by an HTTP test server, all stopped at the end of the benchmark.
+func twoHubs(b *testing.B, stA, stB store.Store, cfgB hub.Config) (*hub.Hub, *httptest.Server) {
+	b.Helper()
 	quiet := discardLogger()
 	hubA, err := hub.New(hub.Config{Store: stA, Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
-	// Hub B's subscriber must not be the bound: a queue deep enough for
-	// the whole run.
-	hubB, err := hub.New(hub.Config{Store: stB, Logger: quiet, QueueEvents: b.N + 1024, QueueBytes: 1 << 30})
+	cfgB.Store, cfgB.Logger = stB, quiet
+	hubB, err := hub.New(cfgB)
 	if err != nil {
 		b.Fatal(err)
 	}
 	srv := httptest.NewServer(hubB)
-	defer func() {
+	b.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = hubA.Shutdown(ctx)
 		_ = hubB.Shutdown(ctx)
 		srv.Close()
-	}()
+	})
+	return hubA, srv
+}
+
+func benchPublishTwoHubs(b *testing.B, stA, stB store.Store, publishers int) {
+	// Hub B's subscriber must not be the bound: a queue deep enough for
+	// the whole run.
+	hubA, srv := twoHubs(b, stA, stB, hub.Config{QueueEvents: b.N + 1024, QueueBytes: 1 << 30})
 
 	resp, err := http.Get(srv.URL + "/?topic=bench")
 	if err != nil {

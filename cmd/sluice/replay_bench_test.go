@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"testing"
 	"time"
@@ -30,23 +29,7 @@ func BenchmarkReplayTwoHubs(b *testing.B) {
 	for _, kind := range []string{"memory", "redis", "nats"} {
 		b.Run(kind, func(b *testing.B) {
 			stA, stB := benchStores(b, kind)
-			quiet := discardLogger()
-			hubA, err := hub.New(hub.Config{Store: stA, Logger: quiet})
-			if err != nil {
-				b.Fatal(err)
-			}
-			hubB, err := hub.New(hub.Config{Store: stB, Logger: quiet})
-			if err != nil {
-				b.Fatal(err)
-			}
-			srv := httptest.NewServer(hubB)
-			defer func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				_ = hubA.Shutdown(ctx)
-				_ = hubB.Shutdown(ctx)
-				srv.Close()
-			}()
+			hubA, srv := twoHubs(b, stA, stB, hub.Config{})
 			const total, replay = 10_000, 1_000
 			ids := make([]string, 0, total)
 			data := fmt.Sprintf("%0100d", 0) // 100 bytes, as in the other benchmarks
