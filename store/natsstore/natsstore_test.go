@@ -132,27 +132,6 @@ func TestCustomIDMaxAge(t *testing.T) {
 }
 
 // Follow ends as soon as its context is canceled.
-func TestFollowCancelIsPrompt(t *testing.T) {
-	s, _ := newStore(t, natsstore.Config{})
-	storetest.MustAppend(t, s, store.Event{Data: "x"})
-	ctx, cancel := context.WithCancel(context.Background())
-	f := storetest.StartFollow(ctx, s, "")
-	f.Next(t, hang)
-	cancel()
-	start := time.Now()
-	select {
-	case <-f.Done():
-		if err := f.Err(); err != nil {
-			t.Fatalf("Follow ended with %v after cancel; want no error", err)
-		}
-	case <-time.After(hang):
-		t.Fatal("Follow did not end after cancel")
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("Follow took %v to end after cancel", d)
-	}
-}
-
 func TestOversized(t *testing.T) {
 	s, _ := newStore(t, natsstore.Config{MaxBytes: 1000})
 	if _, err := s.Append(context.Background(), store.Event{Data: strings.Repeat("x", 1001)}); !errors.Is(err, store.ErrInvalidEvent) {

@@ -196,17 +196,15 @@ func TestFollowCancelIsPrompt(t *testing.T) {
 	f := storetest.StartFollow(ctx, s, "")
 	f.Next(t, hang)
 	cancel()
-	start := time.Now()
+	// hang is shorter than the XREAD BLOCK: a Follow that waited for the
+	// BLOCK to end instead of interrupting it fails here.
 	select {
 	case <-f.Done():
 		if err := f.Err(); err != nil {
 			t.Fatalf("Follow ended with %v after cancel; want no error", err)
 		}
 	case <-time.After(hang):
-		t.Fatal("Follow did not end after cancel")
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("Follow took %v to end after cancel (XREAD BLOCK is a minute)", d)
+		t.Fatal("Follow did not end after cancel (XREAD BLOCK is a minute)")
 	}
 }
 
