@@ -171,7 +171,9 @@ type Config struct {
 	// response starts. It runs on the subscriber's goroutine.
 	OnConnect func(s *Subscriber, r *http.Request)
 	// OnDisconnect is called when a subscriber's response ends, after the
-	// subscriber has left the hub (Subscribers no longer counts it).
+	// subscriber has left the hub (Subscribers no longer counts it), on the
+	// goroutine that served the stream: on HTTP/1.1 that is no longer the
+	// handler's, which has returned (see Hub.ServeHTTP).
 	OnDisconnect func(s *Subscriber, reason DisconnectReason)
 
 	// Clock drives heartbeats, lifetimes, the block policy and TTLs.
