@@ -182,9 +182,15 @@ func TestQueueLimits(t *testing.T) {
 		if st := s.Stats(); st.Queued != 3 || st.Dropped != 2 {
 			t.Fatalf("stats %+v", st)
 		}
+		if st := h.Stats(); st.Queued != 3 || st.Dropped != 2 { // the hub's counters, over its subscribers
+			t.Fatalf("hub stats %+v", st)
+		}
 		items, gap, reason := s.take(nil)
 		if len(items) != 3 || gap != 2 || reason != "" || items[2].pos != 3 {
 			t.Fatalf("take: %d items, gap %d, reason %q", len(items), gap, reason)
+		}
+		if st := h.Stats(); st.Queued != 0 || st.Dropped != 2 {
+			t.Fatalf("hub stats after take %+v", st)
 		}
 	})
 	t.Run("bytes", func(t *testing.T) {
