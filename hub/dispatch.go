@@ -120,16 +120,12 @@ func (h *Hub) register(ctx context.Context, s *Subscriber) error {
 			}
 		}
 		s.buffering = true
-		s.start, s.registered = h.lastID, true
+		s.start, s.startPos, s.registered = h.lastID, h.lastPos, true
 		s.slots = make([]int, len(s.index))
-		for i, t := range s.index {
-			l := h.exact[t]
-			s.slots[i] = len(l)
-			h.exact[t] = append(l, s)
-		}
 		if s.match != nil {
-			s.patSlot = len(h.patterns)
-			h.patterns = append(h.patterns, s)
+			h.join(s)
+		} else {
+			indexAdd(h.exact, s)
 		}
 		h.subs[s.id] = s
 		h.mu.Unlock()
@@ -146,32 +142,10 @@ func (h *Hub) unregister(s *Subscriber) {
 		return
 	}
 	delete(h.subs, s.id)
-	for i, t := range s.index {
-		l := h.exact[t]
-		j := s.slots[i]
-		last := len(l) - 1
-		if j != last {
-			moved := l[last]
-			l[j] = moved
-			moved.slots[moved.slotOf(t)] = j
-		}
-		l[last] = nil
-		if last == 0 {
-			delete(h.exact, t)
-		} else {
-			h.exact[t] = l[:last]
-		}
-	}
-	if s.patSlot >= 0 {
-		last := len(h.patterns) - 1
-		if s.patSlot != last {
-			moved := h.patterns[last]
-			h.patterns[s.patSlot] = moved
-			moved.patSlot = s.patSlot
-		}
-		h.patterns[last] = nil
-		h.patterns = h.patterns[:last]
-		s.patSlot = -1
+	if s.group != nil {
+		h.leave(s)
+	} else {
+		indexRemove(h.exact, s)
 	}
 	h.mu.Unlock()
 	h.stats.subscribers.Add(-1)
@@ -183,6 +157,60 @@ func (h *Hub) unregister(s *Subscriber) {
 	s.qBytes = 0
 	s.mu.Unlock()
 	h.stats.queued.Add(-int64(n))
+}
+
+// indexAdd adds s to idx under each of its indexed topics, recording its
+// positions in s.slots.
+func indexAdd(idx map[string][]*Subscriber, s *Subscriber) {
+	for i, t := range s.index {
+		l := idx[t]
+		s.slots[i] = len(l)
+		idx[t] = append(l, s)
+	}
+}
+
+// indexRemove removes s from idx.
+func indexRemove(idx map[string][]*Subscriber, s *Subscriber) {
+	for i, t := range s.index {
+		l := idx[t]
+		j := s.slots[i]
+		last := len(l) - 1
+		if j != last {
+			moved := l[last]
+			l[j] = moved
+			moved.slots[moved.slotOf(t)] = j
+		}
+		l[last] = nil
+		if last == 0 {
+			delete(idx, t)
+		} else {
+			idx[t] = l[:last]
+		}
+	}
+}
+
+// indexHas reports whether a subscriber of idx is indexed on one of topics.
+func indexHas(idx map[string][]*Subscriber, topics []string) bool {
+	for _, t := range topics {
+		if len(idx[t]) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// indexCollect appends to targets the subscribers of idx indexed on one of
+// topics, each once: seq is the event's mark, new for each event.
+func indexCollect(targets []*Subscriber, idx map[string][]*Subscriber, topics []string, seq uint64) []*Subscriber {
+	for _, t := range topics {
+		for _, s := range idx[t] {
+			if s.mark != seq {
+				s.mark = seq
+				targets = append(targets, s)
+			}
+		}
+	}
+	return targets
 }
 
 func (s *Subscriber) slotOf(t string) int {
@@ -198,7 +226,9 @@ func (s *Subscriber) slotOf(t string) int {
 // runs on the follower goroutine only, so queues receive events in log
 // order. The index lock is held only to collect the targets and to record
 // the position: a subscriber registering afterwards finds this event in its
-// replay, one registered before gets it here.
+// replay, one registered before gets it here. Pattern subscriptions are
+// matched by their groups, on goroutines of their own (patterns.go): here
+// an event only costs them a hand-over per group.
 func (h *Hub) dispatch(ev *store.Event) {
 	reserved := hasReserved(ev.Topics)
 	end := ev.Type == typeStreamEnd
@@ -212,38 +242,13 @@ func (h *Hub) dispatch(ev *store.Event) {
 		h.streams.finished(ev.Topics, h.clock.Now())
 	}
 	h.seq++
-	seq := h.seq
-	targets := h.targets[:0]
-	pats := h.pats[:0]
 	h.mu.Lock()
-	for _, t := range ev.Topics {
-		for _, s := range h.exact[t] {
-			if s.mark != seq {
-				s.mark = seq
-				targets = append(targets, s)
-			}
-		}
-	}
-	if !reserved {
-		pats = append(pats, h.patterns...)
-	}
+	targets := indexCollect(h.targets[:0], h.exact, ev.Topics, h.seq)
+	groups := append(h.groupScratch[:0], h.groupList...)
 	h.lastPos, h.lastID = ev.Pos, ev.ID
 	h.mu.Unlock()
 
-	// Patterns and authorization run outside the lock: they are the
-	// subscription's code.
-	if len(pats) > 0 {
-		clear(h.mcache)
-		for _, s := range pats {
-			if s.mark == seq {
-				continue
-			}
-			if h.matches(s, ev.Topics) {
-				s.mark = seq
-				targets = append(targets, s)
-			}
-		}
-	}
+	// Authorization runs outside the lock: it is the subscription's code.
 	if !reserved {
 		kept := targets[:0]
 		for _, s := range targets {
@@ -254,40 +259,37 @@ func (h *Hub) dispatch(ev *store.Event) {
 		clear(targets[len(kept):])
 		targets = kept
 	}
-	if len(targets) > 0 {
-		h.deliver(ev, end, targets)
+	if len(targets) > 0 || len(groups) > 0 {
+		it, ok := h.prepare(ev, end)
+		if ok {
+			for _, s := range targets {
+				s.enqueue(it)
+			}
+			if len(groups) > 0 {
+				gi := groupItem{ev: new(store.Event), it: it, reserved: reserved}
+				*gi.ev = *ev // the groups keep it after the follower moves on
+				for _, g := range groups {
+					g.push(gi)
+				}
+			}
+		}
 	}
 	clear(targets)
-	clear(pats)
+	clear(groups)
 	h.targets = targets[:0]
-	h.pats = pats[:0]
+	h.groupScratch = groups[:0]
 }
 
-func (h *Hub) deliver(ev *store.Event, end bool, targets []*Subscriber) {
+// prepare formats ev once for all its subscribers.
+func (h *Hub) prepare(ev *store.Event, end bool) (item, bool) {
 	it := item{pos: ev.Pos, end: end}
 	if !end {
 		pe, err := sse.Prepare(sse.Event{ID: ev.ID, Type: ev.Type, Data: ev.Data, Retry: ev.Retry})
 		if err != nil {
 			h.log.Error("hub: skipping an event the store holds that cannot be sent", "id", ev.ID, "err", err)
-			return
+			return it, false
 		}
 		it.ev = pe
 	}
-	for _, s := range targets {
-		s.enqueue(it)
-	}
-}
-
-// matches runs a pattern subscriber's matcher, once per event for all
-// subscribers sharing a MatchKey.
-func (h *Hub) matches(s *Subscriber, topics []string) bool {
-	if s.matchKey == "" {
-		return s.match(topics)
-	}
-	if v, ok := h.mcache[s.matchKey]; ok {
-		return v
-	}
-	v := s.match(topics)
-	h.mcache[s.matchKey] = v
-	return v
+	return it, true
 }

@@ -345,15 +345,15 @@ type Hub struct {
 	isReady  bool
 	lastPos  uint64 // Pos of the last event dispatched
 	lastID   string // its id; before the first, the head the follower started from
-	exact    map[string][]*Subscriber
-	patterns []*Subscriber
-	subs     map[uint64]*Subscriber
+	exact     map[string][]*Subscriber // subscribers without a Match
+	groups    map[string]*patGroup     // pattern groups by key (patterns.go)
+	groupList []*patGroup
+	subs      map[uint64]*Subscriber
 
 	// dispatcher-only scratch space
-	targets []*Subscriber
-	pats    []*Subscriber
-	seq     uint64
-	mcache  map[string]bool
+	targets      []*Subscriber
+	groupScratch []*patGroup
+	seq          uint64
 
 	sessions sessionRegistry
 	streams  streamRegistry
@@ -378,8 +378,8 @@ func New(cfg Config) (*Hub, error) {
 		cancel:  cancel,
 		ready:   make(chan struct{}),
 		exact:   make(map[string][]*Subscriber),
+		groups:  make(map[string]*patGroup),
 		subs:    make(map[uint64]*Subscriber),
-		mcache:  make(map[string]bool),
 	}
 	h.sessions.init()
 	h.streams.init()

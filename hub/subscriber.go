@@ -78,17 +78,22 @@ type Subscriber struct {
 	session   string
 	topics    []string // the subscription's exact topics
 	index     []string // topics indexed for dispatch: topics + reserved ones
-	slots     []int    // position in hub.exact[index[i]]
-	patSlot   int      // position in hub.patterns, -1 if none
+	slots     []int    // position in index[i]'s list of hub.exact or of group.index
 	match     func(topics []string) bool
 	matchKey  string
 	authorize func(e *store.Event) bool
 	topicSet  map[string]struct{} // for replay filtering of many topics
-	mark      uint64              // dispatcher only: dedup per event
+	mark      uint64              // the goroutine filling the queue only: dedup per event
+	// group is the pattern group of a subscription with a Match, which
+	// fills its queue instead of the dispatcher (patterns.go); memberSlot
+	// its position in group.members.
+	group      *patGroup
+	memberSlot int
 	// Set by register: live events start after the event start names
 	// (the hub's position then, "" before any event), the cursor a stream
-	// opened without Last-Event-ID is given.
+	// opened without Last-Event-ID is given; startPos is its position.
 	start      string
+	startPos   uint64
 	registered bool
 
 	wake chan struct{} // cap 1: something to write, or closed
@@ -118,7 +123,6 @@ func newSubscriber(h *Hub, sub Subscription, session, stream string) *Subscriber
 		match:     sub.Match,
 		matchKey:  sub.MatchKey,
 		authorize: sub.Authorize,
-		patSlot:   -1,
 		wake:      make(chan struct{}, 1),
 	}
 	s.index = sub.Topics
@@ -212,7 +216,8 @@ func (s *Subscriber) signal() {
 }
 
 // enqueue adds it to the queue, applying the limits and the policy. It is
-// called by the dispatcher only, in log order.
+// called, in log order, by the dispatcher only, or for a pattern
+// subscriber by its group's goroutine only.
 func (s *Subscriber) enqueue(it item) {
 	h := s.hub
 	n := it.size()
