@@ -403,23 +403,22 @@ func (h *Hub) grantSelector(o topicObject, def MatchType) (Selector, error) {
 		}
 	}
 	sel := Selector{Type: typ, Value: *o.Match}
-	if err := h.checkSelector(sel); err != nil {
+	if _, err := h.checkSelector(sel); err != nil {
 		return Selector{}, err
 	}
 	return sel, nil
 }
 
-// checkSelector applies the size and character rules to a selector and
-// compiles it.
-func (h *Hub) checkSelector(sel Selector) error {
+// checkSelector applies the size, character and complexity rules to a
+// selector and compiles it.
+func (h *Hub) checkSelector(sel Selector) (*matcher, error) {
 	if len(sel.Value) > h.cfg.MaxSelectorLen {
-		return fmt.Errorf("%w: longer than %d bytes", ErrInvalidSelector, h.cfg.MaxSelectorLen)
+		return nil, fmt.Errorf("%w: longer than %d bytes", ErrInvalidSelector, h.cfg.MaxSelectorLen)
 	}
 	if !validProtocolString(sel.Value) {
-		return fmt.Errorf("%w: control or format characters", ErrInvalidSelector)
+		return nil, fmt.Errorf("%w: control or format characters", ErrInvalidSelector)
 	}
-	_, err := h.selectors.get(sel)
-	return err
+	return h.selectors.get(sel)
 }
 
 // classicClaim is the "mercure" claim of a classic token.
@@ -449,7 +448,7 @@ func (h *Hub) parseClassicClaim(raw json.RawMessage, c *claims) error {
 			var s string
 			if err := json.Unmarshal(e, &s); err == nil {
 				sel := Selector{Type: MatchClassic, Value: s}
-				if err := h.checkSelector(sel); err != nil {
+				if _, err := h.checkSelector(sel); err != nil {
 					return nil, err
 				}
 				gs = append(gs, grant{sel: sel})
@@ -501,15 +500,15 @@ func (h *Hub) canPublish(c *claims, topics []string) bool {
 // matches one of the topics. Nil claims grant nothing.
 func (h *Hub) subscribeMatcher(c *claims) selectorSet {
 	if c == nil {
-		return nil
+		return h.selectors.set(nil)
 	}
-	set := make(selectorSet, 0, len(c.subscribe))
+	ms := make([]*matcher, 0, len(c.subscribe))
 	for _, g := range c.subscribe {
 		if m, err := h.selectors.get(g.sel); err == nil {
-			set = append(set, m)
+			ms = append(ms, m)
 		}
 	}
-	return set
+	return h.selectors.set(ms)
 }
 
 // payloadFor returns the payload of the first subscribe grant matching

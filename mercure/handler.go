@@ -42,10 +42,12 @@ const (
 	DefaultMaxMatchers       = 100
 	DefaultMaxTopicParams    = 1000
 	DefaultMaxSelectorLen    = 4096
+	DefaultMaxSelectorCost   = 32
+	DefaultMaxPatternBytes   = 16 << 10
 	DefaultMaxTokenSize      = 16 << 10
 	DefaultMaxGrants         = 100
 	DefaultMaxClassicGrants  = 1000
-	DefaultSelectorCacheSize = 10_000
+	DefaultSelectorCacheSize = 32 << 20
 	DefaultTokenCacheSize    = 1000
 )
 
@@ -130,15 +132,28 @@ type Config struct {
 	MaxBodySize int64
 	// MaxPublishTopics bounds the topics of one update. Default 1000.
 	MaxPublishTopics int
-	// MaxMatchers bounds the match* parameters of one subscription.
-	// Default 100.
+	// MaxMatchers bounds the match* parameters of one subscription, and
+	// its patterns (URI templates and URL patterns, whatever parameter
+	// carries them). Default 100.
 	MaxMatchers int
 	// MaxTopicParams bounds the classic topic parameters of one
 	// subscription. Default 1000.
 	MaxTopicParams int
-	// MaxSelectorLen bounds one selector (parameter or token). Default
-	// 4096 bytes.
+	// MaxSelectorLen bounds one selector (parameter or token) and one
+	// topic of an update. Default 4096 bytes.
 	MaxSelectorLen int
+	// MaxSelectorCost bounds what matching one pattern (a URI template or
+	// a URL pattern) may cost: its branch points — wildcards, named and
+	// regexp groups, template variables, and the repetitions, optional
+	// parts and alternatives of regexp groups. Its compiled program may
+	// also not exceed two instructions a byte of the pattern and sixteen a
+	// branch point, so a regexp repetition count cannot hide a large
+	// program in a short pattern. Default 32.
+	MaxSelectorCost int
+	// MaxPatternBytes bounds the total length of the patterns of one
+	// subscription (what they keep compiled grows with it). Default
+	// 16 KiB.
+	MaxPatternBytes int
 	// MaxTokenSize bounds a token. Default 16 KiB.
 	MaxTokenSize int
 	// MaxGrants bounds the Mercure authorization_details entries of a
@@ -147,8 +162,10 @@ type Config struct {
 	// MaxClassicGrants bounds each array of a classic mercure claim.
 	// Default 1000.
 	MaxClassicGrants int
-	// SelectorCacheSize bounds the compiled selectors kept (an LRU shared
-	// by all subscriptions and tokens). Default 10000.
+	// SelectorCacheSize bounds, in bytes, the compiled patterns kept for
+	// reuse (an LRU shared by all subscriptions and tokens; a pattern in
+	// use by a subscription stays compiled for it either way). Default
+	// 32 MiB.
 	SelectorCacheSize int
 	// TokenCacheSize bounds the verified tokens kept so that a client
 	// sending the same token again (a publisher's every request) is not
@@ -197,6 +214,8 @@ func (c *Config) setDefaults() error {
 	defInt(&c.MaxMatchers, DefaultMaxMatchers)
 	defInt(&c.MaxTopicParams, DefaultMaxTopicParams)
 	defInt(&c.MaxSelectorLen, DefaultMaxSelectorLen)
+	defInt(&c.MaxSelectorCost, DefaultMaxSelectorCost)
+	defInt(&c.MaxPatternBytes, DefaultMaxPatternBytes)
 	defInt(&c.MaxTokenSize, DefaultMaxTokenSize)
 	defInt(&c.MaxGrants, DefaultMaxGrants)
 	defInt(&c.MaxClassicGrants, DefaultMaxClassicGrants)
@@ -254,11 +273,15 @@ func New(cfg Config) (*Hub, error) {
 			*k = &cp
 		}
 	}
+	selectors, err := newSelectorCache(base, int64(cfg.SelectorCacheSize), selectorLimits{branches: cfg.MaxSelectorCost})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
 	h := &Hub{
 		cfg:       cfg,
 		classic:   !cfg.DisableClassic,
 		issuers:   make(map[string]struct{}, len(cfg.Issuers)),
-		selectors: newSelectorCache(base, cfg.SelectorCacheSize),
+		selectors: selectors,
 		tokens:    newTokenCache(cfg.TokenCacheSize),
 		log:       cfg.Logger,
 		now:       cfg.Now,
@@ -348,11 +371,11 @@ func (h *Hub) Publish(ctx context.Context, u Update) (string, error) {
 		form.Set("private", "on")
 	}
 	r := &http.Request{Method: http.MethodPost, PostForm: form, Form: form}
-	topics, err := parsePublishForm(r, h.cfg.MaxPublishTopics)
+	topics, err := parsePublishForm(r, h.cfg.MaxPublishTopics, h.cfg.MaxSelectorLen)
 	if err != nil {
 		return "", err
 	}
-	up, err := validateUpdate(r, topics)
+	up, err := h.validateUpdate(r, topics)
 	if err != nil {
 		return "", err
 	}
@@ -539,7 +562,7 @@ func (h *Hub) publish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBodySize)
-	topics, err := parsePublishForm(r, h.cfg.MaxPublishTopics)
+	topics, err := parsePublishForm(r, h.cfg.MaxPublishTopics, h.cfg.MaxSelectorLen)
 	if err != nil {
 		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
 			http.Error(w, http.StatusText(http.StatusRequestEntityTooLarge), http.StatusRequestEntityTooLarge)
@@ -552,7 +575,7 @@ func (h *Hub) publish(w http.ResponseWriter, r *http.Request) {
 		h.writeAuthError(w, r, errInsufficientScope("the token may not publish to %q", topics))
 		return
 	}
-	u, err := validateUpdate(r, topics)
+	u, err := h.validateUpdate(r, topics)
 	if err != nil {
 		h.badRequest(w, r, err)
 		return

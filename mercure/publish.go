@@ -14,8 +14,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	whatwgurl "github.com/nlnwa/whatwg-url/url"
-
 	"github.com/sluicehq/sluice/store"
 )
 
@@ -36,10 +34,6 @@ var (
 // (subscription events) and cannot be published to.
 const reservedPath = HubPath
 
-// reservedBase is what a topic is resolved against for the reserved
-// namespace check.
-const reservedBase = "https://mercure.invalid" + HubPath
-
 // update is a validated publish request.
 type update struct {
 	topics  []string
@@ -52,7 +46,7 @@ type update struct {
 // authorization in the reference: topic presence, count and characters, and
 // retry. validateUpdate completes the validation once the publisher is
 // authorized for the topics.
-func parsePublishForm(r *http.Request, maxTopics int) (topics []string, err error) {
+func parsePublishForm(r *http.Request, maxTopics, maxTopicLen int) (topics []string, err error) {
 	if err := parseForm(r); err != nil {
 		return nil, err
 	}
@@ -64,6 +58,9 @@ func parsePublishForm(r *http.Request, maxTopics int) (topics []string, err erro
 		return nil, fmt.Errorf("%w: %d > %d", ErrTooManyTopics, len(topics), maxTopics)
 	}
 	for _, t := range topics {
+		if len(t) > maxTopicLen {
+			return nil, fmt.Errorf("%w: a topic is longer than %d bytes", ErrInvalidField, maxTopicLen)
+		}
 		if !validProtocolString(t) {
 			return nil, fmt.Errorf("%w: topic %q contains control or format characters", ErrInvalidField, t)
 		}
@@ -150,12 +147,15 @@ func readAll(r io.Reader, b []byte, size int64) ([]byte, error) {
 
 // validateUpdate completes the validation of an authorized publish request
 // and builds the update.
-func validateUpdate(r *http.Request, topics []string) (*update, error) {
+func (h *Hub) validateUpdate(r *http.Request, topics []string) (*update, error) {
 	for _, t := range topics {
 		if t == "*" {
 			return nil, fmt.Errorf("%w: the topic %q is reserved", ErrInvalidField, t)
 		}
-		if isReservedTopic(t) {
+		if hasDotSegment(t) {
+			return nil, fmt.Errorf("%w: the topic %q has a dot segment (\".\" or \"..\"), which URL patterns would resolve away", ErrInvalidField, t)
+		}
+		if h.selectors.reservedTopic(t) {
 			return nil, fmt.Errorf("%w: the topic %q is in the hub's reserved namespace", ErrInvalidField, t)
 		}
 	}
@@ -239,36 +239,69 @@ func validProtocolString(s string) bool {
 	return true
 }
 
-// isReservedTopic reports whether topic is in the hub's reserved namespace:
-// resolved as a WHATWG URL reference against the hub URL, with unreserved
-// percent-escapes decoded, its path is the hub path or below it, whatever
-// the scheme and host. A topic that is not a URL reference is not reserved.
-func isReservedTopic(topic string) bool {
-	if surelyUnreserved(topic) {
-		return false
-	}
-	return parseReserved(topic)
+// reservedTopic reports whether topic is in the hub's reserved namespace
+// (the subscription events' topics) as any selector sees it, so that no
+// update can pass for a subscription event:
+//   - as exact selectors and URI templates see it (its text), it contains
+//     the hub path as a path: "/.well-known/mercure" followed by "/",
+//     "?", "#" or its end, in any case, with backslashes read as slashes
+//     and unreserved percent-escapes decoded;
+//   - or, resolved as a URL reference against the hub's base as URL
+//     patterns see it (the same resolution, see resolve), its path does,
+//     whatever the scheme and host.
+//
+// Dot segments are refused before (hasDotSegment), so the two views differ
+// only in what resolution normalises (case, escapes, separators, default
+// ports), which both checks cover.
+func (c *selectorCache) reservedTopic(topic string) bool {
+	return !c.surelyUnreserved(topic) && c.parseReserved(topic)
 }
 
-// surelyUnreserved reports, without parsing it, a topic that cannot resolve
-// into the reserved namespace, so that the common topics skip the WHATWG
-// parser (the most costly check of a publish). A resolved path in the
-// namespace contains "mercure", which comes either from the topic or from
-// the base's path. From the topic: without "%" (decoded escapes) it must
+// parseReserved is reservedTopic without the fast path.
+func (c *selectorCache) parseReserved(topic string) bool {
+	if textReserved(topic) {
+		return true
+	}
+	in := c.resolve(topic)
+	return in != nil && textReserved(in.Pathname())
+}
+
+// textReserved reports whether s contains the hub path as a path (see
+// reservedTopic).
+func textReserved(topic string) bool {
+	t := strings.ToLower(strings.ReplaceAll(decodeUnreserved(topic), "\\", "/"))
+	for i := 0; ; {
+		j := strings.Index(t[i:], reservedPath)
+		if j < 0 {
+			return false
+		}
+		end := i + j + len(reservedPath)
+		if end == len(t) || t[end] == '/' || t[end] == '?' || t[end] == '#' {
+			return true
+		}
+		i = i + j + 1
+	}
+}
+
+// surelyUnreserved reports, without parsing it, a topic that cannot be in
+// the reserved namespace, so that the common topics skip the WHATWG parser
+// (the most costly check of a publish). A topic in the namespace contains
+// "mercure" (in any case), which comes either from the topic or from the
+// base's path. From the topic: without "%" (decoded escapes) it must
 // contain "mercure" itself, since parsing only removes dot segments and
 // percent-encodes characters (never into letters such as "m"), and the
 // decoding of unreserved escapes finds none it did not write. From the
 // base: its path survives only when the reference, once leading spaces are
 // trimmed, is empty or starts with "?" or "#", also right after a scheme
-// equal to the base's ("https:", whose rest is then resolved as a relative
+// equal to the base's (whose rest is then resolved as a relative
 // reference); any other relative path replaces the base's last segment,
 // "mercure", and one starting with "/" or "\" replaces the whole path.
 // Topics with spaces or controls (trimmed or removed by the parser) go to
 // the parser too.
-func surelyUnreserved(t string) bool {
+func (c *selectorCache) surelyUnreserved(t string) bool {
 	rel := t
-	if len(t) >= 6 && strings.EqualFold(t[:6], "https:") {
-		rel = t[6:]
+	if sch := c.base.Scheme(); len(t) > len(sch) && t[len(sch)] == ':' && strings.EqualFold(t[:len(sch)], sch) {
+		rel = t[len(sch)+1:]
 	}
 	if rel == "" || rel[0] == '?' || rel[0] == '#' {
 		return false
@@ -278,17 +311,40 @@ func surelyUnreserved(t string) bool {
 			return false
 		}
 	}
-	return !strings.Contains(t, "mercure")
+	return !containsFold(t, "mercure")
 }
 
-// parseReserved is isReservedTopic by the WHATWG parser.
-func parseReserved(topic string) bool {
-	u, err := whatwgurl.ParseRef(reservedBase, topic)
-	if err != nil {
+// containsFold reports whether s contains the lower-case ASCII word sub in
+// any case.
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasDotSegment reports whether topic has a "." or ".." segment, also
+// percent-encoded ("%2e"), before its query or fragment, segments being
+// separated by "/", "\" or ":". URL patterns match a topic with its dot
+// segments resolved away while exact selectors and URI templates match its
+// text: refusing them at publish keeps both views, and the authorization
+// of the publisher (also by selectors), on the same path.
+func hasDotSegment(topic string) bool {
+	if i := strings.IndexAny(topic, "?#"); i >= 0 {
+		topic = topic[:i]
+	}
+	if !strings.Contains(topic, ".") && !strings.Contains(topic, "%") {
 		return false
 	}
-	p := decodeUnreserved(u.Pathname())
-	return p == reservedPath || strings.HasPrefix(p, reservedPath+"/")
+	for seg := range strings.FieldsFuncSeq(topic, func(r rune) bool { return r == '/' || r == '\\' || r == ':' }) {
+		switch strings.ToLower(seg) {
+		case ".", "..", "%2e", ".%2e", "%2e.", "%2e%2e":
+			return true
+		}
+	}
+	return false
 }
 
 // decodeUnreserved decodes the percent-escapes of RFC 3986 unreserved

@@ -10,89 +10,121 @@ import (
 	"testing"
 )
 
-// reservedCases are topics around the reserved namespace's edges.
+// reservedCases are topics around the reserved namespace's edges, with
+// whether they are reserved under the default base (http://mercure.invalid)
+// and under an https resource ending in the hub path.
 var reservedCases = []struct {
-	topic    string
-	reserved bool
+	topic       string
+	http, https bool
 }{
-	{"bench", false},
-	{"https://example.com/books/1", false},
-	{"urn:example:.well-known/mercure", false},
-	{"/.well-known/mercurex", false},
-	{"/.WELL-KNOWN/MERCURE", false},
-	{"", true},
-	{"?x", true},
-	{"#x", true},
-	{" ?x", true},
-	{"https:", true},
-	{"HTTPS:?x", true},
-	{"https:#f", true},
-	{"mercure", true},
-	{"./mercure", true},
-	{"mercure/x", true},
-	{"/.well-known/mercure", true},
-	{"/.well-known/mercure/subscriptions/x", true},
-	{"https://other.example/.well-known/mercure", true},
-	{"/.well%2Dknown/mercure/x", true},
-	{"/.well-known/%6Dercure", true},
-	{"/a/../.well-known/mercure/x", true},
-	{"\\.well-known\\mercure", true},
-	{"//host/.well-known/mercure?q", true},
-	{"http:", false},
-	{"https:x", false},
-	{"https:/x", false},
-	{"https://example.com/.well-known/mercurey", false},
-	{"https:mercure", true},
-	{"https:./mercure", true},
-	{"https:/.well-known/mercure", true},
-	{"https:\\host\\.well-known\\mercure", false},
-	{"https:\\.well-known\\mercure", true},
-	{"x?mercure", false},
-	{".", false},
+	{"bench", false, false},
+	{"https://example.com/books/1", false, false},
+	{"urn:example:.well-known/mercure", false, false},
+	{"/.well-known/mercurex", false, false},
+	{"/.WELL-KNOWN/MERCURE", true, true},
+	{"", false, true},
+	{"?x", false, true},
+	{"#x", false, true},
+	{" ?x", false, true},
+	{"https:", false, true},
+	{"HTTPS:?x", false, true},
+	{"https:#f", false, true},
+	{"http:", false, false},
+	{"HTTP:?x", false, false},
+	{"mercure", false, true},
+	{"./mercure", false, true},
+	{"mercure/x", false, true},
+	{"/.well-known/mercure", true, true},
+	{"/.well-known/mercure/subscriptions/x", true, true},
+	{"https://other.example/.well-known/mercure", true, true},
+	{"/.well%2Dknown/mercure/x", true, true},
+	{"/.well-known/%6Dercure", true, true},
+	{"/a/../.well-known/mercure/x", true, true},
+	{"\\.well-known\\mercure", true, true},
+	{"//host/.well-known/mercure?q", true, true},
+	{"https:x", false, false},
+	{"https:/x", false, false},
+	{"https://example.com/.well-known/mercurey", false, false},
+	{"https:/.well-known/mercure", true, true},
+	{"http:/.well-known/mercure/subscriptions/x", true, true},
+	{"http:.well-known/mercure/subscriptions/x", true, false},
+	{"HTTP:/.well-known/mercure/subscriptions/x", true, true},
+	{"http:\\.well-known\\mercure\\subscriptions\\x", true, true},
+	{"foo?/.well-known/mercure/subscriptions/a/b", true, true},
+	{"x#/.well-known/mercure", true, true},
+	{"x?mercure", false, false},
+	{".", false, false},
 }
 
+// testSelectors returns the selector cache of a hub whose base is base.
+func testSelectors(t testing.TB, base string) *selectorCache {
+	t.Helper()
+	c, err := newSelectorCache(base, DefaultSelectorCacheSize, selectorLimits{branches: DefaultMaxSelectorCost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+const (
+	httpBase  = "http://mercure.invalid"
+	httpsBase = "https://hub.example" + HubPath
+)
+
 func TestReservedTopic(t *testing.T) {
-	for _, tt := range reservedCases {
-		if got := parseReserved(tt.topic); got != tt.reserved {
-			t.Errorf("parseReserved(%q) = %v, want %v", tt.topic, got, tt.reserved)
-		}
-		if got := isReservedTopic(tt.topic); got != tt.reserved {
-			t.Errorf("isReservedTopic(%q) = %v, want %v", tt.topic, got, tt.reserved)
+	for _, base := range []string{httpBase, httpsBase} {
+		c := testSelectors(t, base)
+		for _, tt := range reservedCases {
+			want := tt.http
+			if base == httpsBase {
+				want = tt.https
+			}
+			if got := c.parseReserved(tt.topic); got != want {
+				t.Errorf("base %s: parseReserved(%q) = %v, want %v", base, tt.topic, got, want)
+			}
+			if got := c.reservedTopic(tt.topic); got != want {
+				t.Errorf("base %s: reservedTopic(%q) = %v, want %v", base, tt.topic, got, want)
+			}
 		}
 	}
+}
+
+// reservedPieces are the pieces random topics are built from.
+var reservedPieces = []string{
+	"/", "\\", ".", "..", "?", "#", "%", "%2e", "%2E", "%6d", "%6D", "%2D", ":", "@", " ", "\t",
+	"https:", "HTTPS:", "https://", "https:/", "https:\\", "http:", "HTTP:", "http:/", "http:\\", "file:", "urn:", "//", "h", "x", "m", "e",
+	"mercure", "MERCURE", "mer", "cure", ".well-known", "well-known", "/.well-known", "/.well-known/mercure", "/mercure", "-", "é", "{", "}", "*", "subscriptions",
 }
 
 // TestSurelyUnreservedAgreesWithParser: the fast path never calls a topic
 // unreserved that the parser puts in the namespace, over random topics built
 // from the pieces that matter.
 func TestSurelyUnreservedAgreesWithParser(t *testing.T) {
-	pieces := []string{
-		"/", "\\", ".", "..", "?", "#", "%", "%2e", "%2E", "%6d", "%6D", "%2D", ":", "@", " ", "\t",
-		"https:", "HTTPS:", "https://", "https:/", "https:\\", "http:", "file:", "urn:", "//", "h", "x", "m", "e", "mercure", "mer", "cure",
-		".well-known", "well-known", "-", "é", "{", "}", "*",
-	}
-	rng := rand.New(rand.NewPCG(7, 7))
-	var b strings.Builder
-	fast, reserved := 0, 0
-	for range 30_000 {
-		b.Reset()
-		for range rng.IntN(8) {
-			b.WriteString(pieces[rng.IntN(len(pieces))])
-		}
-		topic := b.String()
-		r := parseReserved(topic)
-		if r {
-			reserved++
-		}
-		if surelyUnreserved(topic) {
-			fast++
+	for _, base := range []string{httpBase, httpsBase} {
+		c := testSelectors(t, base)
+		rng := rand.New(rand.NewPCG(7, 7))
+		var b strings.Builder
+		fast, reserved := 0, 0
+		for range 30_000 {
+			b.Reset()
+			for range rng.IntN(8) {
+				b.WriteString(reservedPieces[rng.IntN(len(reservedPieces))])
+			}
+			topic := b.String()
+			r := c.parseReserved(topic)
 			if r {
-				t.Fatalf("surelyUnreserved(%q), but the parser puts it in the reserved namespace", topic)
+				reserved++
+			}
+			if c.surelyUnreserved(topic) {
+				fast++
+				if r {
+					t.Fatalf("base %s: surelyUnreserved(%q), but the parser puts it in the reserved namespace", base, topic)
+				}
 			}
 		}
-	}
-	if fast < 5000 || reserved < 500 {
-		t.Fatalf("weak sample: %d topics on the fast path, %d reserved", fast, reserved)
+		if fast < 5000 || reserved < 500 {
+			t.Fatalf("base %s: weak sample: %d topics on the fast path, %d reserved", base, fast, reserved)
+		}
 	}
 }
 
@@ -100,8 +132,9 @@ func FuzzSurelyUnreserved(f *testing.F) {
 	for _, tt := range reservedCases {
 		f.Add(tt.topic)
 	}
+	c := testSelectors(f, httpBase)
 	f.Fuzz(func(t *testing.T, topic string) {
-		if surelyUnreserved(topic) && parseReserved(topic) {
+		if c.surelyUnreserved(topic) && c.parseReserved(topic) {
 			t.Fatalf("surelyUnreserved(%q), but the parser puts it in the reserved namespace", topic)
 		}
 	})

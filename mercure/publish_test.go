@@ -65,9 +65,10 @@ func TestPublishUUIDIDs(t *testing.T) {
 }
 
 func TestPublishStatusCodes(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.MaxPublishTopics = 3; c.MaxBodySize = 4096 })
+	e := newEnv(t, func(c *Config) { c.MaxPublishTopics = 3; c.MaxBodySize = 4096; c.MaxSelectorLen = 1024 })
 	all := classicToken(t, e.pubKey, []string{"*"}, nil)
 	limited := classicToken(t, e.pubKey, []string{"https://example.com/books/{id}"}, nil)
+	feed := classicToken(t, e.pubKey, []string{"https://example.com/users/{id}/feed"}, nil)
 	noClaim := classicToken(t, e.pubKey, nil, nil)
 	wrongKey := classicToken(t, e.subKey, []string{"*"}, nil)
 	tests := []struct {
@@ -96,6 +97,19 @@ func TestPublishStatusCodes(t *testing.T) {
 		{"reserved absolute", all, form("topic", "https://other.example/.well-known/mercure"), 400, "-"},
 		{"reserved escaped", all, form("topic", "/.well%2Dknown/mercure/x"), 400, "-"},
 		{"reserved dot segments", all, form("topic", "/a/../.well-known/mercure/x"), 400, "-"},
+		{"reserved http slash-less", all, form("topic", "http:/.well-known/mercure/subscriptions/x"), 400, "-"},
+		{"reserved http relative", all, form("topic", "http:.well-known/mercure/subscriptions/x"), 400, "-"},
+		{"reserved HTTP", all, form("topic", "HTTP:/.well-known/mercure/subscriptions/x"), 400, "-"},
+		{"reserved backslashes", all, form("topic", "http:\\.well-known\\mercure\\subscriptions\\x"), 400, "-"},
+		{"reserved after query", all, form("topic", "x?/.well-known/mercure/subscriptions/a/b"), 400, "-"},
+		{"dot segments escape a grant", feed, form("topic", "https://example.com/users/../feed"), 400, "-"},
+		{"encoded dot segments escape a grant", feed, form("topic", "https://example.com/users/%2e%2e/feed"), 400, "-"},
+		{"mixed dot segments escape a grant", feed, form("topic", "https://example.com/users/.%2E/feed"), 400, "-"},
+		{"single dot segment", all, form("topic", "https://example.com/./feed"), 400, "-"},
+		{"topic too long", all, form("topic", "https://example.com/"+strings.Repeat("x", 4000)), 400, "-"},
+		{"granted feed", feed, form("topic", "https://example.com/users/42/feed"), 200, "-"},
+		{"dots inside a segment", all, form("topic", "https://example.com/a..b/.c/d."), 200, "-"},
+		{"dot segment in the query", all, form("topic", "https://example.com/a?b=../c"), 200, "-"},
 		{"id starting with #", all, form("topic", "a", "id", "#1"), 400, "-"},
 		{"id earliest", all, form("topic", "a", "id", "earliest"), 400, "-"},
 		{"id with control", all, form("topic", "a", "id", "a\nb"), 400, "-"},

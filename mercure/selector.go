@@ -1,15 +1,15 @@
 package mercure
 
 import (
-	"container/list"
 	"errors"
 	"fmt"
 	"regexp"
 	"strings"
-	"sync"
 
-	"github.com/dunglas/go-urlpattern"
+	"github.com/nlnwa/whatwg-url/url"
 	"github.com/yosida95/uritemplate/v3"
+
+	"github.com/sluicehq/sluice/internal/urlpattern"
 )
 
 // MatchType names how a topic selector is matched against the topics of an
@@ -39,134 +39,205 @@ type Selector struct {
 }
 
 // ErrInvalidSelector reports a selector that cannot be compiled: an unknown
-// type, a malformed URL pattern. Its message never contains the compiler's
-// own text, which may leak internals.
+// type, a malformed URL pattern, a pattern over the hub's complexity
+// limits. Its message never contains the compiler's own text, which may
+// leak internals.
 var ErrInvalidSelector = errors.New("mercure: invalid topic selector")
 
+// matcherKind says how a compiled selector matches.
+type matcherKind uint8
+
+const (
+	matchAll      matcherKind = iota // "*"
+	matchExact                       // value == topic
+	matchTemplate                    // value == topic, or re matches it
+	matchPattern                     // the URL pattern matches the resolved topic
+)
+
 // matcher is a compiled selector.
-type matcher interface {
-	match(topic string) bool
+type matcher struct {
+	kind  matcherKind
+	value string                 // exact: the topic; template: the template itself
+	re    *regexp.Regexp         // template: its anchored expression
+	p     *urlpattern.URLPattern // pattern
 }
 
-type matchAll struct{}
+// isPattern reports whether m costs more than a string comparison: a URI
+// template or a URL pattern.
+func (m *matcher) isPattern() bool { return m.kind == matchTemplate || m.kind == matchPattern }
 
-func (matchAll) match(string) bool { return true }
-
-type matchExact string
-
-func (m matchExact) match(topic string) bool { return string(m) == topic }
-
-// matchTemplate is a classic selector that is an RFC 6570 URI template: it
-// matches the template itself (exact equality, so a template in a claim
-// matches the same template in a "topic" parameter) and every topic the
-// template's anchored regular expression matches.
-type matchTemplate struct {
-	raw string
-	re  *regexp.Regexp
+// match reports whether m matches t. A template matches the template
+// itself (exact equality, so a template in a claim matches the same
+// template in a "topic" parameter) and every topic its anchored expression
+// matches; a URL pattern matches the topic as resolved against the hub's
+// base, and never a topic that is not a URL reference.
+func (m *matcher) match(t *topicRef) bool {
+	switch m.kind {
+	case matchAll:
+		return true
+	case matchExact:
+		return m.value == t.raw
+	case matchTemplate:
+		return m.value == t.raw || m.re.MatchString(t.raw)
+	}
+	in := t.input()
+	return in != nil && m.p.Match(in)
 }
 
-func (m *matchTemplate) match(topic string) bool { return topic == m.raw || m.re.MatchString(topic) }
-
-type matchPattern struct {
-	p    *urlpattern.URLPattern
-	base string
+// topicRef is one topic of an update as the matchers see it: the text
+// (exact selectors and URI templates), and the URL it resolves to against
+// the hub's base (URL patterns), parsed on first use.
+type topicRef struct {
+	raw      string
+	c        *selectorCache
+	in       *urlpattern.Input
+	resolved bool
 }
 
-func (m *matchPattern) match(topic string) bool { return m.p.Test(topic, m.base) }
+func (t *topicRef) input() *urlpattern.Input {
+	if !t.resolved {
+		t.in, t.resolved = t.c.resolve(t.raw), true
+	}
+	return t.in
+}
 
-// compile compiles one selector. base is the URL relative URL patterns and
-// topics are resolved against.
-func compile(sel Selector, base string) (matcher, error) {
+// selectorCache compiles selectors once and keeps the most recently used
+// ones, within a budget of bytes, so that the many subscribers and tokens
+// sharing a selector share its compiled form; and it resolves topics
+// against the hub's base once for all the URL patterns that match them. It
+// holds the limits that bound what a selector may cost. It is safe for
+// concurrent use.
+type selectorCache struct {
+	baseStr string
+	base    *url.Url
+	limits  selectorLimits
+
+	compiled *lru[Selector, *matcher]
+	topics   *lru[string, *urlpattern.Input] // nil: not a URL reference
+}
+
+// selectorLimits bound one pattern selector (a URI template or a URL
+// pattern): its branch points, and its compiled program, which may grow
+// with its text but not beyond (a regular expression's repetition count
+// cannot hide a large program in a short pattern).
+type selectorLimits struct {
+	branches int // Config.MaxSelectorComplexity
+}
+
+// maxInsts is the largest compiled program allowed for a pattern of n
+// bytes: two instructions a byte and sixteen a branch point.
+func (l selectorLimits) maxInsts(n int) int { return 2*n + 16*l.branches + 64 }
+
+// Sizes used to account for cache entries: a compiled pattern keeps about
+// 50 bytes an instruction and a few KiB of structure (measured); a
+// resolved topic its eight components.
+const (
+	patternOverhead = 8 << 10
+	bytesPerInst    = 64
+	topicOverhead   = 256
+	// topicCacheBytes bounds the resolved topics kept.
+	topicCacheBytes = 4 << 20
+)
+
+func newSelectorCache(base string, budget int64, limits selectorLimits) (*selectorCache, error) {
+	b, err := url.Parse(base)
+	if err != nil {
+		return nil, fmt.Errorf("base URL %q: %w", base, err)
+	}
+	return &selectorCache{
+		baseStr:  base,
+		base:     b,
+		limits:   limits,
+		compiled: newLRU[Selector, *matcher](budget),
+		topics:   newLRU[string, *urlpattern.Input](topicCacheBytes),
+	}, nil
+}
+
+// errTooComplex is the error of a selector over the complexity limits.
+func (c *selectorCache) errTooComplex(sel Selector) error {
+	return fmt.Errorf("%w: %s %q is too complex (more than %d wildcards, groups, template variables or regexp branches, or a regexp too large for its length)",
+		ErrInvalidSelector, sel.Type, sel.Value, c.limits.branches)
+}
+
+// compile compiles one selector and returns the bytes it keeps.
+func (c *selectorCache) compile(sel Selector) (*matcher, int64, error) {
 	if sel.Value == "*" {
-		return matchAll{}, nil
+		return &matcher{kind: matchAll}, 0, nil
 	}
 	switch sel.Type {
 	case MatchExact:
-		return matchExact(sel.Value), nil
+		return &matcher{kind: matchExact, value: sel.Value}, 0, nil
 	case MatchClassic:
 		if !strings.Contains(sel.Value, "{") {
-			return matchExact(sel.Value), nil
+			return &matcher{kind: matchExact, value: sel.Value}, 0, nil
 		}
 		tpl, err := uritemplate.New(sel.Value)
 		if err != nil {
 			// Not a template: the classic hub then only matches it exactly.
-			return matchExact(sel.Value), nil
+			return &matcher{kind: matchExact, value: sel.Value}, 0, nil
 		}
-		return &matchTemplate{raw: sel.Value, re: tpl.Regexp()}, nil
+		if len(tpl.Varnames()) > c.limits.branches {
+			return nil, 0, c.errTooComplex(sel)
+		}
+		re := tpl.Regexp()
+		cost, err := urlpattern.ExprCost(re.String())
+		if err != nil || cost.Branches > c.limits.branches || cost.Insts > c.limits.maxInsts(len(sel.Value)) {
+			return nil, 0, c.errTooComplex(sel)
+		}
+		size := int64(patternOverhead + bytesPerInst*cost.Insts + 2*len(sel.Value))
+		return &matcher{kind: matchTemplate, value: sel.Value, re: re}, size, nil
 	case MatchURLPattern:
-		p, err := urlpattern.New(sel.Value, base, nil)
-		if err != nil {
-			return nil, fmt.Errorf("%w: URL pattern %q does not compile", ErrInvalidSelector, sel.Value)
+		p, err := urlpattern.New(sel.Value, c.baseStr, &urlpattern.Options{MaxProgram: c.limits.maxInsts(len(sel.Value))})
+		if errors.Is(err, urlpattern.ErrTooComplex) {
+			return nil, 0, c.errTooComplex(sel)
 		}
-		return &matchPattern{p: p, base: base}, nil
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: URL pattern %q does not compile", ErrInvalidSelector, sel.Value)
+		}
+		cost := p.Cost()
+		if cost.Branches > c.limits.branches || cost.Insts > c.limits.maxInsts(len(sel.Value)) {
+			return nil, 0, c.errTooComplex(sel)
+		}
+		size := int64(patternOverhead + bytesPerInst*cost.Insts + 2*len(sel.Value))
+		return &matcher{kind: matchPattern, p: p}, size, nil
 	}
-	return nil, fmt.Errorf("%w: unknown match type %q", ErrInvalidSelector, sel.Type)
-}
-
-// selectorCache compiles selectors once and keeps the most recently used
-// ones, so that the many subscribers and tokens sharing a selector share its
-// compiled form. It is safe for concurrent use.
-type selectorCache struct {
-	base string
-	max  int
-
-	mu  sync.Mutex
-	lru *list.List // of *cacheEntry, most recent first
-	m   map[Selector]*list.Element
-}
-
-type cacheEntry struct {
-	sel Selector
-	m   matcher
-}
-
-func newSelectorCache(base string, max int) *selectorCache {
-	return &selectorCache{base: base, max: max, lru: list.New(), m: make(map[Selector]*list.Element)}
+	return nil, 0, fmt.Errorf("%w: unknown match type %q", ErrInvalidSelector, sel.Type)
 }
 
 // get returns the compiled selector, compiling it on a miss. Compilation
-// errors are not cached.
-func (c *selectorCache) get(sel Selector) (matcher, error) {
-	if sel.Value == "*" {
-		return matchAll{}, nil
+// errors are not cached; selectors that compile to a string comparison are
+// not cached either (there is nothing to share).
+func (c *selectorCache) get(sel Selector) (*matcher, error) {
+	if sel.Value == "*" || sel.Type == MatchExact {
+		m, _, err := c.compile(sel)
+		return m, err
 	}
-	if sel.Type == MatchExact {
-		return matchExact(sel.Value), nil // nothing to compile
-	}
-	c.mu.Lock()
-	if e, ok := c.m[sel]; ok {
-		c.lru.MoveToFront(e)
-		m := e.Value.(*cacheEntry).m
-		c.mu.Unlock()
+	if m, ok := c.compiled.get(sel); ok {
 		return m, nil
 	}
-	c.mu.Unlock()
-
-	m, err := compile(sel, c.base)
-	if err != nil {
-		return nil, err
+	m, size, err := c.compile(sel)
+	if err != nil || !m.isPattern() {
+		return m, err
 	}
-
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.m[sel]; ok { // compiled concurrently
-		c.lru.MoveToFront(e)
-		return e.Value.(*cacheEntry).m, nil
-	}
-	c.m[sel] = c.lru.PushFront(&cacheEntry{sel: sel, m: m})
-	for c.lru.Len() > c.max {
-		last := c.lru.Back()
-		c.lru.Remove(last)
-		delete(c.m, last.Value.(*cacheEntry).sel)
-	}
-	return m, nil
+	return c.compiled.add(sel, m, size), nil
 }
 
-// len returns the number of cached selectors.
-func (c *selectorCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.lru.Len()
+// resolve returns topic resolved as a URL reference against the hub's base,
+// or nil when it is not one. The answers are cached: the topics of the
+// updates are few compared with the URL patterns matched against them.
+func (c *selectorCache) resolve(topic string) *urlpattern.Input {
+	if in, ok := c.topics.get(topic); ok {
+		return in
+	}
+	in, err := urlpattern.ParseInput(topic, c.base)
+	if err != nil {
+		in = nil
+	}
+	size := int64(topicOverhead + len(topic))
+	if in != nil {
+		size += int64(len(topic)) // the components hold about the topic again
+	}
+	return c.topics.add(topic, in, size)
 }
 
 // matches reports whether sel matches one of topics. A selector that does
@@ -176,22 +247,36 @@ func (c *selectorCache) matches(sel Selector, topics []string) bool {
 	if err != nil {
 		return false
 	}
-	for _, t := range topics {
-		if m.match(t) {
-			return true
-		}
-	}
-	return false
+	return c.set([]*matcher{m}).matchAny(topics)
 }
+
+// set returns the selector set of the compiled selectors ms.
+func (c *selectorCache) set(ms []*matcher) selectorSet { return selectorSet{c: c, ms: ms} }
 
 // selectorSet is a compiled list of selectors: it matches a topic when one
 // of them does.
-type selectorSet []matcher
+type selectorSet struct {
+	c  *selectorCache
+	ms []*matcher
+}
 
+// matchAny reports whether one of the selectors matches one of topics. Each
+// topic is resolved at most once, and only when a URL pattern asks.
 func (s selectorSet) matchAny(topics []string) bool {
-	for _, m := range s {
-		for _, t := range topics {
-			if m.match(t) {
+	if len(s.ms) == 0 {
+		return false
+	}
+	var buf [4]topicRef
+	refs := buf[:0]
+	if len(topics) > len(buf) {
+		refs = make([]topicRef, 0, len(topics))
+	}
+	for _, t := range topics {
+		refs = append(refs, topicRef{raw: t, c: s.c})
+	}
+	for _, m := range s.ms {
+		for i := range refs {
+			if m.match(&refs[i]) {
 				return true
 			}
 		}

@@ -176,7 +176,7 @@ func (h *Hub) parseSelectors(q url.Values) ([]Selector, error) {
 	}
 	slices.Sort(names)
 	var sels []Selector
-	matchers, topics := 0, 0
+	matchers, topics, patternBytes := 0, 0, 0
 	for _, name := range names {
 		var typ MatchType
 		switch {
@@ -200,8 +200,19 @@ func (h *Hub) parseSelectors(q url.Values) ([]Selector, error) {
 				return nil, fmt.Errorf("%w: more than %d matchers", ErrInvalidSelector, h.cfg.MaxMatchers)
 			}
 			sel := Selector{Type: typ, Value: v}
-			if err := h.checkSelector(sel); err != nil {
+			m, err := h.checkSelector(sel)
+			if err != nil {
 				return nil, err
+			}
+			if m.isPattern() {
+				if typ == MatchClassic {
+					if matchers++; matchers > h.cfg.MaxMatchers {
+						return nil, fmt.Errorf("%w: more than %d matchers and patterns", ErrInvalidSelector, h.cfg.MaxMatchers)
+					}
+				}
+				if patternBytes += len(v); patternBytes > h.cfg.MaxPatternBytes {
+					return nil, fmt.Errorf("%w: patterns longer than %d bytes in all", ErrInvalidSelector, h.cfg.MaxPatternBytes)
+				}
 			}
 			sels = append(sels, sel)
 		}
@@ -223,15 +234,15 @@ func (h *Hub) parseSelectors(q url.Values) ([]Selector, error) {
 // topics (possibly another one).
 func (h *Hub) buildSubscription(sels []Selector, c *claims) hub.Subscription {
 	var sub hub.Subscription
-	var pats selectorSet
+	var pats []*matcher
 	var keys []string
 	for _, sel := range sels {
 		m, err := h.selectors.get(sel)
 		if err != nil {
 			continue // checked by parseSelectors
 		}
-		if ex, ok := m.(matchExact); ok && ex != "" && !strings.HasPrefix(string(ex), "sluice:") {
-			sub.Topics = append(sub.Topics, string(ex))
+		if m.kind == matchExact && m.value != "" && !strings.HasPrefix(m.value, "sluice:") {
+			sub.Topics = append(sub.Topics, m.value)
 			continue
 		}
 		pats = append(pats, m)
@@ -239,7 +250,7 @@ func (h *Hub) buildSubscription(sels []Selector, c *claims) hub.Subscription {
 	}
 	if len(pats) > 0 {
 		slices.Sort(keys)
-		sub.Match = pats.matchAny
+		sub.Match = h.selectors.set(pats).matchAny
 		sub.MatchKey = "mercure\x01" + strings.Join(slices.Compact(keys), "\x01")
 	}
 	grants := h.subscribeMatcher(c)

@@ -266,7 +266,11 @@ func TestSubscribeSelectors(t *testing.T) {
 }
 
 func TestSelectorMatching(t *testing.T) {
-	c := newSelectorCache("http://mercure.invalid", 2)
+	const budget = 20 << 10 // about two compiled patterns
+	c, err := newSelectorCache("http://mercure.invalid", budget, selectorLimits{branches: DefaultMaxSelectorCost})
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		sel   Selector
 		topic string
@@ -298,8 +302,8 @@ func TestSelectorMatching(t *testing.T) {
 			t.Errorf("%v vs %q: %v, want %v", tt.sel, tt.topic, got, tt.want)
 		}
 	}
-	if n := c.len(); n > 2 {
-		t.Errorf("cache holds %d compiled selectors, bound is 2", n)
+	if n, b := c.compiled.stats(); b > budget || n == 0 {
+		t.Errorf("cache holds %d compiled selectors in %d bytes, budget %d", n, b, budget)
 	}
 	for _, bad := range []Selector{{MatchURLPattern, "https://example.com/(["}, {"regex", "a"}} {
 		if _, err := c.get(bad); !errors.Is(err, ErrInvalidSelector) {
