@@ -42,7 +42,7 @@ const (
 	DefaultMaxMatchers       = 100
 	DefaultMaxTopicParams    = 1000
 	DefaultMaxSelectorLen    = 4096
-	DefaultMaxSelectorCost   = 32
+	DefaultMaxSelectorCost   = 64
 	DefaultMaxPatternBytes   = 16 << 10
 	DefaultMaxTokenSize      = 16 << 10
 	DefaultMaxGrants         = 100
@@ -142,13 +142,16 @@ type Config struct {
 	// MaxSelectorLen bounds one selector (parameter or token) and one
 	// topic of an update. Default 4096 bytes.
 	MaxSelectorLen int
-	// MaxSelectorCost bounds what matching one pattern (a URI template or
-	// a URL pattern) may cost: its branch points — wildcards, named and
-	// regexp groups, template variables, and the repetitions, optional
-	// parts and alternatives of regexp groups. Its compiled program may
-	// also not exceed two instructions a byte of the pattern and sixteen a
-	// branch point, so a regexp repetition count cannot hide a large
-	// program in a short pattern. Default 32.
+	// MaxSelectorCost bounds what matching the patterns (URI templates and
+	// URL patterns) of one subscription may cost per byte of a topic: the
+	// matching threads they may keep alive at once, which is about one per
+	// wildcard, group or template variable that can match the same text as
+	// another (a pattern such as https://example.com/books/{id} costs 2,
+	// each of 30 adjacent "*" costs 1). Go's regular expressions match in
+	// time proportional to this times the topic's length. A pattern's
+	// compiled program may also not exceed four instructions a byte, so a
+	// regexp repetition count cannot hide a large program in a short
+	// pattern. Default 64.
 	MaxSelectorCost int
 	// MaxPatternBytes bounds the total length of the patterns of one
 	// subscription (what they keep compiled grows with it). Default
@@ -273,7 +276,7 @@ func New(cfg Config) (*Hub, error) {
 			*k = &cp
 		}
 	}
-	selectors, err := newSelectorCache(base, int64(cfg.SelectorCacheSize), selectorLimits{branches: cfg.MaxSelectorCost})
+	selectors, err := newSelectorCache(base, int64(cfg.SelectorCacheSize), selectorLimits{width: cfg.MaxSelectorCost})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}

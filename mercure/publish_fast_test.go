@@ -59,7 +59,7 @@ var reservedCases = []struct {
 // testSelectors returns the selector cache of a hub whose base is base.
 func testSelectors(t testing.TB, base string) *selectorCache {
 	t.Helper()
-	c, err := newSelectorCache(base, DefaultSelectorCacheSize, selectorLimits{branches: DefaultMaxSelectorCost})
+	c, err := newSelectorCache(base, DefaultSelectorCacheSize, selectorLimits{width: DefaultMaxSelectorCost})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,6 +60,7 @@ type matcher struct {
 	value string                 // exact: the topic; template: the template itself
 	re    *regexp.Regexp         // template: its anchored expression
 	p     *urlpattern.URLPattern // pattern
+	width int                    // pattern or template: its matching threads (see urlpattern.Cost)
 }
 
 // isPattern reports whether m costs more than a string comparison: a URI
@@ -117,16 +118,17 @@ type selectorCache struct {
 }
 
 // selectorLimits bound one pattern selector (a URI template or a URL
-// pattern): its branch points, and its compiled program, which may grow
-// with its text but not beyond (a regular expression's repetition count
-// cannot hide a large program in a short pattern).
+// pattern): its width, the matching threads it may keep alive at once
+// (what it costs per byte of a topic), and its compiled program, which may
+// grow with its text but not beyond (a regular expression's repetition
+// count cannot hide a large program in a short pattern).
 type selectorLimits struct {
-	branches int // Config.MaxSelectorComplexity
+	width int // Config.MaxSelectorCost
 }
 
 // maxInsts is the largest compiled program allowed for a pattern of n
-// bytes: two instructions a byte and sixteen a branch point.
-func (l selectorLimits) maxInsts(n int) int { return 2*n + 16*l.branches + 64 }
+// bytes.
+func (l selectorLimits) maxInsts(n int) int { return 4*n + 256 }
 
 // Sizes used to account for cache entries: a compiled pattern keeps about
 // 50 bytes an instruction and a few KiB of structure (measured); a
@@ -155,8 +157,8 @@ func newSelectorCache(base string, budget int64, limits selectorLimits) (*select
 
 // errTooComplex is the error of a selector over the complexity limits.
 func (c *selectorCache) errTooComplex(sel Selector) error {
-	return fmt.Errorf("%w: %s %q is too complex (more than %d wildcards, groups, template variables or regexp branches, or a regexp too large for its length)",
-		ErrInvalidSelector, sel.Type, sel.Value, c.limits.branches)
+	return fmt.Errorf("%w: %s %q is too costly to match (wildcards, groups or template variables that can match the same text: more than %d at once; or a regexp too large for its length)",
+		ErrInvalidSelector, sel.Type, sel.Value, c.limits.width)
 }
 
 // compile compiles one selector and returns the bytes it keeps.
@@ -176,16 +178,16 @@ func (c *selectorCache) compile(sel Selector) (*matcher, int64, error) {
 			// Not a template: the classic hub then only matches it exactly.
 			return &matcher{kind: matchExact, value: sel.Value}, 0, nil
 		}
-		if len(tpl.Varnames()) > c.limits.branches {
+		if len(tpl.Varnames()) > c.limits.width { // each one matches in a thread of its own
 			return nil, 0, c.errTooComplex(sel)
 		}
 		re := tpl.Regexp()
-		cost, err := urlpattern.ExprCost(re.String())
-		if err != nil || cost.Branches > c.limits.branches || cost.Insts > c.limits.maxInsts(len(sel.Value)) {
+		cost, err := urlpattern.ExprCost(re.String(), c.limits.maxInsts(len(sel.Value)))
+		if err != nil || cost.Width > c.limits.width {
 			return nil, 0, c.errTooComplex(sel)
 		}
 		size := int64(patternOverhead + bytesPerInst*cost.Insts + 2*len(sel.Value))
-		return &matcher{kind: matchTemplate, value: sel.Value, re: re}, size, nil
+		return &matcher{kind: matchTemplate, value: sel.Value, re: re, width: cost.Width}, size, nil
 	case MatchURLPattern:
 		p, err := urlpattern.New(sel.Value, c.baseStr, &urlpattern.Options{MaxProgram: c.limits.maxInsts(len(sel.Value))})
 		if errors.Is(err, urlpattern.ErrTooComplex) {
@@ -195,11 +197,11 @@ func (c *selectorCache) compile(sel Selector) (*matcher, int64, error) {
 			return nil, 0, fmt.Errorf("%w: URL pattern %q does not compile", ErrInvalidSelector, sel.Value)
 		}
 		cost := p.Cost()
-		if cost.Branches > c.limits.branches || cost.Insts > c.limits.maxInsts(len(sel.Value)) {
+		if cost.Width > c.limits.width {
 			return nil, 0, c.errTooComplex(sel)
 		}
 		size := int64(patternOverhead + bytesPerInst*cost.Insts + 2*len(sel.Value))
-		return &matcher{kind: matchPattern, p: p}, size, nil
+		return &matcher{kind: matchPattern, p: p, width: cost.Width}, size, nil
 	}
 	return nil, 0, fmt.Errorf("%w: unknown match type %q", ErrInvalidSelector, sel.Type)
 }

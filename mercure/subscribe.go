@@ -176,7 +176,7 @@ func (h *Hub) parseSelectors(q url.Values) ([]Selector, error) {
 	}
 	slices.Sort(names)
 	var sels []Selector
-	matchers, topics, patternBytes := 0, 0, 0
+	matchers, topics, patternBytes, width := 0, 0, 0, 0
 	for _, name := range names {
 		var typ MatchType
 		switch {
@@ -212,6 +212,9 @@ func (h *Hub) parseSelectors(q url.Values) ([]Selector, error) {
 				}
 				if patternBytes += len(v); patternBytes > h.cfg.MaxPatternBytes {
 					return nil, fmt.Errorf("%w: patterns longer than %d bytes in all", ErrInvalidSelector, h.cfg.MaxPatternBytes)
+				}
+				if width += m.width; width > h.cfg.MaxSelectorCost {
+					return nil, fmt.Errorf("%w: the patterns together are too costly to match (their wildcards, groups and template variables: more than %d)", ErrInvalidSelector, h.cfg.MaxSelectorCost)
 				}
 			}
 			sels = append(sels, sel)

@@ -267,7 +267,7 @@ func TestSubscribeSelectors(t *testing.T) {
 
 func TestSelectorMatching(t *testing.T) {
 	const budget = 20 << 10 // about two compiled patterns
-	c, err := newSelectorCache("http://mercure.invalid", budget, selectorLimits{branches: DefaultMaxSelectorCost})
+	c, err := newSelectorCache("http://mercure.invalid", budget, selectorLimits{width: DefaultMaxSelectorCost})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -455,12 +455,9 @@ func compileComponent(input string, encodencodingCallback encodingCallback, opti
 	var cost Cost
 	if !ok {
 		// sluice addition: measure the expression before compiling it.
-		cost, err = ExprCost(regularExpressionString)
+		cost, err = ExprCost(regularExpressionString, options.maxInsts)
 		if err != nil {
 			return nil, err
-		}
-		if options.maxInsts > 0 && cost.Insts > options.maxInsts {
-			return nil, ErrTooComplex
 		}
 
 		regularExpression, err = regexp.Compile(regularExpressionString)

@@ -5,8 +5,11 @@ package urlpattern
 // patterns, and the measures that bound what an untrusted pattern costs.
 
 import (
+	"encoding/binary"
 	"errors"
 	"regexp/syntax"
+	"slices"
+	"unicode"
 
 	"github.com/nlnwa/whatwg-url/url"
 )
@@ -64,14 +67,14 @@ type Cost struct {
 	// Insts is the number of instructions of the compiled program: memory
 	// grows with it.
 	Insts int
-	// Branches is the number of points where the program may go two ways
-	// (repetitions, optional parts, alternatives): the matching threads
-	// alive at once, and so the time per input byte, grow with it.
-	Branches int
+	// Width is the most matching threads the program keeps alive at once,
+	// whatever the input: Go's regexp matches in time proportional to the
+	// length of the input times the width.
+	Width int
 }
 
 // Add returns the sum of two costs.
-func (c Cost) Add(d Cost) Cost { return Cost{Insts: c.Insts + d.Insts, Branches: c.Branches + d.Branches} }
+func (c Cost) Add(d Cost) Cost { return Cost{Insts: c.Insts + d.Insts, Width: c.Width + d.Width} }
 
 // Cost returns the cost of matching the pattern with Match: that of its
 // components that do not match everything.
@@ -83,62 +86,189 @@ func (u *URLPattern) Cost() Cost {
 	return c
 }
 
-// costCap bounds the cost arithmetic, so that nested repetitions cannot
-// overflow it.
-const costCap = 1 << 30
-
-// ExprCost returns the cost of a regular expression (Perl syntax), from its
-// parse tree, without compiling it.
-func ExprCost(expr string) (Cost, error) {
+// ExprCost returns the cost of a regular expression (Perl syntax). It
+// refuses with ErrTooComplex, before compiling it, an expression whose
+// program would have more than maxInsts instructions (estimated from its
+// parse tree, from above), and one whose width cannot be measured by
+// exploring at most 4×maxInsts states (maxInsts <= 0: no limit, and up to
+// a million states).
+func ExprCost(expr string, maxInsts int) (Cost, error) {
 	re, err := syntax.Parse(expr, syntax.Perl)
 	if err != nil {
 		return Cost{}, err
 	}
-	return RegexpCost(re), nil
+	insts := instsEstimate(re)
+	maxStates := 1 << 20
+	if maxInsts > 0 {
+		if insts > maxInsts {
+			return Cost{}, ErrTooComplex
+		}
+		maxStates = 4*maxInsts + 256
+	}
+	prog, err := syntax.Compile(re.Simplify())
+	if err != nil {
+		return Cost{}, err
+	}
+	w, ok := progWidth(prog, maxStates)
+	if !ok {
+		return Cost{}, ErrTooComplex
+	}
+	return Cost{Insts: len(prog.Inst), Width: w}, nil
 }
 
-// RegexpCost returns the cost of a parsed regular expression: an estimate,
-// from above, of the instructions and branch points syntax.Compile makes.
-func RegexpCost(re *syntax.Regexp) Cost {
+// costCap bounds the instruction arithmetic, so that nested repetitions
+// cannot overflow it.
+const costCap = 1 << 30
+
+// instsEstimate estimates, from above, the instructions syntax.Compile makes
+// for re.
+func instsEstimate(re *syntax.Regexp) int {
 	sat := func(n int) int { return min(n, costCap) }
-	mul := func(c Cost, n int) Cost {
-		if n == 0 {
-			return Cost{}
-		}
-		if c.Insts > costCap/n || c.Branches > costCap/n {
-			return Cost{Insts: costCap, Branches: costCap}
-		}
-		return Cost{Insts: c.Insts * n, Branches: c.Branches * n}
-	}
 	switch re.Op {
 	case syntax.OpLiteral:
-		return Cost{Insts: max(len(re.Rune), 1)}
+		return max(len(re.Rune), 1)
 	case syntax.OpCapture:
-		c := RegexpCost(re.Sub[0])
-		return Cost{Insts: sat(c.Insts + 2), Branches: c.Branches}
+		return sat(instsEstimate(re.Sub[0]) + 2)
 	case syntax.OpStar, syntax.OpPlus, syntax.OpQuest:
-		c := RegexpCost(re.Sub[0])
-		return Cost{Insts: sat(c.Insts + 1), Branches: sat(c.Branches + 1)}
+		return sat(instsEstimate(re.Sub[0]) + 1)
 	case syntax.OpRepeat:
-		c := RegexpCost(re.Sub[0])
-		if re.Max < 0 { // {min,}: min copies and a star
-			r := mul(c, re.Min+1)
-			return Cost{Insts: sat(r.Insts + 1), Branches: sat(r.Branches + 1)}
+		n := instsEstimate(re.Sub[0])
+		copies := re.Max
+		if copies < 0 {
+			copies = re.Min + 1
 		}
-		r := mul(c, re.Max)
-		opt := re.Max - re.Min // each optional copy is one more branch
-		return Cost{Insts: sat(r.Insts + opt), Branches: sat(r.Branches + opt)}
+		if copies > 0 && n > costCap/copies {
+			return costCap
+		}
+		return sat(n*copies + copies + 1)
 	case syntax.OpConcat, syntax.OpAlternate:
-		var c Cost
+		n := len(re.Sub)
 		for _, sub := range re.Sub {
-			s := RegexpCost(sub)
-			c = Cost{Insts: sat(c.Insts + s.Insts), Branches: sat(c.Branches + s.Branches)}
+			n = sat(n + instsEstimate(sub))
 		}
-		if re.Op == syntax.OpAlternate && len(re.Sub) > 1 {
-			n := len(re.Sub) - 1
-			c = Cost{Insts: sat(c.Insts + n), Branches: sat(c.Branches + n)}
-		}
-		return c
+		return n
 	}
-	return Cost{Insts: 1} // classes, anchors, empty
+	return 1 // classes, anchors, empty
+}
+
+// progWidth returns the most consuming instructions of p alive at once,
+// exploring its states as a DFA would; ok is false beyond maxStates states.
+func progWidth(p *syntax.Prog, maxStates int) (int, bool) {
+	w := widthWalker{p: p, mark: make([]uint32, len(p.Inst))}
+	start := w.closure(nil, []uint32{uint32(p.Start)})
+	visited := map[string]bool{stateKey(start): true}
+	queue := [][]uint32{start}
+	width := len(start)
+	var reps []rune
+	for len(queue) > 0 {
+		st := queue[0]
+		queue = queue[1:]
+		reps = w.representatives(reps[:0], st)
+		for _, r := range reps {
+			var outs []uint32
+			for _, pc := range st {
+				if in := &p.Inst[pc]; in.MatchRune(r) {
+					outs = append(outs, in.Out)
+				}
+			}
+			if len(outs) == 0 {
+				continue
+			}
+			next := w.closure(nil, outs)
+			if len(next) == 0 {
+				continue
+			}
+			k := stateKey(next)
+			if visited[k] {
+				continue
+			}
+			if len(visited) >= maxStates {
+				return width, false
+			}
+			visited[k] = true
+			width = max(width, len(next))
+			queue = append(queue, next)
+		}
+	}
+	return width, true
+}
+
+type widthWalker struct {
+	p    *syntax.Prog
+	mark []uint32 // generation of the last closure that reached each pc
+	gen  uint32
+}
+
+// closure returns, sorted, the consuming instructions reachable from pcs
+// without input (anchors and word boundaries assumed to hold, which can
+// only overstate the width).
+func (w *widthWalker) closure(dst, pcs []uint32) []uint32 {
+	w.gen++
+	stack := append([]uint32(nil), pcs...)
+	for len(stack) > 0 {
+		pc := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if w.mark[pc] == w.gen {
+			continue
+		}
+		w.mark[pc] = w.gen
+		in := &w.p.Inst[pc]
+		switch in.Op {
+		case syntax.InstAlt, syntax.InstAltMatch:
+			stack = append(stack, in.Out, in.Arg)
+		case syntax.InstCapture, syntax.InstNop, syntax.InstEmptyWidth:
+			stack = append(stack, in.Out)
+		case syntax.InstRune, syntax.InstRune1, syntax.InstRuneAny, syntax.InstRuneAnyNotNL:
+			dst = append(dst, pc)
+		}
+	}
+	slices.Sort(dst)
+	return dst
+}
+
+func stateKey(st []uint32) string {
+	b := make([]byte, 0, 4*len(st))
+	for _, pc := range st {
+		b = binary.LittleEndian.AppendUint32(b, pc)
+	}
+	return string(b)
+}
+
+// representatives appends runes such that every set of the state's
+// instructions some rune matches is matched by one of them: the starts of
+// the intervals over which that set is constant (and, for case-folding
+// instructions, their case variants).
+func (w *widthWalker) representatives(dst []rune, st []uint32) []rune {
+	add := func(r rune, fold bool) {
+		if r < 0 || r > unicode.MaxRune {
+			return
+		}
+		dst = append(dst, r)
+		if fold {
+			for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+				dst = append(dst, f)
+			}
+		}
+	}
+	dst = append(dst, 0, '\n', '\n'+1)
+	for _, pc := range st {
+		in := &w.p.Inst[pc]
+		fold := syntax.Flags(in.Arg)&syntax.FoldCase != 0
+		switch in.Op {
+		case syntax.InstRune1:
+			add(in.Rune[0], false)
+			add(in.Rune[0]+1, false)
+		case syntax.InstRune:
+			if len(in.Rune) == 1 {
+				add(in.Rune[0], fold)
+				add(in.Rune[0]+1, fold)
+			}
+			for i := 0; i+1 < len(in.Rune); i += 2 {
+				add(in.Rune[i], fold)
+				add(in.Rune[i+1]+1, fold)
+			}
+		}
+	}
+	slices.Sort(dst)
+	return slices.Compact(dst)
 }

@@ -3,7 +3,9 @@ package urlpattern_test
 import (
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"os"
+	"regexp/syntax"
 	"strings"
 	"testing"
 
@@ -59,30 +61,89 @@ func TestMatchAgreesWithTest(t *testing.T) {
 
 func TestCost(t *testing.T) {
 	for _, tc := range []struct {
-		expr           string
-		insts, branchs int
+		expr         string
+		insts, width int
 	}{
-		{`abc`, 3, 0},
-		{`a*`, 2, 1},
-		{`(ab|cd|ef)`, 9, 2},
-		{`a{3}`, 3, 0},
-		{`a{1,3}`, 5, 2},
-		{`(?:a*){4}`, 8, 4},
-		{`a{2,}`, 4, 1},
+		{`^abc$`, 3, 1},
+		{`^a*$`, 2, 1},
+		{`^(?:.*)(?:.*)(?:.*)$`, 3, 3},
+		{`^` + strings.Repeat(`(.*)`, 30) + `$`, 30, 30},
+		{`^(?:ab)*(?:ab)*(?:ab)*$`, 6, 3},
+		{`^x(?:a|b)*y$`, 4, 2},
+		{`^(?i:k)+$`, 1, 1},
 	} {
-		c, err := urlpattern.ExprCost(tc.expr)
+		c, err := urlpattern.ExprCost(tc.expr, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.Insts < tc.insts || c.Branches != tc.branchs {
-			t.Errorf("%s: cost %+v, want >= %d insts and %d branches", tc.expr, c, tc.insts, tc.branchs)
+		if c.Insts < tc.insts || c.Width != tc.width {
+			t.Errorf("%.40s: cost %+v, want >= %d insts and width %d", tc.expr, c, tc.insts, tc.width)
 		}
 	}
-	// Nested repetitions saturate instead of overflowing.
-	c, err := urlpattern.ExprCost(`((((a{1000}){1000}){1000}){1000})`)
-	if err == nil && (c.Insts <= 0 || c.Branches < 0) {
-		t.Errorf("nested repeats: %+v", c)
+	// Nested repetitions are refused before they are compiled.
+	if _, err := urlpattern.ExprCost(`^(?:(?:a{30}|b{30}|c{30}|d{30}){30})$`, 1000); !errors.Is(err, urlpattern.ErrTooComplex) {
+		t.Errorf("nested repeats: %v, want ErrTooComplex", err)
 	}
+}
+
+// TestWidthBoundsThreads runs a breadth-first NFA simulation, as Go's
+// regexp does, over random inputs: it never has more threads alive than
+// the width says.
+func TestWidthBoundsThreads(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	for _, expr := range []string{
+		`^(.*)(.*)(.*)$`, `^(?:ab)*(?:ab)*(?:a|b)*$`, `^(a|ab)(c|bcd)(d*)$`, `^x[a-c]*[b-d]*y$`,
+		`^((?:[a-z]|%[0-9A-F]{2})*)?/((?:[a-z]|%[0-9A-F]{2})*)?$`, `^(?i)(?:K|k)*[^k]*$`, `^(?:.*\n)*.*$`,
+	} {
+		c, err := urlpattern.ExprCost(expr, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		re, _ := syntax.Parse(expr, syntax.Perl)
+		prog, _ := syntax.Compile(re.Simplify())
+		alphabet := []rune("abcdxyk%/AF09\nKé")
+		for range 500 {
+			in := make([]rune, rng.IntN(20))
+			for i := range in {
+				in[i] = alphabet[rng.IntN(len(alphabet))]
+			}
+			if n := maxThreads(prog, in); n > c.Width {
+				t.Fatalf("%s on %q: %d threads, width %d", expr, string(in), n, c.Width)
+			}
+		}
+	}
+}
+
+// maxThreads simulates prog on in and returns the most consuming
+// instructions alive at once.
+func maxThreads(p *syntax.Prog, in []rune) int {
+	var add func(set map[uint32]bool, pc uint32)
+	add = func(set map[uint32]bool, pc uint32) {
+		inst := &p.Inst[pc]
+		switch inst.Op {
+		case syntax.InstAlt, syntax.InstAltMatch:
+			add(set, inst.Out)
+			add(set, inst.Arg)
+		case syntax.InstCapture, syntax.InstNop, syntax.InstEmptyWidth:
+			add(set, inst.Out)
+		case syntax.InstRune, syntax.InstRune1, syntax.InstRuneAny, syntax.InstRuneAnyNotNL:
+			set[pc] = true
+		}
+	}
+	cur := map[uint32]bool{}
+	add(cur, uint32(p.Start))
+	most := len(cur)
+	for _, r := range in {
+		next := map[uint32]bool{}
+		for pc := range cur {
+			if p.Inst[pc].MatchRune(r) {
+				add(next, p.Inst[pc].Out)
+			}
+		}
+		most = max(most, len(next))
+		cur = next
+	}
+	return most
 }
 
 func TestPatternCost(t *testing.T) {
@@ -94,7 +155,7 @@ func TestPatternCost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s, h := simple.Cost(), stars.Cost(); s.Branches < 1 || s.Branches > 4 || h.Branches < 100 {
+	if s, h := simple.Cost(), stars.Cost(); s.Width < 1 || s.Width > 4 || h.Width < 50 {
 		t.Errorf("costs: simple %+v, 100 stars %+v", s, h)
 	}
 	// A pattern over MaxProgram is refused before its expression is compiled.

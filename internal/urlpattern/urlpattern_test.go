@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sluicehq/sluice/internal/urlpattern"
 	"github.com/nlnwa/whatwg-url/url"
+	"github.com/sluicehq/sluice/internal/urlpattern"
 )
 
 // Port of https://github.com/web-platform-tests/wpt/blob/d3e55612911b00cb53271476de610e75a8603ae7/urlpattern/resources/urlpatterntests.js

@@ -1,0 +1,49 @@
+package mercure
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// BenchmarkSelectorMatch: one update's topic against one compiled selector,
+// for the common selectors and for the costliest the default limits allow.
+func BenchmarkSelectorMatch(b *testing.B) {
+	topics := map[string]string{
+		"short": "https://example.com/books/1234/chapters/5",
+		"4KiB":  "https://example.com/" + strings.Repeat("ab/", 1360),
+	}
+	sels := []struct {
+		name string
+		sel  Selector
+	}{
+		{"template", Selector{MatchClassic, "https://example.com/books/{id}/chapters/{ch}"}},
+		{"urlpattern", Selector{MatchURLPattern, "https://example.com/books/:id/*"}},
+		{"urlpattern-30-stars", Selector{MatchURLPattern, "*://*/" + strings.Repeat("*", 30)}},
+		{"template-10-vars", Selector{MatchClassic, templateVars(10)}},
+	}
+	for tname, topic := range topics {
+		for _, s := range sels {
+			b.Run(s.name+"/"+tname, func(b *testing.B) {
+				c := testSelectors(b, httpBase)
+				m, err := c.get(s.sel)
+				if err != nil {
+					b.Fatal(err)
+				}
+				set := c.set([]*matcher{m})
+				ts := []string{topic}
+				for b.Loop() {
+					set.matchAny(ts)
+				}
+			})
+		}
+	}
+}
+
+func templateVars(n int) string {
+	var b strings.Builder
+	for i := range n {
+		b.WriteString("{+v" + strconv.Itoa(i) + "}")
+	}
+	return b.String()
+}
