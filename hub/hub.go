@@ -339,12 +339,12 @@ type Hub struct {
 
 	// mu guards the dispatcher's view of subscribers (the topic index),
 	// its position and its readiness.
-	mu       sync.Mutex
-	closed   bool
-	ready    chan struct{} // closed while the follower is following
-	isReady  bool
-	lastPos  uint64 // Pos of the last event dispatched
-	lastID   string // its id; before the first, the head the follower started from
+	mu        sync.Mutex
+	closed    bool
+	ready     chan struct{} // closed while the follower is following
+	isReady   bool
+	lastPos   uint64                   // Pos of the last event dispatched
+	lastID    string                   // its id; before the first, the head the follower started from
 	exact     map[string][]*Subscriber // subscribers without a Match
 	groups    map[string]*patGroup     // pattern groups by key (patterns.go)
 	groupList []*patGroup
