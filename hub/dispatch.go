@@ -76,7 +76,7 @@ func (h *Hub) sleep(d time.Duration) bool {
 // setReady opens registration: the follower follows from head.
 func (h *Hub) setReady(head string) {
 	h.mu.Lock()
-	h.lastID = head
+	h.cursor, h.cursorOK, h.safeID = head, true, head // a generated id (store.Store.Head)
 	if !h.isReady {
 		h.isReady = true
 		close(h.ready)
@@ -98,8 +98,9 @@ func (h *Hub) unready() {
 
 // register adds s to the dispatcher's index, in the buffering phase: from
 // now on every event dispatched (every event after h.lastPos) that matches
-// goes to its queue, and s.start is the id of the event before the first
-// one it can receive live. It waits while the follower is not following.
+// goes to its queue, and s.start is a cursor before the first event it can
+// receive live (see cursorLocked). It waits while the follower is not
+// following.
 func (h *Hub) register(ctx context.Context, s *Subscriber) error {
 	for {
 		h.mu.Lock()
@@ -120,7 +121,7 @@ func (h *Hub) register(ctx context.Context, s *Subscriber) error {
 			}
 		}
 		s.buffering = true
-		s.start, s.startPos, s.registered = h.lastID, h.lastPos, true
+		s.start, s.startPos, s.registered = h.cursorLocked(), h.lastPos, true
 		s.slots = make([]int, len(s.index))
 		if s.match != nil {
 			h.join(s)
@@ -235,7 +236,7 @@ func (h *Hub) dispatch(ev *store.Event) {
 	if end {
 		if !reserved {
 			h.mu.Lock()
-			h.lastPos, h.lastID = ev.Pos, ev.ID
+			h.record(ev, true)
 			h.mu.Unlock()
 			return
 		}
@@ -245,7 +246,7 @@ func (h *Hub) dispatch(ev *store.Event) {
 	h.mu.Lock()
 	targets := indexCollect(h.targets[:0], h.exact, ev.Topics, h.seq)
 	groups := append(h.groupScratch[:0], h.groupList...)
-	h.lastPos, h.lastID = ev.Pos, ev.ID
+	h.record(ev, reserved || ev.Private)
 	h.mu.Unlock()
 
 	// Authorization runs outside the lock: it is the subscription's code.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"net"
 	"net/http"
 	"sync"
@@ -17,7 +18,10 @@ import (
 // replay when the store cannot serve its Last-Event-ID (unknown, or expired
 // from retention): its data is {"head":"<id>","reason":"expired"|"unknown"},
 // its id is that head, and the response carries the header ResetHeader with
-// the reason. Live events follow. See sse.ResetEvent.
+// the reason. Live events follow. See sse.ResetEvent. The head is the hub's
+// position (Stats.Position), never a publisher's custom id; and a custom id
+// naming an event the subscriber may not see is "unknown", as an id never
+// issued (with a store.Positioner).
 const ResetEventType = sse.ResetEventType
 
 // ResetHeader is the response header set, to "expired" or "unknown", when a
@@ -309,11 +313,19 @@ func (c *conn) replay(ctx context.Context, cursor, stream string) (uint64, Disco
 	h := c.h
 	began := h.clock.Now()
 	c.resume.Replayed = true
+	from, hidden, err := c.lookup(ctx, cursor)
+	if err != nil {
+		return 0, c.storeFailed(ctx, err)
+	}
 	c.prime(cursor)
+	history := h.store.History(ctx, from, c.s.wants)
+	if hidden {
+		history = unknownCursor(cursor)
+	}
 	var maxSent uint64
 	n, pending := 0, 0
 	ended := false
-	for ev, err := range h.store.History(ctx, cursor, c.s.wants) {
+	for ev, err := range history {
 		if err != nil {
 			if n == 0 && !c.wrote && (errors.Is(err, store.ErrUnknownID) || errors.Is(err, store.ErrExpired)) {
 				if err := c.reset(ctx, cursor, err); err != nil {
@@ -367,11 +379,49 @@ func (c *conn) replay(ctx context.Context, cursor, stream string) (uint64, Disco
 		// Every event up to the cursor is below the first one replayed.
 		return maxSent, ""
 	}
-	floor, err := c.resolve(ctx, cursor)
+	floor, err := c.resolve(ctx, from)
 	if err != nil {
 		return 0, c.storeFailed(ctx, err)
 	}
 	return floor, ""
+}
+
+// lookup checks a cursor that may be a custom id against the subscription,
+// when the store can tell what event a custom id names (store.Positioner).
+// It returns the cursor to replay from: the generated id of the event the
+// custom id names, which is the same position and spares the store a
+// second search. It reports hidden when the custom id names no retained
+// event, or one the subscriber may not see (Subscriber.mayKnow): the
+// subscriber then gets exactly the reset an id never issued gets, so
+// resuming from a guessed custom id tells nothing of an event it may not
+// see. Generated ids cost nothing here (Lookup answers them without I/O)
+// and are left to History; so is every cursor with a store without
+// store.Positioner.
+func (c *conn) lookup(ctx context.Context, cursor string) (from string, hidden bool, err error) {
+	p := c.h.positioner
+	if p == nil || cursor == "" {
+		return cursor, false, nil
+	}
+	ev, ok, err := p.Lookup(ctx, cursor)
+	switch {
+	case errors.Is(err, store.ErrUnknownID):
+		return cursor, true, nil
+	case err != nil:
+		return "", false, fmt.Errorf("look up %q: %w", cursor, err)
+	case !ok:
+		return cursor, false, nil
+	case !c.s.mayKnow(&ev):
+		return cursor, true, nil
+	}
+	return p.PositionID(&ev), false, nil
+}
+
+// unknownCursor is the history of a cursor that names nothing the
+// subscriber may know of: what History yields for an id never issued.
+func unknownCursor(cursor string) iter.Seq2[store.Event, error] {
+	return func(yield func(store.Event, error) bool) {
+		yield(store.Event{}, fmt.Errorf("hub: %w: %q", store.ErrUnknownID, cursor))
+	}
 }
 
 // resolve returns the position of cursor when the store can tell it
@@ -385,8 +435,8 @@ func (c *conn) replay(ctx context.Context, cursor, stream string) (uint64, Disco
 // History, which reports it.
 func (c *conn) resolve(ctx context.Context, cursor string) (uint64, error) {
 	rs, ok := c.h.store.(store.Resolver)
-	if !ok || cursor == "" {
-		return 0, nil
+	if !ok || cursor == "" || c.resume.Reset != "" {
+		return 0, nil // after a reset, every live event is after the head
 	}
 	pos, err := rs.Resolve(ctx, cursor)
 	if err != nil && !errors.Is(err, store.ErrUnknownID) && !errors.Is(err, store.ErrExpired) {

@@ -37,6 +37,22 @@
 // priming event (an id and empty data) so a client that received nothing
 // still has a cursor (MCP SEP-1699), unless Config.NoPriming.
 //
+// The cursors the hub hands out (the priming event, a reset event's head,
+// Stats.Position) reveal nothing a subscriber may not see: with a
+// [store.Positioner] (every store of this module) they are the store's
+// generated id of the hub's position, never a publisher's custom id, which
+// may name a private event. A custom id as Last-Event-ID is looked up first
+// (store.Positioner.Lookup: free for generated ids, a read of the store for
+// custom ones, two round trips on Redis): if it names no retained event, or
+// one the subscription may not see (Authorize, or without it a private
+// event; an event sent to another session), the subscriber gets exactly the
+// reset an id never issued gets, so it cannot probe which custom ids exist.
+// With a store without store.Positioner the hub cannot do either: it hands
+// out the id of the last event that is neither private nor on a reserved
+// topic (a cursor before its position, so a stream resumed from it may
+// replay the events between that it may see), and custom ids can be
+// probed.
+//
 // A store that implements [store.Resolver] also tells the hub the position
 // of the cursor, so that a client resuming with a cursor ahead of this
 // hub's follower (read from another hub on a shared store, or returned by
@@ -337,6 +353,9 @@ type Hub struct {
 	closing atomic.Bool
 	nextID  atomic.Uint64
 
+	// positioner is the store's store.Positioner, or nil.
+	positioner store.Positioner
+
 	// mu guards the dispatcher's view of subscribers (the topic index),
 	// its position and its readiness.
 	mu        sync.Mutex
@@ -344,7 +363,11 @@ type Hub struct {
 	ready     chan struct{} // closed while the follower is following
 	isReady   bool
 	lastPos   uint64                   // Pos of the last event dispatched
-	lastID    string                   // its id; before the first, the head the follower started from
+	lastTime  time.Time                // its Time
+	safeID    string                   // without positioner: the id of the last event anyone may see (see cursorLocked)
+	cursor    string                   // the hub's position as a cursor, when cursorOK
+	cursorOK  bool                     // cursor is up to date: computed on demand, not per event
+	posEv     store.Event              // scratch for positioner.PositionID
 	exact     map[string][]*Subscriber // subscribers without a Match
 	groups    map[string]*patGroup     // pattern groups by key (patterns.go)
 	groupList []*patGroup
@@ -369,18 +392,20 @@ func New(cfg Config) (*Hub, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Hub{
-		cfg:     cfg,
-		store:   cfg.Store,
-		log:     cfg.Logger,
-		metrics: cfg.Metrics,
-		clock:   cfg.Clock,
-		ctx:     ctx,
-		cancel:  cancel,
-		ready:   make(chan struct{}),
-		exact:   make(map[string][]*Subscriber),
-		groups:  make(map[string]*patGroup),
-		subs:    make(map[uint64]*Subscriber),
+		cfg:      cfg,
+		store:    cfg.Store,
+		log:      cfg.Logger,
+		metrics:  cfg.Metrics,
+		clock:    cfg.Clock,
+		ctx:      ctx,
+		cancel:   cancel,
+		ready:    make(chan struct{}),
+		cursorOK: true, // "" until the follower starts
+		exact:    make(map[string][]*Subscriber),
+		groups:   make(map[string]*patGroup),
+		subs:     make(map[uint64]*Subscriber),
 	}
+	h.positioner, _ = cfg.Store.(store.Positioner)
 	h.sessions.init()
 	h.streams.init()
 	h.bg.Add(2)

@@ -64,10 +64,13 @@ type Stats struct {
 	Dropped     uint64 // events dropped under PolicyDrop
 	Slow        uint64 // subscribers disconnected for a full queue
 	Resets      uint64 // reset events sent for unknown or expired cursors
-	// Position is the id of the last event the hub dispatched (before the
-	// first, the store's head when it started following): a stream opened
-	// now without Last-Event-ID starts after it. Behind the store's head
-	// while the hub catches up with a shared log.
+	// Position is the hub's position as a cursor: the generated id of the
+	// last event it dispatched (before the first, the store's head when it
+	// started following), never a publisher's custom id. A stream opened
+	// now without Last-Event-ID is primed with it. Behind the store's head
+	// while the hub catches up with a shared log. (With a store that does
+	// not implement store.Positioner: the id of the last event dispatched
+	// that was neither private nor on a reserved topic.)
 	Position string
 }
 
@@ -101,5 +104,5 @@ func (h *Hub) Stats() Stats {
 func (h *Hub) position() string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.lastID
+	return h.cursorLocked()
 }

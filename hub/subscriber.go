@@ -328,6 +328,21 @@ func (s *Subscriber) visible(ev *store.Event) bool {
 	return !ev.Private
 }
 
+// mayKnow reports whether the subscriber may learn that ev exists, as it
+// does by resuming from its custom id: ev is visible to it (were it
+// subscribed to ev's topics), or, on reserved topics, it is ev's owner.
+func (s *Subscriber) mayKnow(ev *store.Event) bool {
+	if !hasReserved(ev.Topics) {
+		return s.visible(ev)
+	}
+	for _, t := range ev.Topics {
+		if isReserved(t) && s.hasTopic(t) {
+			return true
+		}
+	}
+	return false
+}
+
 // wants is the replay filter: the same decision the dispatcher makes for a
 // live event.
 func (s *Subscriber) wants(ev *store.Event) bool {

@@ -88,8 +88,9 @@ type Resume struct {
 	// and the response carries ResetHeader.
 	Reset string
 	// Head is the head of the log when the stream starts from it (no
-	// cursor, or a reset): the id of the priming or reset event. It is ""
-	// when the log is empty, and when Replayed.
+	// cursor, or a reset): the id of the priming or reset event, the hub's
+	// position (see Stats.Position), never a publisher's custom id. It is
+	// "" when the log is empty, and when Replayed.
 	Head string
 }
 

@@ -54,7 +54,11 @@
 // signal, the Sluice-Reset response header and a "sluice-reset" event whose
 // id is the head of the log (EventSource delivers it only to listeners of
 // that type, so Mercure clients are not disturbed, and their next reconnect
-// resumes from the head instead of the unknown id).
+// resumes from the head instead of the unknown id). The head is the store's
+// own id of the hub's position, never a publisher's id, and a publisher's
+// id of an update the subscriber is not authorized to receive is answered
+// as an unknown one (reset, cursor headers "earliest"): a subscriber cannot
+// learn a private update's id, nor probe whether one exists.
 //
 // # Wire format
 //

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -511,5 +512,61 @@ func TestHTTP2(t *testing.T) {
 	ev, err := sse.NewReader(resp.Body).Next()
 	if err != nil || ev.ID != id || ev.Data != "over h2" {
 		t.Fatalf("event %+v, %v", ev, err)
+	}
+}
+
+// TestPrivateUpdateIDsNotRevealed: when the newest update is private and
+// has a publisher's id, a subscriber not authorized for it learns neither
+// the id (reset event, cursor headers, subscriptions API) nor whether it
+// exists: resuming from it is answered exactly as resuming from an id never
+// issued. An authorized subscriber resumes from it as usual.
+func TestPrivateUpdateIDsNotRevealed(t *testing.T) {
+	const secret = "urn:example:order-42-for-bob"
+	// Without subscription events: they are updates too, and would move
+	// the head between the two answers compared.
+	e := newEnv(t, nil)
+	e.mustPublish(form("topic", "a", "data", "public"))
+	if id := e.mustPublish(form("topic", "a", "id", secret, "private", "on", "data", "for bob")); id != secret {
+		t.Fatalf("published id %q", id)
+	}
+
+	answer := func(cursor string) (*client, http.Header) {
+		t.Helper()
+		c := e.subscribe("topic=a", http.Header{"Last-Event-ID": {cursor}})
+		hdr := c.resp.Header.Clone()
+		hdr.Del("Date")
+		return c, hdr
+	}
+	c1, hdr1 := answer("never-issued")
+	c2, hdr2 := answer(secret)
+	if c1.resp.StatusCode != c2.resp.StatusCode || !reflect.DeepEqual(hdr1, hdr2) {
+		t.Fatalf("an unknown id gets %d %v;\nthe private update's id %d %v", c1.resp.StatusCode, hdr1, c2.resp.StatusCode, hdr2)
+	}
+	ev1, ev2 := c1.next(), c2.next()
+	if ev1 != ev2 {
+		t.Fatalf("an unknown id gets %+v; the private update's id %+v", ev1, ev2)
+	}
+	if ev1.Type != sse.ResetEventType || hdr1.Get("Sluice-Reset") != "unknown" || hdr1.Get("Mercure-Last-Event-ID") != "earliest" {
+		t.Fatalf("an unknown id gets %+v, headers %v; want a reset", ev1, hdr1)
+	}
+	if ev1.ID == secret || strings.Contains(ev1.Data, secret) {
+		t.Fatalf("the reset event reveals the private update's id: %+v", ev1)
+	}
+
+	api := newEnv(t, func(c *Config) { c.Subscriptions = true })
+	api.mustPublish(form("topic", "a", "id", secret, "private", "on", "data", "for bob"))
+	apiTok := api.modernToken(api.subKey, nil, []Selector{{MatchURLPattern, "/.well-known/mercure/subscriptions{/*}?"}}, nil)
+	resp, _ := api.get(subscriptionsPath, bearer(apiTok))
+	if etag, link := resp.Header.Get("ETag"), resp.Header.Get("Link"); etag == "" || strings.Contains(etag, secret) || strings.Contains(link, secret) {
+		t.Fatalf("subscriptions API cursor: ETag %s, Link %s; want one that is not the private update's id", etag, link)
+	}
+
+	user := e.subscribe("topic=a", http.Header{"Last-Event-ID": {secret}, "Authorization": {"Bearer " + classicToken(t, e.subKey, nil, []string{"a"})}})
+	if got := user.resp.Header.Get("Mercure-Last-Event-ID"); got != secret || user.resp.Header.Get("Sluice-Reset") != "" {
+		t.Fatalf("authorized subscriber: cursor header %q, reset %q; want %s and none", got, user.resp.Header.Get("Sluice-Reset"), secret)
+	}
+	after := e.mustPublish(form("topic", "a", "data", "after"))
+	if ev := user.next(); ev.ID != after {
+		t.Fatalf("authorized subscriber got %+v, want %s", ev, after)
 	}
 }

@@ -246,6 +246,33 @@ func (m *Memory) Resolve(ctx context.Context, cursor string) (uint64, error) {
 
 var _ Resolver = (*Memory)(nil)
 
+// PositionID returns the generated id of e's position. See [Positioner].
+func (m *Memory) PositionID(e *Event) string { return m.epoch.ID(e.Pos) }
+
+// Lookup returns the first retained event with custom id id. See
+// [Positioner].
+func (m *Memory) Lookup(ctx context.Context, id string) (Event, bool, error) {
+	if id == "" {
+		return Event{}, false, nil
+	}
+	if _, ok := m.epoch.Pos(id); ok {
+		return Event{}, false, nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return Event{}, false, fmt.Errorf("store: lookup: %w", ErrClosed)
+	}
+	m.evictExpired(m.now())
+	ps := m.custom[id]
+	if len(ps) == 0 {
+		return Event{}, false, fmt.Errorf("store: lookup: %w: %q", ErrUnknownID, id)
+	}
+	return m.ring[(m.start+int(ps[0]-m.first))&(len(m.ring)-1)].ev, true, nil
+}
+
+var _ Positioner = (*Memory)(nil)
+
 // read appends to buf the events after position after, up to position end
 // and at most batchSize of them. When there are none and wait is set, it
 // also returns a channel closed by the next append.

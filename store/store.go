@@ -15,6 +15,12 @@
 // newest evicted event is still a valid cursor (nothing after it is missing),
 // older ones are [ErrExpired]. Package store/storetest is the contract suite
 // every store passes.
+//
+// A custom id is the publisher's, and may name an event not everyone may
+// see (a private one): the stores of this module implement [Positioner],
+// so that a caller (the hub) hands out only generated ids as cursors and can
+// tell which event a custom id names before it answers a client that
+// resumes from one.
 package store
 
 import (
@@ -126,4 +132,35 @@ type Resolver interface {
 	// Resolve reads the store itself, never a cache that may lag behind
 	// it.
 	Resolve(ctx context.Context, cursor string) (pos uint64, err error)
+}
+
+// Positioner is implemented by stores whose generated ids are made from the
+// position alone (the log's [Epoch] and Pos, plus what else of the event the
+// store needs, such as Redis's entry time), so that a caller can name any
+// event's position without its custom id, and can find the event a custom
+// id names. It is optional. A hub uses it, when the store has it, so that
+// the cursors it hands out (the priming event, the head of a reset event,
+// Stats) are never a publisher's custom id, which may name an event the
+// subscriber may not see, and so that a client resuming from a custom id
+// learns nothing about an event it may not see: such a cursor gets the
+// reset an unknown id gets.
+type Positioner interface {
+	// PositionID returns the generated id of e's position, for e as
+	// Append, History or Follow returned it: a cursor equivalent to e.ID
+	// (History and Follow from it yield exactly the events after e) that is
+	// never a custom id; for an event without a custom id it is e.ID. It
+	// reads only e.Pos and e.Time (a caller may pass an Event with only
+	// those set) and does no I/O.
+	PositionID(e *Event) string
+
+	// Lookup returns the event a custom id names, as History yields it: its
+	// first occurrence still retained, after which History and Follow from
+	// id start. For "" and for an id in the form of the store's own
+	// generated ids it returns ok false and a nil error, without I/O (even
+	// with ctx done): those name positions, which carry no publisher's
+	// name. A custom id no retained event has is ErrUnknownID, never
+	// ErrExpired, even where History reports it expired: a caller must be
+	// able to answer an id that named an event once exactly like one never
+	// seen. A closed store is ErrClosed.
+	Lookup(ctx context.Context, id string) (e Event, ok bool, err error)
 }

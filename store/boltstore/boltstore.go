@@ -701,17 +701,27 @@ func (s *Store) resolve(cursor string) (after, last uint64, err error) {
 			after = pos
 			return nil
 		}
-		prefix := append([]byte(cursor), 0)
-		c := tx.Bucket(bucketIDs).Cursor()
-		for k, _ := c.Seek(prefix); bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8; k, _ = c.Next() {
-			if pos := keyPos(k[len(prefix):]); pos >= first {
-				after = pos
-				return nil
-			}
+		pos, ok := customPos(tx, cursor, first)
+		if !ok {
+			return fmt.Errorf("%w: %q", store.ErrUnknownID, cursor)
 		}
-		return fmt.Errorf("%w: %q", store.ErrUnknownID, cursor)
+		after = pos
+		return nil
 	})
 	return after, last, err
+}
+
+// customPos returns the position of the first occurrence of custom id id
+// at or after position first, through the index.
+func customPos(tx *bbolt.Tx, id string, first uint64) (uint64, bool) {
+	prefix := append([]byte(id), 0)
+	c := tx.Bucket(bucketIDs).Cursor()
+	for k, _ := c.Seek(prefix); bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8; k, _ = c.Next() {
+		if pos := keyPos(k[len(prefix):]); pos >= first {
+			return pos, true
+		}
+	}
+	return 0, false
 }
 
 // Resolve returns the position a cursor stands for. See [store.Resolver].
@@ -727,6 +737,49 @@ func (s *Store) Resolve(ctx context.Context, cursor string) (uint64, error) {
 }
 
 var _ store.Resolver = (*Store)(nil)
+
+// PositionID returns the generated id of e's position. See
+// [store.Positioner].
+func (s *Store) PositionID(e *store.Event) string { return s.epoch.ID(e.Pos) }
+
+// Lookup returns the first retained event with custom id id: one seek in
+// the index and one lookup of the event. See [store.Positioner].
+func (s *Store) Lookup(ctx context.Context, id string) (store.Event, bool, error) {
+	if id == "" {
+		return store.Event{}, false, nil
+	}
+	if _, ok := s.epoch.Pos(id); ok {
+		return store.Event{}, false, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return store.Event{}, false, fmt.Errorf("boltstore: lookup: %w", err)
+	}
+	var e store.Event
+	err := s.view(func(tx *bbolt.Tx) error {
+		first, _, err := s.bounds(tx)
+		if err != nil {
+			return err
+		}
+		pos, ok := customPos(tx, id, first)
+		if !ok {
+			return fmt.Errorf("%w: %q", store.ErrUnknownID, id)
+		}
+		v := tx.Bucket(bucketEvents).Get(posKey(nil, pos))
+		if v == nil {
+			return fmt.Errorf("boltstore: %s: event %d missing from the retained range", s.path, pos)
+		}
+		if e, _, err = decode(v, pos, s.epoch, nil); err != nil {
+			return fmt.Errorf("boltstore: %s: event %d: %w", s.path, pos, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return store.Event{}, false, fmt.Errorf("boltstore: lookup: %w", err)
+	}
+	return e, true, nil
+}
+
+var _ store.Positioner = (*Store)(nil)
 
 // read appends to buf up to readBatch events after position after and up to
 // position end.

@@ -53,3 +53,11 @@ func BenchmarkHistory1000(b *testing.B) {
 		storetest.BenchmarkHistory(b, s, 1000)
 	})
 }
+
+// BenchmarkResume compares a resume from a generated id, from a custom id,
+// and from a custom id looked up first (store.Positioner), as a hub does
+// to check the event it names against the subscription.
+func BenchmarkResume(b *testing.B) {
+	s, _ := newStore(b, natsstore.Config{})
+	storetest.BenchmarkResume(b, s)
+}

@@ -184,8 +184,9 @@ type Store struct {
 }
 
 var (
-	_ store.Store    = (*Store)(nil)
-	_ store.Resolver = (*Store)(nil)
+	_ store.Store      = (*Store)(nil)
+	_ store.Resolver   = (*Store)(nil)
+	_ store.Positioner = (*Store)(nil)
 )
 
 // ParseDSN splits a DSN into the NATS URL and the store settings carried in

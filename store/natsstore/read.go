@@ -72,27 +72,36 @@ func (s *Store) resolve(ctx context.Context, cursor string) (*reader, error) {
 // id: the first message on its subject from sequence from (the first
 // retained one, or 1) on, found by the stream's subject index.
 func (s *Store) lookup(ctx context.Context, id string, from uint64, cutoff time.Time) (uint64, error) {
+	msg, err := s.lookupMsg(ctx, id, from, cutoff)
+	if err != nil {
+		return 0, err
+	}
+	return msg.Sequence, nil
+}
+
+// lookupMsg is lookup returning the message.
+func (s *Store) lookupMsg(ctx context.Context, id string, from uint64, cutoff time.Time) (*jetstream.RawStreamMsg, error) {
 	subj := s.subjIDPrefix + idToken(id)
 	expired := false
 	for seq := from; ; {
 		msg, err := s.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			if expired {
-				return 0, fmt.Errorf("%w: every event with custom id %q was evicted", store.ErrExpired, id)
+				return nil, fmt.Errorf("%w: every event with custom id %q was evicted", store.ErrExpired, id)
 			}
-			return 0, fmt.Errorf("%w: %q", store.ErrUnknownID, id)
+			return nil, fmt.Errorf("%w: %q", store.ErrUnknownID, id)
 		}
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		if msg.Sequence < seq {
-			return 0, fmt.Errorf("lookup of %q: sequence %d before %d: %w", id, msg.Sequence, seq, errCorrupt)
+			return nil, fmt.Errorf("lookup of %q: sequence %d before %d: %w", id, msg.Sequence, seq, errCorrupt)
 		}
 		cid, ok := customID(msg.Data)
 		if ok && cid == id {
 			t, _ := recordTime(msg.Data)
 			if cutoff.IsZero() || !t.Before(cutoff) {
-				return msg.Sequence, nil
+				return msg, nil
 			}
 			expired = true // past MaxAge by our clock: a later occurrence may do
 		}
@@ -266,6 +275,45 @@ func (s *Store) Resolve(ctx context.Context, cursor string) (uint64, error) {
 		}
 	}
 	return rd.next - 1, nil
+}
+
+// PositionID returns the generated id of e's position: the epoch of the
+// stream as this store last saw it (Open, Head, History, Follow) and
+// e.Pos. See [store.Positioner].
+func (s *Store) PositionID(e *store.Event) string { return s.currentEpoch().ID(e.Pos) }
+
+// Lookup returns the first retained event with custom id id: one direct get
+// on the id's subject (more only on a hash collision). See
+// [store.Positioner].
+func (s *Store) Lookup(ctx context.Context, id string) (store.Event, bool, error) {
+	if id == "" {
+		return store.Event{}, false, nil
+	}
+	ep := s.currentEpoch()
+	if _, ok := ep.Pos(id); ok {
+		return store.Event{}, false, nil
+	}
+	if s.closed() {
+		return store.Event{}, false, fmt.Errorf("natsstore: lookup: %w", store.ErrClosed)
+	}
+	var cutoff time.Time
+	if s.cfg.MaxAge > 0 {
+		cutoff = s.now().Add(-s.cfg.MaxAge)
+	}
+	// From sequence 1: the subject index starts at the first retained
+	// message.
+	msg, err := s.lookupMsg(ctx, id, 1, cutoff)
+	if err != nil {
+		if errors.Is(err, store.ErrExpired) {
+			err = fmt.Errorf("%w: %q", store.ErrUnknownID, id) // see store.Positioner
+		}
+		return store.Event{}, false, s.wrapRead("lookup", err)
+	}
+	e, err := decode(ep, msg.Sequence, msg.Data, nil)
+	if err != nil {
+		return store.Event{}, false, s.wrapRead("lookup", fmt.Errorf("message %d: %w", msg.Sequence, err))
+	}
+	return e, true, nil
 }
 
 // History yields the retained events after cursor that match filter, up to

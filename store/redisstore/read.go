@@ -52,7 +52,6 @@ func (s *Store) resolve(ctx context.Context, cursor string, count int64) (*curso
 	metaCmd := pipe.HMGet(ctx, s.kMeta, "epoch", "n", "ms", "f")
 	var xr *redis.XMessageSliceCmd
 	var ix *redis.StringSliceCmd
-	const idxPage = 16
 	switch {
 	case cursor == "":
 		xr = pipe.XRangeN(ctx, s.kLog, ageStart.streamID(), "+", count)
@@ -93,35 +92,8 @@ func (s *Store) resolve(ctx context.Context, cursor string, count int64) (*curso
 		}
 		entries = xr.Val()
 	} else {
-		// A custom id: its first occurrence still retained.
-		members, offset := ix.Val(), int64(0)
-		found, seen := false, false
-		for !found {
-			for _, mem := range members {
-				p, ok := parseIndexMember(mem)
-				if !ok {
-					continue
-				}
-				seen = true
-				if p.n >= m.first && p.n <= m.last.n && p.ms >= minMS {
-					cpos, found = p, true
-					break
-				}
-			}
-			if found || len(members) < idxPage {
-				break
-			}
-			offset += idxPage
-			members, err = s.read.ZRangeArgs(ctx, idRange(s.kIDs, cursor, offset, idxPage)).Result()
-			if err != nil {
-				return nil, err
-			}
-		}
-		switch {
-		case !found && seen:
-			return nil, fmt.Errorf("%w: every event with custom id %q was evicted", store.ErrExpired, cursor)
-		case !found:
-			return nil, fmt.Errorf("%w: %q", store.ErrUnknownID, cursor)
+		if cpos, err = s.findCustom(ctx, cursor, ix.Val(), m, minMS); err != nil {
+			return nil, err
 		}
 		entries, err = s.read.XRangeN(ctx, s.kLog, maxPos(cpos, ageStart).streamID(), "+", count+1).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
@@ -155,6 +127,44 @@ func (s *Store) resolve(ctx context.Context, cursor string, count int64) (*curso
 	}
 	rd.after, rd.known, rd.batch, rd.more = cpos, true, entries, full
 	return rd, nil
+}
+
+// idxPage is how many index members of one custom id a read fetches at a
+// time.
+const idxPage = 16
+
+// findCustom returns the position of the first retained occurrence of
+// custom id id, given the log's meta and the first page of the id's index
+// members (fetching more pages if needed). Events below minMS are past
+// MaxAge. Errors: ErrExpired when the id is indexed but none of its
+// occurrences is retained, ErrUnknownID when it is not indexed.
+func (s *Store) findCustom(ctx context.Context, id string, members []string, m meta, minMS uint64) (position, error) {
+	seen := false
+	for offset := int64(0); ; {
+		for _, mem := range members {
+			p, ok := parseIndexMember(mem)
+			if !ok {
+				continue
+			}
+			seen = true
+			if p.n >= m.first && p.n <= m.last.n && p.ms >= minMS {
+				return p, nil
+			}
+		}
+		if len(members) < idxPage {
+			break
+		}
+		offset += idxPage
+		var err error
+		members, err = s.read.ZRangeArgs(ctx, idRange(s.kIDs, id, offset, idxPage)).Result()
+		if err != nil {
+			return position{}, err
+		}
+	}
+	if seen {
+		return position{}, fmt.Errorf("%w: every event with custom id %q was evicted", store.ErrExpired, id)
+	}
+	return position{}, fmt.Errorf("%w: %q", store.ErrUnknownID, id)
 }
 
 // idRange selects the index members of custom id id, in position order.
@@ -233,6 +243,76 @@ func (s *Store) Resolve(ctx context.Context, cursor string) (uint64, error) {
 	// For "", rd.after is below the first retained event (n == 0), or the
 	// last event when none is retained.
 	return rd.after.n, nil
+}
+
+// PositionID returns the generated id of e's position: the epoch of the
+// log as this store last saw it (Open, an append, Head), e.Pos and e.Time's
+// milliseconds. See [store.Positioner].
+func (s *Store) PositionID(e *store.Event) string {
+	return formatID(s.currentEpoch(), position{ms: uint64(e.Time.UnixMilli()), n: e.Pos})
+}
+
+// Lookup returns the first retained event with custom id id, in two round
+// trips: the meta hash and the id's index, then the entry. An id in the
+// form of this log's generated ids costs none. See [store.Positioner].
+func (s *Store) Lookup(ctx context.Context, id string) (store.Event, bool, error) {
+	if id == "" {
+		return store.Event{}, false, nil
+	}
+	cep, _, generated := parseID(id)
+	if generated && cep == s.currentEpoch() {
+		return store.Event{}, false, nil
+	}
+	if s.closed() {
+		return store.Event{}, false, fmt.Errorf("redisstore: lookup: %w", store.ErrClosed)
+	}
+	e, ok, err := s.lookup(ctx, id, cep, generated)
+	if err != nil {
+		if errors.Is(err, store.ErrExpired) {
+			err = fmt.Errorf("%w: %q", store.ErrUnknownID, id) // see store.Positioner
+		}
+		return store.Event{}, false, s.wrapRead("lookup", err)
+	}
+	return e, ok, nil
+}
+
+func (s *Store) lookup(ctx context.Context, id string, cep store.Epoch, generated bool) (store.Event, bool, error) {
+	var minMS uint64
+	if s.cfg.MaxAge > 0 {
+		minMS = uint64(max(ceilMilli(s.now().Add(-s.cfg.MaxAge)), 0))
+	}
+	pipe := s.read.Pipeline()
+	metaCmd := pipe.HMGet(ctx, s.kMeta, "epoch", "n", "ms", "f")
+	ix := pipe.ZRangeArgs(ctx, idRange(s.kIDs, id, 0, idxPage))
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return store.Event{}, false, err
+	}
+	m, err := parseMeta(metaCmd.Val())
+	if err != nil {
+		return store.Event{}, false, err
+	}
+	if generated && cep == m.epoch && m.epoch != "" {
+		// A generated id of the log, whose epoch this store had not seen.
+		return store.Event{}, false, nil
+	}
+	p, err := s.findCustom(ctx, id, ix.Val(), m, minMS)
+	if err != nil {
+		return store.Event{}, false, err
+	}
+	entries, err := s.read.XRangeN(ctx, s.kLog, p.streamID(), p.streamID(), 1).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return store.Event{}, false, err
+	}
+	if len(entries) == 0 {
+		return store.Event{}, false, fmt.Errorf("%w: %q was trimmed", store.ErrUnknownID, id)
+	}
+	mf, _ := entries[0].Values["m"].(string)
+	d, _ := entries[0].Values["d"].(string)
+	e, err := decodeEntry(m.epoch, p, mf, d)
+	if err != nil {
+		return store.Event{}, false, fmt.Errorf("stream entry %s: %w", entries[0].ID, err)
+	}
+	return e, true, nil
 }
 
 // History yields the retained events after cursor that match filter, up to

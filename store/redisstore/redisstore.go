@@ -186,8 +186,9 @@ type Store struct {
 }
 
 var (
-	_ store.Store    = (*Store)(nil)
-	_ store.Resolver = (*Store)(nil)
+	_ store.Store      = (*Store)(nil)
+	_ store.Resolver   = (*Store)(nil)
+	_ store.Positioner = (*Store)(nil)
 )
 
 // ParseDSN splits a DSN into the Redis URL go-redis understands and the
@@ -588,6 +589,9 @@ func (s *Store) Head(ctx context.Context) (string, error) {
 	if m.epoch == "" || m.last.n == 0 {
 		return "", nil
 	}
+	s.epochMu.Lock()
+	s.epoch = m.epoch // another store may have created the log again (PositionID)
+	s.epochMu.Unlock()
 	return formatID(m.epoch, m.last), nil
 }
 

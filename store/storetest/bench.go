@@ -97,3 +97,69 @@ func BenchmarkHistory(b *testing.B, s store.Store, n int) {
 		}
 	}
 }
+
+// BenchmarkResume measures what a hub asks of s when a client resumes near
+// the end of a log of 1,000 events (10 events to replay): History from a
+// generated id; History from a custom id (a hub without store.Positioner);
+// and, when s implements store.Positioner, Lookup of the custom id then
+// History from the generated id of the event it names (what a hub does to
+// check the event against the subscription first).
+func BenchmarkResume(b *testing.B, s store.Store) {
+	ctx := context.Background()
+	var gen string
+	for i := range 1000 {
+		e := store.Event{Topics: []string{benchTopic}, Data: benchData}
+		if i == 989 {
+			e.ID = "urn:resume:bench"
+		}
+		got, err := s.Append(ctx, e)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if i == 988 {
+			gen = got.ID
+		}
+	}
+	replay := func(b *testing.B, cursor string, want int) {
+		n := 0
+		for _, err := range s.History(ctx, cursor, nil) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		if n != want {
+			b.Fatalf("History(%q) yielded %d events, want %d", cursor, n, want)
+		}
+	}
+	b.Run("History(generated)", func(b *testing.B) {
+		for range b.N {
+			replay(b, gen, 11)
+		}
+	})
+	b.Run("History(custom)", func(b *testing.B) {
+		for range b.N {
+			replay(b, "urn:resume:bench", 10)
+		}
+	})
+	p, ok := s.(store.Positioner)
+	if !ok {
+		return
+	}
+	b.Run("Lookup(custom)+History(PositionID)", func(b *testing.B) {
+		for range b.N {
+			e, ok, err := p.Lookup(ctx, "urn:resume:bench")
+			if err != nil || !ok {
+				b.Fatalf("Lookup: %v, %v", ok, err)
+			}
+			replay(b, p.PositionID(&e), 10)
+		}
+	})
+	b.Run("Lookup(generated)", func(b *testing.B) {
+		for range b.N {
+			if _, ok, err := p.Lookup(ctx, gen); ok || err != nil {
+				b.Fatalf("Lookup(generated): %v, %v", ok, err)
+			}
+		}
+	})
+}

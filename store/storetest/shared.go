@@ -28,9 +28,10 @@ type SharedHarness struct {
 // RunShared checks that two stores on one shared log are one log: what A
 // appends from several goroutines, B follows and replays in the same order,
 // with the same ids, positions, data and times; Head agrees on both; custom
-// ids and generated ids appended via A are cursors on B; and, when B
-// implements [store.Resolver], B resolves A's ids to the positions A
-// appended them at.
+// ids and generated ids appended via A are cursors on B; when B implements
+// [store.Resolver], B resolves A's ids to the positions A appended them
+// at; and when it implements [store.Positioner], B finds the events A's
+// custom ids name and names their positions as A does.
 func RunShared(t *testing.T, h SharedHarness) {
 	t.Helper()
 	if h.Open == nil {
@@ -109,6 +110,26 @@ func RunShared(t *testing.T, h SharedHarness) {
 		for _, c := range []store.Event{appended[k], appended[k/2]} {
 			if pos, err := r.Resolve(ctx, c.ID); err != nil || pos != c.Pos {
 				t.Fatalf("Resolve(%q) on B = %d, %v; want %d", c.ID, pos, err, c.Pos)
+			}
+		}
+	}
+	// B names the positions of A's events as A does, and finds the events
+	// A's custom ids name.
+	if pb, ok := b.(store.Positioner); ok {
+		pa, _ := a.(store.Positioner)
+		for w := range workers {
+			id := fmt.Sprintf("custom-%d", w)
+			k := slices.IndexFunc(appended, func(e store.Event) bool { return e.ID == id })
+			got, ok, err := pb.Lookup(ctx, id)
+			if err != nil || !ok || sameEvent(got, appended[k]) != "" {
+				t.Fatalf("Lookup(%q) on B = %+v, %v, %v; want %+v", id, got, ok, err, appended[k])
+			}
+			pid := pb.PositionID(&appended[k])
+			if pa != nil && pa.PositionID(&appended[k]) != pid {
+				t.Fatalf("PositionID of %q on B = %q; on A %q", id, pid, pa.PositionID(&appended[k]))
+			}
+			if got, err := History(t, b, pid); err != nil || !slices.Equal(IDs(got), IDs(appended[k+1:])) {
+				t.Fatalf("History(%q) on B: %d events, %v; want %d", pid, len(got), err, len(appended)-k-1)
 			}
 		}
 	}

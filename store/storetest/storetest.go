@@ -14,7 +14,8 @@
 // bytes and age, custom ids and their duplicates, concurrent appends, Follow
 // while appends race (no gap, no duplicate), followers that fall behind
 // retention, iterators stopped early, cancellation, Close while following,
-// and, given a Reopen hook, restarts. It never sleeps to pass: it waits on
+// given a Reopen hook, restarts, and the optional interfaces
+// ([store.Resolver], [store.Positioner]) of the stores that implement them. It never sleeps to pass: it waits on
 // channels, with a timeout only to fail instead of hanging.
 package storetest
 
@@ -118,6 +119,9 @@ func Run(t *testing.T, h Harness) {
 		{"Restart", s.testRestart},
 		{"RestartRetention", s.testRestartRetention},
 		{"Resolve", s.testResolve},
+		{"Positioner", s.testPositioner},
+		{"PositionerEvicted", s.testPositionerEvicted},
+		{"PositionerTTL", s.testPositionerTTL},
 	}
 	t.Run("contract", func(t *testing.T) {
 		for _, tc := range tests {
@@ -1311,6 +1315,155 @@ func (s *suite) testResolve(t *testing.T) {
 	if _, err := r.Resolve(ctx, last.ID); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("Resolve after Close: %v, want ErrClosed", err)
 	}
+}
+
+// positioner returns st as a store.Positioner, or skips t.
+func positioner(t *testing.T, st store.Store) store.Positioner {
+	t.Helper()
+	p, ok := st.(store.Positioner)
+	if !ok {
+		t.Skip("the store does not implement store.Positioner")
+	}
+	return p
+}
+
+// wantLookup checks that Lookup(id) finds want.
+func wantLookup(t *testing.T, p store.Positioner, id string, want store.Event) {
+	t.Helper()
+	got, ok, err := p.Lookup(context.Background(), id)
+	if err != nil || !ok {
+		t.Fatalf("Lookup(%q) = %v, %v; want the event at %d", id, ok, err, want.Pos)
+	}
+	if d := sameEvent(got, want); d != "" {
+		t.Fatalf("Lookup(%q): %s", id, d)
+	}
+}
+
+// wantLookupUnknown checks that Lookup(id) is ErrUnknownID.
+func wantLookupUnknown(t *testing.T, p store.Positioner, id string) {
+	t.Helper()
+	if e, ok, err := p.Lookup(context.Background(), id); ok || !errors.Is(err, store.ErrUnknownID) {
+		t.Fatalf("Lookup(%q) = %v (Pos %d), %v; want ErrUnknownID", id, ok, e.Pos, err)
+	}
+}
+
+// testPositioner checks store.Positioner, for stores that implement it:
+// PositionID names the position of any event, as Append, History and Follow
+// return it, with a generated id that is a cursor for the events after it;
+// Lookup finds the event a custom id names (its first occurrence, the one
+// History starts after), answers generated ids without I/O, and unknown
+// ids with ErrUnknownID.
+func (s *suite) testPositioner(t *testing.T) {
+	st := s.open(t, Limits{})
+	p := positioner(t, st)
+	ctx := context.Background()
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	tp := topic(t, "a")
+	var evs []store.Event
+	add := func(e store.Event) store.Event {
+		e.Topics = []string{tp}
+		got := MustAppend(t, st, e)
+		evs = append(evs, got)
+		return got
+	}
+	add(store.Event{Data: "g1"})
+	d1 := add(store.Event{ID: "dup", Type: "secret", Data: "d1", Private: true})
+	add(store.Event{Data: "g2"})
+	solo := add(store.Event{ID: "solo", Data: "solo", Retry: time.Second})
+	add(store.Event{ID: "dup", Data: "d2"})
+	add(store.Event{Data: "g3"})
+
+	replayed := history(t, st, "", nil)
+	sameEvents(t, `History("")`, replayed, evs)
+	fctx, stop := context.WithCancel(ctx)
+	defer stop()
+	f := StartFollow(fctx, st, "")
+	for i, e := range evs {
+		id := p.PositionID(&e)
+		custom := e.ID == "dup" || e.ID == "solo"
+		if id == "" || custom && id == e.ID || !custom && id != e.ID {
+			t.Fatalf("PositionID of the event %d with id %q = %q; want its generated id", e.Pos, e.ID, id)
+		}
+		followed := s.next(t, f)
+		bare := store.Event{Pos: e.Pos, Time: e.Time}
+		for what, x := range map[string]*store.Event{"History": &replayed[i], "Follow": &followed, "Pos and Time only": &bare} {
+			if got := p.PositionID(x); got != id {
+				t.Fatalf("PositionID of event %d from %s = %q; from Append %q", e.Pos, what, got, id)
+			}
+		}
+		wantHistory(t, st, id, nil, evs[i+1:])
+		if _, ok, err := p.Lookup(done, id); ok || err != nil {
+			t.Fatalf("Lookup(generated id %q) with a done context = %v, %v; want false, nil without I/O", id, ok, err)
+		}
+	}
+	if _, ok, err := p.Lookup(done, ""); ok || err != nil {
+		t.Fatalf(`Lookup("") = %v, %v; want false, nil`, ok, err)
+	}
+	wantLookup(t, p, "dup", d1)
+	wantLookup(t, p, "solo", solo)
+	for _, id := range []string{"dup", "solo"} {
+		got, _, _ := p.Lookup(ctx, id)
+		wantHistory(t, st, p.PositionID(&got), nil, history(t, st, id, nil))
+	}
+
+	other := s.open(t, Limits{})
+	foreign := appendSeq(t, other, topic(t, "other"), 2)
+	for _, id := range []string{"nope", "Dup", "dup ", foreign[0].ID, foreign[1].ID} {
+		wantLookupUnknown(t, p, id)
+	}
+
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := p.Lookup(ctx, "dup"); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf(`Lookup("dup") after Close: %v, want ErrClosed`, err)
+	}
+}
+
+// testPositionerEvicted checks that Lookup follows retention as History
+// does, except that an id whose every occurrence was evicted is
+// ErrUnknownID, never ErrExpired.
+func (s *suite) testPositionerEvicted(t *testing.T) {
+	tp := topic(t, "a")
+	if s.h.ApproximateCount {
+		st := s.open(t, Limits{MaxEvents: 10})
+		p := positioner(t, st)
+		MustAppend(t, st, store.Event{ID: "gone", Topics: []string{tp}, Private: true})
+		appendConcurrent(t, st, tp, 1000, 8)
+		if evs, err := History(t, st, "gone"); err == nil {
+			t.Fatalf(`History("gone") after 1000 events with MaxEvents 10: %d events, no error`, len(evs))
+		}
+		wantLookupUnknown(t, p, "gone")
+		return
+	}
+	st := s.open(t, Limits{MaxEvents: 3})
+	p := positioner(t, st)
+	MustAppend(t, st, store.Event{ID: "dup", Topics: []string{tp}, Private: true})
+	MustAppend(t, st, store.Event{Topics: []string{tp}})
+	d2 := MustAppend(t, st, store.Event{ID: "dup", Topics: []string{tp}, Data: "second"})
+	MustAppend(t, st, store.Event{Topics: []string{tp}}) // evicts the first "dup"
+	wantLookup(t, p, "dup", d2)
+	appendSeq(t, st, tp, 2) // evicts the last "dup"
+	wantLookupUnknown(t, p, "dup")
+}
+
+// testPositionerTTL checks that Lookup skips the occurrences of a custom id
+// older than the TTL, as History does.
+func (s *suite) testPositionerTTL(t *testing.T) {
+	clk := NewClock(time.Date(2031, 2, 3, 4, 5, 6, 0, time.UTC))
+	st := s.open(t, Limits{TTL: time.Minute, Now: clk.Now})
+	p := positioner(t, st)
+	tp := topic(t, "a")
+	old := MustAppend(t, st, store.Event{ID: "aged", Topics: []string{tp}, Data: "old", Private: true})
+	clk.Advance(30 * time.Second)
+	young := MustAppend(t, st, store.Event{ID: "aged", Topics: []string{tp}, Data: "young"})
+	wantLookup(t, p, "aged", old)
+	clk.Advance(31 * time.Second) // old is 61s old, young 31s
+	wantLookup(t, p, "aged", young)
+	wantHistory(t, st, "aged", nil, nil)
+	clk.Advance(31 * time.Second)
+	wantLookupUnknown(t, p, "aged")
 }
 
 // IDs returns the ids of evs.
