@@ -121,7 +121,7 @@ func (h *Hub) register(ctx context.Context, s *Subscriber) error {
 			}
 		}
 		s.buffering = true
-		s.start, s.startPos, s.registered = h.cursorLocked(), h.lastPos, true
+		s.start, s.startSeq, s.registered = h.cursorLocked(), h.seq, true
 		s.slots = make([]int, len(s.index))
 		if s.match != nil {
 			h.join(s)
@@ -225,14 +225,17 @@ func (s *Subscriber) slotOf(t string) int {
 
 // dispatch delivers one event of the log to every matching subscriber. It
 // runs on the follower goroutine only, so queues receive events in log
-// order. The index lock is held only to collect the targets and to record
-// the position: a subscriber registering afterwards finds this event in its
-// replay, one registered before gets it here. Pattern subscriptions are
-// matched by their groups, on goroutines of their own (patterns.go): here
-// an event only costs them a hand-over per group.
+// order (Notify takes turns with it). The index lock is held only to
+// collect the targets and to record the position: a subscriber
+// registering afterwards finds this event in its replay, one registered
+// before gets it here. Pattern subscriptions are matched by their groups,
+// on goroutines of their own (patterns.go): here an event only costs them
+// a hand-over per group.
 func (h *Hub) dispatch(ev *store.Event) {
 	reserved := hasReserved(ev.Topics)
 	end := ev.Type == typeStreamEnd
+	h.dispatchMu.Lock()
+	defer h.dispatchMu.Unlock()
 	if end {
 		if !reserved {
 			h.mu.Lock()
@@ -242,11 +245,24 @@ func (h *Hub) dispatch(ev *store.Event) {
 		}
 		h.streams.finished(ev.Topics, h.clock.Now())
 	}
-	h.seq++
+	h.fanOut(ev, reserved, end, false)
+}
+
+// fanOut queues ev for the subscribers it reaches: those indexed on one of
+// its topics directly, the pattern groups through their goroutines. A
+// notice (Notify) takes the hub's position and leaves it unchanged.
+// h.dispatchMu must be held.
+func (h *Hub) fanOut(ev *store.Event, reserved, end, notice bool) {
 	h.mu.Lock()
-	targets := indexCollect(h.targets[:0], h.exact, ev.Topics, h.seq)
+	h.seq++
+	seq := h.seq
+	targets := indexCollect(h.targets[:0], h.exact, ev.Topics, seq)
 	groups := append(h.groupScratch[:0], h.groupList...)
-	h.record(ev, reserved || ev.Private)
+	if notice {
+		ev.Pos = h.lastPos
+	} else {
+		h.record(ev, reserved || ev.Private)
+	}
 	h.mu.Unlock()
 
 	// Authorization runs outside the lock: it is the subscription's code.
@@ -262,12 +278,13 @@ func (h *Hub) dispatch(ev *store.Event) {
 	}
 	if len(targets) > 0 || len(groups) > 0 {
 		it, ok := h.prepare(ev, end)
+		it.notice = notice
 		if ok {
 			for _, s := range targets {
 				s.enqueue(it)
 			}
 			if len(groups) > 0 {
-				gi := groupItem{ev: new(store.Event), it: it, reserved: reserved}
+				gi := groupItem{ev: new(store.Event), it: it, seq: seq, reserved: reserved}
 				*gi.ev = *ev // the groups keep it after the follower moves on
 				for _, g := range groups {
 					g.push(gi)

@@ -559,6 +559,11 @@ func (c *conn) loop(ctx context.Context, ls *liveState) (reason DisconnectReason
 		items, gap, reason := s.take(ls.spare)
 		ended := false
 		for _, it := range items {
+			if it.notice {
+				c.buf = append(c.buf, it.ev.Bytes()...) // no id: the cursor stays
+				ls.pending++
+				continue
+			}
 			if it.pos <= ls.maxSent {
 				continue // already replayed
 			}

@@ -373,7 +373,10 @@ type Hub struct {
 	groupList []*patGroup
 	subs      map[uint64]*Subscriber
 
-	// dispatcher-only scratch space
+	// dispatchMu serializes dispatch and Notify, which share the scratch
+	// space below; seq numbers what they hand out (under mu too, for
+	// register).
+	dispatchMu   sync.Mutex
 	targets      []*Subscriber
 	groupScratch []*patGroup
 	seq          uint64
@@ -429,16 +432,8 @@ func Private() PublishOption { return func(e *store.Event) { e.Private = true } 
 // cursor). Topics must not be empty nor start with "sluice:"; e.Type must
 // not start with "sluice-".
 func (h *Hub) Publish(ctx context.Context, topics []string, e sse.Event, opts ...PublishOption) (string, error) {
-	if len(topics) == 0 {
-		return "", fmt.Errorf("hub: publish: %w", ErrNoTopics)
-	}
-	for _, t := range topics {
-		if t == "" || isReserved(t) {
-			return "", fmt.Errorf("hub: publish: %w: %q", ErrReservedTopic, t)
-		}
-	}
-	if isReservedType(e.Type) {
-		return "", fmt.Errorf("hub: publish: %w: %q", ErrReservedType, e.Type)
+	if err := checkTopics(topics, &e); err != nil {
+		return "", fmt.Errorf("hub: publish: %w", err)
 	}
 	se := store.Event{ID: e.ID, Topics: topics, Type: e.Type, Data: e.Data, Retry: e.Retry}
 	for _, o := range opts {
@@ -449,16 +444,7 @@ func (h *Hub) Publish(ctx context.Context, topics []string, e sse.Event, opts ..
 
 // append validates and appends an event built by the hub or a caller.
 func (h *Hub) append(ctx context.Context, se store.Event) (string, error) {
-	if h.closing.Load() {
-		return "", fmt.Errorf("hub: publish: %w", ErrHubClosed)
-	}
-	if len(se.Topics) > h.cfg.MaxTopics {
-		return "", fmt.Errorf("hub: publish: %w: %d > %d", ErrTooManyTopics, len(se.Topics), h.cfg.MaxTopics)
-	}
-	if n := len(se.ID) + len(se.Type) + len(se.Data); n > h.cfg.MaxEventSize {
-		return "", fmt.Errorf("hub: publish: %w: %d bytes > %d", ErrEventTooLarge, n, h.cfg.MaxEventSize)
-	}
-	if err := (sse.Event{ID: se.ID, Type: se.Type, Retry: se.Retry}).Validate(); err != nil {
+	if err := h.check(&se); err != nil {
 		return "", fmt.Errorf("hub: publish: %w", err)
 	}
 	stored, err := h.store.Append(ctx, se)
@@ -468,6 +454,70 @@ func (h *Hub) append(ctx context.Context, se store.Event) (string, error) {
 	h.stats.published.Add(1)
 	h.metrics.Published(1)
 	return stored.ID, nil
+}
+
+// check applies the limits every event of the hub passes.
+func (h *Hub) check(se *store.Event) error {
+	if h.closing.Load() {
+		return ErrHubClosed
+	}
+	if len(se.Topics) > h.cfg.MaxTopics {
+		return fmt.Errorf("%w: %d > %d", ErrTooManyTopics, len(se.Topics), h.cfg.MaxTopics)
+	}
+	if n := len(se.ID) + len(se.Type) + len(se.Data); n > h.cfg.MaxEventSize {
+		return fmt.Errorf("%w: %d bytes > %d", ErrEventTooLarge, n, h.cfg.MaxEventSize)
+	}
+	return (sse.Event{ID: se.ID, Type: se.Type, Retry: se.Retry}).Validate()
+}
+
+// checkTopics refuses an event without topics or on a reserved one, and a
+// reserved event type.
+func checkTopics(topics []string, e *sse.Event) error {
+	if len(topics) == 0 {
+		return ErrNoTopics
+	}
+	for _, t := range topics {
+		if t == "" || isReserved(t) {
+			return fmt.Errorf("%w: %q", ErrReservedTopic, t)
+		}
+	}
+	if isReservedType(e.Type) {
+		return fmt.Errorf("%w: %q", ErrReservedType, e.Type)
+	}
+	return nil
+}
+
+// Notify delivers e now to this hub's subscribers whose subscription
+// matches topics (and whose authorization allows it, with Private), in
+// order with the log's events, without appending it to the log: it takes
+// no room from the history and costs the store nothing, but it is never
+// replayed, a subscriber connected to another hub on a shared log does not
+// get it, and a subscriber away when it is sent misses it. It is meant for
+// signals whose value is now, such as presence (Mercure's subscription
+// events are notices). It has no id: e.ID must be empty, and a client's
+// cursor stays on the last event of the log it received. Topics and type
+// follow Publish's rules.
+func (h *Hub) Notify(ctx context.Context, topics []string, e sse.Event, opts ...PublishOption) error {
+	if err := checkTopics(topics, &e); err != nil {
+		return fmt.Errorf("hub: notify: %w", err)
+	}
+	if e.ID != "" {
+		return fmt.Errorf("hub: notify: %w: a notice has no id", sse.ErrInvalidID)
+	}
+	se := store.Event{Topics: topics, Type: e.Type, Data: e.Data, Retry: e.Retry}
+	for _, o := range opts {
+		o(&se)
+	}
+	if err := h.check(&se); err != nil {
+		return fmt.Errorf("hub: notify: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("hub: notify: %w", err)
+	}
+	h.dispatchMu.Lock()
+	defer h.dispatchMu.Unlock()
+	h.fanOut(&se, false, false, true)
+	return nil
 }
 
 // Shutdown stops the hub gracefully: new subscribers are refused with 503,

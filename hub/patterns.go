@@ -49,6 +49,7 @@ type patGroup struct {
 type groupItem struct {
 	ev       *store.Event
 	it       item
+	seq      uint64 // the hub's dispatch sequence number (Hub.seq)
 	reserved bool
 }
 
@@ -207,7 +208,7 @@ func (g *patGroup) deliver(gi *groupItem) {
 	}
 	g.mu.Unlock()
 	for _, s := range targets {
-		if gi.it.pos <= s.startPos {
+		if gi.seq <= s.startSeq {
 			continue // joined after this event was dispatched
 		}
 		if !gi.reserved && !s.visible(gi.ev) {

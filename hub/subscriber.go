@@ -56,9 +56,10 @@ func (r DisconnectReason) retries() bool {
 // item is one entry of a subscriber's queue: a formatted event and its log
 // position, or the end marker of a completable stream.
 type item struct {
-	ev  *sse.PreparedEvent
-	pos uint64
-	end bool
+	ev     *sse.PreparedEvent
+	pos    uint64
+	end    bool
+	notice bool // from Notify: no id, not in the log, at the position of the event before it
 }
 
 func (it item) size() int {
@@ -91,9 +92,10 @@ type Subscriber struct {
 	memberSlot int
 	// Set by register: live events start after the event start names
 	// (the hub's position then, "" before any event), the cursor a stream
-	// opened without Last-Event-ID is given; startPos is its position.
+	// opened without Last-Event-ID is given; startSeq is the hub's
+	// dispatch sequence number then (Hub.seq).
 	start      string
-	startPos   uint64
+	startSeq   uint64
 	registered bool
 
 	wake chan struct{} // cap 1: something to write, or closed

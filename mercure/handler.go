@@ -33,22 +33,23 @@ const earliest = "earliest"
 
 // Defaults of the Config limits and timings, used where a field is zero.
 const (
-	DefaultCookieName        = "__Secure-mercure_access_token"
-	DefaultHeartbeat         = 40 * time.Second
-	DefaultDispatchTimeout   = 5 * time.Second
-	DefaultMaxLifetime       = 10 * time.Minute
-	DefaultMaxBodySize       = 1 << 20
-	DefaultMaxPublishTopics  = 1000
-	DefaultMaxMatchers       = 100
-	DefaultMaxTopicParams    = 1000
-	DefaultMaxSelectorLen    = 4096
-	DefaultMaxSelectorCost   = 64
-	DefaultMaxPatternBytes   = 16 << 10
-	DefaultMaxTokenSize      = 16 << 10
-	DefaultMaxGrants         = 100
-	DefaultMaxClassicGrants  = 1000
-	DefaultSelectorCacheSize = 32 << 20
-	DefaultTokenCacheSize    = 1000
+	DefaultCookieName             = "__Secure-mercure_access_token"
+	DefaultHeartbeat              = 40 * time.Second
+	DefaultDispatchTimeout        = 5 * time.Second
+	DefaultMaxLifetime            = 10 * time.Minute
+	DefaultMaxBodySize            = 1 << 20
+	DefaultMaxPublishTopics       = 1000
+	DefaultMaxMatchers            = 100
+	DefaultMaxTopicParams         = 1000
+	DefaultMaxSelectorLen         = 4096
+	DefaultMaxSelectorCost        = 64
+	DefaultMaxPatternBytes        = 16 << 10
+	DefaultMaxActiveSubscriptions = 100
+	DefaultMaxTokenSize           = 16 << 10
+	DefaultMaxGrants              = 100
+	DefaultMaxClassicGrants       = 1000
+	DefaultSelectorCacheSize      = 32 << 20
+	DefaultTokenCacheSize         = 1000
 )
 
 // ErrConfig reports an invalid Config.
@@ -99,8 +100,13 @@ type Config struct {
 	// updates only. An invalid token is refused even then.
 	Anonymous bool
 	// Subscriptions turns on active subscriptions: subscription events and
-	// the subscriptions API.
+	// the subscriptions API (see the package doc).
 	Subscriptions bool
+	// MaxActiveSubscriptions bounds, with Subscriptions, the selectors of
+	// one connection: each is an active subscription, announced by an
+	// event when the connection opens and another when it closes. Default
+	// 100.
+	MaxActiveSubscriptions int
 	// CookieName is the cookie a token is read from. Default
 	// "__Secure-mercure_access_token" (browsers store it only over HTTPS);
 	// with classic support "mercureAuthorization" is read as a fallback.
@@ -219,6 +225,7 @@ func (c *Config) setDefaults() error {
 	defInt(&c.MaxSelectorLen, DefaultMaxSelectorLen)
 	defInt(&c.MaxSelectorCost, DefaultMaxSelectorCost)
 	defInt(&c.MaxPatternBytes, DefaultMaxPatternBytes)
+	defInt(&c.MaxActiveSubscriptions, DefaultMaxActiveSubscriptions)
 	defInt(&c.MaxTokenSize, DefaultMaxTokenSize)
 	defInt(&c.MaxGrants, DefaultMaxGrants)
 	defInt(&c.MaxClassicGrants, DefaultMaxClassicGrants)

@@ -220,6 +220,9 @@ func (h *Hub) parseSelectors(q url.Values) ([]Selector, error) {
 			sels = append(sels, sel)
 		}
 	}
+	if h.cfg.Subscriptions && len(sels) > h.cfg.MaxActiveSubscriptions {
+		return nil, fmt.Errorf("%w: more than %d selectors, each an active subscription", ErrInvalidSelector, h.cfg.MaxActiveSubscriptions)
+	}
 	if len(sels) == 0 {
 		if h.classic {
 			return nil, fmt.Errorf(`%w: missing "topic" or "match" parameter`, ErrNoSelector)

@@ -83,10 +83,11 @@ func (h *Hub) subscriptionDoc(st *subState, sel Selector, active bool) map[strin
 	return doc
 }
 
-// publishSubscriptionEvents publishes one private update per selector of
-// st: active when the subscriber connects, inactive when it leaves.
-// Modern subscriptions use the event type "mercure"; classic ones none, as
-// the classic hubs did.
+// publishSubscriptionEvents sends one private update per selector of st:
+// active when the subscriber connects, inactive when it leaves. Modern
+// subscriptions use the event type "mercure"; classic ones none, as the
+// classic hubs did. They are the engine's notices (hub.Hub.Notify), not
+// log events: see the package doc (Active subscriptions).
 func (h *Hub) publishSubscriptionEvents(ctx context.Context, st *subState, active bool) {
 	for _, sel := range st.sels {
 		doc := h.subscriptionDoc(st, sel, active)
@@ -100,10 +101,7 @@ func (h *Hub) publishSubscriptionEvents(ctx context.Context, st *subState, activ
 			typ = ""
 		}
 		ev := sse.Event{Type: typ, Data: string(data)}
-		if h.cfg.UUIDIDs {
-			ev.ID = "urn:uuid:" + newUUIDv7()
-		}
-		if _, err := h.engine.Publish(ctx, []string{doc["id"].(string)}, ev, hub.Private()); err != nil {
+		if err := h.engine.Notify(ctx, []string{doc["id"].(string)}, ev, hub.Private()); err != nil {
 			lvl := h.log.Error
 			if errors.Is(err, hub.ErrHubClosed) || ctx.Err() != nil {
 				lvl = h.log.Debug

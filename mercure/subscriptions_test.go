@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/sluicehq/sluice/store"
 )
 
 func TestSubscriptionEvents(t *testing.T) {
@@ -192,5 +195,55 @@ func TestClassicSubscriptionEvents(t *testing.T) {
 	}
 	if p, _ := doc["payload"].(map[string]any); p["user"] != "classic" {
 		t.Fatalf("payload %v", doc["payload"])
+	}
+}
+
+// Subscription events never take room from the application's history: an
+// anonymous client opening connections with as many selectors as allowed
+// writes nothing to the log, and a client resuming from an old update still
+// gets what it missed. One selector over the bound is refused.
+func TestSubscriptionEventsKeepHistory(t *testing.T) {
+	e := newEnvWith(t, store.NewMemory(store.MemoryConfig{MaxEvents: 50}), func(c *Config) {
+		c.Subscriptions = true
+		c.MaxActiveSubscriptions = 40
+	})
+	watcherTok := e.modernToken(e.subKey, nil, []Selector{{MatchURLPattern, "/.well-known/mercure/subscriptions/*"}}, nil)
+	watcher := e.subscribe("match_urlpattern="+url.QueryEscape("/.well-known/mercure/subscriptions/*"), bearer(watcherTok))
+	watcher.next() // its own subscription
+	first := e.mustPublish(form("topic", "https://example.com/books/1", "data", "first"))
+	missed := e.mustPublish(form("topic", "https://example.com/books/1", "data", "missed"))
+
+	q := url.Values{}
+	for i := range 40 {
+		q.Add("topic", "https://example.com/t/"+strconv.Itoa(i))
+	}
+	for range 10 {
+		c := e.subscribe(q.Encode(), nil)
+		c.close()
+	}
+	// Every connection was announced and every disconnection too.
+	for range 10 * 40 * 2 {
+		if ev := watcher.next(); !strings.Contains(ev.Data, "https://example.com/t/") {
+			t.Fatalf("watcher got %+v", ev)
+		}
+	}
+	n := 0
+	for _, err := range e.st.History(t.Context(), "", nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != 2 {
+		t.Fatalf("the log holds %d events, want the 2 updates", n)
+	}
+	c := e.subscribe("topic="+url.QueryEscape("https://example.com/books/1"), http.Header{"Last-Event-ID": {first}})
+	if ev := c.next(); ev.ID != missed || ev.Data != "missed" {
+		t.Fatalf("resumed with %+v, want the missed update", ev)
+	}
+
+	q.Add("topic", "one-too-many")
+	if resp, _ := e.get(HubPath+"?"+q.Encode(), nil); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("41 selectors: status %d, want 400", resp.StatusCode)
 	}
 }
