@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -226,5 +227,69 @@ func TestMetrics(t *testing.T) {
 	}
 	if st := e.h.Stats(); st.Delivered != 5 || st.Replayed != 4 || st.Published != 6 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestStatsLastPublishError: a failed store append is recorded in Stats
+// with its time until an append succeeds; what is not the store's fault
+// (an invalid event, a context that ended) is not.
+func TestStatsLastPublishError(t *testing.T) {
+	fs := newFlaky(t)
+	clock := newFakeClock()
+	h, err := New(Config{Store: fs, Clock: clock, Logger: quietLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Shutdown(context.Background()) })
+	ctx := context.Background()
+	if st := h.Stats(); st.LastPublishError != "" || !st.LastPublishErrorAt.IsZero() {
+		t.Fatalf("new hub: %q at %v", st.LastPublishError, st.LastPublishErrorAt)
+	}
+
+	boom := errors.New("no space left on device")
+	fs.mu.Lock()
+	fs.appendErr = boom
+	fs.mu.Unlock()
+	if _, err := h.Publish(ctx, []string{"a"}, sse.Event{Data: "x"}); !errors.Is(err, boom) {
+		t.Fatalf("publish: %v", err)
+	}
+	st := h.Stats()
+	if !strings.Contains(st.LastPublishError, boom.Error()) || !st.LastPublishErrorAt.Equal(clock.Now()) {
+		t.Fatalf("after a failed append: %q at %v, want %q at %v", st.LastPublishError, st.LastPublishErrorAt, boom, clock.Now())
+	}
+
+	// Not the store's failures: they leave the record as it is.
+	failedAt := clock.Now()
+	clock.Advance(time.Minute)
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	fs.mu.Lock()
+	fs.appendErr = context.Canceled
+	fs.mu.Unlock()
+	if _, err := h.Publish(cctx, []string{"a"}, sse.Event{Data: "x"}); err == nil {
+		t.Fatal("publish with a canceled context succeeded")
+	}
+	fs.mu.Lock()
+	fs.appendErr = fmt.Errorf("memory: %w", store.ErrInvalidEvent)
+	fs.mu.Unlock()
+	if _, err := h.Publish(ctx, []string{"a"}, sse.Event{Data: "x"}); !errors.Is(err, store.ErrInvalidEvent) {
+		t.Fatalf("publish of an invalid event: %v", err)
+	}
+	if _, err := h.Publish(ctx, []string{"sluice:x"}, sse.Event{Data: "x"}); !errors.Is(err, ErrReservedTopic) {
+		t.Fatalf("publish to a reserved topic: %v", err)
+	}
+	if st := h.Stats(); !st.LastPublishErrorAt.Equal(failedAt) || !strings.Contains(st.LastPublishError, boom.Error()) {
+		t.Fatalf("after failures that are not the store's: %q at %v, want the earlier %q at %v", st.LastPublishError, st.LastPublishErrorAt, boom, failedAt)
+	}
+
+	// A successful append clears it.
+	fs.mu.Lock()
+	fs.appendErr = nil
+	fs.mu.Unlock()
+	if _, err := h.Publish(ctx, []string{"a"}, sse.Event{Data: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.Stats(); st.LastPublishError != "" || !st.LastPublishErrorAt.IsZero() {
+		t.Fatalf("after a successful append: %q at %v, want none", st.LastPublishError, st.LastPublishErrorAt)
 	}
 }

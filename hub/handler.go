@@ -211,11 +211,8 @@ func (h *Hub) lastEventID(r *http.Request, sub *Subscription) (string, error) {
 	if id == "" && h.cfg.LastEventIDParam != "-" {
 		id = r.URL.Query().Get(h.cfg.LastEventIDParam)
 	}
-	if len(id) > h.cfg.MaxLastEventIDLen {
-		return "", fmt.Errorf("hub: Last-Event-ID longer than %d bytes", h.cfg.MaxLastEventIDLen)
-	}
-	if !sse.ValidID(id) {
-		return "", errors.New("hub: Last-Event-ID contains CR, LF or NUL")
+	if err := ValidateLastEventID(id, h.cfg.MaxLastEventIDLen); err != nil {
+		return "", err
 	}
 	return id, nil
 }

@@ -113,7 +113,26 @@ var (
 	ErrStreamFinished = errors.New("hub: stream finished")
 	// ErrUnknownStream reports a completable stream the hub does not know.
 	ErrUnknownStream = errors.New("hub: unknown stream")
+	// ErrInvalidLastEventID reports a cursor (Last-Event-ID) that no hub
+	// could have issued: too long, or containing CR, LF or NUL. The handler
+	// answers it with 400 Bad Request.
+	ErrInvalidLastEventID = errors.New("hub: invalid Last-Event-ID")
 )
+
+// ValidateLastEventID checks a cursor a subscriber sent as the hub's
+// handler does (Config.MaxLastEventIDLen is max): at most max bytes and no
+// CR, LF or NUL. Its error wraps ErrInvalidLastEventID. Protocols on the
+// hub that read the cursor themselves (HEAD answers, say) use it to refuse
+// exactly what the handler refuses.
+func ValidateLastEventID(id string, max int) error {
+	if len(id) > max {
+		return fmt.Errorf("%w: longer than %d bytes", ErrInvalidLastEventID, max)
+	}
+	if !sse.ValidID(id) {
+		return fmt.Errorf("%w: contains CR, LF or NUL", ErrInvalidLastEventID)
+	}
+	return nil
+}
 
 // Policy decides what happens when a subscriber's queue is full.
 type Policy int
@@ -385,6 +404,25 @@ type Hub struct {
 	streams  streamRegistry
 
 	stats hubCounters
+	// lastAppendErr is the store's last Append failure, nil once an
+	// append succeeded since (Stats.LastPublishError).
+	lastAppendErr atomic.Pointer[appendFailure]
+}
+
+// appendFailure is a failed store append: its error and when it happened.
+type appendFailure struct {
+	err string
+	at  time.Time
+}
+
+// appendFailed records a store append failure for Stats, unless it is the
+// caller's doing: an event the store refuses as invalid, or a context
+// that ended.
+func (h *Hub) appendFailed(ctx context.Context, err error) {
+	if errors.Is(err, store.ErrInvalidEvent) || ctx.Err() != nil {
+		return
+	}
+	h.lastAppendErr.Store(&appendFailure{err: err.Error(), at: h.clock.Now()})
 }
 
 // New returns a hub following cfg.Store from its current head. It starts
@@ -449,7 +487,11 @@ func (h *Hub) append(ctx context.Context, se store.Event) (string, error) {
 	}
 	stored, err := h.store.Append(ctx, se)
 	if err != nil {
+		h.appendFailed(ctx, err)
 		return "", fmt.Errorf("hub: publish to %v: %w", se.Topics, err)
+	}
+	if h.lastAppendErr.Load() != nil {
+		h.lastAppendErr.Store(nil)
 	}
 	h.stats.published.Add(1)
 	h.metrics.Published(1)

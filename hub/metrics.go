@@ -72,6 +72,14 @@ type Stats struct {
 	// not implement store.Positioner: the id of the last event dispatched
 	// that was neither private nor on a reserved topic.)
 	Position string
+	// LastPublishError is the error of the last failed store append
+	// (Publish and the hub's own appends) when no append succeeded since,
+	// and LastPublishErrorAt when it failed (by Config.Clock); both are
+	// zero otherwise. Events the hub or the store refuse as invalid and
+	// appends whose context ended do not count: they say nothing of the
+	// store's health.
+	LastPublishError   string
+	LastPublishErrorAt time.Time
 }
 
 type hubCounters struct {
@@ -88,7 +96,7 @@ type hubCounters struct {
 // Stats returns a snapshot of the hub's counters.
 func (h *Hub) Stats() Stats {
 	c := &h.stats
-	return Stats{
+	st := Stats{
 		Subscribers: c.subscribers.Load(),
 		Queued:      c.queued.Load(),
 		Published:   c.published.Load(),
@@ -99,6 +107,10 @@ func (h *Hub) Stats() Stats {
 		Resets:      c.resets.Load(),
 		Position:    h.position(),
 	}
+	if f := h.lastAppendErr.Load(); f != nil {
+		st.LastPublishError, st.LastPublishErrorAt = f.err, f.at
+	}
+	return st
 }
 
 func (h *Hub) position() string {

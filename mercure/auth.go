@@ -252,8 +252,10 @@ func (h *Hub) extractToken(r *http.Request) (string, tokenSource, *authError) {
 // (RFC 9068, validated strictly: typ, exp, aud, iss) when its header says
 // at+jwt or it has authorization_details; otherwise, with classic support,
 // it is a classic token whose "mercure" claim carries the grants and whose
-// exp and nbf are enforced only when present. Without classic support every
-// token is modern.
+// exp and nbf are enforced only when present, and whose iss and aud must
+// match Config.Issuers and Config.Resource when those are set (unless
+// Config.ClassicSkipIssuerAudience). Without classic support every token
+// is modern.
 func (h *Hub) verify(tok string, key *Key, resource string) (*claims, error) {
 	if len(tok) > h.cfg.MaxTokenSize {
 		return nil, fmt.Errorf("%w: token longer than %d bytes", ErrInvalidToken, h.cfg.MaxTokenSize)
@@ -268,8 +270,19 @@ func (h *Hub) verify(tok string, key *Key, resource string) (*claims, error) {
 	modern := atJWT || len(peek.AuthorizationDetails) > 0 || !h.classic
 
 	opts := []jwt.ParserOption{jwt.WithValidMethods([]string{key.alg}), jwt.WithTimeFunc(h.now)}
-	if modern {
+	checkIssuer := modern
+	switch {
+	case modern:
 		opts = append(opts, jwt.WithExpirationRequired(), jwt.WithAudience(resource))
+	case h.cfg.ClassicSkipIssuerAudience:
+	default:
+		// A classic token meets the iss and aud rules the hub is configured
+		// with, though never a per-request audience (classic publishers
+		// could not know it).
+		if h.cfg.Resource != "" {
+			opts = append(opts, jwt.WithAudience(h.cfg.Resource))
+		}
+		checkIssuer = len(h.issuers) > 0
 	}
 	var tc tokenClaims
 	_, err = jwt.NewParser(opts...).ParseWithClaims(tok, &tc, func(*jwt.Token) (any, error) { return key.verify, nil })
@@ -283,13 +296,15 @@ func (h *Hub) verify(tok string, key *Key, resource string) (*claims, error) {
 	if tc.NotBefore != nil {
 		c.notBefore = tc.NotBefore.Time
 	}
-	if modern {
-		if !atJWT {
-			return nil, fmt.Errorf("%w: the typ header must be at+jwt, got %q", ErrInvalidToken, typ)
-		}
+	if modern && !atJWT {
+		return nil, fmt.Errorf("%w: the typ header must be at+jwt, got %q", ErrInvalidToken, typ)
+	}
+	if checkIssuer {
 		if _, ok := h.issuers[tc.Issuer]; !ok {
 			return nil, fmt.Errorf("%w: untrusted issuer %q", ErrInvalidToken, tc.Issuer)
 		}
+	}
+	if modern {
 		if err := h.parseDetails(tc.AuthorizationDetails, c); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 		}
@@ -528,8 +543,22 @@ func (h *Hub) payloadFor(c *claims, topic string) json.RawMessage {
 	return c.payload
 }
 
-// originAllowed reports whether origin matches one of patterns: exact
-// (case-insensitive), "*", or one "*" standing for any run of characters.
+// lowerAll returns a lower-case copy of patterns (nil for none).
+func lowerAll(patterns []string) []string {
+	if len(patterns) == 0 {
+		return nil
+	}
+	out := make([]string, len(patterns))
+	for i, p := range patterns {
+		out[i] = strings.ToLower(p)
+	}
+	return out
+}
+
+// originAllowed reports whether origin matches one of patterns: exact,
+// "*", or one "*" standing for any run of characters, without regard to
+// case. The patterns must be in lower case (New lowers the configured
+// ones).
 func originAllowed(origin string, patterns []string) bool {
 	origin = strings.ToLower(origin)
 	for _, p := range patterns {
@@ -546,11 +575,20 @@ func originAllowed(origin string, patterns []string) bool {
 	return false
 }
 
-// requestOrigin returns the request's Origin, or the scheme and host of its
-// Referer, or "".
+// opaqueOrigin is the origin a browser sends for a request whose origin it
+// does not disclose (sandboxed frames, data: URLs, some redirects).
+const opaqueOrigin = "null"
+
+// requestOrigin returns the request's Origin (opaqueOrigin for an empty
+// one) or, only when it has no Origin header at all, the scheme and host
+// of its Referer, or "". A browser that sends "Origin: null" hides where
+// the request comes from: its Referer must not be believed instead.
 func requestOrigin(r *http.Request) string {
-	if o := r.Header.Get("Origin"); o != "" && o != "null" {
-		return o
+	if _, ok := r.Header["Origin"]; ok {
+		if o := r.Header.Get("Origin"); o != "" {
+			return o
+		}
+		return opaqueOrigin
 	}
 	if ref := r.Header.Get("Referer"); ref != "" {
 		if u, err := url.Parse(ref); err == nil && u.Scheme != "" && u.Host != "" {

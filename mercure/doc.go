@@ -18,12 +18,21 @@
 //     is validated strictly as an RFC 9068 access token (typ, exp, aud =
 //     the resource identifier, iss in Config.Issuers); any other token is a
 //     classic one whose "mercure" claim carries the grants, with exp and nbf
-//     enforced only when present. Publisher and subscriber keys are
+//     enforced only when present. When Config.Issuers is set a classic
+//     token must carry a listed iss too, and when Config.Resource is set
+//     that aud (a per-request derived resource is never required of
+//     classic tokens); Config.ClassicSkipIssuerAudience lifts both for
+//     classic tokens only. Publisher and subscriber keys are
 //     separate (HS256/384/512 secrets, RS*, PS*, ES*, EdDSA public keys).
 //   - Token transport: the Authorization header, the Config.CookieName
 //     cookie, and with classic support the "authorization" query parameter
-//     and the mercureAuthorization cookie. Cookie-authenticated publishes
-//     must come from one of Config.PublishOrigins.
+//     and the mercureAuthorization cookie; never the body, so the token is
+//     checked, and a request that cannot be authorized refused, before any
+//     body is read. Cookie-authenticated publishes must come from one of
+//     Config.PublishOrigins (the Origin header, or the Referer only when
+//     there is no Origin header; "Origin: null" is never allowed).
+//   - The subscriptions API is never anonymous when a key is configured:
+//     with a publisher key but no subscriber key it is refused to all.
 //   - Errors use the modern 400/401/403 codes with RFC 6750
 //     WWW-Authenticate challenges naming the metadata document; classic
 //     clients only look at 2xx versus the rest.
@@ -71,6 +80,12 @@
 // its token's exp is reached, and when the hub shuts down.
 //
 // # Limits
+//
+// Request bodies (publish forms, QUERY parameters) are bounded in size
+// (Config.MaxBodySize) and in the time to receive them (Config.ReadTimeout,
+// from the start of the request: a slower client gets 408 and its
+// connection closed). The bound is lifted once the body is read, so QUERY
+// streams are not cut by it.
 //
 // Active subscriptions (events and API) are per hub instance: with a shared
 // store, events reach every instance's subscribers but the API lists only

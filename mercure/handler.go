@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -37,6 +39,7 @@ const (
 	DefaultHeartbeat              = 40 * time.Second
 	DefaultDispatchTimeout        = 5 * time.Second
 	DefaultMaxLifetime            = 10 * time.Minute
+	DefaultReadTimeout            = 10 * time.Second
 	DefaultMaxBodySize            = 1 << 20
 	DefaultMaxPublishTopics       = 1000
 	DefaultMaxMatchers            = 100
@@ -76,9 +79,11 @@ type Config struct {
 	// subscriptions API. Without it no token is examined and subscribing
 	// needs Anonymous.
 	SubscriberKey *Key
-	// Issuers are the trusted iss values of modern access tokens. A modern
-	// token whose iss is not listed is refused, so modern tokens need at
-	// least one issuer; classic tokens ignore iss.
+	// Issuers are the trusted iss values of tokens. A modern token whose
+	// iss is not listed is refused, so modern tokens need at least one
+	// issuer. When Issuers is set, a classic token must carry a listed iss
+	// too (unless ClassicSkipIssuerAudience); without Issuers classic
+	// tokens are not checked for iss.
 	Issuers []string
 	// AuthorizationServers are listed in the metadata document
 	// (authorization_servers) when set.
@@ -88,8 +93,17 @@ type Config struct {
 	// per request as scheme://Host/.well-known/mercure (https only over
 	// TLS); pin it behind a proxy. When it ends in /.well-known/mercure it
 	// is also the base relative URL patterns and topics resolve against
-	// (otherwise http://mercure.invalid).
+	// (otherwise http://mercure.invalid). When it is set, classic tokens
+	// must carry it in aud too (unless ClassicSkipIssuerAudience); a
+	// derived resource is never required of classic tokens.
 	Resource string
+	// ClassicSkipIssuerAudience accepts classic tokens without the iss and
+	// aud checks that Issuers and Resource otherwise apply to them, as
+	// classic hubs did: for publishers whose classic tokens carry neither
+	// while modern tokens from an authorization server are checked. It
+	// lets any holder of the key mint classic tokens that skip the
+	// issuer and audience rules, so leave it off unless needed.
+	ClassicSkipIssuerAudience bool
 	// DisableClassic refuses the classic protocol: the "mercure" claim,
 	// "topic" selectors, the "authorization" query parameter, the
 	// mercureAuthorization cookie and the lastEventID/lastEventId query
@@ -113,7 +127,10 @@ type Config struct {
 	CookieName string
 	// PublishOrigins are the origins allowed to publish with a cookie
 	// token: exact origins, "*", or one "*" wildcard such as
-	// "https://*.example.com". Without them cookie publishes are refused.
+	// "https://*.example.com", compared without regard to case. Without
+	// them cookie publishes are refused, and so are cookie publishes with
+	// an opaque "Origin: null" (even with "*"): when a request has an
+	// Origin header, its Referer is never looked at.
 	PublishOrigins []string
 	// CORSOrigins are the origins allowed to make cross-origin requests,
 	// with the same syntax; "*" turns credentials off. None by default.
@@ -136,6 +153,18 @@ type Config struct {
 	// MaxBodySize bounds publish and QUERY bodies (413 beyond). Default
 	// 1 MiB.
 	MaxBodySize int64
+	// ReadTimeout bounds the time to receive a request's body, from the
+	// moment the hub starts handling the request: a client that sends its
+	// body more slowly gets 408 and its connection is closed, so slow
+	// bodies cannot hold connections open. The token is checked before any
+	// body is read (it never comes from the body), and a request that
+	// cannot be authorized is refused without reading its body. The bound
+	// is lifted once the body is read, so a QUERY subscription streams on.
+	// It is set with http.ResponseController.SetReadDeadline (a
+	// ResponseWriter that does not support it gets no bound); the
+	// http.Server's ReadHeaderTimeout bounds the headers. Default 10 s;
+	// negative means no bound.
+	ReadTimeout time.Duration
 	// MaxPublishTopics bounds the topics of one update. Default 1000.
 	MaxPublishTopics int
 	// MaxMatchers bounds the match* parameters of one subscription, and
@@ -216,6 +245,7 @@ func (c *Config) setDefaults() error {
 	def(&c.Heartbeat, DefaultHeartbeat)
 	def(&c.DispatchTimeout, DefaultDispatchTimeout)
 	def(&c.MaxLifetime, DefaultMaxLifetime)
+	def(&c.ReadTimeout, DefaultReadTimeout)
 	if c.MaxBodySize <= 0 {
 		c.MaxBodySize = DefaultMaxBodySize
 	}
@@ -262,6 +292,7 @@ type Hub struct {
 	log       *slog.Logger
 	now       func() time.Time
 	engineNow func() time.Time // the engine's clock, for Subscription.Deadline
+	maxCursor int              // the engine's MaxLastEventIDLen
 	subs      registry
 }
 
@@ -287,6 +318,11 @@ func New(cfg Config) (*Hub, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
+	// Origins compare without regard to case: the patterns are lowered
+	// once here (into copies: the caller's slices stay as they are), the
+	// request's origin per request.
+	cfg.PublishOrigins = lowerAll(cfg.PublishOrigins)
+	cfg.CORSOrigins = lowerAll(cfg.CORSOrigins)
 	h := &Hub{
 		cfg:       cfg,
 		classic:   !cfg.DisableClassic,
@@ -320,6 +356,7 @@ func New(cfg Config) (*Hub, error) {
 	ec.MaxTopics = max(cfg.MaxPublishTopics, cfg.MaxMatchers+cfg.MaxTopicParams, ec.MaxTopics)
 	ec.MaxEventSize = max(int(cfg.MaxBodySize), ec.MaxEventSize)
 	ec.MaxLastEventIDLen = max(store.MaxIDLen, ec.MaxLastEventIDLen)
+	h.maxCursor = ec.MaxLastEventIDLen
 	ec.Logger = cfg.Logger
 	eng, err := hub.New(ec)
 	if err != nil {
@@ -412,6 +449,11 @@ func (h *Hub) publishUpdate(ctx context.Context, u *update) (string, error) {
 // ServeHTTP routes a request to the hub, the subscriptions API or the
 // metadata document.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.timedBody(r) {
+		// Whatever reads the body, this handler or net/http draining it
+		// after a refusal, does so within ReadTimeout (readBody lifts it).
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.cfg.ReadTimeout))
+	}
 	if h.cors(w, r) {
 		return
 	}
@@ -422,12 +464,12 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.subscribe(w, r)
 		case http.MethodPost:
 			if h.cfg.PublisherKey == nil {
-				h.methodNotAllowed(w)
+				h.methodNotAllowed(w, r)
 				return
 			}
 			h.publish(w, r)
 		default:
-			h.methodNotAllowed(w)
+			h.methodNotAllowed(w, r)
 		}
 	case p == MetadataPath && h.keyed():
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -448,13 +490,75 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (h *Hub) methodNotAllowed(w http.ResponseWriter) {
+func (h *Hub) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	skipBody(w, r)
 	allow := "GET, HEAD, QUERY, OPTIONS"
 	if h.cfg.PublisherKey != nil {
 		allow = "GET, HEAD, POST, QUERY, OPTIONS"
 	}
 	w.Header().Set("Allow", allow)
 	http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+}
+
+// hasBody reports whether r may have a body still to read.
+func hasBody(r *http.Request) bool {
+	return r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
+}
+
+// timedBody reports whether reading r's body is bounded by ReadTimeout
+// (ServeHTTP sets the deadline, readBody lifts it).
+func (h *Hub) timedBody(r *http.Request) bool { return h.cfg.ReadTimeout > 0 && hasBody(r) }
+
+// readBody reads r's body with read, within MaxBodySize bytes and the
+// ReadTimeout deadline set by ServeHTTP, and lifts the deadline once the
+// body is read: the connection goes on serving (a QUERY subscription
+// streams on it, possibly hijacked by the engine) without a deadline that
+// would cut it. On failure it answers the request (408 when the body came
+// too slowly, 413 too large, 400 otherwise, each closing an HTTP/1
+// connection that has unread body bytes) and returns false; the deadline
+// then stays, so that nothing waits on the rest of the body.
+func (h *Hub) readBody(w http.ResponseWriter, r *http.Request, read func(io.Reader) error) bool {
+	timed := h.timedBody(r)
+	if r.Body == nil {
+		r.Body = http.NoBody
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBodySize)
+	err := read(r.Body)
+	switch {
+	case err == nil:
+		if timed {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+		}
+		return true
+	case isTimeout(err):
+		h.log.Debug("mercure: request body too slow", "timeout", h.cfg.ReadTimeout, "method", r.Method, "remote", r.RemoteAddr)
+		skipBody(w, r)
+		http.Error(w, http.StatusText(http.StatusRequestTimeout), http.StatusRequestTimeout)
+	case errors.As(err, new(*http.MaxBytesError)):
+		http.Error(w, http.StatusText(http.StatusRequestEntityTooLarge), http.StatusRequestEntityTooLarge)
+	default:
+		h.badRequest(w, r, err)
+	}
+	return false
+}
+
+// isTimeout reports whether err is a read that hit its deadline.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// skipBody makes an HTTP/1 connection close right after the response when
+// r's body was not (entirely) read: net/http would otherwise read what is
+// left of it, at the client's pace, before it sends the response and again
+// before it lets go of the connection. The read deadline is moved to now so
+// that nothing more is read. (HTTP/2 resets the stream instead, and
+// "Connection: close" would end its other streams.)
+func skipBody(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 && hasBody(r) {
+		w.Header().Set("Connection", "close")
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+	}
 }
 
 // keyed reports whether some JWT verification is configured.
@@ -522,7 +626,7 @@ func (h *Hub) authenticate(r *http.Request, key *Key) (*claims, tokenSource, *au
 		if origin == "" {
 			return nil, src, errInvalidRequest("a cookie-authenticated POST without Origin or Referer")
 		}
-		if !originAllowed(origin, h.cfg.PublishOrigins) {
+		if origin == opaqueOrigin || !originAllowed(origin, h.cfg.PublishOrigins) {
 			return nil, src, errInvalidRequest("origin %q may not publish", origin)
 		}
 	}
@@ -559,26 +663,27 @@ func (h *Hub) verifyCached(tok string, key *Key, r *http.Request) (*claims, erro
 
 // publish serves POST on the hub path (MERCURE.md §2).
 func (h *Hub) publish(w http.ResponseWriter, r *http.Request) {
+	// The token comes from the headers or the query, never the body: a
+	// request that cannot publish is refused before its body is read.
 	c, _, aerr := h.authenticate(r, h.cfg.PublisherKey)
 	if aerr == nil && c == nil {
 		aerr = errNoToken
 	}
 	if aerr != nil {
+		skipBody(w, r)
 		h.writeAuthError(w, r, aerr)
 		return
 	}
 	if r.ContentLength > h.cfg.MaxBodySize {
+		skipBody(w, r)
 		http.Error(w, http.StatusText(http.StatusRequestEntityTooLarge), http.StatusRequestEntityTooLarge)
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBodySize)
-	topics, err := parsePublishForm(r, h.cfg.MaxPublishTopics, h.cfg.MaxSelectorLen)
-	if err != nil {
-		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-			http.Error(w, http.StatusText(http.StatusRequestEntityTooLarge), http.StatusRequestEntityTooLarge)
-			return
-		}
-		h.badRequest(w, r, err)
+	var topics []string
+	if !h.readBody(w, r, func(io.Reader) (err error) {
+		topics, err = parsePublishForm(r, h.cfg.MaxPublishTopics, h.cfg.MaxSelectorLen)
+		return err
+	}) {
 		return
 	}
 	if !h.canPublish(c, topics) {

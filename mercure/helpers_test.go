@@ -53,8 +53,10 @@ func mustKey(t testing.TB, secret string) Key {
 
 // newEnv starts a Mercure hub on a memory store behind a real HTTP server,
 // with HS256 publisher and subscriber keys, the test issuer and anonymous
-// subscribers. mod may
-// change the config (its keys included) before New.
+// subscribers. The classic tokens of the tests carry no iss, so the hub
+// skips the issuer check of classic tokens (ClassicSkipIssuerAudience;
+// TestClassicTokensIssuerAudience tests the rule). mod may change the
+// config (its keys included) before New.
 func newEnv(t *testing.T, mod func(*Config)) *env {
 	t.Helper()
 	return newEnvWith(t, store.NewMemory(store.MemoryConfig{}), mod)
@@ -77,6 +79,8 @@ func newEnvWith(t *testing.T, st *store.Memory, mod func(*Config)) *env {
 		Issuers:       []string{testIssuer},
 		Anonymous:     true,
 		Logger:        quietLogger(),
+
+		ClassicSkipIssuerAudience: true,
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -251,10 +255,16 @@ func (e *env) open(query string, hdr http.Header) (*client, *http.Response) {
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
+	return e.openRequest(req, cancel)
+}
+
+// openRequest sends req, whose context cancel ends, as open does.
+func (e *env) openRequest(req *http.Request, cancel context.CancelFunc) (*client, *http.Response) {
+	e.t.Helper()
 	resp, err := e.srv.Client().Do(req)
 	if err != nil {
 		cancel()
-		e.t.Fatalf("GET ?%s: %v", query, err)
+		e.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		e.t.Cleanup(func() { resp.Body.Close(); cancel() })

@@ -42,29 +42,30 @@ func (h *Hub) engineSubscription(r *http.Request) (hub.Subscription, error) {
 
 // subscribe serves GET, HEAD and QUERY on the hub path (MERCURE.md §3).
 func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request) {
-	q, status, err := h.subscribeValues(w, r)
-	if err != nil {
-		h.log.Debug("mercure: bad subscribe request", "err", err, "remote", r.RemoteAddr)
-		http.Error(w, http.StatusText(status), status)
-		return
-	}
-	cursor, cursorSent := h.cursor(r, q)
-
+	// The token comes from the headers, the cookie or the query, never
+	// the body: a request that cannot subscribe is refused before its body
+	// is read.
 	var c *claims
+	var aerr *authError
 	if h.cfg.SubscriberKey != nil {
-		var aerr *authError
 		c, _, aerr = h.authenticate(r, h.cfg.SubscriberKey)
 		if aerr == nil && c == nil && !h.cfg.Anonymous {
 			aerr = errNoToken
 		}
-		if aerr != nil {
-			h.writeAuthError(w, r, aerr)
-			return
-		}
 	} else if !h.cfg.Anonymous {
-		h.writeAuthError(w, r, errNoToken)
+		aerr = errNoToken
+	}
+	if aerr != nil {
+		skipBody(w, r)
+		h.writeAuthError(w, r, aerr)
 		return
 	}
+
+	q, ok := h.subscribeValues(w, r)
+	if !ok {
+		return
+	}
+	cursor, cursorSent := h.cursor(r, q)
 
 	sels, err := h.parseSelectors(q)
 	if err != nil {
@@ -75,6 +76,12 @@ func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request) {
 	st.sub = h.buildSubscription(sels, c)
 
 	if r.Method == http.MethodHead {
+		// The engine, which validates a GET's cursor, never sees a HEAD:
+		// refuse here what it would refuse before echoing the cursor.
+		if err := hub.ValidateLastEventID(cursor, h.maxCursor); err != nil {
+			h.badRequest(w, r, err)
+			return
+		}
 		setStreamHeaders(w.Header(), r.ProtoMajor == 1)
 		if cursorSent {
 			setCursorHeaders(w.Header(), cursorValue(cursor))
@@ -109,30 +116,43 @@ func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request) {
 }
 
 // subscribeValues returns the request's parameters: the query, followed for
-// QUERY requests by the form-encoded body.
-func (h *Hub) subscribeValues(w http.ResponseWriter, r *http.Request) (url.Values, int, error) {
+// QUERY requests by the form-encoded body. The body of a GET or HEAD, which
+// carries nothing, is read and dropped under the same bounds. On failure it
+// answers the request and returns false.
+func (h *Hub) subscribeValues(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		return nil, http.StatusBadRequest, fmt.Errorf("query: %w", err)
+		h.badRequest(w, r, fmt.Errorf("query: %w", err))
+		return nil, false
 	}
-	if r.Method != "QUERY" || r.Body == nil {
-		return q, 0, nil
+	if !hasBody(r) {
+		return q, true
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodySize))
-	if err != nil {
-		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-			return nil, http.StatusRequestEntityTooLarge, err
+	var body []byte
+	read := func(b io.Reader) error {
+		if r.Method != "QUERY" {
+			_, err := io.Copy(io.Discard, b)
+			return err
 		}
-		return nil, http.StatusBadRequest, err
+		var err error
+		body, err = io.ReadAll(b)
+		return err
+	}
+	if !h.readBody(w, r, read) {
+		return nil, false
+	}
+	if r.Method != "QUERY" {
+		return q, true
 	}
 	bq, err := url.ParseQuery(string(body))
 	if err != nil {
-		return nil, http.StatusBadRequest, fmt.Errorf("body: %w", err)
+		h.badRequest(w, r, fmt.Errorf("body: %w", err))
+		return nil, false
 	}
 	for k, vs := range bq {
 		q[k] = append(q[k], vs...)
 	}
-	return q, 0, nil
+	return q, true
 }
 
 // cursor returns the request's cursor and whether one was sent (even

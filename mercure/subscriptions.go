@@ -116,6 +116,15 @@ func (h *Hub) publishSubscriptionEvents(ctx context.Context, st *subState, activ
 // /subscriptions/{match_type}/{match}/{subscriber} and, with classic
 // support, /subscriptions/{topic} and /subscriptions/{topic}/{subscriber}.
 func (h *Hub) subscriptionsAPI(w http.ResponseWriter, r *http.Request) {
+	if h.cfg.SubscriberKey == nil && h.keyed() {
+		// Never anonymous when a key exists (MERCURE.md §6), and only a
+		// subscriber token can grant it: without a subscriber key nobody
+		// may read it. Only a hub without any key (no JWT at all) serves
+		// it openly.
+		h.writeAuthError(w, r, &authError{status: http.StatusUnauthorized,
+			err: errors.New("the subscriptions API needs a subscriber key")})
+		return
+	}
 	if h.cfg.SubscriberKey != nil {
 		c, _, aerr := h.authenticate(r, h.cfg.SubscriberKey)
 		if aerr == nil && c == nil {

@@ -123,13 +123,14 @@ func TestSubscriptionEventsArePrivate(t *testing.T) {
 }
 
 func TestClassicSubscriptionAPI(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.Subscriptions = true; c.SubscriberKey = nil })
+	e := newEnv(t, func(c *Config) { c.Subscriptions = true })
 	watcher := e.subscribe("topic="+url.QueryEscape("/.well-known/mercure/subscriptions/{topic}/{subscriber}")+"&topic=fence", nil)
 	e.subscribe("topic="+url.QueryEscape("https://example.com/{id}"), nil)
 	// Anonymous subscribers never get subscription events.
 	e.fence(watcher, "fence")
 
-	resp, body := e.get(subscriptionsPath+"/"+url.QueryEscape("https://example.com/{id}"), nil)
+	reader := bearer(classicToken(t, e.subKey, nil, []string{"*"}))
+	resp, body := e.get(subscriptionsPath+"/"+url.QueryEscape("https://example.com/{id}"), reader)
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/ld+json" {
 		t.Fatalf("classic API: %d %s", resp.StatusCode, body)
 	}
@@ -149,9 +150,35 @@ func TestClassicSubscriptionAPI(t *testing.T) {
 		t.Fatalf("classic ETag %q", etag)
 	}
 	single := subscriptionsPath + "/" + url.QueryEscape("https://example.com/{id}") + "/" + url.QueryEscape(doc["subscriber"].(string))
-	resp, body = e.get(single, nil)
+	resp, body = e.get(single, reader)
 	if resp.StatusCode != 200 || !strings.Contains(body, `"lastEventID"`) {
 		t.Fatalf("classic single: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestSubscriptionsAPINeverAnonymousWithAKey: with a publisher key but no
+// subscriber key, no token can grant the API, so it is refused to
+// everyone (it used to list every subscription to anonymous clients).
+// Without any key at all (no JWT) it stays open.
+func TestSubscriptionsAPINeverAnonymousWithAKey(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Subscriptions = true; c.SubscriberKey = nil })
+	e.subscribe("topic=secret-topic", nil)
+	for _, hdr := range []http.Header{nil, bearer(classicToken(t, e.pubKey, []string{"*"}, []string{"*"}))} {
+		for _, path := range []string{subscriptionsPath, subscriptionsPath + "/secret-topic"} {
+			resp, body := e.get(path, hdr)
+			if resp.StatusCode != http.StatusUnauthorized || strings.Contains(body, "secret-topic") {
+				t.Errorf("GET %s (token: %v) with a publisher key only: %d %s, want 401", path, hdr != nil, resp.StatusCode, body)
+			}
+			if !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+				t.Errorf("GET %s: WWW-Authenticate %q", path, resp.Header.Get("WWW-Authenticate"))
+			}
+		}
+	}
+
+	open := newEnv(t, func(c *Config) { c.Subscriptions = true; c.PublisherKey, c.SubscriberKey = nil, nil })
+	open.subscribe("topic=public-topic", nil)
+	if resp, body := open.get(subscriptionsPath, nil); resp.StatusCode != 200 || !strings.Contains(body, "public-topic") {
+		t.Errorf("GET %s without any key: %d %s, want 200 listing the subscription", subscriptionsPath, resp.StatusCode, body)
 	}
 }
 

@@ -37,15 +37,18 @@ Endpoints:
   /.well-known/mercure   Mercure hub (publish: POST form; subscribe: GET ?topic=)
   /                      demo page: subscribe, publish, watch reconnections
   /metrics               Prometheus metrics (hub counters, Go and process)
-  /healthz               readiness: 200 when the store answers, else 503
+  /healthz               readiness: 200 when the store answers and publishes
+                         succeed, else 503 (see --publish-failure-window)
   /livez, /healthz?live=1  liveness only
 
 Development mode: when no JWT key is configured (--jwt-key,
 --publisher-jwt-key, --subscriber-jwt-key) and --addr is a loopback address,
 the hub generates a random HS256 key for this run, logs a publisher token
 (publish and subscribe to every topic) and a subscriber token, lets
-anonymous subscribers in, and gives the demo page the publisher token. On
-a non-loopback address without a key the hub refuses to start.
+anonymous subscribers in, and gives the demo page the publisher token,
+only when the page is asked for under a loopback name (localhost,
+*.localhost, 127.x.x.x, [::1]: a DNS-rebound name gets the page without
+tokens). On a non-loopback address without a key the hub refuses to start.
 
 Every flag can also be set by an environment variable: --foo-bar is
 SLUICE_FOO_BAR. A flag on the command line wins over the variable. Key
@@ -88,7 +91,10 @@ type serveConfig struct {
 	tlsCert         string
 	tlsKey          string
 	writeTimeout    time.Duration
+	readTimeout     time.Duration
 	maxLifetime     time.Duration
+	publishFailWin  time.Duration
+	classicLax      bool
 	shutdownTimeout time.Duration
 	logFormat       string
 	logLevel        slog.Level
@@ -173,8 +179,9 @@ func newServeFlags(c *serveConfig, stderr io.Writer) (*flag.FlagSet, *string) {
 	fs.StringVar(&c.publisherKey, "publisher-jwt-key", "", "JWT `key` for publishers, instead of --jwt-key")
 	fs.StringVar(&c.subscriberKey, "subscriber-jwt-key", "", "JWT `key` for subscribers, instead of --jwt-key")
 	fs.StringVar(&c.jwtAlg, "jwt-alg", "", "JWT `algorithm` of the keys: HS256/384/512 for secrets, RS256, PS256, ES256, EdDSA… for PEM keys (default HS256)")
-	fs.Var((*listFlag)(&c.issuers), "jwt-issuer", "trusted iss of modern access tokens (comma-separated, repeatable)")
-	fs.StringVar(&c.audience, "jwt-audience", "", "aud modern access tokens must carry: the hub's absolute `URL` (default: derived per request)")
+	fs.Var((*listFlag)(&c.issuers), "jwt-issuer", "trusted iss of tokens (comma-separated, repeatable): modern tokens need one; when set, classic tokens must carry one too")
+	fs.StringVar(&c.audience, "jwt-audience", "", "aud modern access tokens must carry: the hub's absolute `URL` (default: derived per request); when set, classic tokens must carry it too")
+	fs.BoolVar(&c.classicLax, "jwt-classic-skip-iss-aud", false, "accept classic tokens without the iss and aud that --jwt-issuer and --jwt-audience otherwise require of them too (modern tokens are checked either way)")
 	fs.BoolVar(&c.anonymous, "anonymous", false, "let subscribers without a token receive public updates (on in development mode)")
 	fs.Var((*listFlag)(&c.corsOrigins), "cors-origins", "origins allowed to make cross-origin requests: exact, * or https://*.example.com (comma-separated)")
 	fs.Var((*listFlag)(&c.publishOrigins), "publish-origins", "origins allowed to publish with a cookie token (comma-separated)")
@@ -185,6 +192,8 @@ func newServeFlags(c *serveConfig, stderr io.Writer) (*flag.FlagSet, *string) {
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM); serve HTTPS with --tls-key")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
 	fs.DurationVar(&c.writeTimeout, "write-timeout", mercure.DefaultDispatchTimeout, "bound on each write to a subscriber; a slower one is disconnected and resumes")
+	fs.DurationVar(&c.readTimeout, "read-timeout", mercure.DefaultReadTimeout, "bound on receiving a request's headers, and again on receiving its body (publish forms, QUERY parameters); a slower client gets 408 and is disconnected")
+	fs.DurationVar(&c.publishFailWin, "publish-failure-window", defaultPublishFailureWindow, "/healthz answers 503 while the last store append failed less than this long ago and none succeeded since (0: publish failures do not affect /healthz)")
 	fs.DurationVar(&c.maxLifetime, "max-lifetime", mercure.DefaultMaxLifetime, "end each subscriber connection after this long with a retry, so connections rotate (0: no limit)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long the drain on SIGTERM/SIGINT may take")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log `format`: text or json")
@@ -261,6 +270,7 @@ func (c *serveConfig) validate() error {
 	for name, d := range map[string]time.Duration{
 		"--heartbeat": c.heartbeat, "--write-timeout": c.writeTimeout,
 		"--max-lifetime": c.maxLifetime, "--shutdown-timeout": c.shutdownTimeout,
+		"--read-timeout": c.readTimeout, "--publish-failure-window": c.publishFailWin,
 	} {
 		if d < 0 {
 			return fmt.Errorf("%s: must not be negative, got %v", name, d)
@@ -268,6 +278,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.writeTimeout == 0 {
 		return errors.New("--write-timeout: must be positive")
+	}
+	if c.readTimeout == 0 {
+		return errors.New("--read-timeout: must be positive")
 	}
 	if c.historySize < 0 {
 		return fmt.Errorf("--history-size: must not be negative, got %d", c.historySize)
@@ -367,6 +380,10 @@ func (c *serveConfig) parseKeys() error {
 		}
 		c.dev = &devMode{key: pub, publisherToken: pubTok, subscriberToken: subTok}
 		c.anonymous = true
+		// The development tokens are classic ones without iss or aud; only
+		// this process knows the key that signs them, so --jwt-issuer and
+		// --jwt-audience need not refuse them.
+		c.classicLax = true
 	}
 	parse := func(flagName, v string) (*mercure.Key, error) {
 		if v == "" {

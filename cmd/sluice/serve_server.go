@@ -13,6 +13,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +35,10 @@ var webFiles embed.FS
 // healthTimeout bounds the store check of /healthz.
 const healthTimeout = 2 * time.Second
 
+// defaultPublishFailureWindow is how long a failed store append keeps
+// /healthz at 503 (--publish-failure-window) unless an append succeeds.
+const defaultPublishFailureWindow = 30 * time.Second
+
 // hubServer is a running hub: store, Mercure hub, HTTP server and listener.
 type hubServer struct {
 	cfg      *serveConfig
@@ -44,8 +50,13 @@ type hubServer struct {
 	ln       net.Listener
 	pprof    *http.Server // --pprof, or nil
 	pprofLn  net.Listener
-	index    []byte // the rendered demo page
+	index    []byte // the rendered demo page: in development mode, with the tokens
 	draining atomic.Bool
+
+	// publicIndex is the demo page without the development tokens, for
+	// requests whose Host is not a loopback name (development mode only).
+	publicIndex []byte
+	now         func() time.Time // the clock of /healthz's publish failure window
 }
 
 // storeOpenTimeout bounds connecting to a networked store at start.
@@ -111,7 +122,13 @@ func newServer(cfg *serveConfig, log *slog.Logger) (*hubServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &hubServer{cfg: cfg, log: log, store: st, metrics: prommetrics.New()}
+	return newServerOn(cfg, log, st)
+}
+
+// newServerOn is newServer on an open store, which the server closes.
+func newServerOn(cfg *serveConfig, log *slog.Logger, st store.Store) (*hubServer, error) {
+	var err error
+	s := &hubServer{cfg: cfg, log: log, store: st, metrics: prommetrics.New(), now: time.Now}
 	fail := func(err error) (*hubServer, error) {
 		if s.pprofLn != nil {
 			_ = s.pprofLn.Close()
@@ -129,13 +146,20 @@ func newServer(cfg *serveConfig, log *slog.Logger) (*hubServer, error) {
 		return fail(fmt.Errorf("hub: %w", err))
 	}
 	if cfg.demo {
-		if s.index, err = renderIndex(cfg.dev); err != nil {
+		if s.index, err = renderIndex(cfg.dev, false); err != nil {
 			return fail(err)
+		}
+		if cfg.dev != nil {
+			if s.publicIndex, err = renderIndex(cfg.dev, true); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	s.http = &http.Server{
-		Handler:           s.routes(),
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler: s.routes(),
+		// --read-timeout bounds the headers here and the body in the
+		// Mercure hub (from the start of the request).
+		ReadHeaderTimeout: cfg.readTimeout,
 		IdleTimeout:       2 * time.Minute,
 		TLSConfig:         cfg.tlsConfig,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -190,8 +214,11 @@ func (cfg *serveConfig) mercureConfig(st store.Store, metrics *prommetrics.Metri
 		PublishOrigins:  cfg.publishOrigins,
 		Heartbeat:       heartbeat,
 		DispatchTimeout: cfg.writeTimeout,
+		ReadTimeout:     cfg.readTimeout,
 		MaxLifetime:     lifetime,
 		Logger:          log,
+
+		ClassicSkipIssuerAudience: cfg.classicLax,
 	}
 }
 
@@ -310,9 +337,13 @@ func writeHealth(w http.ResponseWriter, code int, h health) {
 	_ = json.NewEncoder(w).Encode(h)
 }
 
-// healthz answers readiness: 200 when the store answers Head in time and
-// the hub is not draining, 503 with the reason otherwise. With ?live=1 it
-// answers liveness only, like livez.
+// healthz answers readiness: 200 when the store answers Head in time, the
+// last store append did not fail within --publish-failure-window (a
+// successful append clears a failure at once) and the hub is not
+// draining; 503 with the reason otherwise. The window lets a hub that a
+// load balancer took out of rotation, and so gets no publish to prove the
+// store writable again, come back to 200 and be tried again. With ?live=1
+// it answers liveness only, like livez.
 func (s *hubServer) healthz(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Has("live") {
 		s.livez(w, r)
@@ -323,6 +354,14 @@ func (s *hubServer) healthz(w http.ResponseWriter, r *http.Request) {
 		h.Status, h.Reason = "unavailable", "draining"
 		writeHealth(w, http.StatusServiceUnavailable, h)
 		return
+	}
+	if st := s.hub.Engine().Stats(); st.LastPublishError != "" && s.cfg.publishFailWin > 0 {
+		if ago := s.now().Sub(st.LastPublishErrorAt); ago < s.cfg.publishFailWin {
+			h.Status, h.Reason = "unavailable", fmt.Sprintf("publish failed %s ago: %s", ago.Round(time.Millisecond), st.LastPublishError)
+			s.log.Warn("health check failed", "reason", h.Reason)
+			writeHealth(w, http.StatusServiceUnavailable, h)
+			return
+		}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
 	defer cancel()
@@ -345,17 +384,20 @@ type indexData struct {
 	HubPath         string
 	PublisherToken  string
 	SubscriberToken string
+	// TokensWithheld: development mode, but the page was asked for under a
+	// name that is not a loopback one.
+	TokensWithheld bool
 }
 
 // renderIndex renders the demo page once: in development mode with the
-// generated tokens, which only a loopback client can reach.
-func renderIndex(dev *devMode) ([]byte, error) {
+// generated tokens unless withhold.
+func renderIndex(dev *devMode, withhold bool) ([]byte, error) {
 	t, err := template.ParseFS(webFiles, "web/index.html")
 	if err != nil {
 		return nil, fmt.Errorf("demo page: %w", err)
 	}
-	d := indexData{HubPath: mercure.HubPath}
-	if dev != nil {
+	d := indexData{HubPath: mercure.HubPath, TokensWithheld: dev != nil && withhold}
+	if dev != nil && !withhold {
 		d.PublisherToken, d.SubscriberToken = dev.publisherToken, dev.subscriberToken
 	}
 	var b bytes.Buffer
@@ -365,13 +407,42 @@ func renderIndex(dev *devMode) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// serveIndex serves the demo page.
-func (s *hubServer) serveIndex(w http.ResponseWriter, _ *http.Request) {
+// serveIndex serves the demo page. In development mode the page carries
+// the publish-everything token, so it is served with the tokens only when
+// the request's Host is a loopback name: the hub listens on loopback, but a
+// site whose name its owner re-points to 127.0.0.1 (DNS rebinding) reaches
+// it from the victim's browser under its own name, as same-origin, and
+// would read the token. Other Hosts get the page without tokens and a note
+// saying why.
+func (s *hubServer) serveIndex(w http.ResponseWriter, r *http.Request) {
+	page := s.index
+	if s.publicIndex != nil && !loopbackHost(r.Host) {
+		page = s.publicIndex
+	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; script-src 'self'; connect-src 'self'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
-	_, _ = w.Write(s.index)
+	h.Set("Vary", "Host")
+	_, _ = w.Write(page)
+}
+
+// loopbackHost reports whether host (a Host header, with or without port)
+// names the loopback interface: localhost or a name under .localhost
+// (RFC 6761; browsers resolve them to loopback themselves), an address in
+// 127.0.0.0/8, or [::1].
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1]
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback() && ip.Zone() == ""
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/sluicehq/sluice/mercure"
 	"github.com/sluicehq/sluice/sse"
+	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/store/natsstore"
 	"github.com/sluicehq/sluice/store/redisstore"
 )
@@ -43,7 +44,7 @@ func TestServeDefaults(t *testing.T) {
 	if c.addr != "localhost:8080" || c.storeKind != "bolt" || c.storePath != "./sluice.db" {
 		t.Errorf("defaults: addr %q store %s:%s, want localhost:8080 bolt:./sluice.db", c.addr, c.storeKind, c.storePath)
 	}
-	if c.dev == nil || !c.anonymous || c.pubKey == nil || c.subKey == nil {
+	if c.dev == nil || !c.anonymous || c.pubKey == nil || c.subKey == nil || !c.classicLax {
 		t.Fatalf("no key on localhost: want development mode with keys and anonymous subscribers, got dev=%v anonymous=%v", c.dev, c.anonymous)
 	}
 	if c.heartbeat != mercure.DefaultHeartbeat || c.writeTimeout != mercure.DefaultDispatchTimeout || c.maxLifetime != mercure.DefaultMaxLifetime {
@@ -140,6 +141,9 @@ func TestServeConfigErrors(t *testing.T) {
 		{"bad audience", []string{"--jwt-key", "k", "--jwt-audience", "not a url"}, nil, ""},
 		{"argument", []string{"extra"}, nil, "unexpected argument"},
 		{"negative queue", []string{"--queue-events", "-1"}, nil, "--queue-events"},
+		{"zero read timeout", []string{"--read-timeout", "0"}, nil, "--read-timeout: must be positive"},
+		{"negative read timeout env", nil, map[string]string{"SLUICE_READ_TIMEOUT": "-1s"}, "--read-timeout"},
+		{"negative publish failure window", []string{"--publish-failure-window", "-1s"}, nil, "--publish-failure-window"},
 		{"pprof off loopback", []string{"--pprof", ":6060"}, nil, "--pprof"},
 		{"pprof on a public ip", []string{"--pprof", "192.0.2.1:6060"}, nil, "want a loopback address"},
 	}
@@ -312,8 +316,21 @@ func iterPull(seq iter.Seq2[sse.Event, error]) (func() (sse.Event, error), func(
 // startInProcess runs a hub in this process on a free loopback port.
 func startInProcess(t *testing.T, args ...string) (*hubServer, string, func() error) {
 	t.Helper()
+	return startInProcessOn(t, nil, args...)
+}
+
+// startInProcessOn is startInProcess on st, or on the --store when st is
+// nil.
+func startInProcessOn(t *testing.T, st store.Store, args ...string) (*hubServer, string, func() error) {
+	t.Helper()
 	c := mustConfig(t, append([]string{"--addr", "127.0.0.1:0"}, args...), nil)
-	s, err := newServer(c, discardLogger())
+	var s *hubServer
+	var err error
+	if st != nil {
+		s, err = newServerOn(c, discardLogger(), st)
+	} else {
+		s, err = newServer(c, discardLogger())
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
