@@ -464,7 +464,7 @@ func (c *conn) reset(ctx context.Context, cursor string, cause error) error {
 	c.lastID = head
 	h.stats.resets.Add(1)
 	h.metrics.Reset(reason)
-	h.log.Info("hub: cursor cannot be replayed; sent a reset event", "reason", reason,
+	h.log.Debug("hub: cursor cannot be replayed; sent a reset event", "reason", reason,
 		"last_event_id", cursor, "head", head, "subscriber", c.s.idStr)
 	return nil
 }

@@ -41,7 +41,7 @@ type patGroup struct {
 	failed  bool // fell behind: its members are closed, it takes no more events
 	seq     uint64
 
-	targets []*Subscriber // the goroutine's scratch space
+	targets []*Subscriber // the goroutine's scratch space (run only)
 }
 
 // groupItem is an event handed to a group: the store event (its topics,
@@ -197,6 +197,9 @@ func (g *patGroup) run() {
 // else those indexed on one of its topics; then the authorization of each,
 // as the dispatcher does.
 func (g *patGroup) deliver(gi *groupItem) {
+	if !gi.reserved && gi.ev.Private && !g.anyMaySee(gi) {
+		return // no matching for what none of them may see
+	}
 	matched := !gi.reserved && g.match(gi.ev.Topics)
 	g.mu.Lock()
 	g.seq++
@@ -218,4 +221,24 @@ func (g *patGroup) deliver(gi *groupItem) {
 	}
 	clear(targets)
 	g.targets = targets[:0]
+}
+
+// anyMaySee reports whether a member may see a private event (whatever its
+// topics): the authorization is asked first, so that subscribers without
+// grants, anonymous ones for instance, do not make their group match every
+// private event of the hub (Mercure's subscription events among them).
+func (g *patGroup) anyMaySee(gi *groupItem) bool {
+	g.mu.Lock()
+	snap := append(g.targets[:0], g.members...)
+	g.mu.Unlock()
+	any := false
+	for _, s := range snap {
+		if gi.seq > s.startSeq && s.visible(gi.ev) {
+			any = true
+			break
+		}
+	}
+	clear(snap)
+	g.targets = snap[:0]
+	return any
 }

@@ -45,7 +45,7 @@ const (
 	DefaultMaxMatchers            = 100
 	DefaultMaxTopicParams         = 1000
 	DefaultMaxSelectorLen         = 4096
-	DefaultMaxSelectorCost        = 64
+	DefaultMaxSelectorCost        = 32
 	DefaultMaxPatternBytes        = 16 << 10
 	DefaultMaxActiveSubscriptions = 100
 	DefaultMaxTokenSize           = 16 << 10
@@ -186,7 +186,7 @@ type Config struct {
 	// time proportional to this times the topic's length. A pattern's
 	// compiled program may also not exceed four instructions a byte, so a
 	// regexp repetition count cannot hide a large program in a short
-	// pattern. Default 64.
+	// pattern. Default 32.
 	MaxSelectorCost int
 	// MaxPatternBytes bounds the total length of the patterns of one
 	// subscription (what they keep compiled grows with it). Default

@@ -2,7 +2,9 @@ package mercure
 
 import (
 	"math/rand/v2"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -110,4 +112,22 @@ func FuzzReservedNamespace(f *testing.F) {
 		checkNamespace(t, root, topic)
 		checkNamespace(t, hub, topic)
 	})
+}
+
+// TestResolveConcurrently: topics are resolved against the shared base URL
+// from many goroutines at once (the pattern groups'); run with -race.
+func TestResolveConcurrently(t *testing.T) {
+	c := testSelectors(t, httpsBase)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				if c.resolve("/books/"+strconv.Itoa(g)+"/"+strconv.Itoa(i)+"?q=1") == nil {
+					t.Error("a path did not resolve")
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

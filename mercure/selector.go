@@ -146,6 +146,9 @@ func newSelectorCache(base string, budget int64, limits selectorLimits) (*select
 	if err != nil {
 		return nil, fmt.Errorf("base URL %q: %w", base, err)
 	}
+	// Parsing against b clones it, which builds its search parameters on
+	// first use: build them now, so that concurrent parses only read b.
+	b.SearchParams()
 	return &selectorCache{
 		baseStr:  base,
 		base:     b,

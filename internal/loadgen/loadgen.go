@@ -76,6 +76,7 @@ type config struct {
 	hubMetrics      string
 	json            bool
 	allowRemote     bool
+	hostile         int
 }
 
 const usageHeader = `usage: sluice bench --url URL [flags]
@@ -136,6 +137,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.hubMetrics, "hub-metrics", "", "the hub's Prometheus metrics `URL`, for its go_goroutines gauge (optional)")
 	fs.BoolVar(&c.json, "json", false, "print one JSON object instead of the summary")
 	fs.BoolVar(&c.allowRemote, "allow-remote", false, "allow targets outside 127.0.0.0/8 and ::1")
+	fs.IntVar(&c.hostile, "hostile", 0, "`N` anonymous hostile clients beside the run, a Mercure hub's abuse in turns: costly selectors, slow QUERY bodies, subscription churn, bogus cursors (see hostile.go)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -432,6 +434,13 @@ func (r *runner) measure(ctx context.Context) (*Report, error) {
 		}
 	}
 
+	var hostile *hostile
+	if cfg.hostile > 0 {
+		hostile = newHostile(e.target, cfg.hostile)
+		hostile.start(ctx, r.stop)
+		r.sleep(ctx, time.Second) // let them settle in before the measured phase
+	}
+
 	var pub *publishResult
 	readers := 0 // connected subscribers that read
 	for _, s := range r.subs {
@@ -461,6 +470,10 @@ func (r *runner) measure(ctx context.Context) (*Report, error) {
 	rep.TimedOut = context.Cause(ctx) == errMaxDuration
 	rep.Interrupted = ctx.Err() != nil && !rep.TimedOut
 	r.stopAll()
+	if hostile != nil {
+		hostile.wait()
+		rep.Hostile = hostile.report()
+	}
 
 	// Every subscriber goroutine has ended: their fields are ours to read.
 	var lastRecv time.Duration

@@ -52,8 +52,9 @@ type Report struct {
 	Latency          *Summary `json:"latency_ns,omitempty"`
 	DrainTimedOut    bool     `json:"drain_timed_out"`
 
-	Hub    *HubReport   `json:"hub,omitempty"`
-	Client ClientReport `json:"client"`
+	Hub     *HubReport     `json:"hub,omitempty"`
+	Hostile *HostileReport `json:"hostile,omitempty"`
+	Client  ClientReport   `json:"client"`
 
 	TimedOut    bool     `json:"timed_out"`   // --max-duration ended the run
 	Interrupted bool     `json:"interrupted"` // the caller cancelled the run
@@ -165,6 +166,20 @@ func (r *Report) writeText(w io.Writer) {
 			}
 		}
 		p("", "%s", line)
+	}
+	if hr := r.Hostile; hr != nil {
+		for _, kind := range hostileKinds {
+			k := hr.Kinds[kind]
+			if k.Clients == 0 {
+				continue
+			}
+			line := fmt.Sprintf("%s ×%d: %d connections, %d accepted, %d refused, %d cut by the hub", kind, k.Clients,
+				k.Connections, k.Accepted, k.Refused, k.CutByHub)
+			if k.Selectors != "" {
+				line += "; accepted: " + k.Selectors
+			}
+			p("hostile", "%s", line)
+		}
 	}
 	line := fmt.Sprintf("CPU %.2fs (%.2f of %d cores)", r.Client.CPUSeconds, r.Client.CPUCores, r.Client.GOMAXPROCS)
 	if r.Client.CPUPerDeliveryUS > 0 {
