@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,5 +109,48 @@ func TestAbuseBesideHonest(t *testing.T) {
 	t.Logf("heap in use after the run: %.1f MiB", float64(ms.HeapInuse)/(1<<20))
 	if ms.HeapInuse > abuseHeapBound {
 		t.Errorf("heap in use %d MiB after the run, bound %d MiB", ms.HeapInuse>>20, abuseHeapBound>>20)
+	}
+}
+
+// TestServeLimitFlags: the limit flags reach the hub: a subscription over
+// --max-selector-cost or --max-active-subscriptions is refused with 400,
+// one within them is served.
+func TestServeLimitFlags(t *testing.T) {
+	_, base, _ := startInProcess(t, "--store", "memory", "--jwt-key", "k", "--anonymous", "--subscriptions",
+		"--max-selector-cost", "6", "--max-active-subscriptions", "3")
+	status := func(query string) int {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+mercure.HubPath+"?"+query, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	tpl := func(vars int) string {
+		var b strings.Builder
+		for i := range vars {
+			fmt.Fprintf(&b, "{+v%d}", i)
+		}
+		return url.QueryEscape(b.String())
+	}
+	for _, tt := range []struct {
+		query string
+		want  int
+	}{
+		{"topic=" + tpl(2), http.StatusOK},
+		{"topic=" + tpl(4), http.StatusBadRequest},
+		{"topic=a&topic=b&topic=c", http.StatusOK},
+		{"topic=a&topic=b&topic=c&topic=d", http.StatusBadRequest},
+	} {
+		if got := status(tt.query); got != tt.want {
+			t.Errorf("?%s: status %d, want %d", tt.query, got, tt.want)
+		}
 	}
 }

@@ -87,6 +87,7 @@ type serveConfig struct {
 	heartbeat       time.Duration
 	historySize     int
 	queueEvents     int
+	limits          limits
 	subscriptions   bool
 	tlsCert         string
 	tlsKey          string
@@ -189,6 +190,7 @@ func newServeFlags(c *serveConfig, stderr io.Writer) (*flag.FlagSet, *string) {
 	fs.IntVar(&c.historySize, "history-size", 0, "events the store retains (0: the store's default, 1000000 for bolt, redis and nats, 100000 for memory)")
 	fs.IntVar(&c.queueEvents, "queue-events", 0, "live events queued per subscriber before it counts as slow and is disconnected, to resume by Last-Event-ID (0: the engine's default, 1024)")
 	fs.BoolVar(&c.subscriptions, "subscriptions", false, "publish subscription events and serve the subscriptions API")
+	c.limits.register(fs)
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM); serve HTTPS with --tls-key")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
 	fs.DurationVar(&c.writeTimeout, "write-timeout", mercure.DefaultDispatchTimeout, "bound on each write to a subscriber; a slower one is disconnected and resumes")

@@ -219,6 +219,17 @@ func (cfg *serveConfig) mercureConfig(st store.Store, metrics *prommetrics.Metri
 		Logger:          log,
 
 		ClassicSkipIssuerAudience: cfg.classicLax,
+
+		MaxBodySize:            int64(cfg.limits.maxBodySize),
+		MaxPublishTopics:       cfg.limits.maxPublishTopics,
+		MaxMatchers:            cfg.limits.maxSelectors,
+		MaxTopicParams:         cfg.limits.maxTopics,
+		MaxSelectorLen:         cfg.limits.maxSelectorLen,
+		MaxSelectorCost:        cfg.limits.maxSelectorCost,
+		MaxPatternBytes:        cfg.limits.maxPatternBytes,
+		MaxActiveSubscriptions: cfg.limits.maxActive,
+		MaxTokenSize:           cfg.limits.maxTokenSize,
+		SelectorCacheSize:      cfg.limits.selectorCacheSize,
 	}
 }
 
