@@ -39,6 +39,10 @@ type patGroup struct {
 	spare   []groupItem
 	running bool // a goroutine is draining q
 	failed  bool // fell behind: its members are closed, it takes no more events
+	// authorizers counts the members with a Subscription.Authorize: the
+	// others never see a private event, so without them the group does
+	// not take one.
+	authorizers int
 	seq     uint64
 
 	targets []*Subscriber // the goroutine's scratch space (run only)
@@ -79,6 +83,9 @@ func (h *Hub) join(s *Subscriber) {
 	s.memberSlot = len(g.members)
 	g.members = append(g.members, s)
 	indexAdd(g.index, s)
+	if s.authorize != nil {
+		g.authorizers++
+	}
 	g.mu.Unlock()
 }
 
@@ -96,6 +103,9 @@ func (h *Hub) leave(s *Subscriber) {
 	g.members[last] = nil
 	g.members = g.members[:last]
 	indexRemove(g.index, s)
+	if s.authorize != nil {
+		g.authorizers--
+	}
 	empty := last == 0
 	g.mu.Unlock()
 	if !empty {
@@ -136,7 +146,7 @@ func (g *patGroup) hasFailed() bool {
 func (g *patGroup) push(gi groupItem) {
 	h := g.h
 	g.mu.Lock()
-	if g.failed || (gi.reserved && !indexHas(g.index, gi.ev.Topics)) {
+	if g.failed || (gi.reserved && !indexHas(g.index, gi.ev.Topics)) || (!gi.reserved && gi.ev.Private && g.authorizers == 0) {
 		g.mu.Unlock()
 		return
 	}

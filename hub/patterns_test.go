@@ -5,10 +5,12 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sluicehq/sluice/sse"
+	"github.com/sluicehq/sluice/store"
 )
 
 // patternHook serves /events?pat=KEY with a pattern subscription whose
@@ -123,5 +125,49 @@ func TestGroupJoinStartsAtItsPosition(t *testing.T) {
 	}
 	if ev := second.next(); ev.Data != "4" {
 		t.Fatalf("second member: got %q, want only the event after it joined", ev.Data)
+	}
+}
+
+// A private event costs no matching to a group none of whose members may
+// see private events (no Authorize), nor to one whose members all refuse
+// it; a group with a member that may see it matches it.
+func TestPrivateEventsSkipUnauthorizedGroups(t *testing.T) {
+	var calls atomic.Int64
+	e := newEnv(t, Config{Subscription: func(r *http.Request) (Subscription, error) {
+		sub := Subscription{MatchKey: r.URL.RawQuery, Match: func(topics []string) bool {
+			calls.Add(1)
+			return topics[0] == "a"
+		}}
+		switch r.URL.Query().Get("auth") {
+		case "no":
+			sub.Authorize = func(e *store.Event) bool { return !e.Private }
+		case "yes":
+			sub.Authorize = func(*store.Event) bool { return true }
+		}
+		return sub, nil
+	}}, false)
+	anon := e.get("/events?auth=none", nil)
+	refuses := e.get("/events?auth=no", nil)
+	waitFor(t, "two subscribers", func() bool { return e.h.Subscribers() == 2 })
+	if _, err := e.h.Publish(context.Background(), []string{"a"}, sse.Event{Data: "secret"}, Private()); err != nil {
+		t.Fatal(err)
+	}
+	e.publishNoWait("a", "public")
+	for _, c := range []*client{anon, refuses} {
+		if ev := c.next(); ev.Data != "public" {
+			t.Fatalf("got %q, want the public event", ev.Data)
+		}
+	}
+	if n := calls.Load(); n != 2 { // the public event, once per group
+		t.Fatalf("Match called %d times, want 2 (the private event matched by nobody)", n)
+	}
+	granted := e.get("/events?auth=yes", nil)
+	waitFor(t, "three subscribers", func() bool { return e.h.Subscribers() == 3 })
+	granted.next() // the priming event
+	if _, err := e.h.Publish(context.Background(), []string{"a"}, sse.Event{Data: "secret"}, Private()); err != nil {
+		t.Fatal(err)
+	}
+	if ev := granted.next(); ev.Data != "secret" {
+		t.Fatalf("the authorized subscriber got %q", ev.Data)
 	}
 }

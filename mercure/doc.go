@@ -69,6 +69,34 @@
 // as an unknown one (reset, cursor headers "earliest"): a subscriber cannot
 // learn a private update's id, nor probe whether one exists.
 //
+// # Topics, selectors and the reserved namespace
+//
+// Exact selectors and URI templates match a topic's text; URL patterns
+// match the topic resolved as a URL reference against the hub's base
+// (Config.Resource when it ends in the hub path, else
+// http://mercure.invalid). Topics are resolved once per update for all
+// the URL patterns of the hub, and patterns are compiled once and shared
+// through a cache bounded in bytes (Config.SelectorCacheSize).
+//
+// So that both views name the same thing, an update's topics may not have
+// "." or ".." path segments (also percent-encoded, also after "\" or
+// ":"): a publisher granted https://example.com/users/{id}/feed could
+// otherwise publish https://example.com/users/../feed, which URL patterns
+// see as https://example.com/feed. And a topic is in the hub's reserved
+// namespace, which only subscription events use, when either view contains
+// the hub path as a path ("/.well-known/mercure" followed by "/", "?", "#"
+// or the end, in any case, backslashes read as slashes, unreserved escapes
+// decoded): no update can pass for a subscription event, whatever its
+// scheme or separators.
+//
+// What a subscription may ask for is bounded (Config.MaxMatchers,
+// MaxTopicParams, MaxSelectorLen, MaxPatternBytes), and so is what its
+// patterns cost to match (Config.MaxSelectorCost: the matching threads they
+// keep alive at once, which with the topic's length sets the time of a
+// match). The engine matches every pattern subscription on a goroutine of
+// its own group, off the dispatch loop, so what one connection asks for
+// does not delay the others (see the hub package).
+//
 // # Wire format
 //
 // A stream starts with the ":" comment line, then the events: an "id" line
@@ -87,7 +115,21 @@
 // connection closed). The bound is lifted once the body is read, so QUERY
 // streams are not cut by it.
 //
-// Active subscriptions (events and API) are per hub instance: with a shared
-// store, events reach every instance's subscribers but the API lists only
-// the local connections.
+// # Active subscriptions
+//
+// With Config.Subscriptions, every selector of a connection is an active
+// subscription, announced by a private update when the connection opens
+// and another when it closes, and listed by the subscriptions API. A
+// connection may then have at most Config.MaxActiveSubscriptions
+// selectors. Subscription events are the engine's notices
+// (hub.Hub.Notify), not log events: they are delivered to this instance's
+// subscribers in order with the updates, and never written to the log, so
+// that no client, however many connections it opens, takes room from the
+// application's history (three anonymous connections with a thousand
+// topics each used to evict a 5,000-event history). In exchange they carry
+// no id (a client's cursor stays on the last update it received), they are
+// not replayed to a client that was away (it reads the subscriptions API
+// again, as after its first connection), and they are per hub instance,
+// like the API: with a shared store, each instance announces and lists its
+// own connections.
 package mercure
