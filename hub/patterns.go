@@ -43,7 +43,7 @@ type patGroup struct {
 	// others never see a private event, so without them the group does
 	// not take one.
 	authorizers int
-	seq     uint64
+	seq         uint64
 
 	targets []*Subscriber // the goroutine's scratch space (run only)
 }
