@@ -16,6 +16,8 @@ lint: ## gofmt, go vet and staticcheck
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	$(GO) test -run=NONE -fuzz=FuzzReader -fuzztime=$${FUZZTIME:-30s} ./sse/
 	$(GO) test -run=NONE -fuzz=FuzzRoundTrip -fuzztime=$${FUZZTIME:-30s} ./sse/
+	$(GO) test -run=NONE -fuzz=FuzzReservedNamespace -fuzztime=$${FUZZTIME:-30s} ./mercure/
+	$(GO) test -run=NONE -fuzz=FuzzSurelyUnreserved -fuzztime=$${FUZZTIME:-30s} ./mercure/
 
 serve: ## run the hub on localhost:8080 with its history in ./sluice.db
 	$(GO) run ./cmd/sluice serve
