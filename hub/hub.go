@@ -22,7 +22,11 @@
 // under a write deadline: the handler's, or on HTTP/1.1, once the stream is
 // live, a fresh one of the hub's that takes the connection over while the
 // handler returns (its grown stack goes with it). A full queue is handled
-// by the configured [Policy].
+// by the configured [Policy]. Exact topics are matched by the dispatcher
+// through a map; pattern subscriptions (Subscription.Match) by groups of
+// their own, off the dispatch loop, so that what one connection asks for
+// does not delay the others (patterns.go). [Hub.Notify] delivers a notice
+// in order with the log's events without writing it to the log.
 //
 // # Resuming
 //
@@ -149,7 +153,8 @@ const (
 	// PolicyBlock makes the dispatcher wait, up to Config.BlockTimeout,
 	// for room in the queue, then disconnects the subscriber. The
 	// dispatcher is shared: while it waits, no subscriber of the hub gets
-	// new events. Use it only where every subscriber is trusted and fast.
+	// new events (a pattern subscriber's group waits instead, delaying
+	// its group). Use it only where every subscriber is trusted and fast.
 	PolicyBlock
 )
 

@@ -27,15 +27,20 @@ type Subscription struct {
 
 	// Match, when set, is asked for each event whose topics are not in
 	// Topics: it reports whether the subscription's patterns (URI
-	// templates, URL patterns, wildcards) match one of them. It runs on
-	// the hub's dispatcher goroutine for every event, and on the
-	// subscriber's goroutine during replay, so it must be fast and safe
-	// for concurrent use. Events on the hub's reserved topics (sessions,
-	// streams) are never offered to Match.
+	// templates, URL patterns, wildcards) match one of them. It runs off
+	// the hub's dispatch loop, on a goroutine of the subscription's group
+	// (the subscriptions with the same MatchKey), once per event for the
+	// whole group, and on the subscriber's goroutine during replay: it must
+	// be safe for concurrent use, and a slow Match delays its own group
+	// only, which is disconnected once it is Config.QueueEvents behind.
+	// Private events are offered to Match only when a member of the group
+	// may see them (see Authorize), and events on the hub's reserved
+	// topics (sessions, streams) never are.
 	Match func(topics []string) bool
 	// MatchKey, when not empty, tells the hub that every subscription with
-	// the same key has the same Match: it then calls Match once per event
-	// for all of them (for example, the pattern set in canonical form).
+	// the same key has the same Match: they form one group, and Match is
+	// called once per event for all of them (for example, the pattern set
+	// in canonical form). Without it a subscription is a group of its own.
 	MatchKey string
 
 	// Authorize, when set, decides for every matching event (public or
