@@ -7,6 +7,7 @@ import (
 	"io"
 	"iter"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -54,7 +55,17 @@ var (
 	// limits set by WithMaxAttempts or WithMaxElapsed. The yielded error
 	// wraps it and the last failure.
 	ErrRetryLimit = errors.New("sse: reconnection limit reached")
+	// ErrConnectionLost ends a Stream that does not reconnect (WithOneShot,
+	// or a request other than GET with neither WithResume nor WithResend)
+	// when its connection breaks before the server ended the stream: a read
+	// error, the read timeout, or a Restart. The yielded error wraps it and
+	// the cause. The events yielded before are all the stream delivered: an
+	// LLM answer, say, was cut short.
+	ErrConnectionLost = errors.New("sse: connection lost")
 )
+
+// errRestarted is the cause of a connection that Restart dropped.
+var errRestarted = errors.New("sse: restarted")
 
 // Permanent marks err as not worth retrying: a ConnectFunc that returns it
 // ends the Stream, which yields err itself (without the mark). Permanent(nil)
@@ -110,9 +121,12 @@ func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) 
 
 // Restarter lets any goroutine make a Stream drop its connection and
 // reconnect at once with its last event id, resetting the backoff; a
-// Restart during a wait ends the wait. Pass it with WithRestarter, one
-// Restarter per Stream. The zero value is ready to use; Restart never blocks,
-// and restarts requested before the stream gets to them collapse into one.
+// Restart during a wait ends the wait. A Stream that may not reconnect
+// (WithOneShot, a request other than GET with neither WithResume nor
+// WithResend) ends instead, with ErrConnectionLost. Pass it with
+// WithRestarter, one Restarter per Stream. The zero value is ready to use;
+// Restart never blocks, and restarts requested before the stream gets to
+// them collapse into one.
 type Restarter struct {
 	once sync.Once
 	ch   chan struct{}
@@ -135,6 +149,10 @@ func (r *Restarter) c() chan struct{} {
 type Option func(*streamConfig)
 
 type streamConfig struct {
+	reconnect     reconnection
+	oneShot       bool
+	resend        bool
+	resume        func(lastEventID string) (*http.Request, error)
 	lastEventID   string
 	retry         time.Duration
 	maxDelay      time.Duration
@@ -150,6 +168,51 @@ type streamConfig struct {
 	onComment     func(string)
 	onRetry       func(*RetryError)
 	onLastEventID func(string)
+}
+
+// WithOneShot makes one connection and never reconnects, whatever the
+// request: the iteration ends when the server ends the stream (or answers
+// 204), and with an error when the attempt fails (even with a status that
+// is otherwise retried) or the connection breaks (ErrConnectionLost). It
+// takes precedence over WithResume and WithResend.
+func WithOneShot() Option {
+	return func(c *streamConfig) { c.oneShot = true }
+}
+
+// WithResume makes Connect resume a stream with a different request: once
+// the first request has opened a stream, every reconnection — after the
+// connection broke, and after the server ended the stream, for protocols
+// whose streams go on after that — sends the request resume returns for
+// the last event id in effect (empty when none) instead of the first one.
+// This is the resumption of the MCP streamable HTTP transport: the stream
+// a POST opened is resumed with a GET carrying Last-Event-ID. A request
+// other than GET that has no resume function (nor WithResend) is never
+// sent twice.
+//
+// The resumed request is sent as the first one is: the same headers are
+// added (Last-Event-ID with the last event id, unless the request sets
+// one), the same status, Content-Type and 204 rules apply, its failures are
+// retried with the same backoff and limits, and its context is replaced.
+// resume is called for every attempt, on the goroutine ranging over the
+// stream. An error it returns ends the iteration with that error; one
+// matching ErrDone ends it cleanly (say, when lastEventID is empty and the
+// protocol has nothing to resume from). The first request is not sent
+// again when it fails before opening a stream, unless WithResend.
+//
+// WithResume is an option of Connect and Client.Connect: Stream ignores it.
+func WithResume(resume func(lastEventID string) (*http.Request, error)) Option {
+	return func(c *streamConfig) { c.resume = resume }
+}
+
+// WithResend makes Connect send the same request again on every
+// reconnection, whatever its method, as a browser's EventSource and
+// LaunchDarkly's clients do (a GET stream does it without this option):
+// the body is sent again, so a server that acts on the request, such as an
+// LLM API answering a prompt, acts (and bills) again. With WithResume too,
+// the request is sent again only while no stream has opened. Stream, which
+// always calls its ConnectFunc again, ignores it.
+func WithResend() Option {
+	return func(c *streamConfig) { c.resend = true }
 }
 
 // WithLastEventID sets the last event id of the first connection, so a
@@ -176,9 +239,17 @@ func WithMaxDelay(d time.Duration) Option {
 	}
 }
 
-// WithMaxAttempts ends the Stream with ErrRetryLimit when n consecutive
-// attempts have failed since the last healthy connection (or the start).
-// n ≤ 0, the default, means no limit.
+// WithMaxAttempts ends the Stream with ErrRetryLimit when n attempts in a
+// row have failed, n ≥ 1. An attempt fails when it opens no stream (a
+// network error, a retryable status such as 429 with Retry-After) or when
+// the connection it opened ends before it was healthy (see Stream). A
+// healthy connection resets the count: the limit bounds each outage, never
+// the reconnections of a stream that keeps working, which a GET stream
+// makes after every clean end. So WithMaxAttempts(1) connects once at the
+// start and once after each healthy connection ends, and gives up at the
+// first failure; WithMaxAttempts(3) makes at most 3 requests in a row that
+// fail. To connect once and never reconnect, use WithOneShot. n ≤ 0, the
+// default, means no limit.
 func WithMaxAttempts(n int) Option {
 	return func(c *streamConfig) { c.maxAttempts = n }
 }
@@ -287,15 +358,36 @@ func newStreamConfig(opts []Option) streamConfig {
 	for _, o := range opts {
 		o(&c)
 	}
+	if c.oneShot {
+		c.reconnect = reconnectNever
+	}
 	return c
 }
+
+// reconnection says when a Stream may connect again.
+type reconnection int8
+
+const (
+	// reconnectAlways: after every end, drop and failure, as EventSource.
+	reconnectAlways reconnection = iota
+	// reconnectOpened: only once a connection has opened a stream (a
+	// request that may not be resent, with WithResume).
+	reconnectOpened
+	// reconnectNever: WithOneShot, or a request that may not be resent and
+	// has no WithResume.
+	reconnectNever
+)
 
 // Stream returns an iterator over the events of a stream that reconnects
 // like a browser's EventSource: it connects, yields the events it reads, and
 // when the stream ends or breaks it waits the reconnection time and
 // reconnects with the last event id in effect, so the server can resume
 // after the last event received. An event that was only partly received
-// when the connection broke is discarded.
+// when the connection broke is discarded, and so is a block with no data
+// line (a lone id field updates the last event id and yields nothing), as
+// in a browser. Stream calls connect for every attempt; WithOneShot makes
+// it connect once. Connect applies the rules of HTTP methods on top: a
+// request other than GET is not sent twice unless the caller says how.
 //
 // Waiting: the reconnection time r is the server's latest retry field, else
 // WithRetry's, else DefaultRetry. The first reconnection after a healthy
@@ -312,9 +404,11 @@ func newStreamConfig(opts []Option) streamConfig {
 // last event id) does not end the iteration: live events follow it, so
 // handle it and keep ranging. Any other error ends the iteration: a
 // permanent error from the ConnectFunc (a *StatusError, ErrNotEventStream…),
-// ErrEventTooLarge, ErrRetryLimit, or the context's error when ctx is done.
-// Transient errors that lead to a reconnection are reported only to
-// OnRetry. When the ConnectFunc returns ErrDone the iteration ends without
+// ErrEventTooLarge, ErrRetryLimit, the context's error when ctx is done,
+// and for a stream that does not reconnect the error of its failed attempt
+// or ErrConnectionLost. Transient errors that lead to a reconnection are
+// reported only to OnRetry. When the ConnectFunc returns ErrDone, or a
+// stream that does not reconnect ends cleanly, the iteration ends without
 // an error.
 //
 // Cancelling ctx stops the stream at once, during a read or a wait, and
@@ -323,8 +417,13 @@ func newStreamConfig(opts []Option) streamConfig {
 // the options' initial state.
 func Stream(ctx context.Context, connect ConnectFunc, opts ...Option) iter.Seq2[Event, error] {
 	cfg := newStreamConfig(opts)
+	return stream(ctx, connect, &cfg)
+}
+
+// stream is Stream with its configuration made.
+func stream(ctx context.Context, connect ConnectFunc, cfg *streamConfig) iter.Seq2[Event, error] {
 	return func(yield func(Event, error) bool) {
-		s := &streamer{cfg: &cfg, connect: connect, yield: yield, lastID: cfg.lastEventID, retry: cfg.retry}
+		s := &streamer{cfg: cfg, connect: connect, yield: yield, lastID: cfg.lastEventID, retry: cfg.retry}
 		s.run(ctx)
 	}
 }
@@ -339,6 +438,7 @@ type streamer struct {
 	retry   time.Duration
 	failed  int       // consecutive failed attempts since the last healthy connection
 	outage  time.Time // when the current run of failures started
+	opened  bool      // an attempt has opened a stream
 }
 
 // Reasons a watchdog drops a connection.
@@ -376,6 +476,10 @@ func (s *streamer) run(ctx context.Context) {
 			return
 		}
 		if out.reason == dropRestart {
+			if !s.mayReconnect() {
+				s.yield(Event{}, fmt.Errorf("%w: %w", ErrConnectionLost, errRestarted))
+				return
+			}
 			s.failed, s.outage = 0, c.clock.Now()
 			continue
 		}
@@ -393,6 +497,15 @@ func (s *streamer) run(ctx context.Context) {
 			s.yield(Event{}, err)
 			return
 		}
+		if !s.mayReconnect() {
+			switch {
+			case !out.opened:
+				s.yield(Event{}, err) // the attempt itself failed
+			case err != io.EOF:
+				s.yield(Event{}, fmt.Errorf("%w: %w", ErrConnectionLost, err))
+			}
+			return // a clean end
+		}
 		if out.healthy {
 			s.failed, s.outage = 0, c.clock.Now()
 		} else {
@@ -404,10 +517,22 @@ func (s *streamer) run(ctx context.Context) {
 	}
 }
 
+// mayReconnect reports whether the stream may connect again.
+func (s *streamer) mayReconnect() bool {
+	switch s.cfg.reconnect {
+	case reconnectAlways:
+		return true
+	case reconnectOpened:
+		return s.opened
+	}
+	return false
+}
+
 // attemptOutcome is how one attempt ended.
 type attemptOutcome struct {
 	err     error // what ended it: io.EOF for a clean end
 	reason  int32 // why the watchdog dropped it, if it did
+	opened  bool  // the attempt opened a stream
 	healthy bool  // it delivered an event or stayed open for the max delay
 	stop    bool  // the loop body broke out: the iteration must end
 }
@@ -430,6 +555,7 @@ func (s *streamer) session(ctx context.Context) attemptOutcome {
 		}
 		return attemptOutcome{err: err, reason: reason}
 	}
+	s.opened = true
 	cn.setBody(body)
 	s.rd.Reset(cn, s.lastID)
 	events := 0
@@ -461,7 +587,7 @@ func (s *streamer) session(ctx context.Context) attemptOutcome {
 		err = fmt.Errorf("%w: no data for %v", ErrReadTimeout, c.readTimeout)
 	}
 	healthy := events > 0 || c.clock.Now().Sub(start) >= c.maxDelay
-	return attemptOutcome{err: err, reason: reason, healthy: healthy}
+	return attemptOutcome{err: err, reason: reason, opened: true, healthy: healthy}
 }
 
 func (s *streamer) noteLastID() {

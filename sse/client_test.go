@@ -511,6 +511,68 @@ func TestStreamMaxAttempts(t *testing.T) {
 	srv.noAttempt(t)
 }
 
+// WithMaxAttempts(1), as documented: a stream that keeps working goes on
+// reconnecting after each healthy connection ends; the first attempt that
+// fails ends it.
+func TestStreamMaxAttemptsCountsFailuresInARow(t *testing.T) {
+	srv, clk := newFakeServer(), newFakeClock()
+	items := runStream(t.Context(), srv.connect, WithClock(clk), WithRetry(0), WithMaxAttempts(1), WithJitter(maxJitter))
+	for i := range 3 {
+		w := srv.accept(t).open()
+		pipeWrite(t, w, fmt.Sprintf("id: %d\ndata: x\n\n", i))
+		nextEvent(t, items)
+		w.Close()
+	}
+	refused := errors.New("refused")
+	srv.accept(t).fail(refused)
+	if it := nextItem(t, items); !errors.Is(it.err, ErrRetryLimit) || !errors.Is(it.err, refused) {
+		t.Fatalf("got %v, want ErrRetryLimit wrapping the failure", it.err)
+	}
+	expectEnd(t, items)
+	srv.noAttempt(t)
+	clk.noAfter(t) // WithRetry(0): no wait was ever armed
+}
+
+// WithOneShot connects once, whatever the ConnectFunc answers.
+func TestStreamOneShot(t *testing.T) {
+	refused := errors.New("refused")
+	for _, tc := range []struct {
+		name  string
+		serve func(a *fakeAttempt)
+		check func(error) bool
+	}{
+		{"clean end", func(a *fakeAttempt) {
+			w := a.open()
+			io.WriteString(w, "data: x\n\n")
+			w.Close()
+		}, func(err error) bool { return err == nil }},
+		{"drop", func(a *fakeAttempt) {
+			w := a.open()
+			io.WriteString(w, "data: x\n\n")
+			w.CloseWithError(io.ErrUnexpectedEOF)
+		}, func(err error) bool { return errors.Is(err, ErrConnectionLost) && errors.Is(err, io.ErrUnexpectedEOF) }},
+		{"failed attempt", func(a *fakeAttempt) { a.fail(refused) }, func(err error) bool { return err == refused }},
+		{"done", func(a *fakeAttempt) { a.fail(ErrDone) }, func(err error) bool { return err == nil }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, rs := newFakeServer(), newRetries()
+			items := runStream(t.Context(), srv.connect, WithOneShot(), rs.option())
+			tc.serve(srv.accept(t))
+			var err error
+			for it := range items {
+				if it.err != nil {
+					err = it.err
+				}
+			}
+			if !tc.check(err) {
+				t.Fatalf("ended with %v", err)
+			}
+			srv.noAttempt(t)
+			rs.none(t)
+		})
+	}
+}
+
 func TestStreamMaxElapsed(t *testing.T) {
 	srv, clk, rs := newFakeServer(), newFakeClock(), newRetries()
 	items := runStream(t.Context(), srv.connect, WithClock(clk), WithRetry(time.Second), WithMaxElapsed(5*time.Second),

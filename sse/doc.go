@@ -16,15 +16,26 @@
 // # Client
 //
 // Stream consumes an event stream like a browser's EventSource, over any
-// transport a ConnectFunc opens; Connect and Client do it over HTTP (any
-// method, headers and body, resent on every reconnection). When a
-// connection ends or breaks, the client waits the reconnection time (the
-// server's retry, default 3 s, with jittered, capped backoff after repeated
-// failures) and reconnects with the last event id as Last-Event-ID, so the
-// server can resume exactly after the last event received. 204 No Content
-// ends the stream for good. Waits and the read timeout go through a Clock,
-// and transient failures are reported to OnRetry only: the iterator yields
-// events, the reset signal, and at most one final error.
+// transport a ConnectFunc opens; Connect and Client do it over HTTP, with
+// any method, headers and body. When a connection ends or breaks, the
+// client waits the reconnection time (the server's retry, default 3 s, with
+// jittered, capped backoff after repeated failures) and reconnects with the
+// last event id as Last-Event-ID, so the server can resume exactly after the
+// last event received. 204 No Content ends the stream for good. Waits and
+// the read timeout go through a Clock, and transient failures are reported
+// to OnRetry only: the iterator yields events, the reset signal, and at
+// most one final error. A block with no data line (an id alone: the
+// invisible priming of a stream) is never yielded; it only sets the last
+// event id, as in a browser.
+//
+// That is what Connect does for a GET. A request with another method — the
+// POST of an LLM API or of an MCP call — is sent once: the server ending
+// its stream ends the iteration, and a broken connection ends it with
+// ErrConnectionLost, so a prompt is never sent (and paid for) twice.
+// WithResume resumes such a stream with another request, as MCP's
+// streamable HTTP transport resumes a POST's stream with a GET carrying
+// Last-Event-ID; WithResend sends the same request again, as EventSource
+// does; WithOneShot makes one connection whatever the method.
 //
 // # The reset signal
 //

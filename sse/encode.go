@@ -1,6 +1,7 @@
 package sse
 
 import (
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -42,6 +43,22 @@ func AppendEvent(dst []byte, e Event) ([]byte, error) {
 // comment is ignored by clients; servers send them as heartbeats.
 func AppendComment(dst []byte, text string) []byte {
 	return appendLines(dst, ": ", text)
+}
+
+// AppendID appends a lone "id" field followed by a blank line: it sets the
+// client's last event id without dispatching an event, so no EventSource
+// fires a message for it (an empty id clears the last event id). A server
+// opens a stream with it to give a client a cursor before any event: the
+// client resumes from there if the connection breaks. It returns dst
+// unchanged and an error wrapping ErrInvalidID when id contains CR, LF or
+// NUL.
+func AppendID(dst []byte, id string) ([]byte, error) {
+	if !validField(id) {
+		return dst, fmt.Errorf("%w: %q", ErrInvalidID, id)
+	}
+	dst = append(dst, "id: "...)
+	dst = append(dst, id...)
+	return append(dst, '\n', '\n'), nil
 }
 
 // AppendRetry appends a lone "retry" field followed by a blank line: it sets

@@ -94,6 +94,33 @@ func TestAppendComment(t *testing.T) {
 	}
 }
 
+// AppendID sets the last event id and dispatches nothing.
+func TestAppendID(t *testing.T) {
+	for _, id := range []string{"42", " spaced ", ""} {
+		wire, err := AppendID([]byte("data: before\n\n"), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd := NewReader(nil)
+		rd.Reset(strings.NewReader(string(wire)+"data: after\n\n"), "old")
+		var got []Event
+		for e, err := range rd.All() {
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, e)
+		}
+		if len(got) != 2 || got[0].ID != "old" || got[1] != (Event{ID: id, Type: "message", Data: "after"}) {
+			t.Fatalf("id %q: %q read as %+v", id, wire, got)
+		}
+	}
+	for _, bad := range []string{"a\nb", "a\rb", "a\x00b"} {
+		if got, err := AppendID([]byte("x"), bad); !errors.Is(err, ErrInvalidID) || string(got) != "x" {
+			t.Errorf("id %q: %q, %v", bad, got, err)
+		}
+	}
+}
+
 func TestAppendRetry(t *testing.T) {
 	if got := string(AppendRetry(nil, 2*time.Second)); got != "retry: 2000\n\n" {
 		t.Fatalf("got %q", got)

@@ -101,15 +101,15 @@ func DefaultRetryable(err *StatusError) bool {
 // Every request carries Accept: text/event-stream and Cache-Control:
 // no-cache (unless the request sets them) and Last-Event-ID when the last
 // event id in effect is not empty. Any method, header and body may be used
-// (the POST streams of LLM APIs): the body is sent again on every
-// reconnection. Redirects are followed as the http.Client does (301, 302,
-// 303, 307, 308; a 307 or 308 resends the method and body); a redirect
-// without a Location is an error carrying ErrRedirectWithoutLocation.
+// (the POST streams of LLM APIs and MCP). Redirects are followed as the
+// http.Client does (301, 302, 303, 307, 308; a 307 or 308 resends the
+// method and body); a redirect without a Location is an error carrying
+// ErrRedirectWithoutLocation.
 //
 // A 2xx response with Content-Type text/event-stream (parameters allowed)
 // opens the stream; 204 No Content ends it cleanly (ErrDone); anything else
 // is a *StatusError, permanent unless Retryable says otherwise. Network
-// errors are retried.
+// errors are retried (when the stream may reconnect: see Client.Connect).
 type Client struct {
 	// HTTPClient makes the requests. Nil means http.DefaultClient. Its
 	// Timeout must be zero, or it would cut every long stream.
@@ -119,31 +119,77 @@ type Client struct {
 	Retryable func(err *StatusError) bool
 }
 
-// Connect streams the events of req with a zero Client, reconnecting as
-// Stream does. See Client.Connect.
+// Connect streams the events of req with a zero Client. See Client.Connect.
 func Connect(ctx context.Context, req *http.Request, opts ...Option) iter.Seq2[Event, error] {
 	var c Client
 	return c.Connect(ctx, req, opts...)
 }
 
-// Connect streams the events of req, reconnecting as Stream does, with the
-// given options. A Last-Event-ID header set on req is the last event id of
-// the first request (WithLastEventID overrides it); later requests carry the
-// stream's own. The context of req is replaced by ctx.
+// Connect streams the events of req with the given options. Whether and how
+// it reconnects depends on the method and the options:
+//
+//   - GET: like a browser's EventSource (see Stream), req is sent again
+//     after every clean end of the stream, dropped connection and retryable
+//     failure, with Last-Event-ID, after the server's retry; 204 No Content
+//     ends it.
+//   - Any other method (the POST of an LLM API or of an MCP call): req is
+//     sent once. The server ending the stream ends the iteration without an
+//     error; a connection that breaks ends it with ErrConnectionLost; a
+//     failed request with its error (even one that a GET would retry).
+//   - WithResume(f): once req has opened a stream, every reconnection —
+//     after a drop, and after a clean end — sends f(lastEventID) instead of
+//     req, for any method: the POST→GET resumption of MCP's streamable
+//     HTTP transport. f's requests are retried like a GET's; 204 (or f
+//     returning ErrDone) ends the stream.
+//   - WithResend: req is sent again whatever its method, as by EventSource.
+//   - WithOneShot: one request and no reconnection, whatever the method.
+//
+// A Last-Event-ID header set on req is the last event id of the first
+// request (WithLastEventID overrides it); later requests carry the stream's
+// own. The context of req is replaced by ctx. If req has a body and no
+// GetBody, the body is read first (so that a 307 or 308 redirect can send
+// it again).
 func (c *Client) Connect(ctx context.Context, req *http.Request, opts ...Option) iter.Seq2[Event, error] {
-	connect, err := c.ConnectFunc(req)
-	if err != nil {
-		return func(yield func(Event, error) bool) { yield(Event{}, err) }
-	}
 	if id := req.Header.Get("Last-Event-ID"); id != "" {
 		opts = append([]Option{WithLastEventID(id)}, opts...)
 	}
-	return Stream(ctx, connect, opts...)
+	cfg := newStreamConfig(opts)
+	resent := req.Method == "" || req.Method == http.MethodGet || cfg.resend
+	switch {
+	case cfg.oneShot:
+	case resent:
+		cfg.reconnect = reconnectAlways
+	case cfg.resume != nil:
+		cfg.reconnect = reconnectOpened
+	default:
+		cfg.reconnect = reconnectNever
+	}
+	first, err := c.ConnectFunc(req)
+	if err != nil {
+		return func(yield func(Event, error) bool) { yield(Event{}, err) }
+	}
+	resume := cfg.resume
+	if resume == nil || cfg.oneShot {
+		return stream(ctx, first, &cfg)
+	}
+	return func(yield func(Event, error) bool) {
+		opened := false // per range: each one starts with req
+		connect := func(ctx context.Context, lastEventID string) (io.ReadCloser, error) {
+			if opened {
+				return c.resume(ctx, resume, lastEventID)
+			}
+			body, err := first(ctx, lastEventID)
+			opened = err == nil
+			return body, err
+		}
+		stream(ctx, connect, &cfg)(yield)
+	}
 }
 
-// ConnectFunc returns a ConnectFunc that sends req, for use with Stream. If
-// req has a body and no GetBody, the body is read now so that it can be sent
-// on every attempt.
+// ConnectFunc returns a ConnectFunc that sends req, for use with Stream,
+// which sends it again on every reconnection whatever its method (Connect
+// applies the rules of methods and WithResume). If req has a body and no
+// GetBody, the body is read now so that it can be sent on every attempt.
 func (c *Client) ConnectFunc(req *http.Request) (ConnectFunc, error) {
 	getBody := req.GetBody
 	if req.Body != nil && req.Body != http.NoBody && getBody == nil {
@@ -156,10 +202,6 @@ func (c *Client) ConnectFunc(req *http.Request) (ConnectFunc, error) {
 		req = req.Clone(req.Context())
 		req.Body, req.GetBody, req.ContentLength = http.NoBody, getBody, int64(len(b))
 	}
-	hc := c.HTTPClient
-	if hc == nil {
-		hc = http.DefaultClient
-	}
 	return func(ctx context.Context, lastEventID string) (io.ReadCloser, error) {
 		r := req.Clone(ctx)
 		if getBody != nil {
@@ -169,31 +211,56 @@ func (c *Client) ConnectFunc(req *http.Request) (ConnectFunc, error) {
 			}
 			r.Body, r.GetBody = body, getBody
 		}
-		if r.Header.Get("Accept") == "" {
-			r.Header.Set("Accept", "text/event-stream")
-		}
-		if r.Header.Get("Cache-Control") == "" {
-			r.Header.Set("Cache-Control", "no-cache")
-		}
 		r.Header.Del("Last-Event-ID")
-		if lastEventID != "" {
-			r.Header.Set("Last-Event-ID", lastEventID)
-		}
-		resp, err := hc.Do(r)
-		if err != nil {
-			if resp != nil {
-				// The redirect policy refused to go on: retrying would meet
-				// the same refusal.
-				return nil, Permanent(err)
-			}
-			return nil, err
-		}
-		if err := c.check(resp); err != nil {
-			resp.Body.Close()
-			return nil, err
-		}
-		return resp.Body, nil
+		return c.send(r, lastEventID)
 	}, nil
+}
+
+// resume sends the request that resume makes for lastEventID.
+func (c *Client) resume(ctx context.Context, resume func(string) (*http.Request, error), lastEventID string) (io.ReadCloser, error) {
+	r, err := resume(lastEventID)
+	switch {
+	case errors.Is(err, ErrDone):
+		return nil, err
+	case err != nil:
+		return nil, Permanent(fmt.Errorf("sse: resuming after %q: %w", lastEventID, err))
+	case r == nil:
+		return nil, Permanent(fmt.Errorf("sse: resuming after %q: the resume function returned no request", lastEventID))
+	}
+	return c.send(r.Clone(ctx), lastEventID)
+}
+
+// send sends r, adding the stream's headers, and returns the body of the
+// event stream it opens. Last-Event-ID is set to lastEventID unless r sets
+// one.
+func (c *Client) send(r *http.Request, lastEventID string) (io.ReadCloser, error) {
+	if r.Header.Get("Accept") == "" {
+		r.Header.Set("Accept", "text/event-stream")
+	}
+	if r.Header.Get("Cache-Control") == "" {
+		r.Header.Set("Cache-Control", "no-cache")
+	}
+	if lastEventID != "" && r.Header.Get("Last-Event-ID") == "" {
+		r.Header.Set("Last-Event-ID", lastEventID)
+	}
+	hc := c.HTTPClient
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(r)
+	if err != nil {
+		if resp != nil {
+			// The redirect policy refused to go on: retrying would meet
+			// the same refusal.
+			return nil, Permanent(err)
+		}
+		return nil, err
+	}
+	if err := c.check(resp); err != nil {
+		resp.Body.Close()
+		return nil, err
+	}
+	return resp.Body, nil
 }
 
 // check classifies a response: nil when it opens an event stream.

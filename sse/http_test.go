@@ -128,7 +128,9 @@ func TestConnectLastEventIDFromRequest(t *testing.T) {
 	}
 }
 
-func TestConnectBodyResentOnReconnect(t *testing.T) {
+// WithResend sends a POST again, body and headers included, on every
+// reconnection (without it a POST is sent once: TestConnectPostIsSentOnce).
+func TestConnectResendSendsTheBodyAgain(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		body func() io.Reader
@@ -152,7 +154,7 @@ func TestConnectBodyResentOnReconnect(t *testing.T) {
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("Authorization", "Bearer k")
 			n := 0
-			for _, err := range Connect(t.Context(), req, WithRetry(0)) {
+			for _, err := range Connect(t.Context(), req, WithRetry(0), WithResend()) {
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -354,11 +356,13 @@ func TestConnectFollowsRedirects(t *testing.T) {
 				defer front.Close()
 
 				req, _ := http.NewRequest(method, front.URL, nil)
+				opts := []Option{WithRetry(0)}
 				if method == "POST" {
 					req, _ = http.NewRequest(method, front.URL, strings.NewReader("prompt"))
+					opts = append(opts, WithResend()) // reconnect through the redirect too
 				}
 				n := 0
-				for e, err := range Connect(t.Context(), req, WithRetry(0)) {
+				for e, err := range Connect(t.Context(), req, opts...) {
 					if err != nil || e.Data != "hello" {
 						t.Fatalf("got %+v, %v", e, err)
 					}
