@@ -336,9 +336,9 @@ func OnRetry(f func(*RetryError)) Option {
 // OnLastEventID calls f whenever the last event id changes: after the event
 // that changed it has been yielded and the loop body returned (so an
 // application that persists the id and resumes from it with WithLastEventID
-// gets every event at least once), or, for blocks with no data and for
-// skipped events, when the stream gets to them. It is not called for the
-// event the loop broke on.
+// gets every event at least once), or, for blocks with no data (a
+// server's priming id) and for skipped events, as soon as the stream reads
+// them. It is not called for the event the loop broke on.
 func OnLastEventID(f func(id string)) Option {
 	return func(c *streamConfig) { c.onLastEventID = f }
 }
@@ -455,6 +455,7 @@ func (s *streamer) run(ctx context.Context) {
 	s.rd.MaxEventSize = c.maxEventSize
 	s.rd.DispatchAtEOF = c.dispatchAtEOF
 	s.rd.OnComment = c.onComment
+	s.rd.onSilentID = s.noteLastID
 	s.outage = c.clock.Now()
 	for {
 		if err := ctx.Err(); err != nil {

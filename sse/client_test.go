@@ -323,6 +323,32 @@ func TestStreamIDOfBlockWithoutData(t *testing.T) {
 	}
 }
 
+// A priming id (a lone id field) reaches OnLastEventID as soon as it is
+// read, not with the next event: a process that persists the cursor has
+// it even if no event follows.
+func TestStreamOnLastEventIDOfPriming(t *testing.T) {
+	srv := newFakeServer()
+	ids := make(chan string, 10)
+	items := runStream(t.Context(), srv.connect, OnLastEventID(func(id string) { ids <- id }))
+	w := srv.accept(t).open()
+	pipeWrite(t, w, "id: primed\n\n")
+	select {
+	case id := <-ids:
+		if id != "primed" {
+			t.Fatalf("OnLastEventID(%q), want primed", id)
+		}
+	case <-time.After(hangTimeout):
+		t.Fatal("OnLastEventID not called for the priming")
+	}
+	pipeWrite(t, w, "data: x\n\n")
+	if e := nextEvent(t, items); e.ID != "primed" || e.Data != "x" {
+		t.Fatalf("got %+v", e)
+	}
+	if len(ids) != 0 {
+		t.Fatalf("OnLastEventID(%q) again", <-ids)
+	}
+}
+
 func TestStreamInitialLastEventID(t *testing.T) {
 	srv := newFakeServer()
 	runStream(t.Context(), srv.connect, WithLastEventID("42"))

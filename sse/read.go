@@ -54,6 +54,11 @@ type Reader struct {
 	// (after the colon, one leading space stripped), in stream order.
 	OnComment func(text string)
 
+	// onSilentID, when set, is called when a block with no data changes
+	// the last event id: Next returns nothing for it (the Stream's
+	// OnLastEventID).
+	onSilentID func()
+
 	r          io.Reader
 	buf        []byte
 	start, end int   // unread bytes are buf[start:end]
@@ -96,6 +101,7 @@ func (r *Reader) Reset(src io.Reader, lastEventID string) {
 		MaxEventSize:  r.MaxEventSize,
 		DispatchAtEOF: r.DispatchAtEOF,
 		OnComment:     r.OnComment,
+		onSilentID:    r.onSilentID,
 		r:             src,
 		buf:           r.buf,
 		data:          r.data[:0],
@@ -350,10 +356,13 @@ func (r *Reader) processLine(line []byte) error {
 func (r *Reader) dispatch(e *Event) bool {
 	idChanged := string(r.idBuf) != r.lastID
 	if len(r.data) == 0 {
+		r.typ, r.eventRetry = "", 0
 		if idChanged {
 			r.lastID = decodeUTF8(r.idBuf)
+			if r.onSilentID != nil {
+				r.onSilentID()
+			}
 		}
-		r.typ, r.eventRetry = "", 0
 		return false
 	}
 	data := r.data[:len(r.data)-1]
