@@ -113,9 +113,9 @@ func TestCursorsNeverCustomIDs(t *testing.T) {
 			if ev.ID == secret || strings.Contains(ev.Data, secret) {
 				t.Fatalf("the reset event reveals the private event's id: %+v", ev)
 			}
-			primed := e.resume("topic=a", "").next()
-			if primed.ID == "" || primed.ID == secret {
-				t.Fatalf("priming event %+v reveals the private event's id", primed)
+			primed := e.resume("topic=a", "").primed()
+			if primed == secret {
+				t.Fatalf("the priming %q is the private event's id", primed)
 			}
 			if p := e.h.Stats().Position; p == secret {
 				t.Fatalf("Stats().Position %q is the private event's id", p)
@@ -123,8 +123,8 @@ func TestCursorsNeverCustomIDs(t *testing.T) {
 			if !tc.positioner {
 				// The last event everyone may see: a cursor before the
 				// private one.
-				if ev.ID != public || primed.ID != public {
-					t.Fatalf("reset %q, priming %q; want the last public event's id %s", ev.ID, primed.ID, public)
+				if ev.ID != public || primed != public {
+					t.Fatalf("reset %q, priming %q; want the last public event's id %s", ev.ID, primed, public)
 				}
 			}
 
@@ -134,8 +134,8 @@ func TestCursorsNeverCustomIDs(t *testing.T) {
 			}
 			// The reset's head resumes right before the live event.
 			again := e.resume("topic=a", ev.ID)
-			if p := again.next(); p.ID != ev.ID || p.Data != "" {
-				t.Fatalf("priming %+v, want %s", p, ev.ID)
+			if p := again.primed(); p != ev.ID {
+				t.Fatalf("primed with %s, want %s", p, ev.ID)
 			}
 			if got := again.next(); got.ID != live {
 				t.Fatalf("resuming from the reset's head got %+v, want %s", got, live)
@@ -176,8 +176,8 @@ func TestCustomIDsCannotBeProbed(t *testing.T) {
 	if h := admin.resp.Header.Get(ResetHeader); h != "" {
 		t.Fatalf("an authorized subscriber got a reset (%s) for %s", h, secret)
 	}
-	if p := admin.next(); p.ID != secret || p.Data != "" {
-		t.Fatalf("priming %+v, want %s", p, secret)
+	if p := admin.primed(); p != secret {
+		t.Fatalf("primed with %s, want %s", p, secret)
 	}
 	if ev := admin.next(); ev.ID != after {
 		t.Fatalf("an authorized subscriber resumed with %+v, want %s", ev, after)
@@ -191,7 +191,7 @@ func TestSessionCustomIDsCannotBeProbed(t *testing.T) {
 	e.publish("a", "seed")
 	alice := e.subscribe("", "a")
 	aliceID := alice.resp.Header.Get(DefaultSessionHeader)
-	alice.next()
+	alice.primed()
 	if _, err := e.h.SendToSessions(context.Background(), []string{aliceID}, sse.Event{ID: "note-for-alice", Data: "hi"}); err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func TestSessionCustomIDsCannotBeProbed(t *testing.T) {
 	if h := back.resp.Header.Get(ResetHeader); h != "" {
 		t.Fatalf("alice got a reset (%s)", h)
 	}
-	back.next() // priming
+	back.primed()
 	if ev := back.next(); ev.ID != later {
 		t.Fatalf("alice resumed with %+v, want %s", ev, later)
 	}
@@ -227,16 +227,16 @@ func TestResumeFromHandedOutCursor(t *testing.T) {
 	e.publish("", "between", false)
 	e.publish("dup", "private dup", true)
 
-	primed := e.resume("user=admin&topic=a", "").next()
+	primed := e.resume("user=admin&topic=a", "").primed()
 	reset := e.resume("user=admin&topic=a", "never-issued").next()
 	if reset.Type != ResetEventType {
 		t.Fatalf("got %+v, want a reset", reset)
 	}
 	want := []string{e.publish("", "one", false), e.publish("", "two", true), e.publish("", "three", false)}
-	for _, cursor := range []string{primed.ID, reset.ID} {
+	for _, cursor := range []string{primed, reset.ID} {
 		c := e.resume("user=admin&topic=a", cursor)
-		if p := c.next(); p.ID != cursor || p.Data != "" {
-			t.Fatalf("priming %+v, want %s", p, cursor)
+		if p := c.primed(); p != cursor {
+			t.Fatalf("primed with %s, want %s", p, cursor)
 		}
 		for _, id := range want {
 			if ev := c.next(); ev.ID != id {

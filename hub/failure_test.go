@@ -26,9 +26,11 @@ func TestStoreFailures(t *testing.T) {
 		checkGoroutines(t)
 		fs := newFlaky(t)
 		e := newEnv(t, Config{Store: fs}, h2)
-		e.publish("a", "seed")
+		seed := e.publish("a", "seed")
 		c := e.subscribe("", "a")
-		c.next()
+		if id := c.primed(); id != seed {
+			t.Fatalf("primed with %s, want %s", id, seed)
+		}
 
 		// Append fails: Publish returns the error, the subscriber is
 		// untouched and goes on with the next events.
@@ -66,7 +68,9 @@ func TestStoreFailures(t *testing.T) {
 		c.end()
 		id2 := e.publish("a", "2")
 		c = e.subscribe(id1, "a")
-		c.next()
+		if id := c.primed(); id != id1 {
+			t.Fatalf("primed with %s, want the cursor %s", id, id1)
+		}
 		if ev := c.next(); ev.ID != id2 {
 			t.Fatalf("after follow failure got %+v", ev)
 		}
@@ -139,8 +143,13 @@ func TestEventAuthorization(t *testing.T) {
 		}
 		alice := e.get("/events?user=alice&lastEventID="+first, nil)
 		anon := e.get("/events?lastEventID="+first, nil)
-		check(alice, "", "alice: hi", "public 2")
-		check(anon, "", "public 2")
+		for _, c := range []*client{alice, anon} {
+			if id := c.primed(); id != first {
+				t.Fatalf("primed with %s, want the cursor %s", id, first)
+			}
+		}
+		check(alice, "alice: hi", "public 2")
+		check(anon, "public 2")
 		publish("bob: live secret", true)
 		publish("alice: live", true)
 		last := publish("public 3", false)
@@ -175,7 +184,7 @@ func TestPatternMatch(t *testing.T) {
 	var cs []*client
 	for range 3 {
 		c := e.get("/events?prefix=books/", nil)
-		c.next()
+		c.primed()
 		cs = append(cs, c)
 	}
 	e.publish("music/1", "no")
@@ -210,7 +219,8 @@ func TestMetrics(t *testing.T) {
 		e.publish("a", strconv.Itoa(i))
 	}
 	c := e.subscribe(first, "a")
-	for range 5 {
+	c.primed()
+	for range 4 {
 		c.next()
 	}
 	e.publish("a", "live")

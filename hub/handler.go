@@ -284,21 +284,23 @@ func (c *conn) head(ctx context.Context) (string, error) {
 }
 
 // opening resets the buffer to the start of the stream: empty, or under
-// Config.NoPriming the ":" comment that stands for the priming event.
+// PrimingNone the ":" comment that stands for the priming.
 func (c *conn) opening() {
 	c.buf = c.buf[:0]
-	if c.h.cfg.NoPriming {
+	if c.h.cfg.Priming == PrimingNone {
 		c.buf = append(c.buf, ":\n"...)
 	}
 }
 
-// prime appends the priming event: the cursor as an id, with empty data
-// (nothing under Config.NoPriming).
+// prime appends the priming of Config.Priming for the cursor id.
 func (c *conn) prime(id string) {
 	if id == "" {
 		return
 	}
-	if !c.h.cfg.NoPriming {
+	switch c.h.cfg.Priming {
+	case PrimingID:
+		c.buf, _ = sse.AppendID(c.buf, id)
+	case PrimingEmptyData:
 		c.buf, _ = sse.AppendEvent(c.buf, sse.Event{ID: id})
 	}
 	c.lastID = id

@@ -100,6 +100,49 @@ type client struct {
 	done     chan struct{}
 	err      error // valid after done
 	reader   *sse.Reader
+	tap      *tap
+}
+
+// tap keeps the first bytes read from a response body, where the priming
+// is: the sse.Reader, like every EventSource, dispatches no event for it.
+type tap struct {
+	r   io.Reader
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (t *tap) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	t.mu.Lock()
+	if len(t.buf) < 64<<10 {
+		t.buf = append(t.buf, p[:n]...)
+	}
+	t.mu.Unlock()
+	return n, err
+}
+
+// primed waits for the first block of the stream and returns its id,
+// failing the test unless the block is the default priming: a lone id
+// field ("id: <cursor>" and a blank line), which sets the client's last
+// event id and dispatches nothing.
+func (c *client) primed() string {
+	c.t.Helper()
+	var block string
+	waitFor(c.t, "the priming", func() bool {
+		c.tap.mu.Lock()
+		defer c.tap.mu.Unlock()
+		i := strings.Index(string(c.tap.buf), "\n\n")
+		if i >= 0 {
+			block = string(c.tap.buf[:i+2])
+		}
+		return i >= 0
+	})
+	id, ok := strings.CutPrefix(block, "id: ")
+	id, ok2 := strings.CutSuffix(id, "\n\n")
+	if !ok || !ok2 || id == "" || strings.ContainsAny(id, "\r\n") {
+		c.t.Fatalf("the stream opens with %q, want a lone id field", block)
+	}
+	return id
 }
 
 // get opens path (with query) on the server with extra headers and returns
@@ -124,7 +167,8 @@ func (e *env) get(path string, hdr http.Header) *client {
 	}
 	c := &client{t: e.t, resp: resp, cancel: cancel, events: make(chan sse.Event, 1<<16),
 		comments: make(chan string, 1<<10), done: make(chan struct{})}
-	c.reader = sse.NewReader(resp.Body)
+	c.tap = &tap{r: resp.Body}
+	c.reader = sse.NewReader(c.tap)
 	c.reader.OnComment = func(text string) {
 		select {
 		case c.comments <- text:

@@ -135,7 +135,7 @@ func TestHijackShutdown(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got, want)
 		}
 	}
-	if got, want := s.chunk(), "id: "+head+"\ndata: \n\n"; got != want {
+	if got, want := s.chunk(), "id: "+head+"\n\n"; got != want {
 		t.Fatalf("priming %q, want %q", got, want)
 	}
 	waitFor(t, "the hijack", func() bool { return hijackedCount() == 1 })
@@ -177,7 +177,7 @@ func TestHijackGoClient(t *testing.T) {
 	e.publish("a", "seed")
 	c := e.subscribe("", "a")
 	s := <-conns
-	c.next()
+	c.primed()
 	waitFor(t, "the hijack", func() bool { return hijackedCount() == 1 })
 	var want []string
 	for i := range 50 {
@@ -257,7 +257,7 @@ func TestHijackNotHTTP2(t *testing.T) {
 	e := newEnv(t, Config{Retry: time.Second}, true)
 	e.publish("a", "seed")
 	c := e.subscribe("", "a")
-	c.next()
+	c.primed()
 	id := e.publish("a", "x")
 	if ev := c.next(); ev.ID != id {
 		t.Fatalf("got %+v", ev)
@@ -316,7 +316,7 @@ func TestHijackHandlerReturns(t *testing.T) {
 
 	for i := range 2 {
 		s := e.tcpSubscribe("/?topic=a")
-		if got, want := s.chunk(), "id: "+head+"\ndata: \n\n"; got != want {
+		if got, want := s.chunk(), "id: "+head+"\n\n"; got != want {
 			t.Fatalf("priming %q, want %q", got, want)
 		}
 		select {

@@ -37,9 +37,11 @@
 // live events skipping those already replayed (store positions are
 // comparable, so the handoff has no gap and no duplicate). A cursor the
 // store cannot serve gets an explicit reset event ([ResetEventType]) and a
-// Sluice-Reset response header, never silent loss. Every stream opens with a
-// priming event (an id and empty data) so a client that received nothing
-// still has a cursor (MCP SEP-1699), unless Config.NoPriming.
+// Sluice-Reset response header, never silent loss. Every stream opens with
+// its cursor as a lone id field, so a client that received nothing still
+// has a cursor to resume from; EventSource fires no event for it.
+// Config.Priming chooses the id with empty data of MCP SEP-1699 instead, or
+// no cursor.
 //
 // The cursors the hub hands out (the priming event, a reset event's head,
 // Stats.Position) reveal nothing a subscriber may not see: with a
@@ -171,6 +173,41 @@ func (p Policy) String() string {
 	return fmt.Sprintf("Policy(%d)", int(p))
 }
 
+// Priming is what a stream opens with, so that a client that receives no
+// event still has a cursor to resume from: the hub's position when the
+// stream opened, or the cursor it resumes from.
+type Priming int
+
+const (
+	// PrimingID (the default) sends the cursor as a lone id field, "id:
+	// <cursor>" and a blank line. An EventSource (and sluice's client)
+	// sets its last event id from it and fires no event: the priming is
+	// invisible to the application.
+	PrimingID Priming = iota
+	// PrimingEmptyData sends the cursor as an event with an id and an
+	// empty data line, the priming event MCP SEP-1699 asks for. Every
+	// EventSource delivers it as an empty "message" event, and sluice's
+	// client yields it.
+	PrimingEmptyData
+	// PrimingNone sends no cursor: the stream opens with an empty comment
+	// line (":"), so the response still starts at once and EventSource
+	// fires "open", but a client that receives no event has no cursor.
+	PrimingNone
+)
+
+// String returns the priming's name.
+func (p Priming) String() string {
+	switch p {
+	case PrimingID:
+		return "id"
+	case PrimingEmptyData:
+		return "empty-data"
+	case PrimingNone:
+		return "none"
+	}
+	return fmt.Sprintf("Priming(%d)", int(p))
+}
+
 // Default limits, used where a Config field is zero.
 const (
 	DefaultHeartbeat         = 15 * time.Second
@@ -281,12 +318,11 @@ type Config struct {
 	// header is absent. Default "lastEventID"; "-" disables it. A
 	// Subscription's Cursor or FromStart takes precedence.
 	LastEventIDParam string
-	// NoPriming opens every stream with an empty comment line (":")
-	// instead of the priming event, for protocols whose clients would see
-	// the priming event (an id with empty data) as an empty message, such
-	// as Mercure. The response still starts at once, so EventSource fires
-	// "open"; a client that receives nothing then has no cursor.
-	NoPriming bool
+	// Priming is what every stream opens with: its cursor as a lone id
+	// (PrimingID, the default, invisible to clients), as an id with empty
+	// data (PrimingEmptyData, for MCP SEP-1699), or nothing but a ":"
+	// comment (PrimingNone).
+	Priming Priming
 
 	// Session enables sessions when Session.TTL is positive.
 	Session SessionConfig
@@ -349,6 +385,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Policy < PolicyDisconnect || c.Policy > PolicyBlock {
 		return fmt.Errorf("hub: invalid Config.Policy %v", c.Policy)
+	}
+	if c.Priming < PrimingID || c.Priming > PrimingNone {
+		return fmt.Errorf("hub: invalid Config.Priming %v", c.Priming)
 	}
 	if c.ReplayEvents < c.QueueEvents {
 		c.ReplayEvents = c.QueueEvents

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice/sse"
 	"github.com/sluicehq/sluice/store"
@@ -28,11 +29,31 @@ func TestHeadersAndPriming(t *testing.T) {
 		if got := c.resp.Header.Get(ResetHeader); got != "" {
 			t.Errorf("%s = %q on a fresh stream", ResetHeader, got)
 		}
-		p := c.next()
-		if p.ID != head || p.Data != "" || p.Type != "message" {
+		// The default priming: the head as a lone id field, which sets the
+		// client's last event id and dispatches no event.
+		if id := c.primed(); id != head {
+			t.Fatalf("primed with %q, want the head %q", id, head)
+		}
+		after := e.publish("a", "after")
+		if ev := c.next(); ev.ID != after || ev.Data != "after" {
+			t.Fatalf("first event %+v, want %s: the priming dispatched one", ev, after)
+		}
+
+		// MCP SEP-1699's priming event: the id with an empty data line.
+		e = newEnv(t, Config{Priming: PrimingEmptyData}, h2)
+		head = e.publish("a", "before")
+		c = e.subscribe("", "a")
+		if p := c.next(); p != (sse.Event{ID: head, Type: "message"}) {
 			t.Fatalf("priming event = %+v, want id %q and empty data", p, head)
 		}
 	})
+	m := store.NewMemory(store.MemoryConfig{})
+	defer m.Close()
+	for _, p := range []Priming{-1, PrimingNone + 1} {
+		if _, err := New(Config{Store: m, Priming: p}); err == nil {
+			t.Errorf("New accepted Priming %v", p)
+		}
+	}
 }
 
 // An event published as soon as the client has the response headers is
@@ -45,9 +66,6 @@ func TestRegisteredBeforeHeaders(t *testing.T) {
 			id := e.publish("a", strconv.Itoa(i))
 			for {
 				ev := c.next()
-				if ev.Data == "" {
-					continue // priming
-				}
 				if ev.Data != strconv.Itoa(i) || ev.ID != id {
 					t.Fatalf("got %+v, want %d (%s)", ev, i, id)
 				}
@@ -67,8 +85,8 @@ func TestResumeFromID(t *testing.T) {
 			e.publish("b", "other")
 		}
 		c := e.subscribe(idsPub[1], "a")
-		if p := c.next(); p.ID != idsPub[1] || p.Data != "" {
-			t.Fatalf("priming = %+v, want id %s", p, idsPub[1])
+		if id := c.primed(); id != idsPub[1] {
+			t.Fatalf("primed with %s, want the cursor %s", id, idsPub[1])
 		}
 		for i := 2; i < 5; i++ {
 			if ev := c.next(); ev.Data != strconv.Itoa(i) || ev.ID != idsPub[i] {
@@ -81,7 +99,6 @@ func TestResumeFromID(t *testing.T) {
 		}
 		// The query parameter works too.
 		c2 := e.get("/events?topic=a&lastEventID="+idsPub[3], nil)
-		c2.next() // priming
 		if ev := c2.next(); ev.ID != idsPub[4] {
 			t.Fatalf("query resume: got %+v, want %s", ev, idsPub[4])
 		}
@@ -91,9 +108,9 @@ func TestResumeFromID(t *testing.T) {
 // An event with several topics reaches a subscriber of several of them once.
 func TestMultiTopicDeliveredOnce(t *testing.T) {
 	e := newEnv(t, Config{}, false)
-	e.publish("z", "seed") // a log with a head: the stream opens with a priming event
+	e.publish("z", "seed") // a log with a head: the stream opens with a priming id
 	c := e.subscribe("", "a", "b", "c")
-	c.next()
+	c.primed()
 	first, err := e.h.Publish(context.Background(), []string{"a", "b", "z"}, sse.Event{Data: "ab"})
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +124,7 @@ func TestMultiTopicDeliveredOnce(t *testing.T) {
 	}
 	// Replay dedups the same way.
 	r := e.subscribe(c.reader.LastEventID(), "a", "b")
-	r.next()
+	r.primed()
 	e.publish("b", "b")
 	if ev := r.next(); ev.Data != "b" {
 		t.Fatalf("got %+v", ev)
@@ -227,4 +244,74 @@ func TestBadSubscriptions(t *testing.T) {
 	if n := e.h.Subscribers(); n != 0 {
 		t.Errorf("%d subscribers registered by refused requests", n)
 	}
+}
+
+// sluice's client reads the default priming as a browser does: it yields
+// no event for it, even to a caller asking for "message" events, and the
+// primed id is the Last-Event-ID of its next connection.
+func TestPrimingReadBySSEClient(t *testing.T) {
+	protocols(t, func(t *testing.T, h2 bool) {
+		lastIDs := make(chan string, 10)
+		conns := make(chan *Subscriber, 10)
+		e := newEnv(t, Config{Retry: time.Millisecond,
+			OnConnect: func(s *Subscriber, _ *http.Request) { conns <- s },
+			Subscription: func(r *http.Request) (Subscription, error) {
+				lastIDs <- r.Header.Get("Last-Event-ID")
+				return QueryTopics("topic")(r)
+			}}, h2)
+		head := e.publish("a", "seed")
+		req, err := http.NewRequest(http.MethodGet, e.srv.URL+"/events?topic=a", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		client := &sse.Client{HTTPClient: e.client}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		events := make(chan sse.Event, 10)
+		primed := make(chan string, 10)
+		go func() {
+			defer close(events)
+			for ev, err := range client.Connect(ctx, req, sse.WithTypes("message"),
+				sse.OnLastEventID(func(id string) { primed <- id })) {
+				if err == nil {
+					events <- ev
+				}
+			}
+		}()
+		next := func() (string, *Subscriber) {
+			t.Helper()
+			select {
+			case id := <-lastIDs:
+				return id, <-conns
+			case <-time.After(hang):
+				t.Fatal("the client did not connect")
+				return "", nil
+			}
+		}
+		id, s := next()
+		if id != "" {
+			t.Fatalf("first connection with Last-Event-ID %q", id)
+		}
+		select {
+		case id := <-primed:
+			if id != head {
+				t.Fatalf("the client's last event id is %q, want the primed %q", id, head)
+			}
+		case <-time.After(hang):
+			t.Fatal("the client never read the priming")
+		}
+		s.Close() // the stream carried only the priming
+		if id, _ := next(); id != head {
+			t.Fatalf("reconnected with Last-Event-ID %q, want the primed %q", id, head)
+		}
+		after := e.publish("a", "after")
+		select {
+		case ev := <-events:
+			if ev.ID != after || ev.Data != "after" {
+				t.Fatalf("first event %+v, want %s: the priming was yielded", ev, after)
+			}
+		case <-time.After(hang):
+			t.Fatal("no event")
+		}
+	})
 }

@@ -61,8 +61,8 @@ func TestSubscriptionCursor(t *testing.T) {
 					t.Errorf("outcome %q, want %q", got, tt.outcome)
 				}
 				if tt.prime != "" {
-					if ev := c.next(); ev.ID != tt.prime || ev.Data != "" {
-						t.Fatalf("priming %+v, want id %s", ev, tt.prime)
+					if id := c.primed(); id != tt.prime {
+						t.Fatalf("primed with %s, want %s", id, tt.prime)
 					}
 				}
 				if tt.first == "live" {
@@ -115,9 +115,9 @@ func (e *env) rawLines(path string, hdr http.Header) (*http.Response, func() str
 	}
 }
 
-func TestNoPriming(t *testing.T) {
+func TestPrimingNone(t *testing.T) {
 	protocols(t, func(t *testing.T, h2 bool) {
-		e := newEnv(t, Config{NoPriming: true, Subscription: cursorHook}, h2)
+		e := newEnv(t, Config{Priming: PrimingNone, Subscription: cursorHook}, h2)
 		expect := func(line func() string, want ...string) {
 			t.Helper()
 			for _, w := range want {
@@ -169,7 +169,7 @@ func TestSubscriptionDeadline(t *testing.T) {
 
 		deadline = time.Minute
 		c := e.subscribe("", "a")
-		c.next() // priming
+		c.primed()
 		waitArmed(t, fc, 2)
 		fc.Advance(59 * time.Second)
 		id := e.publish("a", "still open")

@@ -53,9 +53,9 @@ func TestSessions(t *testing.T) {
 		bob := e.get("/events", http.Header{"X-User": {"bob"}}) // a session-only subscription
 		bobID := bob.resp.Header.Get(DefaultSessionHeader)
 		spy := e.get("/events?all", http.Header{"X-User": {"eve"}}) // patterns never see sessions
-		spy.next()
-		alice.next()
-		bob.next()
+		spy.primed()
+		alice.primed()
+		bob.primed()
 
 		if _, err := send("hi alice", aliceID); err != nil {
 			t.Fatal(err)
@@ -85,7 +85,7 @@ func TestSessions(t *testing.T) {
 		if got := back.resp.Header.Get(DefaultSessionHeader); got != aliceID {
 			t.Fatalf("resumed session %q, want %q", got, aliceID)
 		}
-		back.next() // priming
+		back.primed()
 		if ev := back.next(); ev.Data != "while away" {
 			t.Fatalf("got %+v", ev)
 		}

@@ -66,7 +66,7 @@ type Config struct {
 	Store store.Store
 	// Engine is the base configuration of the sluice hub engine (queues,
 	// slow-subscriber policy, metrics, clock…). New overrides its Store,
-	// Subscription, OnConnect, OnDisconnect, LastEventIDParam, NoPriming,
+	// Subscription, OnConnect, OnDisconnect, LastEventIDParam, Priming,
 	// Session, PollInterval, Heartbeat, WriteTimeout, MaxLifetime,
 	// MaxTopics, MaxEventSize, MaxLastEventIDLen and Logger.
 	Engine hub.Config
@@ -340,7 +340,7 @@ func New(cfg Config) (*Hub, error) {
 	}
 	ec := cfg.Engine
 	ec.Store = h.store
-	ec.NoPriming = true // the stream opens with ":"
+	ec.Priming = hub.PrimingNone // the stream opens with ":"
 	if ec.Clock != nil {
 		h.engineNow = ec.Clock.Now
 	}
