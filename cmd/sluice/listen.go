@@ -24,6 +24,9 @@ Connects to the event stream at URL and prints every event it receives.
 Like a browser's EventSource it reconnects when the stream ends or breaks,
 sending the last event id as Last-Event-ID and honouring the server's retry
 (default 3s, with backoff after repeated failures). A 204 No Content ends it.
+A request other than GET (--data, --method), such as the POST of an LLM API,
+is sent once and never again: the end of its stream ends the command, and a
+broken connection is an error.
 
 Output, one event at a time:
   default   the event in wire form, a valid event stream itself:
@@ -37,10 +40,11 @@ Output, one event at a time:
 
 Errors and reconnections are reported on standard error, one line each.
 Exit status: 0 at a clean end (a 204 when reconnecting, the end of the
-stream with --once, --timeout or an interrupt), 1 on an error that ends
-the stream (a status other than 2xx, a Content-Type other than
-text/event-stream, or with --once any failure or a status other than 200),
-2 on a usage error.
+stream with --once or of a request other than GET, --timeout or an
+interrupt), 1 on an error that ends the stream (a status other than 2xx, a
+Content-Type other than text/event-stream, a broken connection of a request
+other than GET, or with --once any failure or a status other than 200), 2
+on a usage error.
 
 Flags:
 `
@@ -74,7 +78,7 @@ func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	readTimeout := fs.Duration("read-timeout", 0, "reconnect when no bytes arrive for this long (0: never)")
 	lastID := fs.String("last-event-id", "", "send this Last-Event-ID with the first request")
 	method := fs.String("method", "", "HTTP method (default GET, or POST with --data)")
-	data := fs.String("data", "", "request body, sent again on every reconnection")
+	data := fs.String("data", "", "request body (a request other than GET is sent once)")
 	headers := headerFlags{}
 	fs.Var(headers, "H", "add a request header 'Name: value' (repeatable)")
 

@@ -110,6 +110,33 @@ func TestListenReconnectsByDefault(t *testing.T) {
 	}
 }
 
+// An LLM-style POST is sent once: the end of its stream ends the command,
+// a broken connection is an error, and neither sends the prompt again.
+func TestListenPostIsSentOnce(t *testing.T) {
+	for _, broken := range []bool{false, true} {
+		srv, reqs := server(t, func(n int, w http.ResponseWriter, r *http.Request) {
+			stream(w, "retry: 1\nid: 1\ndata: tok\n\n")
+			if broken {
+				w.(http.Flusher).Flush()
+				panic(http.ErrAbortHandler)
+			}
+		})
+		code, out, errOut := listen(t, "--json", "--data", `{"prompt":"hi"}`, srv.URL)
+		switch {
+		case broken && (code != 1 || !strings.Contains(errOut, "connection lost") || strings.Count(errOut, "\n") != 1):
+			t.Fatalf("broken: exit %d, stderr %q", code, errOut)
+		case !broken && (code != 0 || errOut != ""):
+			t.Fatalf("exit %d: %q", code, errOut)
+		}
+		if out != `{"id":"1","type":"message","data":"tok"}`+"\n" {
+			t.Fatalf("broken=%v: stdout %q", broken, out)
+		}
+		if len(reqs) != 1 {
+			t.Fatalf("broken=%v: %d requests, want 1", broken, len(reqs))
+		}
+	}
+}
+
 func TestListenOnceDoesNotReconnect(t *testing.T) {
 	srv, reqs := server(t, func(n int, w http.ResponseWriter, r *http.Request) { stream(w, "retry: 1\ndata: x\n\n") })
 	code, out, errOut := listen(t, "--once", "--json", srv.URL)

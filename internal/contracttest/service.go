@@ -205,7 +205,9 @@ func (p *createParams) client() (*http.Request, []sse.Option, error) {
 	if p.Body != nil && req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "text/plain; charset=utf-8")
 	}
-	var opts []sse.Option
+	// The harness specifies EventSource semantics for every method: the
+	// same request, body included, on every reconnection.
+	opts := []sse.Option{sse.WithResend()}
 	if p.InitialDelayMs != nil {
 		if *p.InitialDelayMs < 0 {
 			return nil, nil, errors.New("initialDelayMs must not be negative")
