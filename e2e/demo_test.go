@@ -156,6 +156,37 @@ func publish(base, token, topic, data string) (string, error) {
 	return string(b), nil
 }
 
+// startBrowser starts headless Chromium for the test and returns the
+// context that drives it, bounded to a few minutes; the browser stops at
+// the end of the test.
+func startBrowser(t *testing.T) context.Context {
+	t.Helper()
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1200, 1100),
+	)
+	t.Cleanup(cancelAlloc)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	t.Cleanup(cancelBrowser)
+	// Start the browser on a context without a deadline (its lifetime is
+	// the context's), then bound the rest of the test.
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatalf("starting %s: %v", chromiumPath, err)
+	}
+	ctx, cancel := context.WithTimeout(bctx, 5*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // pageState is window.sluiceDemo.
 type pageState struct {
 	Events []struct {
@@ -188,29 +219,7 @@ func TestDemoPageResumesAcrossRestarts(t *testing.T) {
 	}
 	hub := startHub(t, bin, args...)
 
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1200, 1100),
-	)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
-	// Start the browser on a context without a deadline (its lifetime is
-	// the context's), then bound the rest of the test.
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("starting %s: %v", chromiumPath, err)
-	}
-	ctx, cancel := context.WithTimeout(bctx, 5*time.Minute)
-	defer cancel()
+	ctx := startBrowser(t)
 
 	state := func() pageState {
 		t.Helper()
