@@ -102,8 +102,9 @@
 // A stream starts with the ":" comment line, then the events: an "id" line
 // always, "event" and "retry" when set, and at least one "data" line (the
 // data split on every line break, so no payload can inject a field). The
-// engine's priming event is not sent on Mercure streams: it would reach
-// EventSource listeners as an empty message. Heartbeats are ":" comments.
+// engine's priming is not sent on Mercure streams (hub.PrimingNone): the
+// ":" stands for it, and a subscriber's cursor is the id of the last update
+// it received. Heartbeats are ":" comments.
 // A stream ends with a "retry:" when its lifetime (Config.MaxLifetime) or
 // its token's exp is reached, and when the hub shuts down.
 //
