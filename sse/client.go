@@ -245,11 +245,11 @@ func WithMaxDelay(d time.Duration) Option {
 // the connection it opened ends before it was healthy (see Stream). A
 // healthy connection resets the count: the limit bounds each outage, never
 // the reconnections of a stream that keeps working, which a GET stream
-// makes after every clean end. So WithMaxAttempts(1) connects once at the
-// start and once after each healthy connection ends, and gives up at the
-// first failure; WithMaxAttempts(3) makes at most 3 requests in a row that
-// fail. To connect once and never reconnect, use WithOneShot. n ≤ 0, the
-// default, means no limit.
+// makes after every clean end. So under WithMaxAttempts(1) the first
+// attempt that fails ends the stream, while a GET stream whose connections
+// each deliver events reconnects after every one of them; under
+// WithMaxAttempts(3) at most 3 requests in a row fail. To connect once and
+// never reconnect, use WithOneShot. n ≤ 0, the default, means no limit.
 func WithMaxAttempts(n int) Option {
 	return func(c *streamConfig) { c.maxAttempts = n }
 }

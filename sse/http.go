@@ -86,7 +86,8 @@ func (e *StatusError) RetryAfter(now time.Time) (time.Duration, bool) {
 
 // DefaultRetryable is the classification a Client uses when its Retryable is
 // nil: 429 Too Many Requests and 503 Service Unavailable with a valid
-// Retry-After are retried (after that long); every other StatusError is
+// Retry-After are retried (after that long, by a stream that may send the
+// request again: see Client.Connect); every other StatusError is
 // permanent, as in browsers.
 func DefaultRetryable(err *StatusError) bool {
 	if err.StatusCode != http.StatusTooManyRequests && err.StatusCode != http.StatusServiceUnavailable {
