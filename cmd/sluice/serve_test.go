@@ -404,7 +404,15 @@ func TestServeEndpointsAndDrain(t *testing.T) {
 	if err != nil || e.Data != "hi" || e.ID != id {
 		t.Fatalf("got %+v, %v; want the event %s", e, err, id)
 	}
-	_, metrics := get(t, base+"/metrics")
+	// The hub counts a delivery once its write returned, which may be
+	// after the client has read it: wait for the count (a hang guard).
+	var metrics string
+	for deadline := time.Now().Add(hang); ; time.Sleep(time.Millisecond) {
+		_, metrics = get(t, base+"/metrics")
+		if strings.Contains(metrics, "sluice_delivered_events_total 1") || time.Now().After(deadline) {
+			break
+		}
+	}
 	for _, want := range []string{"sluice_published_events_total 1", "sluice_subscribers 1", "sluice_delivered_events_total 1", "go_goroutines"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q", want)
