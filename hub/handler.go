@@ -48,7 +48,7 @@ func putBuf(b []byte) {
 
 // ServeHTTP serves one subscriber: it asks Config.Subscription for the
 // subscription (an error refuses the request with its status), registers
-// the subscriber, sends the stream's headers, a priming event, the history
+// the subscriber, sends the stream's headers, the priming (Config.Priming), the history
 // after the Last-Event-ID (header, or the Config.LastEventIDParam query
 // parameter) or a reset event, and then live events until the client goes
 // away or the hub ends the stream.
