@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -137,8 +138,8 @@ func TestEventAuthorization(t *testing.T) {
 				}
 			}
 		}
-		alice := e.get("/events?user=alice&lastEventID="+first, nil)
-		anon := e.get("/events?lastEventID="+first, nil)
+		alice := e.get("/events?user=alice&lastEventID="+url.QueryEscape(first), nil)
+		anon := e.get("/events?lastEventID="+url.QueryEscape(first), nil)
 		check(alice, "", "alice: hi", "public 2")
 		check(anon, "", "public 2")
 		publish("bob: live secret", true)
