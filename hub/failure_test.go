@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -141,8 +142,8 @@ func TestEventAuthorization(t *testing.T) {
 				}
 			}
 		}
-		alice := e.get("/events?user=alice&lastEventID="+first, nil)
-		anon := e.get("/events?lastEventID="+first, nil)
+		alice := e.get("/events?user=alice&lastEventID="+url.QueryEscape(first), nil)
+		anon := e.get("/events?lastEventID="+url.QueryEscape(first), nil)
 		for _, c := range []*client{alice, anon} {
 			if id := c.primed(); id != first {
 				t.Fatalf("primed with %s, want the cursor %s", id, first)

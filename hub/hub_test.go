@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"testing"
 	"time"
@@ -98,7 +99,7 @@ func TestResumeFromID(t *testing.T) {
 			t.Fatalf("live: got %+v", ev)
 		}
 		// The query parameter works too.
-		c2 := e.get("/events?topic=a&lastEventID="+idsPub[3], nil)
+		c2 := e.get("/events?topic=a&lastEventID="+url.QueryEscape(idsPub[3]), nil)
 		if ev := c2.next(); ev.ID != idsPub[4] {
 			t.Fatalf("query resume: got %+v, want %s", ev, idsPub[4])
 		}
@@ -144,7 +145,7 @@ func TestResetUnknownAndExpired(t *testing.T) {
 		for _, tc := range []struct{ cursor, reason string }{
 			{first, sse.ResetExpired},
 			{"forged-id", sse.ResetUnknown},
-			{"zzzzzzzz-1", sse.ResetUnknown},
+			{"#zzzzzzzz-1", sse.ResetUnknown}, // the generated form, another log's epoch
 		} {
 			c := e.subscribe(tc.cursor, "a")
 			if got := c.resp.Header.Get(ResetHeader); got != tc.reason {

@@ -51,8 +51,14 @@
 // the store's index, so a recent id is found however long the history is;
 // publisher-supplied ids work as cursors (a repeated id resolves to its
 // first retained occurrence). Updates published without an id get the
-// store's compact id (or an urn:uuid with Config.UUIDIDs); a publisher id
-// that has the form of the store's own ids is refused with 400.
+// store's compact id, a relative reference consisting of a fragment as the
+// protocol requires ("#k3j9x0a2-1z"), or an urn:uuid with Config.UUIDIDs.
+// Publisher ids starting with "#" are reserved (400), and so is the form of
+// the store's ids without the "#", which versions before it generated and
+// which still resumes where it did. Clients that put a cursor in the query
+// (last_event_id) must percent-encode it, "#" as %23: unencoded, "#" starts
+// the URL's fragment, which never reaches the hub. EventSource's own
+// Last-Event-ID header needs no encoding.
 //
 // A cursor the store cannot serve (unknown, or older than retention) is
 // where Mercure and sluice differ: the Mercure reference hub replays

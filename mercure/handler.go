@@ -137,7 +137,8 @@ type Config struct {
 	CORSOrigins []string
 	// UUIDIDs makes the hub give updates published without an id an
 	// urn:uuid:<UUIDv7> id, as the reference hub, instead of the store's
-	// own compact ids. Both work as Last-Event-ID.
+	// own compact ids (fragments, "#k3j9x0a2-1z"). Both work as
+	// Last-Event-ID.
 	UUIDIDs bool
 
 	// Heartbeat is the interval of the ":" comment sent on idle streams.

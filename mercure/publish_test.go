@@ -56,6 +56,73 @@ func TestPublishCustomIDsAndEmptyData(t *testing.T) {
 	}
 }
 
+// The Mercure spec: an id the hub generates is an IRI or a relative
+// reference consisting of a fragment. Ours are fragments, the same string
+// in the publish response, on the stream's id line, and as a cursor.
+func TestPublishGeneratedIDIsFragment(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.subscribe("topic=a", nil)
+	e.fence(c, "a")
+	first := e.mustPublish(form("topic", "a", "data", "first"))
+	if !strings.HasPrefix(first, "#") || len(first) < 4 || strings.ContainsAny(first[1:], "#?/ ") {
+		t.Fatalf("generated id %q is not a fragment #<id>", first)
+	}
+	if u, err := url.Parse(first); err != nil || u.Fragment != first[1:] || u.Path != "" || u.Scheme != "" {
+		t.Fatalf("url.Parse(%q) = %+v, %v; want a relative reference consisting of a fragment", first, u, err)
+	}
+	second := e.mustPublish(form("topic", "a", "data", "second"))
+	for _, want := range []string{first, second} { // live
+		if ev := c.next(); ev.ID != want {
+			t.Fatalf("live event %+v, want id %q", ev, want)
+		}
+	}
+	if raw := c.rawBytes(); !strings.Contains(raw, "\nid: "+first+"\ndata: first\n\n") || !strings.Contains(raw, "\nid: "+second+"\n") {
+		t.Fatalf("raw stream %q lacks the id lines of %q and %q", raw, first, second)
+	}
+	replay := e.subscribe("topic=a&last_event_id=earliest", nil)
+	replay.next() // the fence
+	if ev := replay.next(); ev.ID != first || !strings.Contains(replay.rawBytes(), "\nid: "+first+"\n") {
+		t.Fatalf("replayed event %+v, want id line %q", ev, first)
+	}
+	// As a cursor: the header as EventSource sends it, and the query
+	// parameter percent-encoded ("#" included), as clients must send it.
+	for name, c := range map[string]*client{
+		"header": e.subscribe("topic=a", http.Header{"Last-Event-ID": {first}}),
+		"query":  e.subscribe("topic=a&last_event_id="+url.QueryEscape(first), nil),
+	} {
+		if got := c.resp.Header.Get("Last-Event-ID"); got != first {
+			t.Errorf("%s: Last-Event-ID response header %q, want %q", name, got, first)
+		}
+		if ev := c.next(); ev.ID != second {
+			t.Fatalf("%s: resumed from %q with %+v, want %q", name, first, ev, second)
+		}
+	}
+}
+
+// A cursor issued before generated ids were fragments (the same id without
+// "#") resumes where it did, and a publisher cannot take that form.
+func TestLegacyCursor(t *testing.T) {
+	e := newEnv(t, nil)
+	first := e.mustPublish(form("topic", "a", "data", "first"))
+	second := e.mustPublish(form("topic", "a", "data", "second"))
+	old := strings.TrimPrefix(first, "#")
+	for name, c := range map[string]*client{
+		"header": e.subscribe("topic=a", http.Header{"Last-Event-ID": {old}}),
+		"query":  e.subscribe("topic=a&lastEventID="+old, nil),
+	} {
+		if got := c.resp.Header.Get("Last-Event-ID"); got != old || c.resp.Header.Get("Sluice-Reset") != "" {
+			t.Errorf("%s: Last-Event-ID response header %q, reset %q; want %q and no reset", name, got, c.resp.Header.Get("Sluice-Reset"), old)
+		}
+		if ev := c.next(); ev.ID != second {
+			t.Fatalf("%s: resumed from legacy %q with %+v, want %q", name, old, ev, second)
+		}
+	}
+	resp := e.publish(classicToken(t, e.pubKey, []string{"*"}, nil), form("topic", "a", "id", strings.TrimPrefix(second, "#")+"0"))
+	if body, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("publish with an id in the legacy form of the hub's ids: %d %s, want 400", resp.StatusCode, body)
+	}
+}
+
 func TestPublishUUIDIDs(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.UUIDIDs = true })
 	id := e.mustPublish(form("topic", "a"))

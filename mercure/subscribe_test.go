@@ -339,11 +339,11 @@ func TestCursors(t *testing.T) {
 		resetHdr bool
 	}{
 		{"header", "topic=a", http.Header{"Last-Event-ID": {ids[1]}}, ids[2], ids[1], false},
-		{"last_event_id", "topic=a&last_event_id=" + ids[2], nil, ids[3], ids[2], false},
-		{"lastEventID", "topic=a&lastEventID=" + ids[0], nil, ids[1], ids[0], false},
-		{"lastEventId", "topic=a&lastEventId=" + ids[0], nil, ids[1], ids[0], false},
-		{"header wins", "topic=a&last_event_id=" + ids[0], http.Header{"Last-Event-ID": {ids[2]}}, ids[3], ids[2], false},
-		{"first non-empty wins", "topic=a&last_event_id=&lastEventID=" + ids[2], nil, ids[3], ids[2], false},
+		{"last_event_id", "topic=a&last_event_id=" + url.QueryEscape(ids[2]), nil, ids[3], ids[2], false},
+		{"lastEventID", "topic=a&lastEventID=" + url.QueryEscape(ids[0]), nil, ids[1], ids[0], false},
+		{"lastEventId", "topic=a&lastEventId=" + url.QueryEscape(ids[0]), nil, ids[1], ids[0], false},
+		{"header wins", "topic=a&last_event_id=" + url.QueryEscape(ids[0]), http.Header{"Last-Event-ID": {ids[2]}}, ids[3], ids[2], false},
+		{"first non-empty wins", "topic=a&last_event_id=&lastEventID=" + url.QueryEscape(ids[2]), nil, ids[3], ids[2], false},
 		{"custom id", "topic=a&last_event_id=my-custom-id", nil, after, "my-custom-id", false},
 		{"earliest", "topic=a&last_event_id=earliest", nil, ids[0], "earliest", false},
 		{"earliest header", "topic=a", http.Header{"Last-Event-ID": {"earliest"}}, ids[0], "earliest", false},
@@ -429,7 +429,7 @@ func TestSubscribeQueryMethod(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.MaxBodySize = 100 })
 	first := e.mustPublish(form("topic", "a"))
 	second := e.mustPublish(form("topic", "b"))
-	req, _ := http.NewRequest("QUERY", e.srv.URL+HubPath+"?topic=a", strings.NewReader("topic=b&last_event_id="+first))
+	req, _ := http.NewRequest("QUERY", e.srv.URL+HubPath+"?topic=a", strings.NewReader("topic=b&last_event_id="+url.QueryEscape(first)))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

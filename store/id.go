@@ -14,10 +14,21 @@ const MaxIDLen = 1024
 
 // Epoch names one log: it is chosen at random when a log is created (a
 // [Memory] store, a new bolt file) and, for durable stores, persisted with it.
-// The ids a store generates are its epoch, a dash and the event's position in
-// base 36 (for example "k3j9x0a2-1z"), so an id from another log, or from a
-// log that was deleted and created again, is recognised as foreign
-// ([ErrUnknownID]) instead of being misread as a position of this log.
+// The ids a store generates are "#", its epoch, a dash and the event's
+// position in base 36 (for example "#k3j9x0a2-1z"), so an id from another
+// log, or from a log that was deleted and created again, is recognised as
+// foreign ([ErrUnknownID]) instead of being misread as a position of this
+// log.
+//
+// The leading "#" makes a generated id a relative reference consisting of a
+// fragment, which is what the Mercure protocol requires of the ids a hub
+// generates, and sets generated ids apart from publishers' ids at a glance.
+// Versions before it generated the same ids without the "#" (the legacy
+// form, "k3j9x0a2-1z"): [Epoch.Pos] still accepts that form, for the same
+// position, so that a Last-Event-ID a client holds, or a cursor stored
+// elsewhere, resumes exactly as before an upgrade. Stores refuse custom ids
+// in either form ([ErrInvalidEvent]), so neither can ever name a
+// publisher's event.
 //
 // Epoch is exported for store implementations; callers of a [Store] treat
 // ids as opaque strings.
@@ -55,15 +66,23 @@ func (ep Epoch) Valid() bool {
 	return true
 }
 
-// ID returns the generated id of position pos in the log named by ep. The id
-// is printable ASCII, so it is a valid SSE id.
+// IDPrefix starts every id a store of this module generates: it makes the id
+// a URI fragment ("#k3j9x0a2-1z"). See [Epoch]. Stores whose generated ids
+// carry more than [Epoch.ID] (Redis) strip it, when present, before parsing
+// an id, as [Epoch.Pos] does.
+const IDPrefix = "#"
+
+// ID returns the generated id of position pos in the log named by ep, for
+// example "#k3j9x0a2-1z". The id is printable ASCII, so it is a valid SSE
+// id.
 func (ep Epoch) ID(pos uint64) string {
-	var buf [16 + 1 + 13]byte
+	var buf [1 + 16 + 1 + 13]byte
 	return string(ep.AppendID(buf[:0], pos))
 }
 
 // AppendID appends ep.ID(pos) to dst and returns the extended slice.
 func (ep Epoch) AppendID(dst []byte, pos uint64) []byte {
+	dst = append(dst, IDPrefix...)
 	dst = append(dst, ep...)
 	dst = append(dst, '-')
 	return appendBase36(dst, pos)
@@ -76,13 +95,17 @@ func (ep Epoch) IDLen(pos uint64) int {
 		pos /= 36
 		n++
 	}
-	return len(ep) + 1 + n
+	return len(IDPrefix) + len(ep) + 1 + n
 }
 
 // Pos reports whether id is an id that ep.ID generates, and for which
 // position. Only the canonical form is accepted (lowercase, no leading
-// zeros, position at least 1), so every position has exactly one id.
+// zeros, position at least 1), so every position has exactly one id, which
+// is also accepted in the legacy form earlier versions generated (without
+// the leading "#") and names the same position there: cursors issued before
+// an upgrade keep working. Parsing either form allocates nothing.
 func (ep Epoch) Pos(id string) (uint64, bool) {
+	id = strings.TrimPrefix(id, IDPrefix)
 	if len(id) <= len(ep)+1 || id[len(ep)] != '-' || id[:len(ep)] != string(ep) {
 		return 0, false
 	}
@@ -132,9 +155,9 @@ func appendBase36(b []byte, v uint64) []byte {
 // Last-Event-ID; the type must not contain CR, LF or NUL; Retry must not be
 // negative. Errors wrap [ErrInvalidEvent].
 //
-// A store also refuses custom ids in the form of the ids it generates itself
-// (see [Epoch.Pos]); ValidateEvent cannot check that, as it does not know the
-// store's epoch.
+// A store also refuses custom ids in the form of the ids it generates itself,
+// with or without the leading "#" (see [Epoch.Pos]); ValidateEvent cannot
+// check that, as it does not know the store's epoch.
 func ValidateEvent(e *Event) error {
 	if e.ID != "" {
 		switch {

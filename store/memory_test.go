@@ -38,14 +38,23 @@ func TestEpochIDs(t *testing.T) {
 			t.Fatalf("IDLen(%d) = %d, len(%q) = %d", pos, ep.IDLen(pos), id, len(id))
 		}
 	}
-	if id := ep.ID(36); id != string(ep)+"-10" {
-		t.Fatalf("ID(36) = %q", id)
+	if id := ep.ID(36); id != "#"+string(ep)+"-10" {
+		t.Fatalf("ID(36) = %q, want a fragment: #<epoch>-10", id)
+	}
+	// The legacy form of earlier versions, without "#", names the same
+	// position, so cursors issued before an upgrade keep working.
+	for _, pos := range []uint64{1, 36, 1<<64 - 1} {
+		legacy := strings.TrimPrefix(ep.ID(pos), "#")
+		if got, ok := ep.Pos(legacy); !ok || got != pos {
+			t.Fatalf("Pos(legacy %q) = %d, %v; want %d", legacy, got, ok, pos)
+		}
 	}
 	other := store.Epoch("other")
 	for _, id := range []string{
-		"", string(ep), string(ep) + "-", string(ep) + "-0", string(ep) + "-01", string(ep) + "-A",
+		"", "#", string(ep), "#" + string(ep), string(ep) + "-", "#" + string(ep) + "-", string(ep) + "-0", "#" + string(ep) + "-0",
+		string(ep) + "-01", string(ep) + "-A", "#" + string(ep) + "-A",
 		string(ep) + "-1-", string(ep) + "_1", string(ep) + "-zzzzzzzzzzzzz", string(ep) + "-4" + strings.Repeat("0", 12),
-		other.ID(5), "x" + ep.ID(5),
+		other.ID(5), strings.TrimPrefix(other.ID(5), "#"), "x" + ep.ID(5), "#" + ep.ID(5), ep.ID(5) + "#", " " + ep.ID(5),
 	} {
 		if pos, ok := ep.Pos(id); ok {
 			t.Errorf("Pos(%q) = %d, true; want not a generated id", id, pos)
@@ -67,7 +76,7 @@ func TestEventSize(t *testing.T) {
 
 // idOf returns the generated id of pos in the store whose head is head.
 func idOf(head string, pos uint64) string {
-	return store.Epoch(head[:strings.IndexByte(head, '-')]).ID(pos)
+	return store.Epoch(head[1:strings.IndexByte(head, '-')]).ID(pos)
 }
 
 func TestMemoryCursorRules(t *testing.T) {
@@ -120,7 +129,10 @@ func TestMemoryRefusesItsOwnIDForm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{e.ID, idOf(e.ID, 2), idOf(e.ID, 99)} {
+	for _, id := range []string{
+		e.ID, idOf(e.ID, 2), idOf(e.ID, 99),
+		strings.TrimPrefix(e.ID, "#"), strings.TrimPrefix(idOf(e.ID, 99), "#"), // the legacy form
+	} {
 		if _, err := m.Append(ctx, store.Event{ID: id}); !errors.Is(err, store.ErrInvalidEvent) {
 			t.Errorf("Append(custom id %q in the store's generated form) = %v; want ErrInvalidEvent", id, err)
 		}

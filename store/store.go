@@ -8,13 +8,18 @@
 // cannot disagree about order.
 //
 // Ids and cursors, as the stores of this module implement them: a generated
-// id is the log's [Epoch] and the position, so an id of another log is
-// [ErrUnknownID]; [ValidateEvent] states which custom ids are accepted; a
-// custom id in the form of the store's own generated ids is refused
-// ([ErrInvalidEvent]), so an issued id always keeps its meaning; the id of the
-// newest evicted event is still a valid cursor (nothing after it is missing),
-// older ones are [ErrExpired]. Package store/storetest is the contract suite
-// every store passes.
+// id is "#" ([IDPrefix]), the log's [Epoch] and the position (for example
+// "#k3j9x0a2-1z"), so it is a URI fragment, as the Mercure protocol requires
+// of ids a hub generates, and an id of another log is [ErrUnknownID]. The
+// same id without the "#" is the form earlier versions generated: it is
+// still a cursor for the same position, so Last-Event-IDs that clients, and
+// bolt files, hold from before an upgrade resume exactly as they did.
+// [ValidateEvent] states which custom ids are accepted; a custom id in the
+// form of the store's own generated ids, with or without the "#", is
+// refused ([ErrInvalidEvent]), so an issued id always keeps its meaning; the
+// id of the newest evicted event is still a valid cursor (nothing after it
+// is missing), older ones are [ErrExpired]. Package store/storetest is the
+// contract suite every store passes.
 //
 // A custom id is the publisher's, and may name an event not everyone may
 // see (a private one): the stores of this module implement [Positioner],

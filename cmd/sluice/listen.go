@@ -76,7 +76,7 @@ func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	once := fs.Bool("once", false, "do not reconnect: end with the first connection")
 	timeout := fs.Duration("timeout", 0, "stop after this long (0: never)")
 	readTimeout := fs.Duration("read-timeout", 0, "reconnect when no bytes arrive for this long (0: never)")
-	lastID := fs.String("last-event-id", "", "send this Last-Event-ID with the first request")
+	lastID := fs.String("last-event-id", "", "send this Last-Event-ID header with the first request (no encoding needed, unlike a cursor in the URL's query)")
 	method := fs.String("method", "", "HTTP method (default GET, or POST with --data)")
 	data := fs.String("data", "", "request body (a request other than GET is sent once)")
 	headers := headerFlags{}
@@ -122,6 +122,11 @@ func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
 		fmt.Fprintf(stderr, "sluice listen: want an http or https URL, got %q\n", rest[0])
 		return 2
+	}
+	if req.URL.Fragment != "" {
+		// A "#" left unencoded in a query value (an id such as
+		// "#k3j9x0a2-1z") starts the fragment, which is never sent.
+		fmt.Fprintf(stderr, "sluice listen: the URL's fragment %q is not sent to the server; percent-encode \"#\" in a query value as %%23, or pass the cursor with --last-event-id\n", "#"+req.URL.Fragment)
 	}
 	for name, values := range headers {
 		req.Header[name] = values

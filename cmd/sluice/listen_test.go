@@ -17,6 +17,7 @@ type seen struct {
 	method string
 	header http.Header
 	body   string
+	query  string
 }
 
 // server answers request n (from 1) with handle(n, w, r) and records every
@@ -26,7 +27,7 @@ func server(t *testing.T, handle func(n int, w http.ResponseWriter, r *http.Requ
 	var n atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		reqs <- seen{r.Method, r.Header.Clone(), string(b)}
+		reqs <- seen{r.Method, r.Header.Clone(), string(b), r.URL.RawQuery}
 		handle(int(n.Add(1)), w, r)
 	}))
 	t.Cleanup(func() {
@@ -242,6 +243,20 @@ func TestListenRequestFlags(t *testing.T) {
 	code, _, errOut = listen(t, "--once", srv.URL)
 	if r := <-reqs; code != 0 || r.method != "GET" || len(r.header.Values("Last-Event-Id")) != 0 {
 		t.Fatalf("exit %d (%s), request %+v", code, errOut, r)
+	}
+}
+
+// A "#" left unencoded in the URL starts its fragment, which is never sent:
+// a cursor such as last_event_id=#k3j9x0a2-1z would be lost without a word.
+func TestListenWarnsOfAFragment(t *testing.T) {
+	srv, reqs := server(t, func(n int, w http.ResponseWriter, r *http.Request) { stream(w, "data: ok\n\n") })
+	code, _, errOut := listen(t, "--once", srv.URL+"/?topic=a&last_event_id=#k3j9x0a2-1z")
+	if r := <-reqs; code != 0 || r.query != "topic=a&last_event_id=" || !strings.Contains(errOut, `fragment "#k3j9x0a2-1z" is not sent`) || !strings.Contains(errOut, "%23") {
+		t.Fatalf("exit %d, query %q, stderr %q; want a warning about the fragment", code, r.query, errOut)
+	}
+	code, _, errOut = listen(t, "--once", srv.URL+"/?topic=a&last_event_id=%23k3j9x0a2-1z")
+	if r := <-reqs; code != 0 || r.query != "topic=a&last_event_id=%23k3j9x0a2-1z" || errOut != "" {
+		t.Fatalf("exit %d, query %q, stderr %q; want the encoded cursor sent and no warning", code, r.query, errOut)
 	}
 }
 

@@ -22,7 +22,10 @@
 // endian; the value is a compact binary record), an index of custom ids
 // (id + NUL + position), and a meta bucket with a format marker, the log's
 // epoch (random, created with the file), the last position, the oldest
-// retained position and the retained byte count. Positions are contiguous
+// retained position, the retained byte count and the first position whose
+// generated id that count includes with its "#" (a file written before
+// generated ids had it is upgraded in place when first opened: its events
+// stay counted as they were). Positions are contiguous
 // from the oldest retained to the last, so a generated id is found by one
 // B+tree lookup and a custom id by one seek, whatever the size of the log,
 // and retention deletes from the front without scanning. Open refuses a
@@ -41,9 +44,12 @@
 //
 // # Ids
 //
-// Generated ids are the epoch and the position (see [store.Epoch]); they stay
-// valid across restarts, and positions continue after a restart. A custom id
-// in the form of this store's generated ids is refused; a repeated custom id
+// Generated ids are "#", the epoch and the position (see [store.Epoch]);
+// they stay valid across restarts, and positions continue after a restart.
+// The ids of a file written by a version before the "#" are still cursors
+// in that legacy form, for the same positions. A custom id in the form of
+// this store's generated ids, with or without the "#", is refused; a
+// repeated custom id
 // resolves to its first occurrence still retained, and to [store.ErrUnknownID]
 // once every occurrence is gone. The id of the newest evicted event remains
 // a valid cursor (nothing after it is missing); older ones are
@@ -140,6 +146,11 @@ var (
 	keyLast      = []byte("last")
 	keyOldest    = []byte("oldest")
 	keyBytes     = []byte("bytes")
+	// keyIDPrefix holds the first position whose generated id the byte
+	// count includes with its store.IDPrefix: 1 in files created since
+	// generated ids have it, the position after the last event in a file an
+	// earlier version wrote, when this version first opens it.
+	keyIDPrefix = []byte("idprefix")
 )
 
 // Store is a durable [store.Store] in a bbolt file. It is safe for
@@ -150,6 +161,9 @@ type Store struct {
 	path  string
 	epoch store.Epoch
 	cfg   Config
+	// prefixFrom is the meta bucket's keyIDPrefix: events before it were
+	// counted in the byte count with their generated ids without the "#".
+	prefixFrom uint64
 
 	reqs    chan *appendReq
 	quit    chan struct{} // closed by Close: the writer stops
@@ -303,6 +317,19 @@ func (s *Store) load() (err error) {
 		}
 		s.epoch = store.Epoch(string(ep))
 		s.w.last, s.w.oldest, s.w.bytes = last, oldest, size
+		if v := meta.Get(keyIDPrefix); v != nil {
+			var ok bool
+			if s.prefixFrom, ok = u64(v); !ok || s.prefixFrom == 0 || s.prefixFrom > last+1 {
+				return fmt.Errorf("boltstore: open %s: %w: damaged meta bucket", s.path, ErrInvalidFile)
+			}
+		} else {
+			// Written by a version whose generated ids had no "#": its
+			// events were counted without it, and are evicted so.
+			s.prefixFrom = last + 1
+			if err := meta.Put(keyIDPrefix, posKey(nil, s.prefixFrom)); err != nil {
+				return fmt.Errorf("boltstore: open %s: %w", s.path, err)
+			}
+		}
 		if last >= oldest {
 			v := tx.Bucket(bucketEvents).Get(posKey(nil, last))
 			t, ok := recordTime(v)
@@ -328,12 +355,14 @@ func (s *Store) create(tx *bbolt.Tx) error {
 	}
 	s.epoch = store.NewEpoch()
 	s.w.last, s.w.oldest, s.w.bytes = 0, 1, 0
+	s.prefixFrom = 1
 	for _, kv := range [][2][]byte{
 		{keyFormat, []byte(formatMarker)},
 		{keyEpoch, []byte(s.epoch)},
 		{keyLast, posKey(nil, 0)},
 		{keyOldest, posKey(nil, 1)},
 		{keyBytes, posKey(nil, 0)},
+		{keyIDPrefix, posKey(nil, 1)},
 	} {
 		if err := meta.Put(kv[0], kv[1]); err != nil {
 			return fmt.Errorf("boltstore: create %s: %w", s.path, err)
@@ -547,7 +576,7 @@ func (s *Store) trim(events, ids *bbolt.Bucket, st *writerState, now int64, budg
 			return trimmed, true, nil
 		}
 		trimmed++
-		n, cid, ok := size(v, st.oldest, s.epoch)
+		n, cid, ok := s.size(v, st.oldest)
 		if !ok {
 			return trimmed, false, fmt.Errorf("event %d: %w", st.oldest, errCorrupt)
 		}
@@ -563,6 +592,18 @@ func (s *Store) trim(events, ids *bbolt.Bucket, st *writerState, now int64, budg
 		st.bytes -= min(uint64(n), st.bytes)
 	}
 	return trimmed, false, nil
+}
+
+// size returns the bytes the record v at pos counts for in the meta byte
+// count, and its custom id (nil for a generated one): its store.EventSize
+// when it was appended, so without the "#" of a generated id for an event
+// an earlier version appended (see keyIDPrefix).
+func (s *Store) size(v []byte, pos uint64) (int, []byte, bool) {
+	n, cid, ok := size(v, pos, s.epoch)
+	if ok && cid == nil && pos < s.prefixFrom {
+		n -= len(store.IDPrefix)
+	}
+	return n, cid, ok
 }
 
 // Append adds e to the log and returns once it is on disk. See

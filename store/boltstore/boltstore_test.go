@@ -247,7 +247,7 @@ func check(t *testing.T, s *Store) (events, custom int) {
 			if keyPos(k) != want {
 				return fmt.Errorf("event at position %d, want %d", keyPos(k), want)
 			}
-			n, cid, ok := size(v, want, s.epoch)
+			n, cid, ok := s.size(v, want)
 			if !ok {
 				return fmt.Errorf("event %d: corrupt", want)
 			}
@@ -412,5 +412,73 @@ func TestOversizedEvent(t *testing.T) {
 	next, err := s.Append(ctx, store.Event{Data: "next"})
 	if err != nil || next.Pos != ok.Pos+1 {
 		t.Fatalf("Append after a refused one = %+v, %v; want the next position", next, err)
+	}
+}
+
+// legacyFile makes the file at path what a version before fragment ids
+// (store.IDPrefix) left: the same layout, with generated ids counted
+// without their "#" in the meta byte count and no record of when "#" began.
+func legacyFile(t *testing.T, path string, generated int) {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bbolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		n, _ := u64(meta.Get(keyBytes))
+		if err := meta.Put(keyBytes, posKey(nil, n-uint64(generated*len(store.IDPrefix)))); err != nil {
+			return err
+		}
+		return meta.Delete(keyIDPrefix)
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A file written before generated ids had their "#" keeps working after the
+// upgrade: its cursors, in the legacy form, resume where they did, new ids
+// are fragments, and its byte count stays exact as its old events are
+// evicted (it counted their ids without the "#").
+func TestFileFromBeforeFragmentIDs(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "events.db")
+	s, err := Open(path, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old []store.Event
+	for i := range 6 {
+		e := store.Event{Topics: []string{"a"}, Data: fmt.Sprint("old ", i)}
+		if i == 2 {
+			e.ID = "old-custom"
+		}
+		old = append(old, storetest.MustAppend(t, s, e))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	legacyFile(t, path, 5)
+
+	s = mustOpen(t, path, Config{MaxEvents: 8})
+	check(t, s)
+	for i, e := range old {
+		cursor := strings.TrimPrefix(e.ID, "#") // as the old version issued it
+		got, err := storetest.History(t, s, cursor)
+		if err != nil || len(got) != len(old)-i-1 || len(got) > 0 && got[0].ID != old[i+1].ID {
+			t.Fatalf("History(legacy cursor %q) = %d events, %v; want the %d after it", cursor, len(got), err, len(old)-i-1)
+		}
+	}
+	var evs []store.Event
+	for i := range 10 { // evicts every old event
+		evs = append(evs, storetest.MustAppend(t, s, store.Event{Topics: []string{"a"}, Data: fmt.Sprint("new ", i)}))
+		check(t, s)
+	}
+	if head, err := s.Head(ctx); err != nil || head != evs[9].ID || !strings.HasPrefix(head, "#") {
+		t.Fatalf("Head = %q, %v; want the last id %q, a fragment", head, err, evs[9].ID)
+	}
+	if _, err := storetest.History(t, s, strings.TrimPrefix(old[0].ID, "#")); !errors.Is(err, store.ErrExpired) {
+		t.Fatalf("History(evicted legacy cursor) = %v, want ErrExpired", err)
 	}
 }

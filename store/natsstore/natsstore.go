@@ -18,8 +18,10 @@
 //
 // # Positions and ids
 //
-// Event.Pos is the stream sequence. Generated ids are "<epoch>-<sequence in
-// base 36>" (see [store.Epoch]); the epoch is a hash of the stream's name
+// Event.Pos is the stream sequence. Generated ids are "#<epoch>-<sequence
+// in base 36>" (see [store.Epoch]; without the "#", the form earlier
+// versions generated, an id still names the same position); the epoch is a
+// hash of the stream's name
 // and creation time, so an id of another stream, or of a stream that was
 // deleted and created again under the same name, is [store.ErrUnknownID].
 // A store learns the stream's creation time when it opens it and again on

@@ -36,7 +36,7 @@ func TestCursors(t *testing.T) {
 		evs = append(evs, storetest.MustAppend(t, s, store.Event{Data: fmt.Sprint(i)}))
 	}
 	last := evs[len(evs)-1]
-	ep := store.Epoch(last.ID[:strings.IndexByte(last.ID, '-')])
+	ep := store.Epoch(last.ID[len(store.IDPrefix):strings.IndexByte(last.ID, '-')])
 	for _, c := range []struct {
 		cursor string
 		want   error
@@ -46,6 +46,7 @@ func TestCursors(t *testing.T) {
 		{ep.ID(1000), store.ErrUnknownID},
 		{evs[0].ID, store.ErrExpired},
 		{evs[18].ID, store.ErrExpired},
+		{strings.TrimPrefix(evs[18].ID, "#"), store.ErrExpired}, // the legacy form
 		{"nope", store.ErrUnknownID},
 	} {
 		got, err := storetest.History(t, s, c.cursor)
@@ -57,8 +58,10 @@ func TestCursors(t *testing.T) {
 	if got, err := storetest.History(t, s, evs[19].ID); err != nil || !slices.Equal(storetest.IDs(got), storetest.IDs(evs[20:])) {
 		t.Fatalf("History(newest evicted) = %v, %v", storetest.IDs(got), err)
 	}
-	if _, err := s.Append(context.Background(), store.Event{ID: ep.ID(5)}); !errors.Is(err, store.ErrInvalidEvent) {
-		t.Fatalf("Append with a custom id in this log's generated form: %v, want ErrInvalidEvent", err)
+	for _, id := range []string{ep.ID(5), strings.TrimPrefix(ep.ID(5), "#")} {
+		if _, err := s.Append(context.Background(), store.Event{ID: id}); !errors.Is(err, store.ErrInvalidEvent) {
+			t.Fatalf("Append with custom id %q in this log's generated form: %v, want ErrInvalidEvent", id, err)
+		}
 	}
 	// Another stream's generated ids are ordinary custom ids here.
 	storetest.MustAppend(t, s, store.Event{ID: foreign.ID, Data: "foreign id"})

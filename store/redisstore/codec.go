@@ -35,12 +35,14 @@ func parseStreamID(id string) (position, bool) {
 	return position{ms: ms, n: n}, err1 == nil && err2 == nil
 }
 
-// Generated ids are "<epoch>-<n>-<ms>", both numbers in canonical base 36
-// (for example "k3j9x0a2-2s-mhc7yq3k"): the epoch names the log, n is the
+// Generated ids are "#<epoch>-<n>-<ms>", both numbers in canonical base 36
+// (for example "#k3j9x0a2-2s-mhc7yq3k"): the "#" makes the id a URI
+// fragment (see [store.IDPrefix]), the epoch names the log, n is the
 // position and ms the millisecond part of the stream entry id, which Redis
 // needs to find the entry (XRANGE seeks by the full entry id).
 func formatID(ep store.Epoch, p position) string {
-	b := make([]byte, 0, len(ep)+2+26)
+	b := make([]byte, 0, len(store.IDPrefix)+len(ep)+2+26)
+	b = append(b, store.IDPrefix...)
 	b = append(b, ep...)
 	b = append(b, '-')
 	b = strconv.AppendUint(b, p.n, 36)
@@ -51,8 +53,11 @@ func formatID(ep store.Epoch, p position) string {
 
 // parseID splits an id in the generated form into its epoch and position.
 // It accepts only the canonical form (lowercase, no leading zeros, n >= 1),
-// so a position has exactly one id.
+// so a position has exactly one id, and that id in the legacy form of
+// earlier versions, without the leading "#", for the same position (see
+// [store.Epoch.Pos]).
 func parseID(id string) (store.Epoch, position, bool) {
+	id = strings.TrimPrefix(id, store.IDPrefix)
 	i := strings.IndexByte(id, '-')
 	if i <= 0 {
 		return "", position{}, false

@@ -25,20 +25,26 @@ func TestIDs(t *testing.T) {
 			t.Fatalf("parseStreamID(%q) = %v, %v", p.streamID(), sp, ok)
 		}
 	}
-	if id := formatID("abc", position{ms: 36, n: 35}); id != "abc-z-10" {
-		t.Fatalf("formatID = %q, want abc-z-10", id)
+	if id := formatID("abc", position{ms: 36, n: 35}); id != "#abc-z-10" {
+		t.Fatalf("formatID = %q, want #abc-z-10", id)
+	}
+	// The legacy form of earlier versions, without "#", names the same
+	// position.
+	if ep, p, ok := parseID("abc-z-10"); !ok || ep != "abc" || p != (position{ms: 36, n: 35}) {
+		t.Fatalf(`parseID("abc-z-10") = %q, %v, %v; want the position of "#abc-z-10"`, ep, p, ok)
 	}
 	for _, bad := range []string{
-		"", "abc", "abc-", "abc-1", "abc-1-", "abc--1", "abc-0-1", "abc-01-1", "abc-1-01",
-		"ABC-1-1", "abc-1-1-", "abc-1-1-1", "-1-1", "abc-1-A", "abc-zzzzzzzzzzzzzz-1",
+		"", "#", "abc", "#abc", "abc-", "abc-1", "#abc-1", "abc-1-", "abc--1", "abc-0-1", "#abc-0-1", "abc-01-1", "abc-1-01",
+		"ABC-1-1", "abc-1-1-", "abc-1-1-1", "-1-1", "#-1-1", "abc-1-A", "abc-zzzzzzzzzzzzzz-1",
 		"abc-1-" + strings.Repeat("z", 13), "a_c-1-1", strings.Repeat("a", 17) + "-1-1",
+		"##abc-1-1", "x#abc-1-1", " #abc-1-1", "#abc-1-1#",
 	} {
 		if ep, p, ok := parseID(bad); ok {
 			t.Errorf("parseID(%q) = %q, %v, true; want not a generated id", bad, ep, p)
 		}
 	}
-	if _, _, ok := parseID("abc-1-0"); !ok {
-		t.Errorf(`parseID("abc-1-0") failed: millisecond 0 is canonical`)
+	if _, _, ok := parseID("#abc-1-0"); !ok {
+		t.Errorf(`parseID("#abc-1-0") failed: millisecond 0 is canonical`)
 	}
 }
 

@@ -27,8 +27,10 @@
 // p+1, otherwise what it needed was trimmed and it reports
 // [store.ErrExpired], never a silent gap.
 //
-// Generated ids are "<epoch>-<n>-<ms>" in base 36 (about 20 characters,
-// printable ASCII). The epoch is created at random with the log (HSETNX), so
+// Generated ids are "#<epoch>-<n>-<ms>" in base 36 (about 20 characters,
+// printable ASCII; the "#" makes them URI fragments, and the same id without
+// it, the form earlier versions generated, is still a cursor for the same
+// position). The epoch is created at random with the log (HSETNX), so
 // an id of another prefix, another Redis, or of a log that was deleted and
 // created again is [store.ErrUnknownID]. A cursor older than the first
 // retained event is [store.ErrExpired]; the id of the newest trimmed event

@@ -52,6 +52,8 @@ func TestCursors(t *testing.T) {
 		{evs[0].ID, store.ErrExpired},                           // trimmed
 		{ep + "-" + "z" + "-" + "zzzzzzzzzz", store.ErrExpired}, // a position before the head with a later ms: nothing after it is retained
 		{strings.ToUpper(ep) + "-" + n36 + "-" + ms36, store.ErrUnknownID},
+		{strings.TrimPrefix(ep, "#") + "-" + "1" + "-" + "1", store.ErrExpired},     // the legacy form, trimmed
+		{strings.TrimPrefix(ep, "#") + "-" + "zz" + "-" + ms36, store.ErrUnknownID}, // the legacy form, beyond the head
 	} {
 		got, err := storetest.History(t, s, c.cursor)
 		if len(got) > 0 || !errors.Is(err, c.want) {
@@ -61,8 +63,10 @@ func TestCursors(t *testing.T) {
 	if got, err := storetest.History(t, s, last.ID); err != nil || len(got) != 0 {
 		t.Fatalf("History(head) = %d events, %v", len(got), err)
 	}
-	if _, err := s.Append(context.Background(), store.Event{ID: ep + "-zzz-1"}); !errors.Is(err, store.ErrInvalidEvent) {
-		t.Fatalf("Append with a custom id in this log's generated form: %v, want ErrInvalidEvent", err)
+	for _, id := range []string{ep + "-zzz-1", strings.TrimPrefix(ep, "#") + "-zzz-1"} {
+		if _, err := s.Append(context.Background(), store.Event{ID: id}); !errors.Is(err, store.ErrInvalidEvent) {
+			t.Fatalf("Append with custom id %q in this log's generated form: %v, want ErrInvalidEvent", id, err)
+		}
 	}
 	// Another log's generated ids are ordinary custom ids here.
 	c := storetest.MustAppend(t, s, store.Event{ID: foreign.ID, Data: "foreign id"})

@@ -15,8 +15,20 @@
 // while appends race (no gap, no duplicate), followers that fall behind
 // retention, iterators stopped early, cancellation, Close while following,
 // given a Reopen hook, restarts, and the optional interfaces
-// ([store.Resolver], [store.Positioner]) of the stores that implement them. It never sleeps to pass: it waits on
-// channels, with a timeout only to fail instead of hanging.
+// ([store.Resolver], [store.Positioner]) of the stores that implement them.
+// It never sleeps to pass: it waits on channels, with a timeout only to fail
+// instead of hanging.
+//
+// Generated ids (those Append gives events without an id, Head, and
+// [store.Positioner.PositionID]) must start with "#" ([store.IDPrefix]):
+// they are then URI fragments, the form the Mercure protocol requires of
+// the ids a hub generates. The same id without its "#" — the legacy form
+// the stores of this module generated before — must still be a cursor for
+// the same position (History, Follow, Resolve, Lookup treat it as the id
+// itself), so that clients holding one resume across an upgrade. A custom
+// id in the form of a generated id, with or without the "#", must be
+// refused with [store.ErrInvalidEvent], so that a generated id always keeps
+// its meaning.
 package storetest
 
 import (
@@ -104,6 +116,8 @@ func Run(t *testing.T, h Harness) {
 		{"CustomIDs", s.testCustomIDs},
 		{"CustomIDDuplicates", s.testCustomIDDuplicates},
 		{"CustomIDLikeGenerated", s.testCustomIDLikeGenerated},
+		{"GeneratedIDLegacyForm", s.testGeneratedIDLegacyForm},
+		{"GeneratedIDLegacyFormExpired", s.testGeneratedIDLegacyFormExpired},
 		{"CustomIDEvicted", s.testCustomIDEvicted},
 		{"RetentionCount", s.testRetentionCount},
 		{"RetentionBytes", s.testRetentionBytes},
@@ -457,6 +471,9 @@ func (s *suite) testAppendAndHistory(t *testing.T) {
 			t.Fatalf("event %d: generated id %q empty or repeated", i, got.ID)
 		}
 		seen[got.ID] = true
+		if !strings.HasPrefix(got.ID, store.IDPrefix) {
+			t.Fatalf("event %d: generated id %q does not start with %q", i, got.ID, store.IDPrefix)
+		}
 		for _, c := range []byte(got.ID) {
 			if c < 0x21 || c > 0x7e {
 				t.Fatalf("event %d: generated id %q is not printable ASCII", i, got.ID)
@@ -572,8 +589,8 @@ func (s *suite) testUnknownCursor(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []string{
-		"nope", "0", "-1", "1", "3", head + "0", head + "x", "x" + head,
-		foreign[4].ID, foreign[0].ID, strings.Repeat("x", store.MaxIDLen+1),
+		"nope", "0", "-1", "1", "3", "#", "#1", head + "0", head + "x", "x" + head, "#" + head, " " + head,
+		foreign[4].ID, foreign[0].ID, legacy(foreign[4].ID), strings.Repeat("x", store.MaxIDLen+1),
 	} {
 		if c == head {
 			continue
@@ -688,23 +705,102 @@ func (s *suite) testCustomIDDuplicates(t *testing.T) {
 	}
 }
 
+// testCustomIDLikeGenerated checks that a custom id in the form of the
+// store's generated ids, current or legacy, is refused, so that a generated
+// id keeps meaning its own position.
 func (s *suite) testCustomIDLikeGenerated(t *testing.T) {
 	st := s.open(t, Limits{})
 	tp := topic(t, "a")
 	evs := appendSeq(t, st, tp, 3)
-	for _, id := range []string{evs[0].ID, evs[2].ID} {
-		e, err := st.Append(context.Background(), store.Event{ID: id, Topics: []string{tp}})
-		if err != nil {
-			if !errors.Is(err, store.ErrInvalidEvent) {
-				t.Fatalf("Append with custom id %q (a generated id): %v; want success or ErrInvalidEvent", id, err)
-			}
-			continue
+	for _, id := range []string{evs[0].ID, evs[2].ID, legacy(evs[0].ID), legacy(evs[2].ID)} {
+		if e, err := st.Append(context.Background(), store.Event{ID: id, Topics: []string{tp}}); !errors.Is(err, store.ErrInvalidEvent) {
+			t.Fatalf("Append with custom id %q (a generated id) = %+v, %v; want ErrInvalidEvent", id, e, err)
 		}
-		evs = append(evs, e)
 	}
-	// A generated id keeps meaning its own position.
 	wantHistory(t, st, evs[0].ID, nil, evs[1:])
-	wantHistory(t, st, evs[2].ID, nil, evs[3:])
+	wantHistory(t, st, evs[2].ID, nil, nil)
+}
+
+// legacy returns a generated id in the legacy form: without its "#".
+func legacy(id string) string { return strings.TrimPrefix(id, store.IDPrefix) }
+
+// testGeneratedIDLegacyForm checks that a generated id without its "#" (the
+// form stores generated before) is a cursor for the same position as the
+// id: History, Follow, Resolve and Lookup answer it as the id itself.
+func (s *suite) testGeneratedIDLegacyForm(t *testing.T) {
+	st := s.open(t, Limits{})
+	ctx := context.Background()
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	tp := topic(t, "a")
+	evs := appendSeq(t, st, tp, 3)
+	evs = append(evs, MustAppend(t, st, store.Event{ID: "custom", Topics: []string{tp}}))
+	evs = append(evs, appendSeq(t, st, tp, 2)...)
+	head, err := st.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := st.(store.Resolver)
+	p, _ := st.(store.Positioner)
+	for i, e := range evs {
+		id := e.ID
+		if e.ID == "custom" {
+			if p == nil {
+				continue
+			}
+			id = p.PositionID(&e)
+		}
+		old := legacy(id)
+		if old == id {
+			t.Fatalf("generated id %q does not start with %q", id, store.IDPrefix)
+		}
+		wantHistory(t, st, old, nil, evs[i+1:])
+		wantHistory(t, st, old, hasTopic(tp), evs[i+1:])
+		if r != nil {
+			if pos, err := r.Resolve(ctx, old); err != nil || pos != e.Pos {
+				t.Fatalf("Resolve(legacy %q) = %d, %v; want %d", old, pos, err, e.Pos)
+			}
+		}
+		if p != nil {
+			if _, ok, err := p.Lookup(done, old); ok || err != nil {
+				t.Fatalf("Lookup(legacy generated id %q) with a done context = %v, %v; want false, nil without I/O", old, ok, err)
+			}
+		}
+	}
+	wantHistory(t, st, legacy(head), nil, nil)
+
+	fctx, stop := context.WithCancel(ctx)
+	defer stop()
+	f := StartFollow(fctx, st, legacy(evs[1].ID))
+	for i, want := range evs[2:] {
+		if d := sameEvent(s.next(t, f), want); d != "" {
+			t.Fatalf("Follow(legacy %q) event %d: %s", legacy(evs[1].ID), i, d)
+		}
+	}
+	live := MustAppend(t, st, store.Event{Topics: []string{tp}, Data: "live"})
+	if d := sameEvent(s.next(t, f), live); d != "" {
+		t.Fatalf("Follow(legacy %q) live event: %s", legacy(evs[1].ID), d)
+	}
+	wantHistory(t, st, legacy(head), nil, []store.Event{live})
+}
+
+// testGeneratedIDLegacyFormExpired checks that the legacy form of an
+// evicted id is expired as the id is, and that of the newest evicted event
+// still a cursor.
+func (s *suite) testGeneratedIDLegacyFormExpired(t *testing.T) {
+	tp := topic(t, "a")
+	if s.h.ApproximateCount {
+		st := s.open(t, Limits{MaxEvents: 10})
+		evs := appendConcurrent(t, st, tp, 1000, 8)
+		wantError(t, "History(legacy form of an evicted id)", st.History(context.Background(), legacy(evs[0].ID), nil), store.ErrExpired)
+		s.wantFollowError(t, st, legacy(evs[0].ID), store.ErrExpired)
+		return
+	}
+	st := s.open(t, Limits{MaxEvents: 3})
+	evs := appendSeq(t, st, tp, 6)
+	wantError(t, "History(legacy form of an evicted id)", st.History(context.Background(), legacy(evs[1].ID), nil), store.ErrExpired)
+	s.wantFollowError(t, st, legacy(evs[1].ID), store.ErrExpired)
+	wantHistory(t, st, legacy(evs[2].ID), nil, evs[3:]) // the newest evicted: nothing after it is missing
 }
 
 func (s *suite) testCustomIDEvicted(t *testing.T) {
@@ -1196,6 +1292,7 @@ func (s *suite) testRestart(t *testing.T) {
 		t.Fatalf("Head after restart = %q, %v; want %q", h2, err, head)
 	}
 	wantHistory(t, st2, evs[4].ID, nil, evs[5:])
+	wantHistory(t, st2, legacy(evs[4].ID), nil, evs[5:])
 	wantHistory(t, st2, "restart-custom", nil, evs[4:])
 	e := MustAppend(t, st2, store.Event{Topics: []string{tp}, Data: "after restart"})
 	if e.Pos <= evs[9].Pos {
@@ -1382,7 +1479,7 @@ func (s *suite) testPositioner(t *testing.T) {
 	for i, e := range evs {
 		id := p.PositionID(&e)
 		custom := e.ID == "dup" || e.ID == "solo"
-		if id == "" || custom && id == e.ID || !custom && id != e.ID {
+		if !strings.HasPrefix(id, store.IDPrefix) || custom && id == e.ID || !custom && id != e.ID {
 			t.Fatalf("PositionID of the event %d with id %q = %q; want its generated id", e.Pos, e.ID, id)
 		}
 		followed := s.next(t, f)
