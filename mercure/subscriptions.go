@@ -16,15 +16,21 @@ import (
 
 // registry is the set of connected subscribers of this hub instance.
 type registry struct {
-	mu sync.Mutex
-	m  map[*hub.Subscriber]*subState
+	mu      sync.Mutex
+	m       map[*hub.Subscriber]*subState
+	granted int // subscribers with subscribe grants: who may see a subscription event
 }
 
 func (r *registry) init() { r.m = make(map[*hub.Subscriber]*subState) }
 
+func (st *subState) granted() bool { return st.claims != nil && len(st.claims.subscribe) > 0 }
+
 func (r *registry) add(s *hub.Subscriber, st *subState) {
 	r.mu.Lock()
 	r.m[s] = st
+	if st.granted() {
+		r.granted++
+	}
 	r.mu.Unlock()
 }
 
@@ -33,7 +39,18 @@ func (r *registry) remove(s *hub.Subscriber) *subState {
 	defer r.mu.Unlock()
 	st := r.m[s]
 	delete(r.m, s)
+	if st != nil && st.granted() {
+		r.granted--
+	}
 	return st
+}
+
+// anyGranted reports whether a connected subscriber has subscribe grants:
+// subscription events are private, so without one nobody may see them.
+func (r *registry) anyGranted() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.granted > 0
 }
 
 // snapshot returns the connected subscribers, ordered by Mercure id.
@@ -89,6 +106,9 @@ func (h *Hub) subscriptionDoc(st *subState, sel Selector, active bool) map[strin
 // classic hubs did. They are the engine's notices (hub.Hub.Notify), not
 // log events: see the package doc (Active subscriptions).
 func (h *Hub) publishSubscriptionEvents(ctx context.Context, st *subState, active bool) {
+	if !h.subs.anyGranted() {
+		return // nobody may see them: spare the documents
+	}
 	for _, sel := range st.sels {
 		doc := h.subscriptionDoc(st, sel, active)
 		data, err := json.MarshalIndent(doc, "", "  ")

@@ -70,17 +70,23 @@ type hostile struct {
 	seq      atomic.Int64
 }
 
-func newHostile(sub target, n int) *hostile {
+func newHostile(sub target, n int, kinds string) (*hostile, error) {
 	path, _, _ := strings.Cut(sub.path, "?")
 	h := &hostile{t: target{addr: sub.addr, host: sub.host, path: path},
 		counters: make(map[string]*hostileCounters), clients: make(map[string]int)}
 	for _, k := range hostileKinds {
 		h.counters[k] = &hostileCounters{}
 	}
-	for i := range n {
-		h.clients[hostileKinds[i%len(hostileKinds)]]++
+	use := strings.Split(kinds, ",")
+	for _, k := range use {
+		if h.counters[k] == nil {
+			return nil, fmt.Errorf("unknown kind %q (want %s)", k, strings.Join(hostileKinds, ", "))
+		}
 	}
-	return h
+	for i := range n {
+		h.clients[use[i%len(use)]]++
+	}
+	return h, nil
 }
 
 func (h *hostile) start(ctx context.Context, stop <-chan struct{}) {

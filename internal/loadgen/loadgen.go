@@ -77,6 +77,7 @@ type config struct {
 	json            bool
 	allowRemote     bool
 	hostile         int
+	hostileKinds    string
 }
 
 const usageHeader = `usage: sluice bench --url URL [flags]
@@ -138,6 +139,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.json, "json", false, "print one JSON object instead of the summary")
 	fs.BoolVar(&c.allowRemote, "allow-remote", false, "allow targets outside 127.0.0.0/8 and ::1")
 	fs.IntVar(&c.hostile, "hostile", 0, "`N` anonymous hostile clients beside the run, a Mercure hub's abuse in turns: costly selectors, slow QUERY bodies, subscription churn, bogus cursors (see hostile.go)")
+	fs.StringVar(&c.hostileKinds, "hostile-kinds", strings.Join(hostileKinds, ","), "the kinds of --hostile clients, in turns (comma-separated)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -436,7 +438,11 @@ func (r *runner) measure(ctx context.Context) (*Report, error) {
 
 	var hostile *hostile
 	if cfg.hostile > 0 {
-		hostile = newHostile(e.target, cfg.hostile)
+		var err error
+		hostile, err = newHostile(e.target, cfg.hostile, cfg.hostileKinds)
+		if err != nil {
+			return nil, fmt.Errorf("--hostile-kinds: %w", err)
+		}
 		hostile.start(ctx, r.stop)
 		r.sleep(ctx, time.Second) // let them settle in before the measured phase
 	}
