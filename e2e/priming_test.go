@@ -51,22 +51,20 @@ func TestDefaultPrimingInChromium(t *testing.T) {
 		sub         *hub.Subscriber
 	}
 	conns := make(chan connection, 10)
-	lastIDs := make(chan string, 10)
 	h, err := hub.New(hub.Config{
 		Store:  mem,
 		Logger: slog.New(slog.DiscardHandler),
 		Retry:  100 * time.Millisecond, // sent when the hub ends a stream
-		Subscription: func(r *http.Request) (hub.Subscription, error) {
-			lastIDs <- r.Header.Get("Last-Event-ID")
-			return hub.QueryTopics("topic")(r)
-		},
-		OnConnect: func(s *hub.Subscriber, _ *http.Request) { conns <- connection{<-lastIDs, s} },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /events", h)
+	mux.HandleFunc("GET /events", func(w http.ResponseWriter, r *http.Request) {
+		lastID := r.Header.Get("Last-Event-ID")
+		h.Serve(w, r, hub.Subscription{Topics: r.URL.Query()["topic"], Cursor: hub.RequestCursor(r),
+			OnConnect: func(s *hub.Subscriber) { conns <- connection{lastID, s} }})
+	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		io.WriteString(w, primingPage)

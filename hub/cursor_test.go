@@ -35,14 +35,14 @@ type cursorEnv struct {
 }
 
 func newCursorEnv(t *testing.T, st store.Store) *cursorEnv {
-	e := newEnv(t, Config{Store: st, Subscription: func(r *http.Request) (Subscription, error) {
+	e := newEnvHooks(t, Config{Store: st}, false, &hooks{sub: func(r *http.Request) (Subscription, error) {
 		q := r.URL.Query()
 		sub := Subscription{Topics: q["topic"]}
 		if q.Get("user") == "admin" {
 			sub.Authorize = func(*store.Event) bool { return true }
 		}
 		return sub, nil
-	}}, false)
+	}})
 	return &cursorEnv{env: e, watch: e.get("/events?user=admin&topic=a", nil)}
 }
 

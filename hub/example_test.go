@@ -110,3 +110,52 @@ func ExampleHub_OpenStream() {
 	// the log is the bus
 	// 204
 }
+
+// Serve is the primitive a handler composes: the handler authenticates the
+// request and builds the subscription (its topics, what private events it
+// may see, callbacks on connect and disconnect), and the hub resumes and
+// follows it.
+func ExampleHub_Serve() {
+	st := store.NewMemory(store.MemoryConfig{})
+	defer st.Close()
+	h, err := hub.New(hub.Config{Store: st})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer h.Shutdown(context.Background())
+
+	connected := make(chan string, 1)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /users/{user}/feed", func(w http.ResponseWriter, r *http.Request) {
+		user := r.PathValue("user") // authenticate it in a real application
+		h.Serve(w, r, hub.Subscription{
+			Topics: []string{"users/" + user, "announcements"},
+			Cursor: hub.RequestCursor(r), // the client's Last-Event-ID
+			// Private events reach only their user.
+			Authorize: func(e *store.Event) bool { return !e.Private || strings.HasPrefix(e.Data, user+":") },
+			Subject:   user,
+			OnConnect: func(*hub.Subscriber) { connected <- user },
+		})
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	resp, err := http.Get(srv.URL + "/users/ada/feed")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	fmt.Println("connected:", <-connected)
+	h.Publish(context.Background(), []string{"announcements"}, sse.Event{Data: "bob: secret"}, hub.Private())
+	h.Publish(context.Background(), []string{"users/ada"}, sse.Event{Data: "ada: hello"}, hub.Private())
+	for ev, err := range sse.Read(resp.Body) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(ev.Data)
+		break
+	}
+	// Output:
+	// connected: ada
+	// ada: hello
+}

@@ -85,30 +85,11 @@ func TestStoreFailures(t *testing.T) {
 	})
 }
 
-func TestConnectionAuthorization(t *testing.T) {
-	e := newEnv(t, Config{Subscription: func(r *http.Request) (Subscription, error) {
-		switch r.Header.Get("Authorization") {
-		case "":
-			return Subscription{}, Reject(http.StatusUnauthorized, "token required")
-		case "Bearer bad":
-			return Subscription{}, errors.New("internal detail")
-		}
-		return Subscription{Topics: []string{"a"}}, nil
-	}}, false)
-	for hdr, want := range map[string]int{"": 401, "Bearer bad": 403, "Bearer ok": 200} {
-		c := e.get("/events", http.Header{"Authorization": {hdr}})
-		if c.resp.StatusCode != want {
-			t.Errorf("%q: status %d, want %d", hdr, c.resp.StatusCode, want)
-		}
-		c.close()
-	}
-}
-
 // Authorize filters every event, live and replayed; private events need
 // it.
 func TestEventAuthorization(t *testing.T) {
 	protocols(t, func(t *testing.T, h2 bool) {
-		e := newEnv(t, Config{Subscription: func(r *http.Request) (Subscription, error) {
+		e := newEnvHooks(t, Config{}, h2, &hooks{sub: func(r *http.Request) (Subscription, error) {
 			sub := Subscription{Topics: []string{"a"}}
 			if user := r.URL.Query().Get("user"); user != "" {
 				sub.Authorize = func(ev *store.Event) bool {
@@ -116,7 +97,7 @@ func TestEventAuthorization(t *testing.T) {
 				}
 			}
 			return sub, nil
-		}}, h2)
+		}})
 		ctx := context.Background()
 		publish := func(data string, private bool) string {
 			var opts []PublishOption
@@ -166,7 +147,7 @@ func TestEventAuthorization(t *testing.T) {
 // share one evaluation per event.
 func TestPatternMatch(t *testing.T) {
 	var calls atomic.Int64
-	e := newEnv(t, Config{Subscription: func(r *http.Request) (Subscription, error) {
+	e := newEnvHooks(t, Config{}, false, &hooks{sub: func(r *http.Request) (Subscription, error) {
 		prefix := r.URL.Query().Get("prefix")
 		return Subscription{
 			MatchKey: "prefix:" + prefix,
@@ -180,7 +161,7 @@ func TestPatternMatch(t *testing.T) {
 				return false
 			},
 		}, nil
-	}}, false)
+	}})
 	e.publish("seed", "seed")
 	var cs []*client
 	for range 3 {

@@ -46,27 +46,45 @@ func putBuf(b []byte) {
 	bufPool.Put(&b)
 }
 
-// ServeHTTP serves one subscriber: it asks Config.Subscription for the
-// subscription (an error refuses the request with its status), registers
-// the subscriber, sends the stream's headers, the priming (Config.Priming), the history
-// after the Last-Event-ID (header, or the Config.LastEventIDParam query
-// parameter) or a reset event, and then live events until the client goes
-// away or the hub ends the stream.
-//
-// On HTTP/1.1 the hub takes the connection over once the stream is live
-// (see hijack.go) and ServeHTTP returns then, while the stream goes on on
-// a goroutine of the hub's (one per subscriber either way): middleware
-// that times requests sees the setup, not the stream. Config.OnDisconnect
-// reports the end of every stream. On HTTP/2, and where the connection
-// cannot be taken over, ServeHTTP returns when the stream ends.
+// ServeHTTP serves the default subscription of a request: the exact
+// topics of its "topic" query parameters, no private event, resumed from
+// its Last-Event-ID header or, without one, its "lastEventID" query
+// parameter (see Serve). A request without a topic is refused with 400.
+// For anything else (patterns, authorization, another cursor, callbacks),
+// build the Subscription and call Serve.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	sub, err := h.cfg.Subscription(r)
-	if err != nil {
-		code, msg := statusOf(err)
-		h.log.Debug("hub: subscription refused", "status", code, "err", err, "remote", r.RemoteAddr)
-		http.Error(w, msg, code)
+	topics := r.URL.Query()["topic"]
+	if len(topics) == 0 {
+		http.Error(w, `missing "topic" query parameter`, http.StatusBadRequest)
 		return
 	}
+	h.Serve(w, r, Subscription{Topics: topics, Cursor: RequestCursor(r)})
+}
+
+// RequestCursor returns the cursor a request resumes from: its
+// Last-Event-ID header (what EventSource sends), or without one its
+// "lastEventID" query parameter (for clients that cannot set headers).
+func RequestCursor(r *http.Request) string {
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		return id
+	}
+	return r.URL.Query().Get("lastEventID")
+}
+
+// Serve serves one subscriber with sub: it registers the subscriber, sends
+// the stream's headers, the priming (sub.Priming), the history after
+// sub.Cursor or a reset event, and then live events until the client goes
+// away or the hub ends the stream. The request is read for its context
+// and its connection only: what the subscriber asks for is all in sub. A
+// cursor too long or with CR, LF or NUL is refused with 400.
+//
+// On HTTP/1.1 the hub takes the connection over once the stream is live
+// (see hijack.go) and Serve returns then, while the stream goes on on a
+// goroutine of the hub's (one per subscriber either way): middleware that
+// times requests sees the setup, not the stream. sub.OnDisconnect reports
+// the end of every stream. On HTTP/2, and where the connection cannot be
+// taken over, Serve returns when the stream ends.
+func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, sub Subscription) {
 	h.serve(w, r, sub, streamTarget{})
 }
 
@@ -102,7 +120,7 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, sub Subscription, st
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	cursor, err := h.lastEventID(r, &sub)
+	cursor, err := h.cursorOf(&sub)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
@@ -124,7 +142,12 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, sub Subscription, st
 		cursor, replay = st.start, true
 	}
 
-	c := &conn{h: h, w: w, rc: http.NewResponseController(w), onResume: sub.OnResume, deadline: sub.Deadline}
+	if sub.Priming < PrimingID || sub.Priming > PrimingNone {
+		http.Error(w, "invalid priming", http.StatusInternalServerError)
+		return
+	}
+	c := &conn{h: h, w: w, rc: http.NewResponseController(w), onResume: sub.OnResume, deadline: sub.Deadline,
+		onConnect: sub.OnConnect, onDisconnect: sub.OnDisconnect, priming: sub.Priming}
 	if sessions {
 		var scursor string
 		c.session, scursor = h.attachSession(w, r, sub.Subject)
@@ -154,8 +177,8 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, sub Subscription, st
 			c.end(reason)
 		}
 	}()
-	if h.cfg.OnConnect != nil {
-		h.cfg.OnConnect(s, r)
+	if c.onConnect != nil {
+		c.onConnect(s)
 	}
 
 	hdr := w.Header()
@@ -189,32 +212,24 @@ func (c *conn) end(reason DisconnectReason) {
 	}
 	h.unregister(s)
 	h.metrics.SubscriberDisconnected(reason)
-	if h.cfg.OnDisconnect != nil {
-		h.cfg.OnDisconnect(s, reason)
+	if c.onDisconnect != nil {
+		c.onDisconnect(s, reason)
 	}
 	if c.session != "" {
 		h.detachSession(c.session, c.lastID)
 	}
 }
 
-// lastEventID returns the request's cursor: the subscription's Cursor
-// ("" with FromStart), else the Last-Event-ID header, else the query
-// parameter. An id too long or with CR, LF or NUL is refused.
-func (h *Hub) lastEventID(r *http.Request, sub *Subscription) (string, error) {
+// cursorOf returns the subscription's cursor: its Cursor, "" with
+// FromStart. An id too long or with CR, LF or NUL is refused.
+func (h *Hub) cursorOf(sub *Subscription) (string, error) {
 	if sub.FromStart {
 		return "", nil
 	}
-	id := sub.Cursor
-	if id == "" {
-		id = r.Header.Get("Last-Event-ID")
-	}
-	if id == "" && h.cfg.LastEventIDParam != "-" {
-		id = r.URL.Query().Get(h.cfg.LastEventIDParam)
-	}
-	if err := ValidateLastEventID(id, h.cfg.MaxLastEventIDLen); err != nil {
+	if err := ValidateLastEventID(sub.Cursor, h.cfg.MaxLastEventIDLen); err != nil {
 		return "", err
 	}
-	return id, nil
+	return sub.Cursor, nil
 }
 
 // conn is the state of one response, used by the goroutine serving it only
@@ -238,9 +253,12 @@ type conn struct {
 	watch     peerWatch
 	detached  bool // the live loop went on on its own goroutine
 
-	onResume func(http.Header, Resume) // Subscription.OnResume
-	resume   Resume                    // the outcome, for onResume
-	deadline time.Time                 // Subscription.Deadline
+	onResume     func(http.Header, Resume)           // Subscription.OnResume
+	onConnect    func(*Subscriber)                   // Subscription.OnConnect
+	onDisconnect func(*Subscriber, DisconnectReason) // Subscription.OnDisconnect
+	priming      Priming                             // Subscription.Priming
+	resume       Resume                              // the outcome, for onResume
+	deadline     time.Time                           // Subscription.Deadline
 }
 
 // run sends the stream and returns why it ended.
@@ -287,17 +305,17 @@ func (c *conn) head(ctx context.Context) (string, error) {
 // PrimingNone the ":" comment that stands for the priming.
 func (c *conn) opening() {
 	c.buf = c.buf[:0]
-	if c.h.cfg.Priming == PrimingNone {
+	if c.priming == PrimingNone {
 		c.buf = append(c.buf, ":\n"...)
 	}
 }
 
-// prime appends the priming of Config.Priming for the cursor id.
+// prime appends the priming of Subscription.Priming for the cursor id.
 func (c *conn) prime(id string) {
 	if id == "" {
 		return
 	}
-	switch c.h.cfg.Priming {
+	switch c.priming {
 	case PrimingID:
 		c.buf, _ = sse.AppendID(c.buf, id)
 	case PrimingEmptyData:

@@ -41,9 +41,73 @@ type env struct {
 	prompt bool // the hub's own memory store: publish waits for the dispatch
 }
 
+// hooks change the /events handler of a test env: sub builds the
+// subscription from the request (nil: the topic parameters), its cursor
+// is the request's (RequestCursor) unless sub sets one, and the callbacks
+// and the priming are set on it when sub leaves them unset.
+type hooks struct {
+	sub          func(r *http.Request) (Subscription, error)
+	onConnect    func(*Subscriber)
+	onDisconnect func(*Subscriber, DisconnectReason)
+	priming      Priming
+}
+
+// rejectErr is a hook's refusal with a status; any other error is a 403.
+type rejectErr struct {
+	code int
+	msg  string
+}
+
+func (e *rejectErr) Error() string { return e.msg }
+
+func reject(code int, msg string) error { return &rejectErr{code, msg} }
+
+func (hk *hooks) handler(h *Hub) http.Handler {
+	if hk == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sub := Subscription{Topics: r.URL.Query()["topic"]}
+		if hk.sub != nil {
+			var err error
+			if sub, err = hk.sub(r); err != nil {
+				code, msg := http.StatusForbidden, "subscription refused"
+				var re *rejectErr
+				if errors.As(err, &re) {
+					code, msg = re.code, re.msg
+				}
+				http.Error(w, msg, code)
+				return
+			}
+		} else if len(sub.Topics) == 0 {
+			http.Error(w, `missing "topic" query parameter`, http.StatusBadRequest)
+			return
+		}
+		if sub.Cursor == "" {
+			sub.Cursor = RequestCursor(r)
+		}
+		if sub.OnConnect == nil {
+			sub.OnConnect = hk.onConnect
+		}
+		if sub.OnDisconnect == nil {
+			sub.OnDisconnect = hk.onDisconnect
+		}
+		if sub.Priming == PrimingID {
+			sub.Priming = hk.priming
+		}
+		h.Serve(w, r, sub)
+	})
+}
+
 // newEnv starts a hub on a memory store (unless cfg.Store is set) behind a
 // real HTTP server: /events is the hub, /stream/{id} serves streams.
 func newEnv(t *testing.T, cfg Config, h2 bool) *env {
+	t.Helper()
+	return newEnvHooks(t, cfg, h2, nil)
+}
+
+// newEnvHooks is newEnv with /events served through hk (see hooks).
+func newEnvHooks(t *testing.T, cfg Config, h2 bool, hk *hooks) *env {
 	t.Helper()
 	prompt := cfg.Store == nil
 	if prompt {
@@ -59,7 +123,7 @@ func newEnv(t *testing.T, cfg Config, h2 bool) *env {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /events", h)
+	mux.Handle("GET /events", hk.handler(h))
 	mux.HandleFunc("GET /stream/{id}", func(w http.ResponseWriter, r *http.Request) {
 		h.ServeStream(w, r, r.PathValue("id"))
 	})

@@ -172,8 +172,7 @@ func hijackedCount() int {
 func TestHijackGoClient(t *testing.T) {
 	fc := newFakeClock()
 	conns := make(chan *Subscriber, 1)
-	e := newEnv(t, Config{Clock: fc, Heartbeat: 15 * time.Second, Retry: 2 * time.Second,
-		OnConnect: func(s *Subscriber, _ *http.Request) { conns <- s }}, false)
+	e := newEnvHooks(t, Config{Clock: fc, Heartbeat: 15 * time.Second, Retry: 2 * time.Second}, false, &hooks{onConnect: func(s *Subscriber) { conns <- s }})
 	e.publish("a", "seed")
 	c := e.subscribe("", "a")
 	s := <-conns
@@ -221,8 +220,7 @@ func TestHijackClientGone(t *testing.T) {
 			}
 			fc := newFakeClock()
 			reasons := make(chan DisconnectReason, 1)
-			e := newEnv(t, Config{Clock: fc, Heartbeat: 15 * time.Second,
-				OnDisconnect: func(_ *Subscriber, r DisconnectReason) { reasons <- r }}, false)
+			e := newEnvHooks(t, Config{Clock: fc, Heartbeat: 15 * time.Second}, false, &hooks{onDisconnect: func(_ *Subscriber, r DisconnectReason) { reasons <- r }})
 			e.publish("a", "seed")
 			before := hijacked.Load()
 			s := e.tcpSubscribe("/events?topic=a")
@@ -301,14 +299,14 @@ func TestHijackHandlerReturns(t *testing.T) {
 	}
 	head := seed.ID
 	reasons := make(chan DisconnectReason, 1)
-	h, err := New(Config{Store: m, Logger: quietLogger(t), Retry: time.Second,
-		OnDisconnect: func(_ *Subscriber, r DisconnectReason) { reasons <- r }})
+	h, err := New(Config{Store: m, Logger: quietLogger(t), Retry: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	returned := make(chan struct{}, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(w, r)
+		h.Serve(w, r, Subscription{Topics: r.URL.Query()["topic"], Cursor: RequestCursor(r),
+			OnDisconnect: func(_ *Subscriber, r DisconnectReason) { reasons <- r }})
 		returned <- struct{}{}
 	}))
 	t.Cleanup(srv.Close)

@@ -40,7 +40,8 @@
 // Sluice-Reset response header, never silent loss. Every stream opens with
 // its cursor as a lone id field, so a client that received nothing still
 // has a cursor to resume from; EventSource fires no event for it.
-// Config.Priming chooses the id with empty data of MCP SEP-1699 instead, or
+// Subscription.Priming chooses the id with empty data of MCP SEP-1699
+// instead, or
 // no cursor.
 //
 // The cursors the hub hands out (the priming event, a reset event's head,
@@ -82,7 +83,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -220,7 +220,6 @@ const (
 	DefaultMaxTopics         = 64
 	DefaultMaxEventSize      = 1 << 20
 	DefaultMaxLastEventIDLen = 1024
-	DefaultLastEventIDParam  = "lastEventID"
 	DefaultRetry             = time.Second
 	DefaultStreamTTL         = time.Hour
 	DefaultSessionHeader     = "Sluice-Session"
@@ -234,25 +233,10 @@ type Config struct {
 	// does not close it.
 	Store store.Store
 
-	// Subscription turns a subscriber's request into its subscription: the
-	// topics, an optional pattern matcher and the per-event authorization.
-	// An error rejects the connection (see [StatusError]). Default:
-	// [QueryTopics]("topic").
-	Subscription func(r *http.Request) (Subscription, error)
-
 	// Logger receives the hub's logs. Default slog.Default().
 	Logger *slog.Logger
 	// Metrics receives counters. Default: none.
 	Metrics Metrics
-	// OnConnect is called once a subscriber is registered, before its
-	// response starts. It runs on the subscriber's goroutine.
-	OnConnect func(s *Subscriber, r *http.Request)
-	// OnDisconnect is called when a subscriber's response ends, after the
-	// subscriber has left the hub (Subscribers no longer counts it), on the
-	// goroutine that served the stream: on HTTP/1.1 that is no longer the
-	// handler's, which has returned (see Hub.ServeHTTP).
-	OnDisconnect func(s *Subscriber, reason DisconnectReason)
-
 	// Clock drives heartbeats, lifetimes, the block policy and TTLs.
 	// Default: the real clock. Tests inject a fake one.
 	Clock Clock
@@ -314,16 +298,6 @@ type Config struct {
 	// refused with 400 Bad Request: no id this hub issued looks like that.
 	// A well-formed id the store does not know gets a reset event instead.
 	MaxLastEventIDLen int
-	// LastEventIDParam is the query parameter read when the Last-Event-ID
-	// header is absent. Default "lastEventID"; "-" disables it. A
-	// Subscription's Cursor or FromStart takes precedence.
-	LastEventIDParam string
-	// Priming is what every stream opens with: its cursor as a lone id
-	// (PrimingID, the default, invisible to clients), as an id with empty
-	// data (PrimingEmptyData, for MCP SEP-1699), or nothing but a ":"
-	// comment (PrimingNone).
-	Priming Priming
-
 	// Session enables sessions when Session.TTL is positive.
 	Session SessionConfig
 	// StreamTTL is how long the hub remembers a completable stream after
@@ -336,9 +310,6 @@ type Config struct {
 func (c *Config) setDefaults() error {
 	if c.Store == nil {
 		return errors.New("hub: Config.Store is required")
-	}
-	if c.Subscription == nil {
-		c.Subscription = QueryTopics("topic")
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -374,9 +345,6 @@ func (c *Config) setDefaults() error {
 	defInt(&c.MaxTopics, DefaultMaxTopics)
 	defInt(&c.MaxEventSize, DefaultMaxEventSize)
 	defInt(&c.MaxLastEventIDLen, DefaultMaxLastEventIDLen)
-	if c.LastEventIDParam == "" {
-		c.LastEventIDParam = DefaultLastEventIDParam
-	}
 	if c.Session.Header == "" {
 		c.Session.Header = DefaultSessionHeader
 	}
@@ -385,9 +353,6 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Policy < PolicyDisconnect || c.Policy > PolicyBlock {
 		return fmt.Errorf("hub: invalid Config.Policy %v", c.Policy)
-	}
-	if c.Priming < PrimingID || c.Priming > PrimingNone {
-		return fmt.Errorf("hub: invalid Config.Priming %v", c.Priming)
 	}
 	if c.ReplayEvents < c.QueueEvents {
 		c.ReplayEvents = c.QueueEvents

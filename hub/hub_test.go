@@ -41,18 +41,18 @@ func TestHeadersAndPriming(t *testing.T) {
 		}
 
 		// MCP SEP-1699's priming event: the id with an empty data line.
-		e = newEnv(t, Config{Priming: PrimingEmptyData}, h2)
+		e = newEnvHooks(t, Config{}, h2, &hooks{priming: PrimingEmptyData})
 		head = e.publish("a", "before")
 		c = e.subscribe("", "a")
 		if p := c.next(); p != (sse.Event{ID: head, Type: "message"}) {
 			t.Fatalf("priming event = %+v, want id %q and empty data", p, head)
 		}
 	})
-	m := store.NewMemory(store.MemoryConfig{})
-	defer m.Close()
 	for _, p := range []Priming{-1, PrimingNone + 1} {
-		if _, err := New(Config{Store: m, Priming: p}); err == nil {
-			t.Errorf("New accepted Priming %v", p)
+		e := newEnvHooks(t, Config{}, false, &hooks{priming: p})
+		c := e.get("/events?topic=a", nil)
+		if c.resp.StatusCode != http.StatusInternalServerError {
+			t.Errorf("Priming %v: status %d, want 500", p, c.resp.StatusCode)
 		}
 	}
 }
@@ -254,12 +254,10 @@ func TestPrimingReadBySSEClient(t *testing.T) {
 	protocols(t, func(t *testing.T, h2 bool) {
 		lastIDs := make(chan string, 10)
 		conns := make(chan *Subscriber, 10)
-		e := newEnv(t, Config{Retry: time.Millisecond,
-			OnConnect: func(s *Subscriber, _ *http.Request) { conns <- s },
-			Subscription: func(r *http.Request) (Subscription, error) {
-				lastIDs <- r.Header.Get("Last-Event-ID")
-				return QueryTopics("topic")(r)
-			}}, h2)
+		e := newEnvHooks(t, Config{Retry: time.Millisecond}, h2, &hooks{onConnect: func(s *Subscriber) { conns <- s }, sub: func(r *http.Request) (Subscription, error) {
+			lastIDs <- r.Header.Get("Last-Event-ID")
+			return Subscription{Topics: r.URL.Query()["topic"]}, nil
+		}})
 		head := e.publish("a", "seed")
 		req, err := http.NewRequest(http.MethodGet, e.srv.URL+"/events?topic=a", nil)
 		if err != nil {

@@ -48,13 +48,13 @@ func TestPolling(t *testing.T) {
 		}
 	})
 	// Per request, through the Subscription hook.
-	e := newEnv(t, Config{Subscription: func(r *http.Request) (Subscription, error) {
+	e := newEnvHooks(t, Config{}, false, &hooks{sub: func(r *http.Request) (Subscription, error) {
 		sub := Subscription{Topics: []string{"a"}}
 		if r.URL.Query().Has("poll") {
 			sub.PollInterval = time.Minute
 		}
 		return sub, nil
-	}}, false)
+	}})
 	id := e.publish("a", "x")
 	c := e.get("/events?poll", nil)
 	if evs := c.end(); len(evs) != 0 || c.reader.LastEventID() != id {
@@ -137,10 +137,7 @@ func TestCloseOnDemand(t *testing.T) {
 	protocols(t, func(t *testing.T, h2 bool) {
 		conns := make(chan *Subscriber, 2)
 		var reasons sync.Map
-		e := newEnv(t, Config{Retry: 3 * time.Second,
-			OnConnect:    func(s *Subscriber, _ *http.Request) { conns <- s },
-			OnDisconnect: func(s *Subscriber, r DisconnectReason) { reasons.Store(s.ID(), r) },
-		}, h2)
+		e := newEnvHooks(t, Config{Retry: 3 * time.Second}, h2, &hooks{onConnect: func(s *Subscriber) { conns <- s }, onDisconnect: func(s *Subscriber, r DisconnectReason) { reasons.Store(s.ID(), r) }})
 		e.publish("a", "seed")
 		c1 := e.subscribe("", "a")
 		s1 := <-conns

@@ -14,7 +14,7 @@ import (
 // events after it, not the notice.
 func TestNotify(t *testing.T) {
 	hook := &patternHook{}
-	e := newEnv(t, Config{Subscription: hook.subscription}, false)
+	e := newEnvHooks(t, Config{}, false, &hooks{sub: hook.subscription})
 	exact := e.subscribe("", "a")
 	pat := e.get("/events?pat=fast", nil)
 	waitFor(t, "two subscribers", func() bool { return e.h.Subscribers() == 2 })

@@ -36,7 +36,7 @@ func (p *patternHook) gate(key string) chan struct{} {
 func (p *patternHook) subscription(r *http.Request) (Subscription, error) {
 	key := r.URL.Query().Get("pat")
 	if key == "" {
-		return QueryTopics("topic")(r)
+		return Subscription{Topics: r.URL.Query()["topic"]}, nil
 	}
 	var gate chan struct{}
 	if key != "fast" {
@@ -66,8 +66,7 @@ func TestStuckMatcherDelaysOnlyItsGroup(t *testing.T) {
 	checkGoroutines(t)
 	hook := &patternHook{}
 	reasons := make(chan DisconnectReason, 4)
-	e := newEnv(t, Config{QueueEvents: 16, Subscription: hook.subscription,
-		OnDisconnect: func(_ *Subscriber, r DisconnectReason) { reasons <- r }}, false)
+	e := newEnvHooks(t, Config{QueueEvents: 16}, false, &hooks{sub: hook.subscription, onDisconnect: func(_ *Subscriber, r DisconnectReason) { reasons <- r }})
 	stuck := hook.gate("stuck")
 	defer close(stuck) // lets the group's goroutine finish
 	hostile := e.get("/events?pat=stuck", nil)
@@ -102,7 +101,7 @@ func TestStuckMatcherDelaysOnlyItsGroup(t *testing.T) {
 // earlier members all of them, in order.
 func TestGroupJoinStartsAtItsPosition(t *testing.T) {
 	hook := &patternHook{}
-	e := newEnv(t, Config{Subscription: hook.subscription}, false)
+	e := newEnvHooks(t, Config{}, false, &hooks{sub: hook.subscription})
 	gate := hook.gate("gate")
 	first := e.get("/events?pat=gate", nil)
 	waitFor(t, "the first member", func() bool { return e.h.Subscribers() == 1 })
@@ -133,7 +132,7 @@ func TestGroupJoinStartsAtItsPosition(t *testing.T) {
 // it; a group with a member that may see it matches it.
 func TestPrivateEventsSkipUnauthorizedGroups(t *testing.T) {
 	var calls atomic.Int64
-	e := newEnv(t, Config{Subscription: func(r *http.Request) (Subscription, error) {
+	e := newEnvHooks(t, Config{}, false, &hooks{sub: func(r *http.Request) (Subscription, error) {
 		sub := Subscription{MatchKey: r.URL.RawQuery, Match: func(topics []string) bool {
 			calls.Add(1)
 			return topics[0] == "a"
@@ -145,7 +144,7 @@ func TestPrivateEventsSkipUnauthorizedGroups(t *testing.T) {
 			sub.Authorize = func(*store.Event) bool { return true }
 		}
 		return sub, nil
-	}}, false)
+	}})
 	anon := e.get("/events?auth=none", nil)
 	refuses := e.get("/events?auth=no", nil)
 	waitFor(t, "two subscribers", func() bool { return e.h.Subscribers() == 2 })

@@ -68,8 +68,7 @@ func TestSlowClientDisconnected(t *testing.T) {
 // where, with a gap marker carrying the count.
 func TestSlowClientDropGapMarker(t *testing.T) {
 	var dropped *Subscriber
-	e := newEnv(t, Config{Store: bigStore(t), Policy: PolicyDrop, QueueEvents: 8,
-		OnConnect: func(s *Subscriber, _ *http.Request) { dropped = s }}, false)
+	e := newEnvHooks(t, Config{Store: bigStore(t), Policy: PolicyDrop, QueueEvents: 8}, false, &hooks{onConnect: func(s *Subscriber) { dropped = s }})
 	e.publish("a", "seed")
 	conn := e.rawSubscribe("a")
 	waitFor(t, "the raw subscriber", func() bool { return e.h.Subscribers() == 1 })

@@ -32,7 +32,7 @@ func cursorHook(r *http.Request) (Subscription, error) {
 
 func TestSubscriptionCursor(t *testing.T) {
 	protocols(t, func(t *testing.T, h2 bool) {
-		e := newEnv(t, Config{Subscription: cursorHook}, h2)
+		e := newEnvHooks(t, Config{}, h2, &hooks{sub: cursorHook})
 		ids := []string{e.publish("a", "0"), e.publish("a", "1"), e.publish("a", "2")}
 		head := ids[2]
 		tests := []struct {
@@ -117,7 +117,7 @@ func (e *env) rawLines(path string, hdr http.Header) (*http.Response, func() str
 
 func TestPrimingNone(t *testing.T) {
 	protocols(t, func(t *testing.T, h2 bool) {
-		e := newEnv(t, Config{Priming: PrimingNone, Subscription: cursorHook}, h2)
+		e := newEnvHooks(t, Config{}, h2, &hooks{priming: PrimingNone, sub: cursorHook})
 		expect := func(line func() string, want ...string) {
 			t.Helper()
 			for _, w := range want {
@@ -158,13 +158,9 @@ func TestSubscriptionDeadline(t *testing.T) {
 	protocols(t, func(t *testing.T, h2 bool) {
 		fc := newFakeClock()
 		var deadline time.Duration
-		e := newEnv(t, Config{Clock: fc, Heartbeat: -1, MaxLifetime: time.Hour, Retry: 250 * time.Millisecond,
-			Jitter: func(time.Duration) time.Duration { return 0 },
-			Subscription: func(r *http.Request) (Subscription, error) {
-				sub, err := QueryTopics("topic")(r)
-				sub.Deadline = fc.Now().Add(deadline)
-				return sub, err
-			}}, h2)
+		e := newEnvHooks(t, Config{Clock: fc, Heartbeat: -1, MaxLifetime: time.Hour, Retry: 250 * time.Millisecond, Jitter: func(time.Duration) time.Duration { return 0 }}, h2, &hooks{sub: func(r *http.Request) (Subscription, error) {
+			return Subscription{Topics: r.URL.Query()["topic"], Deadline: fc.Now().Add(deadline)}, nil
+		}})
 		e.publish("a", "seed")
 
 		deadline = time.Minute

@@ -14,15 +14,13 @@ func TestSessions(t *testing.T) {
 	protocols(t, func(t *testing.T, h2 bool) {
 		fc := newFakeClock()
 		swept := make(chan struct{}, 1)
-		e := newEnv(t, Config{Clock: fc, Heartbeat: -1, swept: swept,
-			Session: SessionConfig{TTL: time.Minute},
-			Subscription: func(r *http.Request) (Subscription, error) {
-				sub := Subscription{Subject: r.Header.Get("X-User"), Topics: r.URL.Query()["topic"]}
-				if r.URL.Query().Has("all") {
-					sub.Match = func([]string) bool { return true }
-				}
-				return sub, nil
-			}}, h2)
+		e := newEnvHooks(t, Config{Clock: fc, Heartbeat: -1, swept: swept, Session: SessionConfig{TTL: time.Minute}}, h2, &hooks{sub: func(r *http.Request) (Subscription, error) {
+			sub := Subscription{Subject: r.Header.Get("X-User"), Topics: r.URL.Query()["topic"]}
+			if r.URL.Query().Has("all") {
+				sub.Match = func([]string) bool { return true }
+			}
+			return sub, nil
+		}})
 		ctx := context.Background()
 		send := func(data string, ids ...string) (string, error) {
 			return e.h.SendToSessions(ctx, ids, sse.Event{Data: data})

@@ -175,7 +175,7 @@ func (h *Hub) ServeStream(w http.ResponseWriter, r *http.Request, id string) {
 		return
 	}
 	info, _ := h.streams.get(id)
-	h.serve(w, r, Subscription{}, streamTarget{id: id, start: info.start, known: info.known})
+	h.serve(w, r, Subscription{Cursor: RequestCursor(r)}, streamTarget{id: id, start: info.start, known: info.known})
 }
 
 func validStreamID(id string) bool {

@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -10,9 +9,10 @@ import (
 	"github.com/sluicehq/sluice/store"
 )
 
-// Subscription is what one subscriber's request asks for and may see. The
-// Config.Subscription hook builds it from the request; it is where
-// authentication, topic patterns and per-event authorization plug in.
+// Subscription is what one subscriber asks for and may see, and how its
+// stream behaves: the handler that calls Hub.Serve builds it from the
+// request, so it is where authentication, topic patterns, per-event
+// authorization and per-subscriber callbacks plug in.
 //
 // An event reaches the subscriber when one of its topics is in Topics or
 // Match accepts its topics, and then Authorize (or, without Authorize, the
@@ -58,15 +58,29 @@ type Subscription struct {
 	// (see Config.PollInterval), with this retry.
 	PollInterval time.Duration
 
-	// Cursor, when not empty, is the cursor to resume from, in place of
-	// the request's Last-Event-ID header and Config.LastEventIDParam: a
-	// protocol that names its cursor otherwise reads it in the hook. It is
-	// validated like a Last-Event-ID (too long, or CR, LF or NUL: 400).
+	// Cursor is the cursor to resume from (the client's Last-Event-ID;
+	// RequestCursor reads it from a request the usual ways), "" to start
+	// at the hub's position. It is validated like a Last-Event-ID (too
+	// long, or CR, LF or NUL: 400).
 	Cursor string
 	// FromStart replays the whole retained history (like a cursor before
 	// the first event; Mercure's "earliest"). It takes precedence over
-	// Cursor and the request.
+	// Cursor.
 	FromStart bool
+
+	// Priming is what the stream opens with (see Priming): the zero value,
+	// PrimingID, sends the cursor as a lone id, invisible to clients.
+	Priming Priming
+
+	// OnConnect, when set, is called once the subscriber is registered
+	// (every event dispatched from then on reaches it), before its
+	// response starts. It runs on the subscriber's goroutine.
+	OnConnect func(s *Subscriber)
+	// OnDisconnect, when set, is called when the subscriber's response
+	// ends, after it has left the hub (Subscribers no longer counts it),
+	// on the goroutine that served the stream: on HTTP/1.1 that is no
+	// longer the handler's, which has returned (see Hub.Serve).
+	OnDisconnect func(s *Subscriber, reason DisconnectReason)
 
 	// OnResume, when set, is called once the resume outcome is known and
 	// before the first byte of the stream is sent, with the response
@@ -97,46 +111,6 @@ type Resume struct {
 	// position (see Stats.Position), never a publisher's custom id. It is
 	// "" when the log is empty, and when Replayed.
 	Head string
-}
-
-// QueryTopics returns a Subscription hook that takes the exact topics from
-// the repeated query parameter param (e.g. ?topic=a&topic=b) and
-// authorizes no private event. A request with no topic is refused with 400.
-func QueryTopics(param string) func(*http.Request) (Subscription, error) {
-	return func(r *http.Request) (Subscription, error) {
-		topics := r.URL.Query()[param]
-		if len(topics) == 0 {
-			return Subscription{}, Reject(http.StatusBadRequest, fmt.Sprintf("missing %q query parameter", param))
-		}
-		return Subscription{Topics: topics}, nil
-	}
-}
-
-// StatusError is an error with the HTTP status the subscriber's request is
-// refused with. The Config.Subscription hook returns one (see Reject) to
-// choose the status; its Message is sent to the client.
-type StatusError struct {
-	Code    int
-	Message string
-}
-
-// Error implements error.
-func (e *StatusError) Error() string {
-	return fmt.Sprintf("hub: %d %s: %s", e.Code, http.StatusText(e.Code), e.Message)
-}
-
-// Reject returns a *StatusError refusing a request with code and message.
-func Reject(code int, message string) error { return &StatusError{Code: code, Message: message} }
-
-// statusOf maps a hook's error to a status and a message safe to show:
-// StatusError as it says, anything else 403 with a generic message (the
-// error itself is logged, not sent).
-func statusOf(err error) (int, string) {
-	var se *StatusError
-	if errors.As(err, &se) {
-		return se.Code, se.Message
-	}
-	return http.StatusForbidden, "subscription refused"
 }
 
 // normalize validates a subscription's topics against the limits and drops

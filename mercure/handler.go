@@ -341,14 +341,9 @@ func New(cfg Config) (*Hub, error) {
 	}
 	ec := cfg.Engine
 	ec.Store = h.store
-	ec.Priming = hub.PrimingNone // the stream opens with ":"
 	if ec.Clock != nil {
 		h.engineNow = ec.Clock.Now
 	}
-	ec.Subscription = h.engineSubscription
-	ec.OnConnect = h.onConnect
-	ec.OnDisconnect = h.onDisconnect
-	ec.LastEventIDParam = "-"
 	ec.Session = hub.SessionConfig{} // Mercure has no sessions
 	ec.PollInterval = 0              // nor polling responses
 	ec.Heartbeat = cfg.Heartbeat
@@ -368,9 +363,8 @@ func New(cfg Config) (*Hub, error) {
 }
 
 // Engine returns the sluice hub engine under the Mercure hub, for its
-// statistics and its Go API. Its own HTTP handler serves only requests
-// routed through the Mercure hub (others get 404): serve sluice's native
-// subscribers with another hub.Hub on the same store.
+// statistics and its Go API. Its own ServeHTTP serves sluice's native
+// subscribers (?topic=, public events only) from the same log.
 func (h *Hub) Engine() *hub.Hub { return h.engine }
 
 // Shutdown stops the hub gracefully (see hub.Hub.Shutdown): subscribers

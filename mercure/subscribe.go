@@ -28,18 +28,6 @@ type subState struct {
 	started time.Time
 }
 
-type ctxKey struct{}
-
-// engineSubscription is the engine's Config.Subscription hook: the
-// subscription was built by subscribe and travels in the request context.
-func (h *Hub) engineSubscription(r *http.Request) (hub.Subscription, error) {
-	st, _ := r.Context().Value(ctxKey{}).(*subState)
-	if st == nil {
-		return hub.Subscription{}, hub.Reject(http.StatusNotFound, "not a Mercure subscription")
-	}
-	return st.sub, nil
-}
-
 // subscribe serves GET, HEAD and QUERY on the hub path (MERCURE.md §3).
 func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request) {
 	// The token comes from the headers, the cookie or the query, never
@@ -112,7 +100,11 @@ func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request) {
 	if c != nil && !c.expires.IsZero() {
 		st.sub.Deadline = h.engineNow().Add(c.expires.Sub(h.now()))
 	}
-	h.engine.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, st)))
+	st.sub.Priming = hub.PrimingNone // the stream opens with ":"
+	ctx := r.Context()
+	st.sub.OnConnect = func(s *hub.Subscriber) { h.onConnect(ctx, s, st) }
+	st.sub.OnDisconnect = func(s *hub.Subscriber, _ hub.DisconnectReason) { h.onDisconnect(s) }
+	h.engine.Serve(w, r, st.sub)
 }
 
 // subscribeValues returns the request's parameters: the query, followed for
@@ -321,19 +313,15 @@ func setCursorHeaders(hdr http.Header, v string) {
 // onConnect runs once a subscriber is registered with the engine, before
 // its response starts: it records the subscription and publishes the
 // subscription events.
-func (h *Hub) onConnect(s *hub.Subscriber, r *http.Request) {
-	st, _ := r.Context().Value(ctxKey{}).(*subState)
-	if st == nil {
-		return
-	}
+func (h *Hub) onConnect(ctx context.Context, s *hub.Subscriber, st *subState) {
 	h.subs.add(s, st)
 	if h.cfg.Subscriptions {
-		h.publishSubscriptionEvents(r.Context(), st, true)
+		h.publishSubscriptionEvents(ctx, st, true)
 	}
 }
 
 // onDisconnect runs when a subscriber's response ends.
-func (h *Hub) onDisconnect(s *hub.Subscriber, _ hub.DisconnectReason) {
+func (h *Hub) onDisconnect(s *hub.Subscriber) {
 	st := h.subs.remove(s)
 	if st == nil {
 		return
