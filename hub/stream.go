@@ -167,8 +167,8 @@ func (s *Stream) Finish(ctx context.Context) error {
 // first event, or after the request's Last-Event-ID; the response ends when
 // the stream is finished, and a request after the end gets 204 No Content.
 // An id the hub does not know gets 404 (without a Last-Event-ID: a stream
-// opened on another hub can still be resumed with one). Config.Subscription
-// is not consulted: the stream id is the capability.
+// opened on another hub can still be resumed with one). The stream id is
+// the capability: no other subscription is asked for.
 func (h *Hub) ServeStream(w http.ResponseWriter, r *http.Request, id string) {
 	if !validStreamID(id) {
 		http.Error(w, "unknown stream", http.StatusNotFound)

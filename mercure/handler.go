@@ -66,7 +66,6 @@ type Config struct {
 	Store store.Store
 	// Engine is the base configuration of the sluice hub engine (queues,
 	// slow-subscriber policy, metrics, clock…). New overrides its Store,
-	// Subscription, OnConnect, OnDisconnect, LastEventIDParam, Priming,
 	// Session, PollInterval, Heartbeat, WriteTimeout, MaxLifetime,
 	// MaxTopics, MaxEventSize, MaxLastEventIDLen and Logger.
 	Engine hub.Config
