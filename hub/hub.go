@@ -599,6 +599,10 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// Config returns the hub's configuration, with every default filled in:
+// what a protocol layer on the hub checks its own limits against.
+func (h *Hub) Config() Config { return h.cfg }
+
 // Subscribers returns the number of connected subscribers.
 func (h *Hub) Subscribers() int {
 	h.mu.Lock()

@@ -12,6 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/hub"
+	"github.com/sluicehq/sluice/store"
 )
 
 // rawRequest sends, on a new connection to the env's server, a request
@@ -179,7 +182,8 @@ func TestQueryStreamOutlivesReadTimeout(t *testing.T) {
 		{"heartbeats off", -1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, func(c *Config) { c.ReadTimeout, c.Heartbeat = timeout, tt.heartbeat })
+			e := newEnvEngine(t, store.NewMemory(store.MemoryConfig{}), func(ec *hub.Config) { ec.Heartbeat = tt.heartbeat },
+				func(c *Config) { c.ReadTimeout = timeout })
 			openQuery := func() *client {
 				req, _ := http.NewRequest("QUERY", e.srv.URL+HubPath, strings.NewReader("topic=a"))
 				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

@@ -5,6 +5,15 @@
 // subscribers work unchanged while sluice's indexed store serves their
 // cursors.
 //
+// It composes an engine the application creates ([Config].Hub): it builds
+// each subscriber's [hub.Subscription] (its selectors, grants, cursor and
+// token deadline, its callbacks for the subscriptions API) and serves it
+// with [hub.Hub.Serve]; it publishes with [hub.Hub.Publish] and announces
+// subscriptions with [hub.Hub.Notify]. The engine's settings — store,
+// queues, heartbeats, write timeout, connection lifetime — are the
+// application's, and Mercure overrides none. The same engine may serve
+// sluice's native subscribers (its ServeHTTP) from the same log.
+//
 // # Protocol forms
 //
 // Both the classic (0.x) and the modern (1.0) protocol are accepted, decided
@@ -111,8 +120,9 @@
 // engine's priming is not sent on Mercure streams (hub.PrimingNone): the
 // ":" stands for it, and a subscriber's cursor is the id of the last update
 // it received. Heartbeats are ":" comments.
-// A stream ends with a "retry:" when its lifetime (Config.MaxLifetime) or
-// its token's exp is reached, and when the hub shuts down.
+// A stream ends with a "retry:" when its lifetime (the engine's
+// MaxLifetime) or its token's exp is reached, and when the engine shuts
+// down.
 //
 // # Limits
 //

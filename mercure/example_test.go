@@ -11,23 +11,29 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/hub"
 	"github.com/sluicehq/sluice/mercure"
 	"github.com/sluicehq/sluice/sse"
 	"github.com/sluicehq/sluice/store"
 )
 
 // Mount a Mercure hub in a Go application: publishers POST to
-// /.well-known/mercure with a JWT, EventSource clients subscribe there.
+// /.well-known/mercure with a JWT, EventSource clients subscribe there. The
+// Mercure hub is a protocol on a sluice engine of the application's.
 func Example() {
 	st := store.NewMemory(store.MemoryConfig{})
 	defer st.Close()
+	engine, err := hub.New(hub.Config{Store: st})
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	pubKey, err := mercure.ParseKey([]byte("!ChangeThisMercureHubJWTSecretKey!"), "HS256")
 	if err != nil {
 		log.Fatal(err)
 	}
 	h, err := mercure.New(mercure.Config{
-		Store:        st,
+		Hub:          engine,
 		PublisherKey: &pubKey,
 		Anonymous:    true, // public updates without a token
 		CORSOrigins:  []string{"https://app.example.com"},
@@ -43,7 +49,7 @@ func Example() {
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = h.Shutdown(ctx) // before the server's own shutdown
+		_ = engine.Shutdown(ctx) // before the server's own shutdown
 	}()
 
 	// A subscriber (what `new EventSource(url)` does in a browser).

@@ -36,14 +36,9 @@ const earliest = "earliest"
 // Defaults of the Config limits and timings, used where a field is zero.
 const (
 	DefaultCookieName             = "__Secure-mercure_access_token"
-	DefaultHeartbeat              = 40 * time.Second
-	DefaultDispatchTimeout        = 5 * time.Second
-	DefaultMaxLifetime            = 10 * time.Minute
 	DefaultReadTimeout            = 10 * time.Second
 	DefaultMaxBodySize            = 1 << 20
-	DefaultMaxPublishTopics       = 1000
 	DefaultMaxMatchers            = 100
-	DefaultMaxTopicParams         = 1000
 	DefaultMaxSelectorLen         = 4096
 	DefaultMaxSelectorCost        = 32
 	DefaultMaxPatternBytes        = 16 << 10
@@ -58,17 +53,20 @@ const (
 // ErrConfig reports an invalid Config.
 var ErrConfig = errors.New("mercure: invalid config")
 
-// Config configures a Mercure hub. Only Store is required; every zero
-// field takes the documented default.
+// Config configures a Mercure hub. Only Hub is required; every zero field
+// takes the documented default.
 type Config struct {
-	// Store is the log the hub publishes to and replays from. Required.
-	// The hub does not close it.
-	Store store.Store
-	// Engine is the base configuration of the sluice hub engine (queues,
-	// slow-subscriber policy, metrics, clock…). New overrides its Store,
-	// Session, PollInterval, Heartbeat, WriteTimeout, MaxLifetime,
-	// MaxTopics, MaxEventSize, MaxLastEventIDLen and Logger.
-	Engine hub.Config
+	// Hub is the sluice engine the Mercure hub publishes to and serves its
+	// subscribers with: its store, queues, heartbeats, write timeout and
+	// connection lifetime are the Mercure hub's. Required. Mercure adds
+	// its own rules on top and overrides none of the engine's, so New
+	// refuses an engine that cannot serve Mercure: one with sessions or
+	// polling on, or whose MaxTopics is below what Mercure's limits allow
+	// one update or subscription (MaxPublishTopics, MaxMatchers +
+	// MaxTopicParams), or whose MaxLastEventIDLen is below the longest id
+	// a publisher may give (store.MaxIDLen). The caller owns it: shut it
+	// down with its Shutdown.
+	Hub *hub.Hub
 
 	// PublisherKey verifies the tokens of publishers (POST). Without it
 	// the hub accepts no publish request (405), as the reference hub. New
@@ -140,16 +138,6 @@ type Config struct {
 	// Last-Event-ID.
 	UUIDIDs bool
 
-	// Heartbeat is the interval of the ":" comment sent on idle streams.
-	// Default 40 s; negative turns heartbeats off.
-	Heartbeat time.Duration
-	// DispatchTimeout bounds each write to a subscriber. Default 5 s.
-	DispatchTimeout time.Duration
-	// MaxLifetime ends every stream after this long (less up to a tenth of
-	// jitter) so that connections rotate; a stream also ends when its
-	// token expires. Default 10 min; negative means no limit but exp.
-	MaxLifetime time.Duration
-
 	// MaxBodySize bounds publish and QUERY bodies (413 beyond). Default
 	// 1 MiB.
 	MaxBodySize int64
@@ -165,14 +153,16 @@ type Config struct {
 	// http.Server's ReadHeaderTimeout bounds the headers. Default 10 s;
 	// negative means no bound.
 	ReadTimeout time.Duration
-	// MaxPublishTopics bounds the topics of one update. Default 1000.
+	// MaxPublishTopics bounds the topics of one update. Default: the
+	// hub's MaxTopics, which bounds them anyway.
 	MaxPublishTopics int
 	// MaxMatchers bounds the match* parameters of one subscription, and
 	// its patterns (URI templates and URL patterns, whatever parameter
 	// carries them). Default 100.
 	MaxMatchers int
 	// MaxTopicParams bounds the classic topic parameters of one
-	// subscription. Default 1000.
+	// subscription. Default: the hub's MaxTopics, which bounds the exact
+	// topics of a subscription anyway.
 	MaxTopicParams int
 	// MaxSelectorLen bounds one selector (parameter or token) and one
 	// topic of an update. Default 4096 bytes.
@@ -220,8 +210,8 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() error {
-	if c.Store == nil {
-		return fmt.Errorf("%w: Store is required", ErrConfig)
+	if c.Hub == nil {
+		return fmt.Errorf("%w: Hub is required", ErrConfig)
 	}
 	if c.CookieName == "" {
 		c.CookieName = DefaultCookieName
@@ -242,16 +232,13 @@ func (c *Config) setDefaults() error {
 			*n = v
 		}
 	}
-	def(&c.Heartbeat, DefaultHeartbeat)
-	def(&c.DispatchTimeout, DefaultDispatchTimeout)
-	def(&c.MaxLifetime, DefaultMaxLifetime)
 	def(&c.ReadTimeout, DefaultReadTimeout)
 	if c.MaxBodySize <= 0 {
 		c.MaxBodySize = DefaultMaxBodySize
 	}
-	defInt(&c.MaxPublishTopics, DefaultMaxPublishTopics)
+	defInt(&c.MaxPublishTopics, c.Hub.Config().MaxTopics)
 	defInt(&c.MaxMatchers, DefaultMaxMatchers)
-	defInt(&c.MaxTopicParams, DefaultMaxTopicParams)
+	defInt(&c.MaxTopicParams, c.Hub.Config().MaxTopics)
 	defInt(&c.MaxSelectorLen, DefaultMaxSelectorLen)
 	defInt(&c.MaxSelectorCost, DefaultMaxSelectorCost)
 	defInt(&c.MaxPatternBytes, DefaultMaxPatternBytes)
@@ -284,7 +271,6 @@ func (c *Config) setDefaults() error {
 type Hub struct {
 	cfg       Config
 	engine    *hub.Hub
-	store     store.Store
 	classic   bool
 	issuers   map[string]struct{}
 	selectors *selectorCache
@@ -296,8 +282,7 @@ type Hub struct {
 	subs      registry
 }
 
-// New returns a Mercure hub on a new sluice engine following cfg.Store.
-// Stop it with Shutdown.
+// New returns a Mercure hub on the engine cfg.Hub.
 func New(cfg Config) (*Hub, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
@@ -331,49 +316,22 @@ func New(cfg Config) (*Hub, error) {
 		tokens:    newTokenCache(cfg.TokenCacheSize),
 		log:       cfg.Logger,
 		now:       cfg.Now,
-		store:     cfg.Store,
-		engineNow: time.Now,
 	}
 	h.subs.init()
 	for _, iss := range cfg.Issuers {
 		h.issuers[iss] = struct{}{}
 	}
-	ec := cfg.Engine
-	ec.Store = h.store
-	if ec.Clock != nil {
-		h.engineNow = ec.Clock.Now
+	ec := cfg.Hub.Config()
+	switch {
+	case ec.Session.TTL > 0, ec.PollInterval > 0:
+		return nil, fmt.Errorf("%w: the hub has sessions or polling on, which Mercure has not", ErrConfig)
+	case ec.MaxLastEventIDLen < store.MaxIDLen:
+		return nil, fmt.Errorf("%w: the hub's MaxLastEventIDLen is %d, below the longest id a publisher may give (%d)", ErrConfig, ec.MaxLastEventIDLen, store.MaxIDLen)
 	}
-	ec.Session = hub.SessionConfig{} // Mercure has no sessions
-	ec.PollInterval = 0              // nor polling responses
-	ec.Heartbeat = cfg.Heartbeat
-	ec.WriteTimeout = cfg.DispatchTimeout
-	ec.MaxLifetime = max(cfg.MaxLifetime, 0)
-	ec.MaxTopics = max(cfg.MaxPublishTopics, cfg.MaxMatchers+cfg.MaxTopicParams, ec.MaxTopics)
-	ec.MaxEventSize = max(int(cfg.MaxBodySize), ec.MaxEventSize)
-	ec.MaxLastEventIDLen = max(store.MaxIDLen, ec.MaxLastEventIDLen)
+	h.engineNow = ec.Clock.Now
 	h.maxCursor = ec.MaxLastEventIDLen
-	ec.Logger = cfg.Logger
-	eng, err := hub.New(ec)
-	if err != nil {
-		return nil, fmt.Errorf("mercure: %w", err)
-	}
-	h.engine = eng
+	h.engine = cfg.Hub
 	return h, nil
-}
-
-// Engine returns the sluice hub engine under the Mercure hub, for its
-// statistics and its Go API. Its own ServeHTTP serves sluice's native
-// subscribers (?topic=, public events only) from the same log.
-func (h *Hub) Engine() *hub.Hub { return h.engine }
-
-// Shutdown stops the hub gracefully (see hub.Hub.Shutdown): subscribers
-// get a "retry:" and the end of their stream. Call it before
-// http.Server.Shutdown. It does not close the store.
-func (h *Hub) Shutdown(ctx context.Context) error {
-	if err := h.engine.Shutdown(ctx); err != nil {
-		return fmt.Errorf("mercure: %w", err)
-	}
-	return nil
 }
 
 // Update is an update published from Go with Hub.Publish.
@@ -695,7 +653,8 @@ func (h *Hub) publish(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, hub.ErrEventTooLarge):
 		http.Error(w, http.StatusText(http.StatusRequestEntityTooLarge), http.StatusRequestEntityTooLarge)
 		return
-	case errors.Is(err, store.ErrInvalidEvent), errors.Is(err, hub.ErrReservedTopic), errors.Is(err, hub.ErrReservedType), errors.Is(err, sse.ErrInvalidID):
+	case errors.Is(err, store.ErrInvalidEvent), errors.Is(err, hub.ErrReservedTopic), errors.Is(err, hub.ErrReservedType),
+		errors.Is(err, hub.ErrTooManyTopics), errors.Is(err, sse.ErrInvalidID):
 		h.badRequest(w, r, err)
 		return
 	case errors.Is(err, hub.ErrHubClosed):

@@ -15,6 +15,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/sluicehq/sluice/hub"
 	"github.com/sluicehq/sluice/sse"
 	"github.com/sluicehq/sluice/store"
 )
@@ -32,6 +33,7 @@ const (
 type env struct {
 	t      *testing.T
 	h      *Hub
+	eng    *hub.Hub
 	st     *store.Memory
 	srv    *httptest.Server
 	pubKey Key
@@ -70,10 +72,26 @@ func newEnvStore(t *testing.T, maxEvents int) *env {
 
 func newEnvWith(t *testing.T, st *store.Memory, mod func(*Config)) *env {
 	t.Helper()
+	return newEnvEngine(t, st, nil, mod)
+}
+
+// newEnvEngine is newEnvWith whose engine configuration emod may change
+// (its Store and Logger set, and MaxTopics 2000, as sluice serve's).
+func newEnvEngine(t *testing.T, st *store.Memory, emod func(*hub.Config), mod func(*Config)) *env {
+	t.Helper()
 	t.Cleanup(func() { st.Close() })
 	e := &env{t: t, st: st, pubKey: mustKey(t, pubSecret), subKey: mustKey(t, subSecret)}
+	ec := hub.Config{Store: st, Logger: quietLogger(), MaxTopics: 2000}
+	if emod != nil {
+		emod(&ec)
+	}
+	eng, err := hub.New(ec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.eng = eng
 	cfg := Config{
-		Store:         st,
+		Hub:           eng,
 		PublisherKey:  &e.pubKey,
 		SubscriberKey: &e.subKey,
 		Issuers:       []string{testIssuer},
@@ -94,7 +112,7 @@ func newEnvWith(t *testing.T, st *store.Memory, mod func(*Config)) *env {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), hang)
 		defer cancel()
-		if err := h.Shutdown(ctx); err != nil {
+		if err := eng.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
 		e.srv.Close()
@@ -181,7 +199,7 @@ func (e *env) mustPublish(form url.Values) string {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		at := e.h.Engine().Stats().Position // the last update dispatched
+		at := e.eng.Stats().Position // the last update dispatched
 		if at != "" {
 			if p, err := e.st.Resolve(e.t.Context(), at); err == nil && p >= pos {
 				return id

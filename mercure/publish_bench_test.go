@@ -1,11 +1,13 @@
 package mercure
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/sluicehq/sluice/hub"
 	"github.com/sluicehq/sluice/store"
 )
 
@@ -21,7 +23,12 @@ func BenchmarkPublishHandler(b *testing.B) {
 			st := store.NewMemory(store.MemoryConfig{MaxEvents: 1000})
 			defer st.Close()
 			key := mustKey(b, pubSecret)
-			h, err := New(Config{Store: st, PublisherKey: &key, Logger: quietLogger()})
+			eng, err := hub.New(hub.Config{Store: st, Logger: quietLogger()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer eng.Shutdown(context.Background())
+			h, err := New(Config{Hub: eng, PublisherKey: &key, Logger: quietLogger()})
 			if err != nil {
 				b.Fatal(err)
 			}

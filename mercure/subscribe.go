@@ -327,8 +327,6 @@ func (h *Hub) onDisconnect(s *hub.Subscriber) {
 		return
 	}
 	if h.cfg.Subscriptions {
-		ctx, cancel := context.WithTimeout(context.Background(), h.cfg.DispatchTimeout)
-		defer cancel()
-		h.publishSubscriptionEvents(ctx, st, false)
+		h.publishSubscriptionEvents(context.Background(), st, false)
 	}
 }

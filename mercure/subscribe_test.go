@@ -14,7 +14,9 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/sluicehq/sluice/hub"
 	"github.com/sluicehq/sluice/sse"
+	"github.com/sluicehq/sluice/store"
 )
 
 func TestSubscribeResponse(t *testing.T) {
@@ -64,7 +66,7 @@ func TestSubscribeEmptyLogOpensAtOnce(t *testing.T) {
 }
 
 func TestSubscribeHeartbeat(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.Heartbeat = 20 * time.Millisecond })
+	e := newEnvEngine(t, store.NewMemory(store.MemoryConfig{}), func(ec *hub.Config) { ec.Heartbeat = 20 * time.Millisecond }, nil)
 	c := e.subscribe("topic=a", nil)
 	select {
 	case <-c.comments: // the opening ":" comment
@@ -478,7 +480,7 @@ func TestShutdownEndsStreams(t *testing.T) {
 	c := e.subscribe("topic=a", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), hang)
 	defer cancel()
-	if err := e.h.Shutdown(ctx); err != nil {
+	if err := e.eng.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
 	c.ended()

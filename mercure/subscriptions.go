@@ -206,13 +206,7 @@ func (h *Hub) subscriptionsAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	cursor, err := h.store.Head(r.Context())
-	if err != nil {
-		h.log.Error("mercure: store head failed", "err", err)
-		w.Header().Set("Retry-After", "1")
-		http.Error(w, "event store unavailable", http.StatusServiceUnavailable)
-		return
-	}
+	cursor := h.engine.Stats().Position // the last update dispatched
 	if cursor == "" {
 		cursor = earliest
 	}

@@ -38,7 +38,7 @@ func TestServeReadTimeoutFlag(t *testing.T) {
 		{nil, map[string]string{"SLUICE_READ_TIMEOUT": "4s"}, 4 * time.Second},
 	} {
 		c := mustConfig(t, tt.args, tt.env)
-		if got := c.mercureConfig(nil, nil, discardLogger()).ReadTimeout; got != tt.want {
+		if got := c.mercureConfig(nil, discardLogger()).ReadTimeout; got != tt.want {
 			t.Errorf("%q %v: mercure ReadTimeout %v, want %v", tt.args, tt.env, got, tt.want)
 		}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"time"
 
 	"github.com/sluicehq/sluice/mercure"
 )
@@ -24,9 +25,9 @@ type limits struct {
 
 func (l *limits) register(fs *flag.FlagSet) {
 	fs.IntVar(&l.maxBodySize, "max-body-size", mercure.DefaultMaxBodySize, "largest publish or QUERY body, in `bytes` (413 beyond)")
-	fs.IntVar(&l.maxPublishTopics, "max-publish-topics", mercure.DefaultMaxPublishTopics, "most topics of one update")
+	fs.IntVar(&l.maxPublishTopics, "max-publish-topics", defaultMaxPublishTopics, "most topics of one update")
 	fs.IntVar(&l.maxSelectors, "max-selectors", mercure.DefaultMaxMatchers, "most match/match_exact/match_urlpattern parameters, and patterns (URI templates and URL patterns), of one subscription")
-	fs.IntVar(&l.maxTopics, "max-topics", mercure.DefaultMaxTopicParams, "most topic parameters of one subscription")
+	fs.IntVar(&l.maxTopics, "max-topics", defaultMaxTopics, "most topic parameters of one subscription")
 	fs.IntVar(&l.maxSelectorLen, "max-selector-len", mercure.DefaultMaxSelectorLen, "longest selector, token grant or topic of an update, in `bytes`")
 	fs.IntVar(&l.maxSelectorCost, "max-selector-cost", mercure.DefaultMaxSelectorCost, "what matching one subscription's patterns may cost per byte of a topic: the wildcards, groups and template variables that may match at once, in all")
 	fs.IntVar(&l.maxPatternBytes, "max-pattern-bytes", mercure.DefaultMaxPatternBytes, "longest text of one subscription's patterns, in all, in `bytes`")
@@ -34,3 +35,14 @@ func (l *limits) register(fs *flag.FlagSet) {
 	fs.IntVar(&l.maxTokenSize, "max-token-size", mercure.DefaultMaxTokenSize, "longest JWT, in `bytes`")
 	fs.IntVar(&l.selectorCacheSize, "selector-cache-size", mercure.DefaultSelectorCacheSize, "compiled patterns kept for reuse, in `bytes`")
 }
+
+// The defaults of the flags that set the engine and of the Mercure limits
+// that default to the engine's (mercure.Config.MaxPublishTopics and
+// MaxTopicParams default to the engine's MaxTopics).
+const (
+	defaultHeartbeat        = 40 * time.Second
+	defaultWriteTimeout     = 5 * time.Second
+	defaultMaxLifetime      = 10 * time.Minute
+	defaultMaxPublishTopics = 1000
+	defaultMaxTopics        = 1000
+)

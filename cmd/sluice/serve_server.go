@@ -44,7 +44,8 @@ type hubServer struct {
 	cfg      *serveConfig
 	log      *slog.Logger
 	store    store.Store
-	hub      *mercure.Hub
+	engine   *hub.Hub     // the sluice engine: store, queues, streams
+	hub      *mercure.Hub // the Mercure protocol on it
 	metrics  *prommetrics.Metrics
 	http     *http.Server
 	ln       net.Listener
@@ -133,16 +134,18 @@ func newServerOn(cfg *serveConfig, log *slog.Logger, st store.Store) (*hubServer
 		if s.pprofLn != nil {
 			_ = s.pprofLn.Close()
 		}
-		if s.hub != nil {
+		if s.engine != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			_ = s.hub.Shutdown(ctx)
+			_ = s.engine.Shutdown(ctx)
 			cancel()
 		}
 		_ = st.Close()
 		return nil, err
 	}
-	s.hub, err = mercure.New(cfg.mercureConfig(st, s.metrics, log))
-	if err != nil {
+	if s.engine, err = hub.New(cfg.engineConfig(st, s.metrics, log)); err != nil {
+		return fail(fmt.Errorf("hub: %w", err))
+	}
+	if s.hub, err = mercure.New(cfg.mercureConfig(s.engine, log)); err != nil {
 		return fail(fmt.Errorf("hub: %w", err))
 	}
 	if cfg.demo {
@@ -191,32 +194,42 @@ func pprofRoutes() http.Handler {
 	return mux
 }
 
-// mercureConfig is the Mercure hub configuration of cfg, on st.
-func (cfg *serveConfig) mercureConfig(st store.Store, metrics *prommetrics.Metrics, log *slog.Logger) mercure.Config {
+// engineConfig is the configuration of the hub engine of cfg, on st: what
+// is the engine's (queues, heartbeats, timeouts, lifetime), with the limits
+// that Mercure's own leave to it.
+func (cfg *serveConfig) engineConfig(st store.Store, metrics *prommetrics.Metrics, log *slog.Logger) hub.Config {
 	heartbeat := cfg.heartbeat
 	if heartbeat == 0 {
 		heartbeat = -1 // off
 	}
-	lifetime := cfg.maxLifetime
-	if lifetime == 0 {
-		lifetime = -1 // no limit
+	return hub.Config{
+		Store:        st,
+		Metrics:      metrics,
+		Logger:       log,
+		QueueEvents:  cfg.queueEvents,
+		Heartbeat:    heartbeat,
+		WriteTimeout: cfg.writeTimeout,
+		MaxLifetime:  cfg.maxLifetime, // 0: none
+		// One update's topics, and one subscription's exact topics.
+		MaxTopics:    max(cfg.limits.maxPublishTopics, cfg.limits.maxTopics+cfg.limits.maxSelectors),
+		MaxEventSize: cfg.limits.maxBodySize,
 	}
+}
+
+// mercureConfig is the Mercure hub configuration of cfg, on engine.
+func (cfg *serveConfig) mercureConfig(engine *hub.Hub, log *slog.Logger) mercure.Config {
 	return mercure.Config{
-		Store:           st,
-		Engine:          hub.Config{Metrics: metrics, QueueEvents: cfg.queueEvents},
-		PublisherKey:    cfg.pubKey,
-		SubscriberKey:   cfg.subKey,
-		Issuers:         cfg.issuers,
-		Resource:        cfg.audience,
-		Anonymous:       cfg.anonymous,
-		Subscriptions:   cfg.subscriptions,
-		CORSOrigins:     cfg.corsOrigins,
-		PublishOrigins:  cfg.publishOrigins,
-		Heartbeat:       heartbeat,
-		DispatchTimeout: cfg.writeTimeout,
-		ReadTimeout:     cfg.readTimeout,
-		MaxLifetime:     lifetime,
-		Logger:          log,
+		Hub:            engine,
+		PublisherKey:   cfg.pubKey,
+		SubscriberKey:  cfg.subKey,
+		Issuers:        cfg.issuers,
+		Resource:       cfg.audience,
+		Anonymous:      cfg.anonymous,
+		Subscriptions:  cfg.subscriptions,
+		CORSOrigins:    cfg.corsOrigins,
+		PublishOrigins: cfg.publishOrigins,
+		ReadTimeout:    cfg.readTimeout,
+		Logger:         log,
 
 		ClassicSkipIssuerAudience: cfg.classicLax,
 
@@ -303,8 +316,8 @@ func (s *hubServer) run(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("serve: %w", serveErr))
 	}
 	start := time.Now()
-	subscribers := s.hub.Engine().Subscribers()
-	if err := s.hub.Shutdown(dctx); err != nil {
+	subscribers := s.engine.Subscribers()
+	if err := s.engine.Shutdown(dctx); err != nil {
 		errs = append(errs, fmt.Errorf("hub shutdown: %w", err))
 	}
 	if err := s.http.Shutdown(dctx); err != nil {
@@ -360,13 +373,13 @@ func (s *hubServer) healthz(w http.ResponseWriter, r *http.Request) {
 		s.livez(w, r)
 		return
 	}
-	h := health{Status: "ok", Subscribers: s.hub.Engine().Subscribers()}
+	h := health{Status: "ok", Subscribers: s.engine.Subscribers()}
 	if s.draining.Load() {
 		h.Status, h.Reason = "unavailable", "draining"
 		writeHealth(w, http.StatusServiceUnavailable, h)
 		return
 	}
-	if st := s.hub.Engine().Stats(); st.LastPublishError != "" && s.cfg.publishFailWin > 0 {
+	if st := s.engine.Stats(); st.LastPublishError != "" && s.cfg.publishFailWin > 0 {
 		if ago := s.now().Sub(st.LastPublishErrorAt); ago < s.cfg.publishFailWin {
 			h.Status, h.Reason = "unavailable", fmt.Sprintf("publish failed %s ago: %s", ago.Round(time.Millisecond), st.LastPublishError)
 			s.log.Warn("health check failed", "reason", h.Reason)
@@ -387,7 +400,7 @@ func (s *hubServer) healthz(w http.ResponseWriter, r *http.Request) {
 
 // livez answers liveness: the process serves HTTP.
 func (s *hubServer) livez(w http.ResponseWriter, _ *http.Request) {
-	writeHealth(w, http.StatusOK, health{Status: "ok", Subscribers: s.hub.Engine().Subscribers()})
+	writeHealth(w, http.StatusOK, health{Status: "ok", Subscribers: s.engine.Subscribers()})
 }
 
 // indexData is what the demo page template receives.

@@ -47,7 +47,7 @@ func TestServeDefaults(t *testing.T) {
 	if c.dev == nil || !c.anonymous || c.pubKey == nil || c.subKey == nil || !c.classicLax {
 		t.Fatalf("no key on localhost: want development mode with keys and anonymous subscribers, got dev=%v anonymous=%v", c.dev, c.anonymous)
 	}
-	if c.heartbeat != mercure.DefaultHeartbeat || c.writeTimeout != mercure.DefaultDispatchTimeout || c.maxLifetime != mercure.DefaultMaxLifetime {
+	if c.heartbeat != defaultHeartbeat || c.writeTimeout != defaultWriteTimeout || c.maxLifetime != defaultMaxLifetime {
 		t.Errorf("timings %v %v %v, want the mercure defaults", c.heartbeat, c.writeTimeout, c.maxLifetime)
 	}
 	// Two runs get two different keys.
@@ -447,14 +447,14 @@ func TestServeEndpointsAndDrain(t *testing.T) {
 // engine's per-subscriber queue; unset, the engine's default applies.
 func TestServeQueueEvents(t *testing.T) {
 	c := mustConfig(t, []string{"--queue-events", "16384"}, nil)
-	if got := c.mercureConfig(nil, nil, discardLogger()).Engine.QueueEvents; got != 16384 {
+	if got := c.engineConfig(nil, nil, discardLogger()).QueueEvents; got != 16384 {
 		t.Errorf("--queue-events 16384: engine QueueEvents %d", got)
 	}
 	c = mustConfig(t, nil, map[string]string{"SLUICE_QUEUE_EVENTS": "4096"})
-	if got := c.mercureConfig(nil, nil, discardLogger()).Engine.QueueEvents; got != 4096 {
+	if got := c.engineConfig(nil, nil, discardLogger()).QueueEvents; got != 4096 {
 		t.Errorf("SLUICE_QUEUE_EVENTS=4096: engine QueueEvents %d", got)
 	}
-	if got := mustConfig(t, nil, nil).mercureConfig(nil, nil, discardLogger()).Engine.QueueEvents; got != 0 {
+	if got := mustConfig(t, nil, nil).engineConfig(nil, nil, discardLogger()).QueueEvents; got != 0 {
 		t.Errorf("default: engine QueueEvents %d, want 0 (the engine's default)", got)
 	}
 }
