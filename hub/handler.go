@@ -14,20 +14,6 @@ import (
 	"github.com/sluicehq/sluice/store"
 )
 
-// ResetEventType is the type of the event a subscriber gets instead of a
-// replay when the store cannot serve its Last-Event-ID (unknown, or expired
-// from retention): its data is {"head":"<id>","reason":"expired"|"unknown"},
-// its id is that head, and the response carries the header ResetHeader with
-// the reason. Live events follow. See sse.ResetEvent. The head is the hub's
-// position (Stats.Position), never a publisher's custom id; and a custom id
-// naming an event the subscriber may not see is "unknown", as an id never
-// issued (with a store.Positioner).
-const ResetEventType = sse.ResetEventType
-
-// ResetHeader is the response header set, to "expired" or "unknown", when a
-// subscriber gets a reset event.
-const ResetHeader = sse.ResetHeader
-
 // replayBatch is how much replayed history is buffered per write.
 const replayBatch = 64 << 10
 

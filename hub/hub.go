@@ -628,14 +628,9 @@ func (h *Hub) Disconnect(id string) bool {
 	return true
 }
 
-const (
-	reservedTopicPrefix = "sluice:"
-	reservedTypePrefix  = "sluice-"
-)
+func isReserved(topic string) bool { return strings.HasPrefix(topic, ReservedTopicPrefix) }
 
-func isReserved(topic string) bool { return strings.HasPrefix(topic, reservedTopicPrefix) }
-
-func isReservedType(typ string) bool { return strings.HasPrefix(typ, reservedTypePrefix) }
+func isReservedType(typ string) bool { return strings.HasPrefix(typ, ReservedTypePrefix) }
 
 func hasReserved(topics []string) bool {
 	for _, t := range topics {

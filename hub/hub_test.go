@@ -314,3 +314,11 @@ func TestPrimingReadBySSEClient(t *testing.T) {
 		}
 	})
 }
+
+func TestReservedNames(t *testing.T) {
+	for _, typ := range []string{ResetEventType, GapEventType} {
+		if !isReservedType(typ) {
+			t.Errorf("%q is not in the reserved type namespace %q", typ, ReservedTypePrefix)
+		}
+	}
+}

@@ -37,7 +37,7 @@ type SessionConfig struct {
 	Cookie string
 }
 
-const sessionTopicPrefix = reservedTopicPrefix + "session:"
+const sessionTopicPrefix = ReservedTopicPrefix + "session:"
 
 func sessionTopic(id string) string { return sessionTopicPrefix + id }
 

@@ -16,9 +16,9 @@ import (
 
 // typeStreamEnd is the type of the completion marker Stream.Finish appends
 // to the log. It is never sent to a client: a response that reaches it ends.
-const typeStreamEnd = reservedTypePrefix + "stream-end"
+const typeStreamEnd = ReservedTypePrefix + "stream-end"
 
-const streamTopicPrefix = reservedTopicPrefix + "stream:"
+const streamTopicPrefix = ReservedTopicPrefix + "stream:"
 
 func streamTopic(id string) string { return streamTopicPrefix + id }
 

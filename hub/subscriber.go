@@ -10,11 +10,6 @@ import (
 	"github.com/sluicehq/sluice/store"
 )
 
-// GapEventType is the type of the marker event a subscriber under
-// PolicyDrop receives where events were dropped. Its data is JSON
-// {"dropped":N} and it has no id, so the client's cursor is unchanged.
-const GapEventType = "sluice-gap"
-
 // DisconnectReason says why a subscriber's response ended.
 type DisconnectReason string
 

@@ -14,6 +14,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/sluicehq/sluice/hub"
 	"github.com/sluicehq/sluice/store"
 )
 
@@ -179,8 +180,8 @@ func (h *Hub) validateUpdate(r *http.Request, topics []string) (*update, error) 
 		return nil, fmt.Errorf("%w: type contains control or format characters", ErrInvalidField)
 	case typ == "mercure":
 		return nil, fmt.Errorf("%w: the type %q is reserved", ErrInvalidField, typ)
-	case strings.HasPrefix(typ, "sluice-"):
-		return nil, fmt.Errorf("%w: types starting with sluice- are reserved", ErrInvalidField)
+	case strings.HasPrefix(typ, hub.ReservedTypePrefix):
+		return nil, fmt.Errorf("%w: types starting with %s are reserved", ErrInvalidField, hub.ReservedTypePrefix)
 	}
 	data := f.Get("data")
 	if !utf8.ValidString(data) {

@@ -259,7 +259,7 @@ func (h *Hub) buildSubscription(sels []Selector, c *claims) hub.Subscription {
 		if err != nil {
 			continue // checked by parseSelectors
 		}
-		if m.kind == matchExact && m.value != "" && !strings.HasPrefix(m.value, "sluice:") {
+		if m.kind == matchExact && m.value != "" && !strings.HasPrefix(m.value, hub.ReservedTopicPrefix) {
 			sub.Topics = append(sub.Topics, m.value)
 			continue
 		}

@@ -1,0 +1,32 @@
+package hub
+
+import "github.com/sluicehq/sluice/sse"
+
+// The names the hub reserves for itself. A protocol on the hub refuses them
+// in what its clients send (see mercure), so that nothing a publisher sends
+// can pass for the hub's own signals or reach a session or stream.
+const (
+	// ReservedTopicPrefix starts the topics of sessions and completable
+	// streams ("sluice:…"): Publish and subscriptions refuse them.
+	ReservedTopicPrefix = "sluice:"
+	// ReservedTypePrefix starts the event types of the hub's signals
+	// ("sluice-…"): Publish refuses them.
+	ReservedTypePrefix = "sluice-"
+	// ResetEventType is the type of the event a subscriber gets instead of
+	// a replay when the store cannot serve its Last-Event-ID (unknown, or
+	// expired from retention): its data is
+	// {"head":"<id>","reason":"expired"|"unknown"}, its id is that head,
+	// and the response carries the header ResetHeader with the reason.
+	// Live events follow. See sse.ResetEvent. The head is the hub's
+	// position (Stats.Position), never a publisher's custom id; and a
+	// custom id naming an event the subscriber may not see is "unknown",
+	// as an id never issued (with a store.Positioner).
+	ResetEventType = sse.ResetEventType
+	// ResetHeader is the response header set, to "expired" or "unknown",
+	// when a subscriber gets a reset event.
+	ResetHeader = sse.ResetHeader
+	// GapEventType is the type of the marker event a subscriber under
+	// PolicyDrop receives where events were dropped. Its data is JSON
+	// {"dropped":N} and it has no id, so the client's cursor is unchanged.
+	GapEventType = ReservedTypePrefix + "gap"
+)
