@@ -78,7 +78,7 @@ func TestDefaultPrimingInChromium(t *testing.T) {
 	})
 	publish := func(data string) string {
 		t.Helper()
-		id, err := h.Publish(context.Background(), []string{"t"}, sse.Event{Data: data})
+		id, err := h.Publish(context.Background(), hub.Message{Topics: []string{"t"}, Event: sse.Event{Data: data}})
 		if err != nil {
 			t.Fatal(err)
 		}

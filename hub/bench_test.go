@@ -69,7 +69,7 @@ func benchServer() {
 	if err != nil {
 		panic(err)
 	}
-	h.Publish(context.Background(), []string{"seed"}, sse.Event{Data: "seed"})
+	h.Publish(context.Background(), Message{Topics: []string{"seed"}, Event: sse.Event{Data: "seed"}})
 	mux := http.NewServeMux()
 	mux.Handle("GET /events", h)
 	// The same connection held by a handler that does nothing: what net/http
@@ -96,7 +96,7 @@ func benchServer() {
 				<-tick.C
 			}
 			data := strconv.FormatInt(time.Now().UnixNano(), 10) + " " + pad
-			if _, err := h.Publish(r.Context(), []string{q.Get("topic")}, sse.Event{Data: data}); err != nil {
+			if _, err := h.Publish(r.Context(), Message{Topics: []string{q.Get("topic")}, Event: sse.Event{Data: data}}); err != nil {
 				http.Error(w, err.Error(), 500)
 				return
 			}
@@ -502,7 +502,7 @@ func BenchmarkDispatch(b *testing.B) {
 	c0 := cpuNanos()
 	b.ResetTimer()
 	for range b.N {
-		h.Publish(ctx, []string{"a"}, ev)
+		h.Publish(ctx, Message{Topics: []string{"a"}, Event: ev})
 	}
 	for _, w := range ws {
 		w.mu.Lock()

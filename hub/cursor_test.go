@@ -50,11 +50,7 @@ func newCursorEnv(t *testing.T, st store.Store) *cursorEnv {
 // its id once the hub has dispatched it.
 func (e *cursorEnv) publish(id, data string, private bool) string {
 	e.t.Helper()
-	var opts []PublishOption
-	if private {
-		opts = append(opts, Private())
-	}
-	got, err := e.h.Publish(context.Background(), []string{"a"}, sse.Event{ID: id, Data: data}, opts...)
+	got, err := e.h.Publish(context.Background(), Message{Topics: []string{"a"}, Event: sse.Event{ID: id, Data: data}, Private: private})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -36,7 +36,7 @@ func Example() {
 	defer resp.Body.Close()
 	// The subscriber is registered before the headers are sent: nothing
 	// published from now on is missed.
-	h.Publish(context.Background(), []string{"news"}, sse.Event{Type: "headline", Data: "sluice 1.0"})
+	h.Publish(context.Background(), hub.Message{Topics: []string{"news"}, Event: sse.Event{Type: "headline", Data: "sluice 1.0"}})
 
 	ev, err := sse.NewReader(resp.Body).Next()
 	if err != nil {
@@ -146,8 +146,8 @@ func ExampleHub_Serve() {
 	}
 	defer resp.Body.Close()
 	fmt.Println("connected:", <-connected)
-	h.Publish(context.Background(), []string{"announcements"}, sse.Event{Data: "bob: secret"}, hub.Private())
-	h.Publish(context.Background(), []string{"users/ada"}, sse.Event{Data: "ada: hello"}, hub.Private())
+	h.Publish(context.Background(), hub.Message{Topics: []string{"announcements"}, Event: sse.Event{Data: "bob: secret"}, Private: true})
+	h.Publish(context.Background(), hub.Message{Topics: []string{"users/ada"}, Event: sse.Event{Data: "ada: hello"}, Private: true})
 	for ev, err := range sse.Read(resp.Body) {
 		if err != nil {
 			log.Fatal(err)

@@ -39,7 +39,7 @@ func TestStoreFailures(t *testing.T) {
 		fs.mu.Lock()
 		fs.appendErr = boom
 		fs.mu.Unlock()
-		if _, err := e.h.Publish(context.Background(), []string{"a"}, sse.Event{Data: "lost"}); !errors.Is(err, boom) {
+		if _, err := e.h.Publish(context.Background(), Message{Topics: []string{"a"}, Event: sse.Event{Data: "lost"}}); !errors.Is(err, boom) {
 			t.Fatalf("publish: %v", err)
 		}
 		fs.mu.Lock()
@@ -100,11 +100,7 @@ func TestEventAuthorization(t *testing.T) {
 		}})
 		ctx := context.Background()
 		publish := func(data string, private bool) string {
-			var opts []PublishOption
-			if private {
-				opts = append(opts, Private())
-			}
-			id, err := e.h.Publish(ctx, []string{"a"}, sse.Event{Data: data}, opts...)
+			id, err := e.h.Publish(ctx, Message{Topics: []string{"a"}, Event: sse.Event{Data: data}, Private: private})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -242,7 +238,7 @@ func TestStatsLastPublishError(t *testing.T) {
 	fs.mu.Lock()
 	fs.appendErr = boom
 	fs.mu.Unlock()
-	if _, err := h.Publish(ctx, []string{"a"}, sse.Event{Data: "x"}); !errors.Is(err, boom) {
+	if _, err := h.Publish(ctx, Message{Topics: []string{"a"}, Event: sse.Event{Data: "x"}}); !errors.Is(err, boom) {
 		t.Fatalf("publish: %v", err)
 	}
 	st := h.Stats()
@@ -258,16 +254,16 @@ func TestStatsLastPublishError(t *testing.T) {
 	fs.mu.Lock()
 	fs.appendErr = context.Canceled
 	fs.mu.Unlock()
-	if _, err := h.Publish(cctx, []string{"a"}, sse.Event{Data: "x"}); err == nil {
+	if _, err := h.Publish(cctx, Message{Topics: []string{"a"}, Event: sse.Event{Data: "x"}}); err == nil {
 		t.Fatal("publish with a canceled context succeeded")
 	}
 	fs.mu.Lock()
 	fs.appendErr = fmt.Errorf("memory: %w", store.ErrInvalidEvent)
 	fs.mu.Unlock()
-	if _, err := h.Publish(ctx, []string{"a"}, sse.Event{Data: "x"}); !errors.Is(err, store.ErrInvalidEvent) {
+	if _, err := h.Publish(ctx, Message{Topics: []string{"a"}, Event: sse.Event{Data: "x"}}); !errors.Is(err, store.ErrInvalidEvent) {
 		t.Fatalf("publish of an invalid event: %v", err)
 	}
-	if _, err := h.Publish(ctx, []string{"sluice:x"}, sse.Event{Data: "x"}); !errors.Is(err, ErrReservedTopic) {
+	if _, err := h.Publish(ctx, Message{Topics: []string{"sluice:x"}, Event: sse.Event{Data: "x"}}); !errors.Is(err, ErrReservedTopic) {
 		t.Fatalf("publish to a reserved topic: %v", err)
 	}
 	if st := h.Stats(); !st.LastPublishErrorAt.Equal(failedAt) || !strings.Contains(st.LastPublishError, boom.Error()) {
@@ -278,7 +274,7 @@ func TestStatsLastPublishError(t *testing.T) {
 	fs.mu.Lock()
 	fs.appendErr = nil
 	fs.mu.Unlock()
-	if _, err := h.Publish(ctx, []string{"a"}, sse.Event{Data: "x"}); err != nil {
+	if _, err := h.Publish(ctx, Message{Topics: []string{"a"}, Event: sse.Event{Data: "x"}}); err != nil {
 		t.Fatal(err)
 	}
 	if st := h.Stats(); st.LastPublishError != "" || !st.LastPublishErrorAt.IsZero() {

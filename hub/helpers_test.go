@@ -324,7 +324,7 @@ func (c *client) end() []sse.Event {
 // purpose) it returns at once.
 func (e *env) publish(topic, data string) string {
 	e.t.Helper()
-	id, err := e.h.Publish(context.Background(), []string{topic}, sse.Event{Data: data})
+	id, err := e.h.Publish(context.Background(), Message{Topics: []string{topic}, Event: sse.Event{Data: data}})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -322,7 +322,7 @@ func TestHijackHandlerReturns(t *testing.T) {
 		case <-time.After(hang):
 			t.Fatal("the handler did not return once the stream was live")
 		}
-		id, err := h.Publish(context.Background(), []string{"a"}, sse.Event{Data: "after"})
+		id, err := h.Publish(context.Background(), Message{Topics: []string{"a"}, Event: sse.Event{Data: "after"}})
 		if err != nil {
 			t.Fatal(err)
 		}

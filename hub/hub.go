@@ -7,7 +7,7 @@
 //	h, err := hub.New(hub.Config{Store: st})
 //	...
 //	mux.Handle("GET /events", h) // ?topic=a&topic=b
-//	id, err := h.Publish(ctx, []string{"a"}, sse.Event{Data: "hello"})
+//	id, err := h.Publish(ctx, hub.Message{Topics: []string{"a"}, Event: sse.Event{Data: "hello"}})
 //	...
 //	h.Shutdown(ctx) // before http.Server.Shutdown
 //
@@ -464,29 +464,32 @@ func New(cfg Config) (*Hub, error) {
 	return h, nil
 }
 
-// PublishOption changes how Publish stores an event.
-type PublishOption func(*store.Event)
+// Message is what Publish appends to the log (and Notify delivers): an
+// event, the topics it is published to, and whether it is private.
+type Message struct {
+	// Topics are the message's topics: at least one, none empty or in
+	// the reserved namespace (ReservedTopicPrefix), at most
+	// Config.MaxTopics.
+	Topics []string
+	// Event is what subscribers receive. A non-empty ID is a publisher's
+	// custom id, which the store indexes as a cursor (Notify takes none);
+	// Type must not be in the reserved namespace (ReservedTypePrefix).
+	Event sse.Event
+	// Private restricts the message to subscribers whose
+	// Subscription.Authorize accepts it (a subscription without Authorize
+	// never receives private messages).
+	Private bool
+}
 
-// Private marks the event private: only subscribers whose
-// Subscription.Authorize accepts it receive it (a subscription without
-// Authorize never receives private events).
-func Private() PublishOption { return func(e *store.Event) { e.Private = true } }
-
-// Publish appends e to the store under topics and returns its id. It
-// returns once the store has the event; subscribers get it from the
-// follower, never from Publish, so Publish never blocks on a subscriber. A
-// non-empty e.ID is a publisher-supplied id (the store indexes it as a
-// cursor). Topics must not be empty nor start with "sluice:"; e.Type must
-// not start with "sluice-".
-func (h *Hub) Publish(ctx context.Context, topics []string, e sse.Event, opts ...PublishOption) (string, error) {
-	if err := checkTopics(topics, &e); err != nil {
+// Publish appends m to the store and returns the event's id. It returns
+// once the store has the event; subscribers get it from the follower,
+// never from Publish, so Publish never blocks on a subscriber.
+func (h *Hub) Publish(ctx context.Context, m Message) (string, error) {
+	if err := checkTopics(m.Topics, &m.Event); err != nil {
 		return "", fmt.Errorf("hub: publish: %w", err)
 	}
-	se := store.Event{ID: e.ID, Topics: topics, Type: e.Type, Data: e.Data, Retry: e.Retry}
-	for _, o := range opts {
-		o(&se)
-	}
-	return h.append(ctx, se)
+	return h.append(ctx, store.Event{ID: m.Event.ID, Topics: m.Topics, Type: m.Event.Type, Data: m.Event.Data,
+		Retry: m.Event.Retry, Private: m.Private})
 }
 
 // append validates and appends an event built by the hub or a caller.
@@ -538,27 +541,24 @@ func checkTopics(topics []string, e *sse.Event) error {
 	return nil
 }
 
-// Notify delivers e now to this hub's subscribers whose subscription
-// matches topics (and whose authorization allows it, with Private), in
+// Notify delivers m now to this hub's subscribers whose subscription
+// matches its topics (and whose authorization allows it, when private), in
 // order with the log's events, without appending it to the log: it takes
 // no room from the history and costs the store nothing, but it is never
 // replayed, a subscriber connected to another hub on a shared log does not
 // get it, and a subscriber away when it is sent misses it. It is meant for
 // signals whose value is now, such as presence (Mercure's subscription
-// events are notices). It has no id: e.ID must be empty, and a client's
-// cursor stays on the last event of the log it received. Topics and type
-// follow Publish's rules.
-func (h *Hub) Notify(ctx context.Context, topics []string, e sse.Event, opts ...PublishOption) error {
-	if err := checkTopics(topics, &e); err != nil {
+// events are notices). It has no id: m.Event.ID must be empty, and a
+// client's cursor stays on the last event of the log it received. Topics
+// and type follow Publish's rules.
+func (h *Hub) Notify(ctx context.Context, m Message) error {
+	if err := checkTopics(m.Topics, &m.Event); err != nil {
 		return fmt.Errorf("hub: notify: %w", err)
 	}
-	if e.ID != "" {
+	if m.Event.ID != "" {
 		return fmt.Errorf("hub: notify: %w: a notice has no id", sse.ErrInvalidID)
 	}
-	se := store.Event{Topics: topics, Type: e.Type, Data: e.Data, Retry: e.Retry}
-	for _, o := range opts {
-		o(&se)
-	}
+	se := store.Event{Topics: m.Topics, Type: m.Event.Type, Data: m.Event.Data, Retry: m.Event.Retry, Private: m.Private}
 	if err := h.check(&se); err != nil {
 		return fmt.Errorf("hub: notify: %w", err)
 	}

@@ -112,7 +112,7 @@ func TestMultiTopicDeliveredOnce(t *testing.T) {
 	e.publish("z", "seed") // a log with a head: the stream opens with a priming id
 	c := e.subscribe("", "a", "b", "c")
 	c.primed()
-	first, err := e.h.Publish(context.Background(), []string{"a", "b", "z"}, sse.Event{Data: "ab"})
+	first, err := e.h.Publish(context.Background(), Message{Topics: []string{"a", "b", "z"}, Event: sse.Event{Data: "ab"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestPublishErrors(t *testing.T) {
 		{"type with LF", []string{"a"}, sse.Event{Type: "x\ny"}, sse.ErrInvalidType},
 		{"negative retry", []string{"a"}, sse.Event{Retry: -1}, sse.ErrInvalidRetry},
 	} {
-		if _, err := e.h.Publish(ctx, tc.topics, tc.ev); !errors.Is(err, tc.want) {
+		if _, err := e.h.Publish(ctx, Message{Topics: tc.topics, Event: tc.ev}); !errors.Is(err, tc.want) {
 			t.Errorf("%s: err = %v, want %v", tc.name, err, tc.want)
 		}
 	}
@@ -209,7 +209,7 @@ func TestPublishErrors(t *testing.T) {
 	}
 	// Data with line breaks is fine: it cannot inject fields.
 	c := e.subscribe("", "a")
-	if _, err := e.h.Publish(ctx, []string{"a"}, sse.Event{Data: "x\nevent: evil\n\ny"}); err != nil {
+	if _, err := e.h.Publish(ctx, Message{Topics: []string{"a"}, Event: sse.Event{Data: "x\nevent: evil\n\ny"}}); err != nil {
 		t.Fatal(err)
 	}
 	if ev := c.next(); ev.Type != "message" || ev.Data != "x\nevent: evil\n\ny" {

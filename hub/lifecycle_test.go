@@ -192,7 +192,7 @@ func TestShutdown(t *testing.T) {
 				t.Fatalf("retry %v %v", r, ok)
 			}
 		}
-		if _, err := e.h.Publish(context.Background(), []string{"a"}, sse.Event{Data: "x"}); !errors.Is(err, ErrHubClosed) {
+		if _, err := e.h.Publish(context.Background(), Message{Topics: []string{"a"}, Event: sse.Event{Data: "x"}}); !errors.Is(err, ErrHubClosed) {
 			t.Fatalf("publish after shutdown: %v", err)
 		}
 		if _, err := e.h.OpenStream(context.Background()); !errors.Is(err, ErrHubClosed) {

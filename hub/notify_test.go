@@ -20,7 +20,7 @@ func TestNotify(t *testing.T) {
 	waitFor(t, "two subscribers", func() bool { return e.h.Subscribers() == 2 })
 
 	id1 := e.publish("a", "1") // dispatched: the notice comes after it
-	if err := e.h.Notify(context.Background(), []string{"a"}, sse.Event{Type: "presence", Data: "n"}); err != nil {
+	if err := e.h.Notify(context.Background(), Message{Topics: []string{"a"}, Event: sse.Event{Type: "presence", Data: "n"}}); err != nil {
 		t.Fatal(err)
 	}
 	id2 := e.publishNoWait("a", "2")
@@ -48,7 +48,7 @@ func TestNotify(t *testing.T) {
 	}
 
 	// A private notice reaches only subscriptions authorized for it.
-	if err := e.h.Notify(context.Background(), []string{"a"}, sse.Event{Data: "secret"}, Private()); err != nil {
+	if err := e.h.Notify(context.Background(), Message{Topics: []string{"a"}, Event: sse.Event{Data: "secret"}, Private: true}); err != nil {
 		t.Fatal(err)
 	}
 	e.publishNoWait("a", "3")
@@ -70,7 +70,7 @@ func TestNotifyRefuses(t *testing.T) {
 		{[]string{"a"}, sse.Event{Type: "sluice-x"}, ErrReservedType},
 		{[]string{"a"}, sse.Event{ID: "1", Data: "x"}, sse.ErrInvalidID},
 	} {
-		if err := e.h.Notify(ctx, tc.topics, tc.ev); !errors.Is(err, tc.want) {
+		if err := e.h.Notify(ctx, Message{Topics: tc.topics, Event: tc.ev}); !errors.Is(err, tc.want) {
 			t.Errorf("Notify(%v, %+v): %v, want %v", tc.topics, tc.ev, err, tc.want)
 		}
 	}

@@ -52,7 +52,7 @@ func (p *patternHook) subscription(r *http.Request) (Subscription, error) {
 
 func (e *env) publishNoWait(topic, data string) string {
 	e.t.Helper()
-	id, err := e.h.Publish(context.Background(), []string{topic}, sse.Event{Data: data})
+	id, err := e.h.Publish(context.Background(), Message{Topics: []string{topic}, Event: sse.Event{Data: data}})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestPrivateEventsSkipUnauthorizedGroups(t *testing.T) {
 	anon := e.get("/events?auth=none", nil)
 	refuses := e.get("/events?auth=no", nil)
 	waitFor(t, "two subscribers", func() bool { return e.h.Subscribers() == 2 })
-	if _, err := e.h.Publish(context.Background(), []string{"a"}, sse.Event{Data: "secret"}, Private()); err != nil {
+	if _, err := e.h.Publish(context.Background(), Message{Topics: []string{"a"}, Event: sse.Event{Data: "secret"}, Private: true}); err != nil {
 		t.Fatal(err)
 	}
 	e.publishNoWait("a", "public")
@@ -163,7 +163,7 @@ func TestPrivateEventsSkipUnauthorizedGroups(t *testing.T) {
 	granted := e.get("/events?auth=yes", nil)
 	waitFor(t, "three subscribers", func() bool { return e.h.Subscribers() == 3 })
 	granted.primed()
-	if _, err := e.h.Publish(context.Background(), []string{"a"}, sse.Event{Data: "secret"}, Private()); err != nil {
+	if _, err := e.h.Publish(context.Background(), Message{Topics: []string{"a"}, Event: sse.Event{Data: "secret"}, Private: true}); err != nil {
 		t.Fatal(err)
 	}
 	if ev := granted.next(); ev.Data != "secret" {

@@ -80,7 +80,7 @@ func reconnectStorm(t *testing.T, h2, lag bool) {
 				if i%3 == 0 {
 					topics = []string{"b", "a"}
 				}
-				id, err := e.h.Publish(context.Background(), topics, sse.Event{Data: strconv.Itoa(i)})
+				id, err := e.h.Publish(context.Background(), Message{Topics: topics, Event: sse.Event{Data: strconv.Itoa(i)}})
 				if err != nil {
 					t.Error(err)
 					return
@@ -89,7 +89,7 @@ func reconnectStorm(t *testing.T, h2, lag bool) {
 				latest.id, latest.i = id, i
 				latest.Unlock()
 				if i%7 == 0 {
-					e.h.Publish(context.Background(), []string{"other"}, sse.Event{Data: "x"})
+					e.h.Publish(context.Background(), Message{Topics: []string{"other"}, Event: sse.Event{Data: "x"}})
 				}
 			}
 		}()

@@ -356,42 +356,25 @@ type Update struct {
 // no authorization: the caller is trusted) and returns its id. Validation
 // failures wrap ErrMissingTopic, ErrTooManyTopics or ErrInvalidField.
 func (h *Hub) Publish(ctx context.Context, u Update) (string, error) {
-	form := url.Values{"topic": u.Topics, "data": {u.Data}}
-	if u.ID != "" {
-		form.Set("id", u.ID)
+	if u.Retry < 0 {
+		return "", fmt.Errorf("%w: negative retry", ErrInvalidField)
 	}
-	if u.Type != "" {
-		form.Set("type", u.Type)
-	}
-	if u.Retry > 0 {
-		form.Set("retry", fmt.Sprint(u.Retry.Milliseconds()))
-	}
-	if u.Private {
-		form.Set("private", "on")
-	}
-	r := &http.Request{Method: http.MethodPost, PostForm: form, Form: form}
-	topics, err := parsePublishForm(r, h.cfg.MaxPublishTopics, h.cfg.MaxSelectorLen)
-	if err != nil {
+	m := hub.Message{Topics: u.Topics, Event: sse.Event{ID: u.ID, Type: u.Type, Data: u.Data, Retry: u.Retry}, Private: u.Private}
+	if err := h.checkTopics(m.Topics); err != nil {
 		return "", err
 	}
-	up, err := h.validateUpdate(r, topics)
-	if err != nil {
+	if err := h.checkMessage(&m); err != nil {
 		return "", err
 	}
-	return h.publishUpdate(ctx, up)
+	return h.publishUpdate(ctx, m)
 }
 
 // publishUpdate appends a validated update through the engine.
-func (h *Hub) publishUpdate(ctx context.Context, u *update) (string, error) {
-	ev := sse.Event{ID: u.event.ID, Type: u.event.Type, Data: u.event.Data, Retry: u.event.Retry}
-	if ev.ID == "" && h.cfg.UUIDIDs {
-		ev.ID = "urn:uuid:" + newUUIDv7()
+func (h *Hub) publishUpdate(ctx context.Context, m hub.Message) (string, error) {
+	if m.Event.ID == "" && h.cfg.UUIDIDs {
+		m.Event.ID = "urn:uuid:" + newUUIDv7()
 	}
-	var opts []hub.PublishOption
-	if u.private {
-		opts = append(opts, hub.Private())
-	}
-	id, err := h.engine.Publish(ctx, u.topics, ev, opts...)
+	id, err := h.engine.Publish(ctx, m)
 	if err != nil {
 		return "", fmt.Errorf("mercure: publish: %w", err)
 	}
@@ -631,23 +614,22 @@ func (h *Hub) publish(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(http.StatusRequestEntityTooLarge), http.StatusRequestEntityTooLarge)
 		return
 	}
-	var topics []string
+	var m hub.Message
 	if !h.readBody(w, r, func(io.Reader) (err error) {
-		topics, err = parsePublishForm(r, h.cfg.MaxPublishTopics, h.cfg.MaxSelectorLen)
+		m, err = h.parsePublishForm(r)
 		return err
 	}) {
 		return
 	}
-	if !h.canPublish(c, topics) {
-		h.writeAuthError(w, r, errInsufficientScope("the token may not publish to %q", topics))
+	if !h.canPublish(c, m.Topics) {
+		h.writeAuthError(w, r, errInsufficientScope("the token may not publish to %q", m.Topics))
 		return
 	}
-	u, err := h.validateUpdate(r, topics)
-	if err != nil {
+	if err := h.checkMessage(&m); err != nil {
 		h.badRequest(w, r, err)
 		return
 	}
-	id, err := h.publishUpdate(r.Context(), u)
+	id, err := h.publishUpdate(r.Context(), m)
 	switch {
 	case err == nil:
 	case errors.Is(err, hub.ErrEventTooLarge):
@@ -662,7 +644,7 @@ func (h *Hub) publish(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	default:
-		h.log.Error("mercure: publish failed", "err", err, "topics", topics)
+		h.log.Error("mercure: publish failed", "err", err, "topics", m.Topics)
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 		return
 	}

@@ -26,7 +26,7 @@ var namespaceSelectors = []Selector{
 }
 
 // publishable reports whether the hub accepts topic in an update (the
-// checks of parsePublishForm and validateUpdate on one topic).
+// checks of parsePublishForm and checkMessage on one topic).
 func publishable(c *selectorCache, topic string) bool {
 	return topic != "" && topic != "*" && len(topic) <= DefaultMaxSelectorLen && validProtocolString(topic) &&
 		!hasDotSegment(topic) && !c.reservedTopic(topic)

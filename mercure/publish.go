@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sluicehq/sluice/hub"
+	"github.com/sluicehq/sluice/sse"
 	"github.com/sluicehq/sluice/store"
 )
 
@@ -35,41 +36,49 @@ var (
 // (subscription events) and cannot be published to.
 const reservedPath = HubPath
 
-// update is a validated publish request.
-type update struct {
-	topics  []string
-	private bool
-	event   store.Event
+// parsePublishForm reads the form of a publish request (MERCURE.md §2; the
+// body must already be limited) into a message, and runs the checks that
+// come before authorization in the reference: topic presence, count,
+// length and characters, and retry. checkMessage completes the validation
+// once the publisher is authorized for the topics.
+func (h *Hub) parsePublishForm(r *http.Request) (hub.Message, error) {
+	if err := parseForm(r); err != nil {
+		return hub.Message{}, err
+	}
+	f := r.PostForm
+	if err := h.checkTopics(f["topic"]); err != nil {
+		return hub.Message{}, err
+	}
+	retry, err := parseRetry(f.Get("retry"))
+	if err != nil {
+		return hub.Message{}, err
+	}
+	_, private := f["private"]
+	return hub.Message{
+		Topics:  f["topic"],
+		Event:   sse.Event{ID: f.Get("id"), Type: f.Get("type"), Data: f.Get("data"), Retry: retry},
+		Private: private,
+	}, nil
 }
 
-// parsePublishForm reads the form of a publish request (MERCURE.md §2; the
-// body must already be limited) and runs the checks that come before
-// authorization in the reference: topic presence, count and characters, and
-// retry. validateUpdate completes the validation once the publisher is
-// authorized for the topics.
-func parsePublishForm(r *http.Request, maxTopics, maxTopicLen int) (topics []string, err error) {
-	if err := parseForm(r); err != nil {
-		return nil, err
-	}
-	topics = r.PostForm["topic"]
+// checkTopics checks the topics of an update: present, not too many, not
+// too long, printable.
+func (h *Hub) checkTopics(topics []string) error {
 	if len(topics) == 0 {
-		return nil, ErrMissingTopic
+		return ErrMissingTopic
 	}
-	if len(topics) > maxTopics {
-		return nil, fmt.Errorf("%w: %d > %d", ErrTooManyTopics, len(topics), maxTopics)
+	if len(topics) > h.cfg.MaxPublishTopics {
+		return fmt.Errorf("%w: %d > %d", ErrTooManyTopics, len(topics), h.cfg.MaxPublishTopics)
 	}
 	for _, t := range topics {
-		if len(t) > maxTopicLen {
-			return nil, fmt.Errorf("%w: a topic is longer than %d bytes", ErrInvalidField, maxTopicLen)
+		if len(t) > h.cfg.MaxSelectorLen {
+			return fmt.Errorf("%w: a topic is longer than %d bytes", ErrInvalidField, h.cfg.MaxSelectorLen)
 		}
 		if !validProtocolString(t) {
-			return nil, fmt.Errorf("%w: topic %q contains control or format characters", ErrInvalidField, t)
+			return fmt.Errorf("%w: topic %q contains control or format characters", ErrInvalidField, t)
 		}
 	}
-	if _, err := parseRetry(r.PostForm.Get("retry")); err != nil {
-		return nil, err
-	}
-	return topics, nil
+	return nil
 }
 
 // formBodies recycles the buffers publish bodies are read into.
@@ -146,57 +155,46 @@ func readAll(r io.Reader, b []byte, size int64) ([]byte, error) {
 	}
 }
 
-// validateUpdate completes the validation of an authorized publish request
-// and builds the update.
-func (h *Hub) validateUpdate(r *http.Request, topics []string) (*update, error) {
-	for _, t := range topics {
+// checkMessage completes the validation of an authorized update with
+// Mercure's own rules (the engine applies its limits and the wire's rules
+// when it publishes): reserved and dot-segment topics, reserved ids and
+// types, printable ids and types, UTF-8 data.
+func (h *Hub) checkMessage(m *hub.Message) error {
+	for _, t := range m.Topics {
 		if t == "*" {
-			return nil, fmt.Errorf("%w: the topic %q is reserved", ErrInvalidField, t)
+			return fmt.Errorf("%w: the topic %q is reserved", ErrInvalidField, t)
 		}
 		if hasDotSegment(t) {
-			return nil, fmt.Errorf("%w: the topic %q has a dot segment (\".\" or \"..\"), which URL patterns would resolve away", ErrInvalidField, t)
+			return fmt.Errorf("%w: the topic %q has a dot segment (\".\" or \"..\"), which URL patterns would resolve away", ErrInvalidField, t)
 		}
 		if h.selectors.reservedTopic(t) {
-			return nil, fmt.Errorf("%w: the topic %q is in the hub's reserved namespace", ErrInvalidField, t)
+			return fmt.Errorf("%w: the topic %q is in the hub's reserved namespace", ErrInvalidField, t)
 		}
 	}
-	f := r.PostForm
-	id := f.Get("id")
-	if id != "" {
+	if id := m.Event.ID; id != "" {
 		switch {
 		case !validProtocolString(id):
-			return nil, fmt.Errorf("%w: id contains control or format characters", ErrInvalidField)
+			return fmt.Errorf("%w: id contains control or format characters", ErrInvalidField)
 		case strings.HasPrefix(id, "#"):
-			return nil, fmt.Errorf("%w: ids starting with # are reserved", ErrInvalidField)
+			return fmt.Errorf("%w: ids starting with # are reserved", ErrInvalidField)
 		case id == earliest:
-			return nil, fmt.Errorf("%w: the id %q is reserved", ErrInvalidField, id)
+			return fmt.Errorf("%w: the id %q is reserved", ErrInvalidField, id)
 		case len(id) > store.MaxIDLen:
-			return nil, fmt.Errorf("%w: id longer than %d bytes", ErrInvalidField, store.MaxIDLen)
+			return fmt.Errorf("%w: id longer than %d bytes", ErrInvalidField, store.MaxIDLen)
 		}
 	}
-	typ := f.Get("type")
-	switch {
+	switch typ := m.Event.Type; {
 	case !validProtocolString(typ):
-		return nil, fmt.Errorf("%w: type contains control or format characters", ErrInvalidField)
+		return fmt.Errorf("%w: type contains control or format characters", ErrInvalidField)
 	case typ == "mercure":
-		return nil, fmt.Errorf("%w: the type %q is reserved", ErrInvalidField, typ)
+		return fmt.Errorf("%w: the type %q is reserved", ErrInvalidField, typ)
 	case strings.HasPrefix(typ, hub.ReservedTypePrefix):
-		return nil, fmt.Errorf("%w: types starting with %s are reserved", ErrInvalidField, hub.ReservedTypePrefix)
+		return fmt.Errorf("%w: types starting with %s are reserved", ErrInvalidField, hub.ReservedTypePrefix)
 	}
-	data := f.Get("data")
-	if !utf8.ValidString(data) {
-		return nil, fmt.Errorf("%w: data is not valid UTF-8", ErrInvalidField)
+	if !utf8.ValidString(m.Event.Data) {
+		return fmt.Errorf("%w: data is not valid UTF-8", ErrInvalidField)
 	}
-	retry, err := parseRetry(f.Get("retry"))
-	if err != nil {
-		return nil, err
-	}
-	_, private := f["private"]
-	return &update{
-		topics:  topics,
-		private: private,
-		event:   store.Event{ID: id, Topics: topics, Type: typ, Data: data, Retry: retry, Private: private},
-	}, nil
+	return nil
 }
 
 // parseRetry parses the retry field: ASCII digits, a uint64 of

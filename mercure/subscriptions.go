@@ -121,7 +121,7 @@ func (h *Hub) publishSubscriptionEvents(ctx context.Context, st *subState, activ
 			typ = ""
 		}
 		ev := sse.Event{Type: typ, Data: string(data)}
-		if err := h.engine.Notify(ctx, []string{doc["id"].(string)}, ev, hub.Private()); err != nil {
+		if err := h.engine.Notify(ctx, hub.Message{Topics: []string{doc["id"].(string)}, Event: ev, Private: true}); err != nil {
 			lvl := h.log.Error
 			if errors.Is(err, hub.ErrHubClosed) || ctx.Err() != nil {
 				lvl = h.log.Debug

@@ -173,7 +173,7 @@ func benchPublishTwoHubs(b *testing.B, stA, stB store.Store, publishers int) {
 			data := make([]byte, 0, 32)
 			for seq := int64(0); claimed.Add(1) <= int64(b.N); seq++ {
 				data = strconv.AppendInt(append(strconv.AppendInt(data[:0], int64(pub), 10), ':'), seq, 10)
-				if _, err := hubA.Publish(ctx, topics, sse.Event{Data: string(data)}); err != nil {
+				if _, err := hubA.Publish(ctx, hub.Message{Topics: topics, Event: sse.Event{Data: string(data)}}); err != nil {
 					failed.CompareAndSwap(nil, &err)
 					return
 				}

@@ -34,7 +34,7 @@ func BenchmarkReplayTwoHubs(b *testing.B) {
 			ids := make([]string, 0, total)
 			data := fmt.Sprintf("%0100d", 0) // 100 bytes, as in the other benchmarks
 			for range total {
-				id, err := hubA.Publish(context.Background(), []string{"replay"}, sse.Event{Data: data})
+				id, err := hubA.Publish(context.Background(), hub.Message{Topics: []string{"replay"}, Event: sse.Event{Data: data}})
 				if err != nil {
 					b.Fatal(err)
 				}
