@@ -6,7 +6,7 @@ import (
 )
 
 // Clock is the hub's source of time for heartbeats, connection lifetimes,
-// PolicyBlock and session and stream TTLs. The default is the real clock;
+// and session and stream TTLs. The default is the real clock;
 // tests inject a fake one so that nothing depends on sleeping. Network
 // write deadlines always use real time.
 type Clock interface {

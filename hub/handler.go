@@ -128,8 +128,8 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, sub Subscription, st
 		cursor, replay = st.start, true
 	}
 
-	if sub.Priming < PrimingID || sub.Priming > PrimingNone {
-		http.Error(w, "invalid priming", http.StatusInternalServerError)
+	if sub.Priming < PrimingID || sub.Priming > PrimingNone || sub.Policy < PolicyDisconnect || sub.Policy > PolicyDrop {
+		http.Error(w, "invalid subscription", http.StatusInternalServerError)
 		return
 	}
 	c := &conn{h: h, w: w, rc: http.NewResponseController(w), onResume: sub.OnResume, deadline: sub.Deadline,

@@ -50,6 +50,7 @@ type hooks struct {
 	onConnect    func(*Subscriber)
 	onDisconnect func(*Subscriber, DisconnectReason)
 	priming      Priming
+	policy       Policy
 }
 
 // rejectErr is a hook's refusal with a status; any other error is a 403.
@@ -94,6 +95,9 @@ func (hk *hooks) handler(h *Hub) http.Handler {
 		}
 		if sub.Priming == PrimingID {
 			sub.Priming = hk.priming
+		}
+		if sub.Policy == PolicyDisconnect {
+			sub.Policy = hk.policy
 		}
 		h.Serve(w, r, sub)
 	})

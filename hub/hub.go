@@ -22,7 +22,7 @@
 // under a write deadline: the handler's, or on HTTP/1.1, once the stream is
 // live, a fresh one of the hub's that takes the connection over while the
 // handler returns (its grown stack goes with it). A full queue is handled
-// by the configured [Policy]. Exact topics are matched by the dispatcher
+// by the subscription's [Policy]. Exact topics are matched by the dispatcher
 // through a map; pattern subscriptions (Subscription.Match) by groups of
 // their own, off the dispatch loop, so that what one connection asks for
 // does not delay the others (patterns.go). [Hub.Notify] delivers a notice
@@ -152,12 +152,6 @@ const (
 	// (an event of type [GapEventType]) before the next event delivered,
 	// so the client knows it missed some.
 	PolicyDrop
-	// PolicyBlock makes the dispatcher wait, up to Config.BlockTimeout,
-	// for room in the queue, then disconnects the subscriber. The
-	// dispatcher is shared: while it waits, no subscriber of the hub gets
-	// new events (a pattern subscriber's group waits instead, delaying
-	// its group). Use it only where every subscriber is trusted and fast.
-	PolicyBlock
 )
 
 // String returns the policy's name.
@@ -167,8 +161,6 @@ func (p Policy) String() string {
 		return "disconnect"
 	case PolicyDrop:
 		return "drop"
-	case PolicyBlock:
-		return "block"
 	}
 	return fmt.Sprintf("Policy(%d)", int(p))
 }
@@ -216,7 +208,6 @@ const (
 	DefaultQueueBytes        = 4 << 20
 	DefaultReplayEvents      = 64 << 10
 	DefaultReplayBytes       = 64 << 20
-	DefaultBlockTimeout      = time.Second
 	DefaultMaxTopics         = 64
 	DefaultMaxEventSize      = 1 << 20
 	DefaultMaxLastEventIDLen = 1024
@@ -272,11 +263,6 @@ type Config struct {
 	// QueueBytes is still queued when the queue is empty.
 	QueueEvents int
 	QueueBytes  int
-	// Policy decides what happens when a queue is full. Default
-	// PolicyDisconnect.
-	Policy Policy
-	// BlockTimeout is how long PolicyBlock waits for room. Default 1 s.
-	BlockTimeout time.Duration
 	// ReplayEvents and ReplayBytes bound the live events a subscriber may
 	// buffer while its history is being replayed (the handler is busy
 	// replaying, so the usual queue limits do not apply then). A
@@ -336,7 +322,6 @@ func (c *Config) setDefaults() error {
 	def(&c.Heartbeat, DefaultHeartbeat)
 	def(&c.WriteTimeout, DefaultWriteTimeout)
 	def(&c.Retry, DefaultRetry)
-	def(&c.BlockTimeout, DefaultBlockTimeout)
 	def(&c.StreamTTL, DefaultStreamTTL)
 	defInt(&c.QueueEvents, DefaultQueueEvents)
 	defInt(&c.QueueBytes, DefaultQueueBytes)
@@ -350,9 +335,6 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Session.Cookie == "" {
 		c.Session.Cookie = DefaultSessionCookie
-	}
-	if c.Policy < PolicyDisconnect || c.Policy > PolicyBlock {
-		return fmt.Errorf("hub: invalid Config.Policy %v", c.Policy)
 	}
 	if c.ReplayEvents < c.QueueEvents {
 		c.ReplayEvents = c.QueueEvents

@@ -68,7 +68,7 @@ func TestSlowClientDisconnected(t *testing.T) {
 // where, with a gap marker carrying the count.
 func TestSlowClientDropGapMarker(t *testing.T) {
 	var dropped *Subscriber
-	e := newEnvHooks(t, Config{Store: bigStore(t), Policy: PolicyDrop, QueueEvents: 8}, false, &hooks{onConnect: func(s *Subscriber) { dropped = s }})
+	e := newEnvHooks(t, Config{Store: bigStore(t), QueueEvents: 8}, false, &hooks{onConnect: func(s *Subscriber) { dropped = s }, policy: PolicyDrop})
 	e.publish("a", "seed")
 	conn := e.rawSubscribe("a")
 	waitFor(t, "the raw subscriber", func() bool { return e.h.Subscribers() == 1 })
@@ -121,37 +121,6 @@ func TestSlowClientDropGapMarker(t *testing.T) {
 	t.Logf("received %d, lost %d in %d gaps", got, lost, gaps)
 }
 
-// PolicyBlock waits for room up to BlockTimeout, then disconnects.
-func TestSlowClientBlock(t *testing.T) {
-	e := newEnv(t, Config{Store: bigStore(t), Policy: PolicyBlock, BlockTimeout: 50 * time.Millisecond,
-		QueueEvents: 4, WriteTimeout: 300 * time.Millisecond}, false)
-	e.publish("a", "seed")
-	e.rawSubscribe("a")
-	waitFor(t, "the raw subscriber", func() bool { return e.h.Subscribers() == 1 })
-	big := strings.Repeat("x", floodSize)
-	for i := range floodEvents {
-		e.publish("a", strconv.Itoa(i)+big)
-	}
-	waitFor(t, "the blocked subscriber to be dropped", func() bool {
-		return e.h.Stats().Slow == 1 && e.h.Subscribers() == 0
-	})
-	// The dispatcher goes on: a new subscriber gets live events (once the
-	// flood is dispatched: it would block this one too).
-	waitFor(t, "the flood to be dispatched", func() bool {
-		e.h.mu.Lock()
-		defer e.h.mu.Unlock()
-		return e.h.lastPos == floodEvents+1
-	})
-	c := e.subscribe("", "a")
-	c.primed()
-	id := e.publish("a", "after")
-	for {
-		if ev := c.next(); ev.ID == id {
-			break
-		}
-	}
-}
-
 // Queue limits and policies, on the queue alone.
 func TestQueueLimits(t *testing.T) {
 	newHub := func(cfg Config) *Hub {
@@ -171,8 +140,8 @@ func TestQueueLimits(t *testing.T) {
 		return item{ev: pe}
 	}
 	t.Run("events", func(t *testing.T) {
-		h := newHub(Config{Policy: PolicyDrop, QueueEvents: 3})
-		s := newSubscriber(h, Subscription{Topics: []string{"a"}}, "", "")
+		h := newHub(Config{QueueEvents: 3})
+		s := newSubscriber(h, Subscription{Topics: []string{"a"}, Policy: PolicyDrop}, "", "")
 		for i := range 5 {
 			it := ev(1)
 			it.pos = uint64(i + 1)

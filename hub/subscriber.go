@@ -4,7 +4,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/sluicehq/sluice/sse"
 	"github.com/sluicehq/sluice/store"
@@ -18,7 +17,6 @@ const (
 	// ReasonClient: the client went away, or a write failed or timed out.
 	ReasonClient DisconnectReason = "client"
 	// ReasonSlow: the subscriber's queue overflowed under PolicyDisconnect
-	// or PolicyBlock.
 	ReasonSlow DisconnectReason = "slow"
 	// ReasonReplayOverflow: live events overflowed the replay allowance
 	// while history was being replayed.
@@ -78,6 +76,7 @@ type Subscriber struct {
 	match     func(topics []string) bool
 	matchKey  string
 	authorize func(e *store.Event) bool
+	policy    Policy
 	topicSet  map[string]struct{} // for replay filtering of many topics
 	mark      uint64              // the goroutine filling the queue only: dedup per event
 	// group is the pattern group of a subscription with a Match, which
@@ -94,7 +93,6 @@ type Subscriber struct {
 	registered bool
 
 	wake chan struct{} // cap 1: something to write, or closed
-	room chan struct{} // cap 1, PolicyBlock only: the queue was drained
 
 	mu        sync.Mutex
 	q         []item
@@ -120,6 +118,7 @@ func newSubscriber(h *Hub, sub Subscription, session, stream string) *Subscriber
 		match:     sub.Match,
 		matchKey:  sub.MatchKey,
 		authorize: sub.Authorize,
+		policy:    sub.Policy,
 		wake:      make(chan struct{}, 1),
 	}
 	s.index = sub.Topics
@@ -137,9 +136,6 @@ func newSubscriber(h *Hub, sub Subscription, session, stream string) *Subscriber
 		for _, t := range s.index {
 			s.topicSet[t] = struct{}{}
 		}
-	}
-	if h.cfg.Policy == PolicyBlock {
-		s.room = make(chan struct{}, 1)
 	}
 	return s
 }
@@ -219,71 +215,38 @@ func (s *Subscriber) enqueue(it item) {
 	h := s.hub
 	n := it.size()
 	s.mu.Lock()
-	var deadline time.Time
-	for {
-		if s.closed {
-			s.mu.Unlock()
-			return
-		}
-		maxN, maxB := h.cfg.QueueEvents, h.cfg.QueueBytes
-		if s.buffering {
-			maxN, maxB = h.cfg.ReplayEvents, h.cfg.ReplayBytes
-		}
-		if len(s.q) == 0 || (len(s.q) < maxN && s.qBytes+n <= maxB) {
-			break
-		}
-		if s.buffering {
-			s.closeLocked(ReasonReplayOverflow)
-			s.mu.Unlock()
-			h.log.Warn("hub: live events overflowed a subscriber's replay allowance; disconnecting it, it resumes from its Last-Event-ID",
-				"subscriber", s.idStr, "queued", maxN, "bytes", maxB)
-			return
-		}
-		switch h.cfg.Policy {
-		case PolicyDrop:
-			s.gap++
-			s.mu.Unlock()
-			s.dropped.Add(1)
-			h.stats.dropped.Add(1)
-			h.metrics.Dropped(1)
-			return
-		case PolicyBlock:
-			now := h.clock.Now()
-			if deadline.IsZero() {
-				deadline = now.Add(h.cfg.BlockTimeout)
-			}
-			if !now.Before(deadline) {
-				s.closeLocked(ReasonSlow)
-				s.mu.Unlock()
-				h.log.Info("hub: slow subscriber disconnected after blocking", "subscriber", s.idStr)
-				return
-			}
-			s.mu.Unlock()
-			t := h.clock.NewTimer(deadline.Sub(now))
-			select {
-			case <-s.room:
-			case <-t.C():
-			case <-h.ctx.Done():
-			}
-			t.Stop()
-			if h.ctx.Err() != nil {
-				return
-			}
-			s.mu.Lock()
-			continue
-		default: // PolicyDisconnect
-			s.closeLocked(ReasonSlow)
-			s.mu.Unlock()
-			h.log.Info("hub: slow subscriber disconnected; it resumes from its Last-Event-ID",
-				"subscriber", s.idStr, "queued", len(s.q))
-			return
-		}
+	if s.closed {
+		s.mu.Unlock()
+		return
 	}
-	s.q = append(s.q, it)
-	s.qBytes += n
-	s.mu.Unlock()
-	h.stats.queued.Add(1)
-	s.signal()
+	maxN, maxB := h.cfg.QueueEvents, h.cfg.QueueBytes
+	if s.buffering {
+		maxN, maxB = h.cfg.ReplayEvents, h.cfg.ReplayBytes
+	}
+	switch full := len(s.q) > 0 && (len(s.q) >= maxN || s.qBytes+n > maxB); {
+	case !full:
+		s.q = append(s.q, it)
+		s.qBytes += n
+		s.mu.Unlock()
+		h.stats.queued.Add(1)
+		s.signal()
+	case s.buffering:
+		s.closeLocked(ReasonReplayOverflow)
+		s.mu.Unlock()
+		h.log.Warn("hub: live events overflowed a subscriber's replay allowance; disconnecting it, it resumes from its Last-Event-ID",
+			"subscriber", s.idStr, "queued", maxN, "bytes", maxB)
+	case s.policy == PolicyDrop:
+		s.gap++
+		s.mu.Unlock()
+		s.dropped.Add(1)
+		h.stats.dropped.Add(1)
+		h.metrics.Dropped(1)
+	default: // PolicyDisconnect
+		s.closeLocked(ReasonSlow)
+		s.mu.Unlock()
+		h.log.Info("hub: slow subscriber disconnected; it resumes from its Last-Event-ID",
+			"subscriber", s.idStr, "queued", len(s.q))
+	}
 }
 
 // take hands the queued items to the handler, giving the queue the spare
@@ -305,12 +268,6 @@ func (s *Subscriber) take(spare []item) ([]item, uint64, DisconnectReason) {
 	s.mu.Unlock()
 	if len(items) > 0 {
 		s.hub.stats.queued.Add(-int64(len(items)))
-		if s.room != nil {
-			select {
-			case s.room <- struct{}{}:
-			default:
-			}
-		}
 	}
 	return items, gap, reason
 }

@@ -72,6 +72,10 @@ type Subscription struct {
 	// PrimingID, sends the cursor as a lone id, invisible to clients.
 	Priming Priming
 
+	// Policy decides what happens when the subscriber's queue is full:
+	// PolicyDisconnect (the zero value) or PolicyDrop.
+	Policy Policy
+
 	// OnConnect, when set, is called once the subscriber is registered
 	// (every event dispatched from then on reaches it), before its
 	// response starts. It runs on the subscriber's goroutine.
