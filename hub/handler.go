@@ -112,9 +112,6 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, sub Subscription, st
 		return
 	}
 	poll := sub.PollInterval
-	if poll <= 0 {
-		poll = h.cfg.PollInterval
-	}
 	replay := cursor != "" || sub.FromStart
 	if st.id != "" && !replay {
 		if !st.known {

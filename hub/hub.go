@@ -252,11 +252,6 @@ type Config struct {
 	// (minus up to a tenth of jitter) with a "retry:", so connections
 	// rotate across instances behind a load balancer. Default: no limit.
 	MaxLifetime time.Duration
-	// PollInterval, when positive, serves every request in polling mode:
-	// the response carries what is available after the request's
-	// Last-Event-ID, then "retry: PollInterval", and ends. A Subscription
-	// can also ask for polling per request.
-	PollInterval time.Duration
 
 	// QueueEvents and QueueBytes bound each subscriber's queue of live
 	// events. Defaults 1024 events and 4 MiB. An event larger than

@@ -17,7 +17,9 @@ import (
 
 func TestPolling(t *testing.T) {
 	protocols(t, func(t *testing.T, h2 bool) {
-		e := newEnv(t, Config{PollInterval: 2 * time.Second}, h2)
+		e := newEnvHooks(t, Config{}, h2, &hooks{sub: func(r *http.Request) (Subscription, error) {
+			return Subscription{Topics: r.URL.Query()["topic"], PollInterval: 2 * time.Second}, nil
+		}})
 		first := e.publish("a", "1")
 		e.publish("a", "2")
 		last := e.publish("a", "3")

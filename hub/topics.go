@@ -55,7 +55,8 @@ type Subscription struct {
 	Subject string
 
 	// PollInterval, when positive, serves this request in polling mode
-	// (see Config.PollInterval), with this retry.
+	// (MCP SEP-1699): the response carries what is available after the
+	// cursor, then "retry: PollInterval", and ends.
 	PollInterval time.Duration
 
 	// Cursor is the cursor to resume from (the client's Last-Event-ID;

@@ -57,15 +57,14 @@ var ErrConfig = errors.New("mercure: invalid config")
 // takes the documented default.
 type Config struct {
 	// Hub is the sluice engine the Mercure hub publishes to and serves its
-	// subscribers with: its store, queues, heartbeats, write timeout and
-	// connection lifetime are the Mercure hub's. Required. Mercure adds
-	// its own rules on top and overrides none of the engine's, so New
-	// refuses an engine that cannot serve Mercure: one with sessions or
-	// polling on, or whose MaxTopics is below what Mercure's limits allow
-	// one update or subscription (MaxPublishTopics, MaxMatchers +
-	// MaxTopicParams), or whose MaxLastEventIDLen is below the longest id
-	// a publisher may give (store.MaxIDLen). The caller owns it: shut it
-	// down with its Shutdown.
+	// subscribers with: its store, queues, heartbeats, write timeout,
+	// connection lifetime and limits (MaxTopics bounds an update's topics
+	// and a subscription's exact ones; MaxEventSize an update) are the
+	// Mercure hub's. Required. Mercure adds its own rules on top and
+	// overrides none of the engine's, so New refuses an engine that cannot
+	// serve Mercure: one with sessions on, or whose MaxLastEventIDLen is
+	// below the longest id a publisher may give (store.MaxIDLen). The
+	// caller owns it: shut it down with its Shutdown.
 	Hub *hub.Hub
 
 	// PublisherKey verifies the tokens of publishers (POST). Without it
@@ -323,8 +322,8 @@ func New(cfg Config) (*Hub, error) {
 	}
 	ec := cfg.Hub.Config()
 	switch {
-	case ec.Session.TTL > 0, ec.PollInterval > 0:
-		return nil, fmt.Errorf("%w: the hub has sessions or polling on, which Mercure has not", ErrConfig)
+	case ec.Session.TTL > 0:
+		return nil, fmt.Errorf("%w: the hub has sessions on, which Mercure has not", ErrConfig)
 	case ec.MaxLastEventIDLen < store.MaxIDLen:
 		return nil, fmt.Errorf("%w: the hub's MaxLastEventIDLen is %d, below the longest id a publisher may give (%d)", ErrConfig, ec.MaxLastEventIDLen, store.MaxIDLen)
 	}
