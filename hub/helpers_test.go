@@ -53,16 +53,6 @@ type hooks struct {
 	policy       Policy
 }
 
-// rejectErr is a hook's refusal with a status; any other error is a 403.
-type rejectErr struct {
-	code int
-	msg  string
-}
-
-func (e *rejectErr) Error() string { return e.msg }
-
-func reject(code int, msg string) error { return &rejectErr{code, msg} }
-
 func (hk *hooks) handler(h *Hub) http.Handler {
 	if hk == nil {
 		return h
@@ -72,12 +62,7 @@ func (hk *hooks) handler(h *Hub) http.Handler {
 		if hk.sub != nil {
 			var err error
 			if sub, err = hk.sub(r); err != nil {
-				code, msg := http.StatusForbidden, "subscription refused"
-				var re *rejectErr
-				if errors.As(err, &re) {
-					code, msg = re.code, re.msg
-				}
-				http.Error(w, msg, code)
+				http.Error(w, err.Error(), http.StatusBadRequest)
 				return
 			}
 		} else if len(sub.Topics) == 0 {
