@@ -40,13 +40,9 @@ func (c *conn) end(reason DisconnectReason) {
 	putBuf(c.buf)
 	c.buf = nil
 	if c.nc != nil {
-		c.finish(reason) // the last chunk, or an abrupt end; closes the connection
-	} else if c.wrote && (reason == ReasonSlow || reason == ReasonReplayOverflow) {
-		// Do not let net/http wait on a client that does not read to
-		// finish the response: fail its last writes now. (net/http clears
-		// the deadline itself once the response is finished.)
-		_ = c.rc.SetWriteDeadline(time.Now())
+		c.unwatchPeer()
 	}
+	c.tr.end(reason, c.wrote) // the last bytes, or an abrupt end
 	if r := s.closeReason(); r != "" && reason == ReasonClient {
 		reason = r // the write failed because the hub had given up on it
 	}
@@ -63,21 +59,22 @@ func (c *conn) end(reason DisconnectReason) {
 // conn is the state of one response, used by the goroutine serving it only
 // (the handler's, then the detached one's).
 type conn struct {
-	h          *Hub
-	s          *Subscriber
-	w          http.ResponseWriter
-	rc         *http.ResponseController
-	buf        []byte
-	wrote      bool   // status and headers are sent
-	noDeadline bool   // the writer does not support write deadlines
-	lastID     string // the last id written (the client's cursor)
-	session    string // the session attached, if any
+	h       *Hub
+	s       *Subscriber
+	w       http.ResponseWriter // the response, until the stream detaches: for its headers
+	rc      *http.ResponseController
+	tr      transport // &ht, then &ct once the connection is taken over
+	ht      httpTransport
+	ct      chunkTransport
+	buf     []byte
+	wrote   bool   // status and headers are sent
+	lastID  string // the last id written (the client's cursor)
+	session string // the session attached, if any
 
 	pendingReplay int // replayed events buffered but not yet written
 
 	mayHijack bool     // the connection may be taken over once live (hijack.go)
 	nc        net.Conn // the hijacked connection, or nil
-	broken    bool     // a write to nc failed
 	watch     peerWatch
 	detached  bool // the live loop went on on its own goroutine
 
@@ -492,6 +489,7 @@ func (c *conn) loop(ctx context.Context, ls *liveState) (reason DisconnectReason
 func (c *conn) detach(ls *liveState) {
 	c.detached = true
 	c.w, c.rc, c.onResume = nil, nil, nil // the response is over for net/http
+	c.ht = httpTransport{}
 	c.h.conns.Add(1)
 	go func() {
 		defer c.h.conns.Done()
@@ -505,30 +503,9 @@ func (c *conn) flush(n int) error {
 	if !c.wrote && c.onResume != nil {
 		c.onResume(c.w.Header(), c.resume)
 	}
-	if c.nc == nil && !c.noDeadline {
-		if err := c.rc.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout)); errors.Is(err, http.ErrNotSupported) {
-			c.noDeadline = true
-		}
-	}
 	c.wrote = true
-	if c.nc != nil {
-		var err error
-		c.buf, err = c.writeChunk(c.buf)
-		c.buf = c.buf[:0]
-		if err != nil {
-			c.broken = true
-			return err
-		}
-		c.count(n)
-		return nil
-	}
-	_, err := c.w.Write(c.buf)
-	c.buf = c.buf[:0]
-	if err == nil {
-		if err = c.rc.Flush(); errors.Is(err, http.ErrNotSupported) {
-			err = nil
-		}
-	}
+	buf, err := c.tr.send(c.buf)
+	c.buf = buf[:0]
 	if err != nil {
 		return err
 	}

@@ -81,6 +81,8 @@ func (c *conn) hijack() error {
 	// structs so that the 8 KiB they hold can be collected although
 	// net/http's connection state stays reachable from this goroutine.
 	c.nc = nc
+	c.ct = chunkTransport{nc: nc, timeout: c.h.cfg.WriteTimeout}
+	c.tr = &c.ct
 	hijacked.Add(1)
 	if rw != nil {
 		var err error
@@ -92,26 +94,12 @@ func (c *conn) hijack() error {
 		*rw.Writer = bufio.Writer{}
 		*rw.Reader = bufio.Reader{}
 		if err != nil {
-			c.broken = true
+			c.ct.broken = true
 			return err
 		}
 	}
 	c.watchPeer()
 	return nil
-}
-
-// writeChunk writes b as one chunk of the body, in one write under the
-// write deadline. b must have room to grow; it is returned framed.
-func (c *conn) writeChunk(b []byte) ([]byte, error) {
-	if len(b) == 0 {
-		return b, nil // a zero-size chunk would end the body
-	}
-	b = frameChunk(b)
-	if err := c.nc.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout)); err != nil {
-		return b, err
-	}
-	_, err := c.nc.Write(b)
-	return b, err
 }
 
 // frameChunk turns b into a chunk: its size in hex, CRLF, b, CRLF.
@@ -124,25 +112,6 @@ func frameChunk(b []byte) []byte {
 	copy(b[len(h):], b[:n])
 	copy(b, h)
 	return append(b, '\r', '\n')
-}
-
-// finish ends a hijacked response: with the last chunk when the stream
-// ended cleanly, abruptly when the client failed or was too slow. It is a
-// no-op on the net/http path.
-func (c *conn) finish(reason DisconnectReason) {
-	if c.nc == nil {
-		return
-	}
-	if !c.broken && reason != ReasonClient && reason != ReasonSlow && reason != ReasonReplayOverflow {
-		if c.nc.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout)) == nil {
-			_, _ = c.nc.Write([]byte("0\r\n\r\n"))
-		}
-		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite()
-		}
-	}
-	c.unwatchPeer()
-	_ = c.nc.Close()
 }
 
 // peerGone reports whether the client of a hijacked connection closed it,

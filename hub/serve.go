@@ -104,6 +104,8 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, sub Subscription, st
 	}
 	c := &conn{h: h, w: w, rc: http.NewResponseController(w), onResume: sub.OnResume, deadline: sub.Deadline,
 		onConnect: sub.OnConnect, onDisconnect: sub.OnDisconnect, priming: sub.Priming}
+	c.ht = httpTransport{w: w, rc: c.rc, timeout: h.cfg.WriteTimeout}
+	c.tr = &c.ht
 	if sessions {
 		var scursor string
 		c.session, scursor = h.attachSession(w, r, sub.Subject)
