@@ -41,7 +41,7 @@ const (
 	DefaultMaxMatchers            = 100
 	DefaultMaxSelectorLen         = 4096
 	DefaultMaxSelectorCost        = 32
-	DefaultMaxPatternBytes        = 16 << 10
+	DefaultMaxPatternBytes        = 4 << 10
 	DefaultMaxActiveSubscriptions = 100
 	DefaultMaxTokenSize           = 16 << 10
 	DefaultMaxGrants              = 100
@@ -178,8 +178,8 @@ type Config struct {
 	// pattern. Default 32.
 	MaxSelectorCost int
 	// MaxPatternBytes bounds the total length of the patterns of one
-	// subscription (what they keep compiled grows with it). Default
-	// 16 KiB.
+	// subscription: what they keep compiled, and the CPU compiling them
+	// costs, grow with it. Default 4 KiB.
 	MaxPatternBytes int
 	// MaxTokenSize bounds a token. Default 16 KiB.
 	MaxTokenSize int

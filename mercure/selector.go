@@ -126,9 +126,11 @@ type selectorLimits struct {
 	width int // Config.MaxSelectorCost
 }
 
-// maxInsts is the largest compiled program allowed for a pattern of n
-// bytes.
-func (l selectorLimits) maxInsts(n int) int { return 4*n + 256 }
+// of returns the limits of a pattern of n bytes: its width, and a
+// compiled program of at most four instructions a byte.
+func (l selectorLimits) of(n int) urlpattern.Limits {
+	return urlpattern.Limits{MaxProgram: 4*n + 256, MaxWidth: l.width}
+}
 
 // Sizes used to account for cache entries: a compiled pattern keeps about
 // 50 bytes an instruction and a few KiB of structure (measured); a
@@ -185,14 +187,15 @@ func (c *selectorCache) compile(sel Selector) (*matcher, int64, error) {
 			return nil, 0, c.errTooComplex(sel)
 		}
 		re := tpl.Regexp()
-		cost, err := urlpattern.ExprCost(re.String(), c.limits.maxInsts(len(sel.Value)))
+		cost, err := urlpattern.ExprCost(re.String(), c.limits.of(len(sel.Value)))
 		if err != nil || cost.Width > c.limits.width {
 			return nil, 0, c.errTooComplex(sel)
 		}
 		size := int64(patternOverhead + bytesPerInst*cost.Insts + 2*len(sel.Value))
 		return &matcher{kind: matchTemplate, value: sel.Value, re: re, width: cost.Width}, size, nil
 	case MatchURLPattern:
-		p, err := urlpattern.New(sel.Value, c.baseStr, &urlpattern.Options{MaxProgram: c.limits.maxInsts(len(sel.Value))})
+		lim := c.limits.of(len(sel.Value))
+		p, err := urlpattern.New(sel.Value, c.baseStr, &urlpattern.Options{MaxProgram: lim.MaxProgram, MaxWidth: lim.MaxWidth})
 		if errors.Is(err, urlpattern.ErrTooComplex) {
 			return nil, 0, c.errTooComplex(sel)
 		}

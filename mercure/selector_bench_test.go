@@ -47,3 +47,27 @@ func templateVars(n int) string {
 	}
 	return b.String()
 }
+
+// BenchmarkSelectorCompile: what compiling one pattern costs, for a common
+// one and for the costliest 4 KiB ones a subscriber may send (refused or
+// not, compiling is the work): a subscription's patterns are at most
+// MaxPatternBytes in all.
+func BenchmarkSelectorCompile(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		sel  Selector
+	}{
+		{"template", Selector{MatchClassic, "https://example.com/books/{id}"}},
+		{"urlpattern", Selector{MatchURLPattern, "https://example.com/books/:id"}},
+		{"4KiB-literal", Selector{MatchURLPattern, "https://example.com/" + strings.Repeat("xy", 1990) + "/:id"}},
+		{"4KiB-exploding", Selector{MatchURLPattern, "https://example.com/" + strings.Repeat("x", 3900) + "([ab]*a" + strings.Repeat("[ab]", 14) + ")"}},
+		{"4KiB-wide", Selector{MatchURLPattern, "https://example.com/" + strings.Repeat("([a-z0-9]*)", 10) + strings.Repeat("x", 3900)}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			c := testSelectors(b, httpBase)
+			for b.Loop() {
+				c.compile(tc.sel)
+			}
+		})
+	}
+}

@@ -455,7 +455,7 @@ func compileComponent(input string, encodencodingCallback encodingCallback, opti
 	var cost Cost
 	if !ok {
 		// sluice addition: measure the expression before compiling it.
-		cost, err = ExprCost(regularExpressionString, options.maxInsts)
+		cost, err = ExprCost(regularExpressionString, options.lim)
 		if err != nil {
 			return nil, err
 		}

@@ -6,7 +6,7 @@ type options struct {
 	delimiterCodePoint byte
 	prefixCodePoint    byte
 	ignoreCase         bool
-	// maxInsts, when positive, refuses a component whose regular
-	// expression would compile to more instructions (sluice addition).
-	maxInsts int
+	// lim bounds what a component's regular expression may cost
+	// (sluice addition).
+	lim Limits
 }

@@ -14,7 +14,9 @@ import (
 	"github.com/nlnwa/whatwg-url/url"
 )
 
-// ErrTooComplex reports a pattern over Options.MaxProgram.
+// ErrTooComplex reports a pattern over Options.MaxProgram or
+// Options.MaxWidth, or too ambiguous to measure within the work those
+// allow.
 var ErrTooComplex = errors.New("urlpattern: pattern too complex")
 
 // Input is a URL parsed for matching: parse it once with ParseInput, then
@@ -86,30 +88,48 @@ func (u *URLPattern) Cost() Cost {
 	return c
 }
 
+// Limits bound what compiling and matching a regular expression may cost.
+// A zero field means no limit.
+type Limits struct {
+	// MaxProgram bounds the instructions of the compiled program,
+	// estimated from above from the parse tree, before compiling it.
+	MaxProgram int
+	// MaxWidth bounds the program's width (see Cost).
+	MaxWidth int
+}
+
+// workPerInst is the measuring work (instructions matched against a rune)
+// allowed per instruction of MaxProgram: enough for any program whose
+// states grow with its length, not for one whose states explode.
+const workPerInst = 4
+
 // ExprCost returns the cost of a regular expression (Perl syntax). It
 // refuses with ErrTooComplex, before compiling it, an expression whose
-// program would have more than maxInsts instructions (estimated from its
-// parse tree, from above), and one whose width cannot be measured by
-// exploring at most 4×maxInsts states (maxInsts <= 0: no limit, and up to
-// a million states).
-func ExprCost(expr string, maxInsts int) (Cost, error) {
+// program would have more than lim.MaxProgram instructions; then one
+// whose width is over lim.MaxWidth, or that cannot be measured within
+// workPerInst × lim.MaxProgram steps (a program whose states explode).
+func ExprCost(expr string, lim Limits) (Cost, error) {
 	re, err := syntax.Parse(expr, syntax.Perl)
 	if err != nil {
 		return Cost{}, err
 	}
 	insts := instsEstimate(re)
-	maxStates := 1 << 20
-	if maxInsts > 0 {
-		if insts > maxInsts {
+	budget := 1 << 30
+	if lim.MaxProgram > 0 {
+		if insts > lim.MaxProgram {
 			return Cost{}, ErrTooComplex
 		}
-		maxStates = 4*maxInsts + 256
+		budget = workPerInst*lim.MaxProgram + 4096
+	}
+	maxWidth := lim.MaxWidth
+	if maxWidth <= 0 {
+		maxWidth = 1 << 30
 	}
 	prog, err := syntax.Compile(re.Simplify())
 	if err != nil {
 		return Cost{}, err
 	}
-	w, ok := progWidth(prog, maxStates)
+	w, ok := progWidth(prog, maxWidth, budget)
 	if !ok {
 		return Cost{}, ErrTooComplex
 	}
@@ -152,18 +172,27 @@ func instsEstimate(re *syntax.Regexp) int {
 }
 
 // progWidth returns the most consuming instructions of p alive at once,
-// exploring its states as a DFA would; ok is false beyond maxStates states.
-func progWidth(p *syntax.Prog, maxStates int) (int, bool) {
+// exploring its states as a DFA would. ok is false when the width goes
+// over maxWidth or the exploration over budget steps (an instruction
+// matched against a rune, or added to a state).
+func progWidth(p *syntax.Prog, maxWidth, budget int) (int, bool) {
 	w := widthWalker{p: p, mark: make([]uint32, len(p.Inst))}
 	start := w.closure(nil, []uint32{uint32(p.Start)})
 	visited := map[string]bool{stateKey(start): true}
 	queue := [][]uint32{start}
 	width := len(start)
+	work := len(start)
 	var reps []rune
+	seenOuts := make(map[string]bool)
 	for len(queue) > 0 {
+		if width > maxWidth || work > budget {
+			return width, false
+		}
 		st := queue[0]
 		queue = queue[1:]
 		reps = w.representatives(reps[:0], st)
+		work += len(reps) * len(st) / 8 // matching a rune is cheap: the closures below are the work
+		clear(seenOuts)
 		for _, r := range reps {
 			var outs []uint32
 			for _, pc := range st {
@@ -174,7 +203,14 @@ func progWidth(p *syntax.Prog, maxStates int) (int, bool) {
 			if len(outs) == 0 {
 				continue
 			}
+			// Many runes lead to the same instructions: each set once.
+			if ok := stateKey(outs); seenOuts[ok] {
+				continue
+			} else {
+				seenOuts[ok] = true
+			}
 			next := w.closure(nil, outs)
+			work += len(next)
 			if len(next) == 0 {
 				continue
 			}
@@ -182,15 +218,12 @@ func progWidth(p *syntax.Prog, maxStates int) (int, bool) {
 			if visited[k] {
 				continue
 			}
-			if len(visited) >= maxStates {
-				return width, false
-			}
 			visited[k] = true
 			width = max(width, len(next))
 			queue = append(queue, next)
 		}
 	}
-	return width, true
+	return width, width <= maxWidth && work <= budget
 }
 
 type widthWalker struct {

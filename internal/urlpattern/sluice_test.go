@@ -72,7 +72,7 @@ func TestCost(t *testing.T) {
 		{`^x(?:a|b)*y$`, 4, 2},
 		{`^(?i:k)+$`, 1, 1},
 	} {
-		c, err := urlpattern.ExprCost(tc.expr, 0)
+		c, err := urlpattern.ExprCost(tc.expr, urlpattern.Limits{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,7 +81,7 @@ func TestCost(t *testing.T) {
 		}
 	}
 	// Nested repetitions are refused before they are compiled.
-	if _, err := urlpattern.ExprCost(`^(?:(?:a{30}|b{30}|c{30}|d{30}){30})$`, 1000); !errors.Is(err, urlpattern.ErrTooComplex) {
+	if _, err := urlpattern.ExprCost(`^(?:(?:a{30}|b{30}|c{30}|d{30}){30})$`, urlpattern.Limits{MaxProgram: 1000}); !errors.Is(err, urlpattern.ErrTooComplex) {
 		t.Errorf("nested repeats: %v, want ErrTooComplex", err)
 	}
 }
@@ -95,7 +95,7 @@ func TestWidthBoundsThreads(t *testing.T) {
 		`^(.*)(.*)(.*)$`, `^(?:ab)*(?:ab)*(?:a|b)*$`, `^(a|ab)(c|bcd)(d*)$`, `^x[a-c]*[b-d]*y$`,
 		`^((?:[a-z]|%[0-9A-F]{2})*)?/((?:[a-z]|%[0-9A-F]{2})*)?$`, `^(?i)(?:K|k)*[^k]*$`, `^(?:.*\n)*.*$`,
 	} {
-		c, err := urlpattern.ExprCost(expr, 0)
+		c, err := urlpattern.ExprCost(expr, urlpattern.Limits{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -202,7 +202,8 @@ func (init *URLPatternInit) New(opt *Options) (*URLPattern, error) {
 		}
 	}
 
-	defaultOptions := options{maxInsts: opt.MaxProgram}
+	lim := Limits{MaxProgram: opt.MaxProgram, MaxWidth: opt.MaxWidth}
+	defaultOptions := options{lim: lim}
 
 	urlPattern := &URLPattern{}
 	urlPattern.protocol, err = compileComponent(*processedInit.Protocol, canonicalizeProtocol, defaultOptions)
@@ -223,7 +224,7 @@ func (init *URLPatternInit) New(opt *Options) (*URLPattern, error) {
 
 	protocolMatchesSpecialScheme := urlPattern.protocol.protocolComponentMatchesSpecialScheme()
 
-	hostnameOptions := options{delimiterCodePoint: '.', maxInsts: opt.MaxProgram}
+	hostnameOptions := options{delimiterCodePoint: '.', lim: lim}
 	switch {
 	case hostnamePatternIsIPv6Address(*processedInit.Hostname):
 		urlPattern.hostname, err = compileComponent(*processedInit.Hostname, canonicalizeIPv6Hostname, hostnameOptions)
@@ -244,7 +245,7 @@ func (init *URLPatternInit) New(opt *Options) (*URLPattern, error) {
 	compileOptions := defaultOptions
 	compileOptions.ignoreCase = opt.IgnoreCase
 
-	pathnameOptions := options{'/', '/', false, opt.MaxProgram}
+	pathnameOptions := options{'/', '/', false, lim}
 
 	if protocolMatchesSpecialScheme {
 		pathCompileOptions := pathnameOptions
@@ -423,11 +424,14 @@ func createComponentMatchResult(component component, input string, execResult []
 
 type Options struct {
 	IgnoreCase bool
-	// MaxProgram, when positive, refuses with ErrTooComplex a pattern
-	// one of whose components would compile to a regular expression of
-	// more than MaxProgram instructions, before compiling it (sluice
-	// addition: bounds the memory and matching time of untrusted patterns).
+	// MaxProgram and MaxWidth, when positive, refuse with ErrTooComplex a
+	// pattern one of whose components would compile to a regular
+	// expression of more instructions (checked before compiling it), or
+	// of a greater width (see Cost), or whose width cannot be measured
+	// within a work proportional to MaxProgram (sluice addition: bounds
+	// the memory, compile and matching time of untrusted patterns).
 	MaxProgram int
+	MaxWidth   int
 }
 
 // https://urlpattern.spec.whatwg.org/#dictdef-urlpatterninit
