@@ -250,8 +250,8 @@ func (c *Config) setDefaults() error {
 		c.TokenCacheSize = DefaultTokenCacheSize
 	}
 	for _, k := range []*Key{c.PublisherKey, c.SubscriberKey} {
-		if k != nil && k.verify == nil {
-			return fmt.Errorf("%w: a Key must come from ParseKey or NewPublicKey", ErrConfig)
+		if k != nil && k.verify == nil && k.jwks == nil {
+			return fmt.Errorf("%w: a Key must come from ParseKey, NewPublicKey or JWKS.Key", ErrConfig)
 		}
 	}
 	if c.Resource != "" {
