@@ -69,7 +69,8 @@ type Config struct {
 
 	// PublisherKey verifies the tokens of publishers (POST). Without it
 	// the hub accepts no publish request (405), as the reference hub. New
-	// copies the keys: to change them, start a new Hub.
+	// copies the keys: to change them, start a new Hub (a JWKS key follows
+	// its key set, see JWKS).
 	PublisherKey *Key
 	// SubscriberKey verifies the tokens of subscribers and of the
 	// subscriptions API. Without it no token is examined and subscribing

@@ -706,7 +706,7 @@ func TestJWKSRunSchedule(t *testing.T) {
 		// Retries after 1, 2, 4, 8 s, then every 10 s (MinRefetchInterval).
 		start := time.Now()
 		for i, at := range []time.Duration{1, 3, 7, 15, 25, 35} {
-			time.Sleep(start.Add(at*time.Second).Sub(time.Now()) - time.Millisecond)
+			time.Sleep(time.Until(start.Add(at*time.Second)) - time.Millisecond)
 			synctest.Wait()
 			if f.count() != i+1 {
 				t.Fatalf("%d fetches just before %v, want %d", f.count(), at*time.Second, i+1)
@@ -800,5 +800,27 @@ func TestNewAccessTokenCannotSign(t *testing.T) {
 		if _, err := NewAccessToken(k, AccessToken{Issuer: testIssuer}); !errors.Is(err, ErrCannotSign) {
 			t.Fatalf("NewAccessToken(%+v): %v, want ErrCannotSign", k, err)
 		}
+	}
+}
+
+// TestJWKSModernToken: an RFC 9068 access token of an authorization server
+// (typ at+jwt, iss, aud, authorization_details) verified with its JWKS;
+// without a kid, as the set has one key for its alg.
+func TestJWKSModernToken(t *testing.T) {
+	priv := testECKey(t, elliptic.P256())
+	srv := newJWKSServer(t, testSigner{kid: "as-1", alg: "ES256", priv: priv})
+	set := newTestJWKS(t, srv, &testClock{t: time.Unix(1e9, 0)})
+	e := jwksEnv(t, set)
+	signer, err := NewPublicKey(priv, "ES256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := e.modernToken(signer, []Selector{{Type: MatchExact, Value: "https://example.com/a"}}, nil, nil)
+	if got := e.publishStatus(tok); got != 200 {
+		t.Fatalf("modern token: %d, want 200", got)
+	}
+	other, _ := NewPublicKey(testECKey(t, elliptic.P256()), "ES256")
+	if got := e.publishStatus(e.modernToken(other, []Selector{{Type: MatchExact, Value: "https://example.com/a"}}, nil, nil)); got != 401 {
+		t.Fatalf("modern token of another key: %d, want 401", got)
 	}
 }
