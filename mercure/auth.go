@@ -37,14 +37,16 @@ const AuthorizationDetailType = "https://mercure.rocks/authorization-detail"
 // Key is a JWT key of one algorithm: an HMAC secret, or an asymmetric
 // public key (RS*, PS*, ES*, EdDSA) used to verify tokens, optionally with
 // its private key to sign them (NewToken). Create it with ParseKey or
-// NewPublicKey.
+// NewPublicKey, or take a key set's with JWKS.Key.
 type Key struct {
 	alg    string
-	verify any // []byte or a public key
-	sign   any // []byte or a private key; nil if the key cannot sign
+	verify any   // []byte or a public key
+	sign   any   // []byte or a private key; nil if the key cannot sign
+	jwks   *JWKS // the key set of a JWKS key; then alg and verify are unset
 }
 
-// Alg returns the key's JWT algorithm ("HS256", "RS256", …).
+// Alg returns the key's JWT algorithm ("HS256", "RS256", …), or "" for a
+// JWKS key, whose keys each have their own.
 func (k Key) Alg() string { return k.alg }
 
 // ParseKey returns a key from material, as the reference hub reads its
@@ -153,6 +155,7 @@ type claims struct {
 	payload   json.RawMessage // classic mercure.payload, the fallback payload
 	expires   time.Time       // zero: no exp
 	notBefore time.Time       // zero: no nbf
+	jwksSet   *jwksSet        // the key set that verified the token, for a JWKS key
 }
 
 // grant is one topic selector of a token, with the payload of its entry.
@@ -269,7 +272,7 @@ func (h *Hub) verify(tok string, key *Key, resource string) (*claims, error) {
 	atJWT := strings.EqualFold(typ, "at+jwt") || strings.EqualFold(typ, "application/at+jwt")
 	modern := atJWT || len(peek.AuthorizationDetails) > 0 || !h.classic
 
-	opts := []jwt.ParserOption{jwt.WithValidMethods([]string{key.alg}), jwt.WithTimeFunc(h.now)}
+	opts := []jwt.ParserOption{jwt.WithValidMethods(key.methods()), jwt.WithTimeFunc(h.now)}
 	checkIssuer := modern
 	switch {
 	case modern:
@@ -285,11 +288,12 @@ func (h *Hub) verify(tok string, key *Key, resource string) (*claims, error) {
 		checkIssuer = len(h.issuers) > 0
 	}
 	var tc tokenClaims
-	_, err = jwt.NewParser(opts...).ParseWithClaims(tok, &tc, func(*jwt.Token) (any, error) { return key.verify, nil })
+	var set *jwksSet
+	_, err = jwt.NewParser(opts...).ParseWithClaims(tok, &tc, key.keyfunc(&set))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
-	c := &claims{modern: modern}
+	c := &claims{modern: modern, jwksSet: set}
 	if tc.ExpiresAt != nil {
 		c.expires = tc.ExpiresAt.Time
 	}

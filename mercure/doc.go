@@ -32,7 +32,10 @@
 //     that aud (a per-request derived resource is never required of
 //     classic tokens); Config.ClassicSkipIssuerAudience lifts both for
 //     classic tokens only. Publisher and subscriber keys are
-//     separate (HS256/384/512 secrets, RS*, PS*, ES*, EdDSA public keys).
+//     separate (HS256/384/512 secrets, RS*, PS*, ES*, EdDSA public keys),
+//     or the key set of a JWKS URL (NewJWKS, JWKS.Key): a token's kid and
+//     alg choose its key; asymmetric keys only; the set is refreshed, and
+//     an unknown kid refetches it within a rate limit (see JWKSConfig).
 //   - Token transport: the Authorization header, the Config.CookieName
 //     cookie, and with classic support the "authorization" query parameter
 //     and the mercureAuthorization cookie; never the body, so the token is

@@ -69,7 +69,8 @@ type Config struct {
 
 	// PublisherKey verifies the tokens of publishers (POST). Without it
 	// the hub accepts no publish request (405), as the reference hub. New
-	// copies the keys: to change them, start a new Hub.
+	// copies the keys: to change them, start a new Hub (a JWKS key follows
+	// its key set, see JWKS).
 	PublisherKey *Key
 	// SubscriberKey verifies the tokens of subscribers and of the
 	// subscriptions API. Without it no token is examined and subscribing
@@ -250,8 +251,8 @@ func (c *Config) setDefaults() error {
 		c.TokenCacheSize = DefaultTokenCacheSize
 	}
 	for _, k := range []*Key{c.PublisherKey, c.SubscriberKey} {
-		if k != nil && k.verify == nil {
-			return fmt.Errorf("%w: a Key must come from ParseKey or NewPublicKey", ErrConfig)
+		if k != nil && k.verify == nil && k.jwks == nil {
+			return fmt.Errorf("%w: a Key must come from ParseKey, NewPublicKey or JWKS.Key", ErrConfig)
 		}
 	}
 	if c.Resource != "" {

@@ -61,6 +61,9 @@ type AccessToken struct {
 
 // NewAccessToken mints a modern access token signed with key.
 func NewAccessToken(key Key, t AccessToken) (string, error) {
+	if key.sign == nil {
+		return "", ErrCannotSign
+	}
 	ttl := t.TTL
 	if ttl <= 0 {
 		ttl = time.Hour

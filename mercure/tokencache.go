@@ -22,7 +22,12 @@ const maxTokenCacheBytes = 4 << 20
 // since is dropped and verified again, which refuses it as before), and a
 // modern token's audience against the request's resource. Everything else
 // verify checks depends only on the token and the hub's configuration,
-// which do not change while the hub runs (New copies the keys).
+// which do not change while the hub runs (New copies the keys), and,
+// for a JWKS key, on the key set: a hit on a token verified with a set
+// that a fetch has since replaced (a changed document: a key added,
+// rotated or removed) is dropped and verified again, so a removed key
+// stops verifying cached tokens when the fetch that removes it ends,
+// within JWKSConfig.RefreshInterval (plus Timeout) of its removal.
 //
 // The cache is bounded in entries and in token bytes; when full, inserting
 // evicts arbitrary entries (Go map iteration order), which costs O(1) and
@@ -71,7 +76,7 @@ func (tc *tokenCache) get(key *Key, tok string, now time.Time, resource func() s
 		return nil
 	}
 	c := e.c
-	if !c.validAt(now) {
+	if !c.validAt(now) || c.keysRotated(key) {
 		tc.mu.Lock()
 		if tc.m[k] == e {
 			tc.delete(k)

@@ -79,6 +79,7 @@ type serveConfig struct {
 	publisherKey    string
 	subscriberKey   string
 	jwtAlg          string
+	jwks            jwksFlags
 	issuers         []string
 	audience        string
 	anonymous       bool
@@ -179,6 +180,7 @@ func newServeFlags(c *serveConfig, stderr io.Writer) (*flag.FlagSet, *string) {
 	fs.StringVar(&c.jwtKey, "jwt-key", "", "JWT `key` for publishers and subscribers (secret, PEM, or @PATH)")
 	fs.StringVar(&c.publisherKey, "publisher-jwt-key", "", "JWT `key` for publishers, instead of --jwt-key")
 	fs.StringVar(&c.subscriberKey, "subscriber-jwt-key", "", "JWT `key` for subscribers, instead of --jwt-key")
+	c.jwks.register(fs)
 	fs.StringVar(&c.jwtAlg, "jwt-alg", "", "JWT `algorithm` of the keys: HS256/384/512 for secrets, RS256, PS256, ES256, EdDSA… for PEM keys (default HS256)")
 	fs.Var((*listFlag)(&c.issuers), "jwt-issuer", "trusted iss of tokens (comma-separated, repeatable): modern tokens need one; when set, classic tokens must carry one too")
 	fs.StringVar(&c.audience, "jwt-audience", "", "aud modern access tokens must carry: the hub's absolute `URL` (default: derived per request); when set, classic tokens must carry it too")
@@ -359,7 +361,20 @@ func (c *serveConfig) parseKeys() error {
 	if c.subscriberKey != "" {
 		sub, subFlag = c.subscriberKey, "subscriber-jwt-key"
 	}
-	if pub == "" && sub == "" {
+	var err error
+	if c.jwks.pubURL, c.jwks.subURL, err = c.jwks.roleURLs(c); err != nil {
+		return err
+	}
+	if c.jwks.pubURL != "" {
+		pub = ""
+	}
+	if c.jwks.subURL != "" {
+		sub = ""
+	}
+	if pub == "" && sub == "" && (c.jwks.pubURL != "" || c.jwks.subURL != "") && c.jwtAlg != "" {
+		return errors.New("--jwt-alg applies to --jwt-key keys: a JWKS key's algorithm comes from the key")
+	}
+	if pub == "" && sub == "" && c.jwks.pubURL == "" && c.jwks.subURL == "" {
 		if !loopbackAddr(c.addr) {
 			return fmt.Errorf("no JWT key configured and --addr %q is not a loopback address: "+
 				"set --jwt-key (SLUICE_JWT_KEY) or --publisher-jwt-key/--subscriber-jwt-key, "+
@@ -401,7 +416,6 @@ func (c *serveConfig) parseKeys() error {
 		}
 		return &k, nil
 	}
-	var err error
 	if c.pubKey, err = parse(pubFlag, pub); err != nil {
 		return err
 	}

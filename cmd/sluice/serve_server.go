@@ -142,6 +142,9 @@ func newServerOn(cfg *serveConfig, log *slog.Logger, st store.Store) (*hubServer
 		_ = st.Close()
 		return nil, err
 	}
+	if err = cfg.jwksKeys(log); err != nil {
+		return fail(fmt.Errorf("hub: %w", err))
+	}
 	if s.engine, err = hub.New(cfg.engineConfig(st, s.metrics, log)); err != nil {
 		return fail(fmt.Errorf("hub: %w", err))
 	}
@@ -285,6 +288,7 @@ func (s *hubServer) baseURL() string {
 func (s *hubServer) run(ctx context.Context) error {
 	url := s.baseURL()
 	s.logStart(url)
+	s.runJWKS(ctx)
 	served := make(chan error, 1)
 	go func() {
 		var err error
@@ -363,8 +367,10 @@ func writeHealth(w http.ResponseWriter, code int, h health) {
 
 // healthz answers readiness: 200 when the store answers Head in time, the
 // last store append did not fail within --publish-failure-window (a
-// successful append clears a failure at once) and the hub is not
-// draining; 503 with the reason otherwise. The window lets a hub that a
+// successful append clears a failure at once), every JWKS (--jwt-jwks-url
+// and the per-role ones) has loaded a usable key set (a failed refresh
+// keeps the last one, and readiness) and the hub is not draining; 503 with
+// the reason otherwise. The window lets a hub that a
 // load balancer took out of rotation, and so gets no publish to prove the
 // store writable again, come back to 200 and be tried again. With ?live=1
 // it answers liveness only, like livez.
@@ -376,6 +382,12 @@ func (s *hubServer) healthz(w http.ResponseWriter, r *http.Request) {
 	h := health{Status: "ok", Subscribers: s.engine.Subscribers()}
 	if s.draining.Load() {
 		h.Status, h.Reason = "unavailable", "draining"
+		writeHealth(w, http.StatusServiceUnavailable, h)
+		return
+	}
+	if err := s.jwksReady(); err != nil {
+		h.Status, h.Reason = "unavailable", err.Error()
+		s.log.Warn("health check failed", "reason", h.Reason)
 		writeHealth(w, http.StatusServiceUnavailable, h)
 		return
 	}
