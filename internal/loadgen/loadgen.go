@@ -78,6 +78,7 @@ type config struct {
 	allowRemote     bool
 	hostile         int
 	hostileKinds    string
+	window          int64
 }
 
 const usageHeader = `usage: sluice bench --url URL [flags]
@@ -129,6 +130,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.Int64Var(&c.events, "events", 0, "events to publish (0: as many as --duration allows)")
 	fs.DurationVar(&c.duration, "duration", 5*time.Second, "publishing time (with --publish none: counting time); 0: until --events are out")
 	fs.IntVar(&c.publishers, "publishers", 1, "concurrent publishers (each with its own sequence numbers)")
+	fs.Int64Var(&c.window, "window", 0, "`N`: hold the publishers while N events are published and not yet delivered to every subscriber (estimated from the deliveries; 0: no hold)")
 	fs.IntVar(&c.pipeline, "pipeline", 1, "requests each publisher sends before reading their responses, when that many are due (HTTP/1.1 pipelining; 1: none)")
 	fs.IntVar(&c.size, "size", 0, "pad each event's data to `bytes`")
 	fs.DurationVar(&c.drain, "drain", 5*time.Second, "after publishing, how long to wait for deliveries to arrive")
@@ -352,6 +354,7 @@ func run(parent context.Context, cfg *config, stderr io.Writer) (*Report, error)
 		if cfg.pipeline > 1 {
 			r.rep.Pipeline = cfg.pipeline
 		}
+		r.rep.Window = cfg.window
 	}
 	if cfg.hubPID > 0 {
 		r.hub = &hubWatcher{pid: cfg.hubPID}
@@ -460,6 +463,7 @@ func (r *runner) measure(ctx context.Context) (*Report, error) {
 			pub = publish(ctx, e, r.post, publishPlan{
 				publishers: cfg.publishers, rate: cfg.rate, events: cfg.events,
 				duration: cfg.duration, size: cfg.size, pipeline: cfg.pipeline,
+				window: cfg.window, readers: int64(readers), delivered: r.delivered,
 			})
 			ok := pub.attempted - pub.errors
 			rep.DrainTimedOut = !r.drain(ctx, int64(readers), ok)
@@ -678,6 +682,15 @@ func (r *runner) drain(ctx context.Context, readers, perSub int64) bool {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// delivered returns the unique events the subscribers received so far.
+func (r *runner) delivered() int64 {
+	var got int64
+	for _, sh := range r.shards {
+		got += sh.unique.Load()
+	}
+	return got
 }
 
 // stopAll ends the measured phase: slow subscribers probe their

@@ -347,6 +347,13 @@ type publishPlan struct {
 	duration   time.Duration // publishing time, on the schedule and the clock; 0 for no limit
 	size       int           // data size to pad to
 	pipeline   int           // requests a publisher sends before reading their responses (1: no pipelining)
+	// window, when positive, holds the publishers while that many events
+	// are published and not yet delivered to every reading subscriber
+	// (estimated as published − deliveries / readers); delivered reports
+	// the deliveries so far.
+	window    int64
+	readers   int64
+	delivered func() int64
 }
 
 // publishResult is what the publishers did.
@@ -434,6 +441,12 @@ func publish(ctx context.Context, e *env, p *poster, plan publishPlan) *publishR
 				}
 				if ctx.Err() != nil {
 					return
+				}
+				for plan.window > 0 && plan.readers > 0 && attempts.Load()-plan.delivered()/plan.readers >= plan.window {
+					if ctx.Err() != nil {
+						return
+					}
+					time.Sleep(20 * time.Microsecond)
 				}
 				lag = max(lag, time.Since(t0)-at)
 				// With --pipeline, the events already due go with this one.

@@ -15,6 +15,7 @@ type Report struct {
 	Publish         string  `json:"publish"`
 	PublishURL      string  `json:"publish_url,omitempty"`
 	Pipeline        int     `json:"pipeline,omitempty"` // --pipeline, when above 1
+	Window          int64   `json:"window,omitempty"`   // --window, when set
 	Subscribers     int     `json:"subscribers"`
 	Slow            int     `json:"slow"`
 	SourceAddresses int     `json:"source_addresses"`

@@ -261,3 +261,22 @@ func TestFlags(t *testing.T) {
 		t.Errorf("--help: exit %d, output %q", code, stderr.String())
 	}
 }
+
+// --window holds the publishers while that many events are undelivered:
+// the run completes with every event delivered, published as fast as the
+// subscribers take them.
+func TestRunWindow(t *testing.T) {
+	_, srv := newBroadcaster(t)
+	const subs, events = 20, 300
+	rep, code, stderr := runJSON(t,
+		"--url", srv.URL+"/events",
+		"--publish", "url", "--publish-url", srv.URL+"/publish",
+		"--subscribers", strconv.Itoa(subs), "--publishers", "4",
+		"--events", strconv.Itoa(events), "--rate", "0", "--window", "8")
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr: %s, report: %+v", code, stderr, rep)
+	}
+	if rep.Window != 8 || rep.Deliveries != subs*events {
+		t.Errorf("window %d, deliveries %d, want 8 and %d", rep.Window, rep.Deliveries, subs*events)
+	}
+}
