@@ -24,12 +24,37 @@ import (
 	"github.com/sluicehq/sluice/store/redisstore"
 )
 
+// pkgDir is the package's source directory; the tests run in a
+// temporary directory instead (TestMain), so that what a hub writes beside
+// its default store (./sluice.db, ./sluice.db.dev-key) never lands in the
+// source tree.
+var pkgDir string
+
 func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	var err error
+	if pkgDir, err = os.Getwd(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	work, err := os.MkdirTemp("", "sluice-cmd-cwd-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(work)
+	if err := os.Chdir(work); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	code := m.Run()
 	if built.dir != "" {
 		_ = os.RemoveAll(built.dir)
 	}
-	os.Exit(code)
+	return code
 }
 
 // built is the sluice binary, built once per test run by buildSluice.
@@ -53,7 +78,9 @@ func buildSluice(t *testing.T) string {
 			return
 		}
 		built.dir, built.bin = dir, filepath.Join(dir, "sluice")
-		out, err := exec.Command("go", "build", "-o", built.bin, ".").CombinedOutput()
+		cmd := exec.Command("go", "build", "-o", built.bin, ".")
+		cmd.Dir = pkgDir
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			built.err = fmt.Errorf("go build: %v\n%s", err, out)
 		}

@@ -3,9 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -43,12 +41,17 @@ Endpoints:
 
 Development mode: when no JWT key is configured (--jwt-key,
 --publisher-jwt-key, --subscriber-jwt-key) and --addr is a loopback address,
-the hub generates a random HS256 key for this run, logs a publisher token
+the hub signs with a random HS256 development key, logs a publisher token
 (publish and subscribe to every topic) and a subscriber token, lets
-anonymous subscribers in, and gives the demo page the publisher token,
-only when the page is asked for under a loopback name (localhost,
-*.localhost, 127.x.x.x, [::1]: a DNS-rebound name gets the page without
-tokens). On a non-loopback address without a key the hub refuses to start.
+anonymous subscribers in, and gives the demo page the tokens, only when the
+page is asked for under a loopback name (localhost, *.localhost,
+127.x.x.x, [::1]: a DNS-rebound name gets the page without tokens). With a
+bolt store the key is kept beside it (bolt:./sluice.db: ./sluice.db.dev-key,
+mode 0600), so tokens stay valid across restarts and "sluice token" run
+with the same --store signs tokens the hub accepts; with any other store
+the key lasts for the run. The key file is never read or written when a
+key is configured. On a non-loopback address without a key the hub
+refuses to start.
 
 Every flag can also be set by an environment variable: --foo-bar is
 SLUICE_FOO_BAR. A flag on the command line wins over the variable. Key
@@ -68,6 +71,9 @@ Store DSNs:
 
 Flags:
 `
+
+// defaultStoreDSN is the store of "sluice serve" when --store is not given.
+const defaultStoreDSN = "bolt:./sluice.db"
 
 // serveConfig is the validated configuration of the serve command.
 type serveConfig struct {
@@ -106,15 +112,22 @@ type serveConfig struct {
 	// Derived at validation.
 	pubKey, subKey *mercure.Key
 	tlsConfig      *tls.Config
-	// dev is set in development mode: the generated key and its tokens.
+	// dev is set in development mode: the key and its tokens.
 	dev *devMode
+	// warnings are logged when the hub starts.
+	warnings []string
 }
 
-// devMode holds what development mode generated for this run.
+// devMode holds development mode's key and the tokens it signs.
 type devMode struct {
 	key             string
 	publisherToken  string
 	subscriberToken string
+	// keyFile is where the key is kept across restarts (beside a bolt
+	// store), or "" when it is this run's only; keyCreated says this run
+	// wrote it.
+	keyFile    string
+	keyCreated bool
 }
 
 // listFlag is a comma-separated, repeatable list flag.
@@ -176,7 +189,7 @@ func newServeFlags(c *serveConfig, stderr io.Writer) (*flag.FlagSet, *string) {
 		})
 	}
 	fs.StringVar(&c.addr, "addr", "localhost:8080", "`address` to listen on (host:port)")
-	fs.StringVar(&c.storeDSN, "store", "bolt:./sluice.db", "event store `DSN`: bolt:PATH, memory, redis://… or nats://…")
+	fs.StringVar(&c.storeDSN, "store", defaultStoreDSN, "event store `DSN`: bolt:PATH, memory, redis://… or nats://…")
 	fs.StringVar(&c.jwtKey, "jwt-key", "", "JWT `key` for publishers and subscribers (secret, PEM, or @PATH)")
 	fs.StringVar(&c.publisherKey, "publisher-jwt-key", "", "JWT `key` for publishers, instead of --jwt-key")
 	fs.StringVar(&c.subscriberKey, "subscriber-jwt-key", "", "JWT `key` for subscribers, instead of --jwt-key")
@@ -383,9 +396,19 @@ func (c *serveConfig) parseKeys() error {
 		if c.jwtAlg != "" && !strings.HasPrefix(c.jwtAlg, "HS") {
 			return fmt.Errorf("--jwt-alg %s needs a key: development mode generates HS256 secrets only", c.jwtAlg)
 		}
-		var b [32]byte
-		_, _ = rand.Read(b[:])
-		pub = hex.EncodeToString(b[:])
+		c.dev = &devMode{}
+		if path := devKeyPath(c.storeKind, c.storePath); path != "" {
+			key, warning, created, err := loadOrCreateDevKey(path)
+			if err != nil {
+				return fmt.Errorf("development mode: %w", err)
+			}
+			if warning != "" {
+				c.warnings = append(c.warnings, warning)
+			}
+			pub, c.dev.keyFile, c.dev.keyCreated = key, path, created
+		} else {
+			pub = newDevKey()
+		}
 		sub = pub
 		pubTok, err := mercure.NewToken([]byte(pub), c.jwtAlg, []string{"*"}, []string{"*"}, 0)
 		if err != nil {
@@ -395,7 +418,7 @@ func (c *serveConfig) parseKeys() error {
 		if err != nil {
 			return fmt.Errorf("development mode: %w", err)
 		}
-		c.dev = &devMode{key: pub, publisherToken: pubTok, subscriberToken: subTok}
+		c.dev.key, c.dev.publisherToken, c.dev.subscriberToken = pub, pubTok, subTok
 		c.anonymous = true
 		// The development tokens are classic ones without iss or aud; only
 		// this process knows the key that signs them, so --jwt-issuer and

@@ -340,9 +340,24 @@ func (s *hubServer) run(ctx context.Context) error {
 func (s *hubServer) logStart(url string) {
 	s.log.Info("sluice hub listening", "url", url, "hub", url+mercure.HubPath,
 		"addr", s.ln.Addr().String(), "store", s.cfg.storeDSN, "anonymous", s.cfg.anonymous)
+	for _, w := range s.cfg.warnings {
+		s.log.Warn(w)
+	}
 	if d := s.cfg.dev; d != nil {
-		s.log.Warn("DEVELOPMENT MODE: no JWT key configured, so a random HS256 key was generated for this run " +
-			"and anonymous subscribers are allowed; set --jwt-key (SLUICE_JWT_KEY) for anything else")
+		switch {
+		case d.keyFile == "":
+			s.log.Warn("DEVELOPMENT MODE: no JWT key configured, so a random HS256 key was generated for this run " +
+				"(the store keeps no file to keep it beside) and anonymous subscribers are allowed; " +
+				"set --jwt-key (SLUICE_JWT_KEY) for anything else")
+		default:
+			verb := "kept"
+			if d.keyCreated {
+				verb = "generated"
+			}
+			s.log.Warn("DEVELOPMENT MODE: no JWT key configured, so the hub signs with the development key "+verb+" in "+d.keyFile+
+				" (tokens stay valid across restarts; \"sluice token --store "+s.cfg.storeDSN+"\" signs with it) "+
+				"and anonymous subscribers are allowed; set --jwt-key (SLUICE_JWT_KEY) for anything else", "key_file", d.keyFile)
+		}
 		s.log.Warn("development publisher token (publish and subscribe to every topic)", "token", d.publisherToken)
 		s.log.Warn("development subscriber token (every topic, private updates too)", "token", d.subscriberToken)
 		s.log.Info("try it", "demo", url+"/",

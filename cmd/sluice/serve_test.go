@@ -50,9 +50,9 @@ func TestServeDefaults(t *testing.T) {
 	if c.heartbeat != defaultHeartbeat || c.writeTimeout != defaultWriteTimeout || c.maxLifetime != defaultMaxLifetime {
 		t.Errorf("timings %v %v %v, want the mercure defaults", c.heartbeat, c.writeTimeout, c.maxLifetime)
 	}
-	// Two runs get two different keys.
-	if d := mustConfig(t, nil, nil); d.dev.key == c.dev.key {
-		t.Error("development mode reused its key")
+	// Two runs on one store share the key, kept beside the store.
+	if d := mustConfig(t, nil, nil); d.dev.key != c.dev.key || d.dev.keyFile != "./sluice.db.dev-key" {
+		t.Errorf("development mode: key file %q, the second run's key differs: %v", d.dev.keyFile, d.dev.key != c.dev.key)
 	}
 }
 

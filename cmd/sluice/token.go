@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"time"
 
@@ -16,7 +17,7 @@ func init() {
 	commands["token"] = command{summary: "print a JWT granting publish/subscribe topics (development)", run: runToken}
 }
 
-const tokenUsage = `usage: sluice token --jwt-key KEY [--publish TOPIC]... [--subscribe TOPIC]... [--ttl D]
+const tokenUsage = `usage: sluice token [--jwt-key KEY] [--publish TOPIC]... [--subscribe TOPIC]... [--ttl D]
 
 Prints a classic Mercure JWT whose "mercure" claim grants publishing to the
 --publish topics and receiving the private updates of the --subscribe
@@ -25,14 +26,16 @@ the hub verifies. For development and scripts; production tokens come
 from your application or authorization server.
 
 The key is an HMAC secret, a PEM private key with --jwt-alg RS256 (PS*,
-ES*, EdDSA…), or @PATH to read it from a file. SLUICE_JWT_KEY and
-SLUICE_JWT_ALG are read when the flags are not given.
+ES*, EdDSA…), or @PATH to read it from a file. Without one, the token is
+signed with the development key of a hub in development mode on the same
+--store (bolt:./sluice.db keeps it in ./sluice.db.dev-key): run it where
+you ran "sluice serve".
 
 Flags:
 `
 
 // tokenEnvFlags are the flags of token and publish read from SLUICE_*.
-var tokenEnvFlags = map[string]bool{"jwt-key": true, "jwt-alg": true, "hub": true, "token": true}
+var tokenEnvFlags = map[string]bool{"jwt-key": true, "jwt-alg": true, "hub": true, "token": true, "store": true}
 
 // applyEnvOnly is applyEnv restricted to the flags in names.
 func applyEnvOnly(fs *flag.FlagSet, names map[string]bool, lookupEnv func(string) (string, bool)) error {
@@ -64,6 +67,7 @@ func tokenMain(args []string, lookupEnv func(string) (string, bool), stdout, std
 	fs.Var(&publish, "publish", "`topic` the token may publish to (repeatable, comma-separated)")
 	fs.Var(&subscribe, "subscribe", "`topic` whose private updates the token may receive (repeatable, comma-separated)")
 	ttl := fs.Duration("ttl", 24*time.Hour, "lifetime of the token (0: never expires)")
+	storeDSN := fs.String("store", defaultStoreDSN, "without --jwt-key, sign with the development key of the hub on this store `DSN` (bolt:PATH)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -78,9 +82,6 @@ func tokenMain(args []string, lookupEnv func(string) (string, bool), stdout, std
 	case fs.NArg() > 0:
 		fmt.Fprintf(stderr, "sluice token: unexpected argument %q\n", fs.Arg(0))
 		return 2
-	case *key == "":
-		fmt.Fprintln(stderr, "sluice token: --jwt-key (or SLUICE_JWT_KEY) is required")
-		return 2
 	case len(publish) == 0 && len(subscribe) == 0:
 		fmt.Fprintln(stderr, "sluice token: give at least one --publish or --subscribe topic")
 		return 2
@@ -88,7 +89,13 @@ func tokenMain(args []string, lookupEnv func(string) (string, bool), stdout, std
 		fmt.Fprintln(stderr, "sluice token: --ttl must not be negative")
 		return 2
 	}
-	material, err := readKey("jwt-key", *key)
+	var material []byte
+	var err error
+	if *key != "" {
+		material, err = readKey("jwt-key", *key)
+	} else {
+		material, err = tokenDevKey(*storeDSN, stderr)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice token: %v\n", err)
 		return 2
@@ -100,4 +107,31 @@ func tokenMain(args []string, lookupEnv func(string) (string, bool), stdout, std
 	}
 	fmt.Fprintln(stdout, tok)
 	return 0
+}
+
+// tokenDevKey returns the development key of the hub on the store dsn, for
+// a token command given no key, and says on stderr which file it used.
+func tokenDevKey(dsn string, stderr io.Writer) ([]byte, error) {
+	c := serveConfig{storeDSN: dsn}
+	if err := c.parseStore(); err != nil {
+		return nil, err
+	}
+	path := devKeyPath(c.storeKind, c.storePath)
+	if path == "" {
+		return nil, fmt.Errorf("no --jwt-key (SLUICE_JWT_KEY), and the store %q keeps no development key "+
+			"(only bolt stores do): pass the hub's key, or the token it logged", dsn)
+	}
+	key, warning, err := loadDevKey(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no --jwt-key (SLUICE_JWT_KEY), and no development key at %s: "+
+			"run this where \"sluice serve\" runs in development mode (or pass its --store), or pass the hub's key", path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if warning != "" {
+		fmt.Fprintf(stderr, "sluice token: warning: %s\n", warning)
+	}
+	fmt.Fprintf(stderr, "sluice token: signed with the development key in %s\n", path)
+	return []byte(key), nil
 }

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bytes"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// TestDevKeyKeptAcrossRestarts: a development hub on a bolt store keeps
+// its key beside the store (mode 0600), so that the tokens it handed out
+// (the demo page's, the shell's $TOKEN) still work after a restart, and
+// "sluice token" on the same store signs tokens it accepts.
+func TestDevKeyKeptAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "h.db")
+	s, base, stop := startInProcess(t, "--store", "bolt:"+db)
+	first := s.cfg.dev
+	if first == nil || first.keyFile != db+".dev-key" || !first.keyCreated {
+		t.Fatalf("development mode on bolt:%s: %+v, want the key created in %s.dev-key", db, first, db)
+	}
+	fi, err := os.Stat(first.keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runtime.GOOS != "windows" && fi.Mode().Perm() != 0o600 {
+		t.Errorf("key file mode %#o, want 0600", fi.Mode().Perm())
+	}
+	if code, id := publishForm(t, base, first.publisherToken, url.Values{"topic": {"t"}, "data": {"1"}}); code != 200 {
+		t.Fatalf("publish: %d %s", code, id)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, base, _ = startInProcess(t, "--store", "bolt:"+db)
+	if s.cfg.dev.key != first.key || s.cfg.dev.keyCreated {
+		t.Fatal("the restarted hub did not reuse the development key")
+	}
+	// The token of the first run still publishes.
+	if code, body := publishForm(t, base, first.publisherToken, url.Values{"topic": {"t"}, "data": {"2"}}); code != 200 {
+		t.Fatalf("publish with the token of the previous run: %d %s", code, body)
+	}
+	// So does one from "sluice token" on the same store, which says which
+	// key it used.
+	var out, errOut bytes.Buffer
+	if code := tokenMain([]string{"--store", "bolt:" + db, "--publish", "*"}, env(nil), &out, &errOut); code != 0 {
+		t.Fatalf("token: exit %d: %s", code, errOut.String())
+	}
+	if !strings.Contains(errOut.String(), first.keyFile) {
+		t.Errorf("token's stderr %q does not name the key file", errOut.String())
+	}
+	if code, body := publishForm(t, base, strings.TrimSpace(out.String()), url.Values{"topic": {"t"}, "data": {"3"}}); code != 200 {
+		t.Fatalf("publish with the token of sluice token: %d %s", code, body)
+	}
+	// SLUICE_STORE names the store as for serve.
+	out.Reset()
+	if code := tokenMain([]string{"--publish", "*"}, env(map[string]string{"SLUICE_STORE": "bolt:" + db}), &out, &errOut); code != 0 {
+		t.Fatalf("token with SLUICE_STORE: exit %d: %s", code, errOut.String())
+	}
+	if code, body := publishForm(t, base, strings.TrimSpace(out.String()), url.Values{"topic": {"t"}, "data": {"4"}}); code != 200 {
+		t.Fatalf("publish with the token of sluice token (SLUICE_STORE): %d %s", code, body)
+	}
+}
+
+// TestDevKeyOnlyInDevMode: the key file is neither written nor read when a
+// key is configured, and stores without a file of their own get a key for
+// the run.
+func TestDevKeyOnlyInDevMode(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "h.db")
+	c := mustConfig(t, []string{"--store", "bolt:" + db, "--jwt-key", strings.Repeat("k", 32)}, nil)
+	if c.dev != nil {
+		t.Fatal("a configured key: want no development mode")
+	}
+	if _, err := os.Stat(db + devKeySuffix); !os.IsNotExist(err) {
+		t.Fatalf("a configured key: the development key file was written (%v)", err)
+	}
+	// An existing key file is not used with a configured key: a token
+	// signed with it is refused.
+	dev := mustConfig(t, []string{"--store", "bolt:" + db}, nil).dev
+	_, base, _ := startInProcess(t, "--store", "bolt:"+db, "--jwt-key", strings.Repeat("k", 32))
+	if code, _ := publishForm(t, base, dev.publisherToken, url.Values{"topic": {"t"}, "data": {"x"}}); code != 401 {
+		t.Errorf("a development token on a hub with a configured key: %d, want 401", code)
+	}
+
+	// Memory: a key for the run, no file.
+	before, _ := os.ReadDir(".")
+	a := mustConfig(t, []string{"--store", "memory"}, nil)
+	b := mustConfig(t, []string{"--store", "memory"}, nil)
+	if a.dev.key == b.dev.key || a.dev.keyFile != "" {
+		t.Error("--store memory: want a new key each run, kept nowhere")
+	}
+	if after, _ := os.ReadDir("."); len(after) != len(before) {
+		t.Errorf("--store memory wrote a file: %v, before %v", after, before)
+	}
+}
+
+// TestDevKeyErrors: "sluice token" without a key says where it looked; a
+// damaged key file is refused with what to do.
+func TestDevKeyErrors(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "h.db")
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no key file", []string{"--store", "bolt:" + db, "--publish", "*"}, "no development key at " + db + devKeySuffix},
+		{"memory store", []string{"--store", "memory", "--publish", "*"}, "keeps no development key"},
+		{"bad store", []string{"--store", "postgres://x", "--publish", "*"}, "unsupported store DSN"},
+	}
+	for _, tt := range tests {
+		var out, errOut bytes.Buffer
+		if code := tokenMain(tt.args, env(nil), &out, &errOut); code != 2 || !strings.Contains(errOut.String(), tt.want) {
+			t.Errorf("%s: exit %d, stderr %q; want 2 and %q", tt.name, code, errOut.String(), tt.want)
+		}
+	}
+
+	if err := os.WriteFile(db+devKeySuffix, []byte("short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	if c, code := parseServeConfig([]string{"--store", "bolt:" + db}, env(nil), &stderr); c != nil || code != 2 ||
+		!strings.Contains(stderr.String(), "delete the file") {
+		t.Errorf("a 5-byte development key: exit %d, %q; want 2 saying to delete it", code, stderr.String())
+	}
+}
