@@ -135,6 +135,20 @@ func (p *hubProc) stop(t *testing.T, sig syscall.Signal) {
 	}
 }
 
+// devToken returns a publisher token for the development hub on the bolt
+// file db, from "sluice token" as the README shows.
+func devToken(t *testing.T, bin, db string) string {
+	t.Helper()
+	cmd := exec.Command(bin, "token", "--store", "bolt:"+db, "--publish", "*")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("sluice token: %v\n%s", err, stderr.String())
+	}
+	return strings.TrimSpace(string(out))
+}
+
 // publish POSTs one update and returns its id, or the error.
 func publish(base, token, topic, data string) (string, error) {
 	form := url.Values{"topic": {topic}, "data": {data}}
@@ -199,25 +213,26 @@ type pageState struct {
 	LastEventID string `json:"lastEventId"`
 }
 
-// TestDemoPageResumesAcrossRestarts opens the demo page in headless
-// Chromium and subscribes through its form; the hub is stopped with
-// SIGTERM (drain) and later with SIGKILL (crash) and started again each
-// time on the same bolt file and port while events are published before,
-// between and after; the page's EventSource reconnects with its last event
-// id and ends with every event exactly once, in order.
+// TestDemoPageResumesAcrossRestarts follows the README's quick start: a
+// hub in development mode (no key) on a bolt file, the demo page opened in
+// headless Chromium, which subscribes to "demo" by itself with the
+// development subscriber token (its "subscribe with a token" box ticked).
+// The hub is stopped with SIGTERM (drain), then SIGKILL (crash), and
+// started again each time on the same bolt file and port while events are
+// published before, between and after, with a token from "sluice token";
+// the page reconnects with its last event id. A last restart follows the
+// removal of the development key file: the hub has a new key, refuses the
+// page's token with 401, and the page fetches fresh tokens and resumes.
+// The page ends with every event exactly once, in order.
 func TestDemoPageResumesAcrossRestarts(t *testing.T) {
 	needChromium(t)
 	bin := buildSluice(t)
 	addr := freePort(t)
 	base := "http://" + addr
-	const key = "e2e-test-secret"
-	args := []string{"--addr", addr, "--store", "bolt:" + filepath.Join(t.TempDir(), "sluice.db"),
-		"--jwt-key", key, "--anonymous", "--heartbeat", "1s"}
-	token, err := mercure.NewToken([]byte(key), "", []string{"*"}, nil, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := filepath.Join(t.TempDir(), "sluice.db")
+	args := []string{"--addr", addr, "--store", "bolt:" + db, "--heartbeat", "1s"}
 	hub := startHub(t, bin, args...)
+	token := devToken(t, bin, db)
 
 	ctx := startBrowser(t)
 
@@ -244,22 +259,31 @@ func TestDemoPageResumesAcrossRestarts(t *testing.T) {
 				return s
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("waited %v for %s; page state: %+v\nhub log:\n%s", hangTimeout, what, s, hub.log())
+				conn, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("conn-log").innerText`))
+				t.Fatalf("waited %v for %s; page state: %+v\nconnection log:\n%s\nhub log:\n%s", hangTimeout, what, s, conn, hub.log())
 			}
 			<-tick.C
 		}
 	}
-
-	const topic = "e2e"
-	if err := chromedp.Do(ctx,
-		chromedp.Navigate(base+"/"),
-		chromedp.WaitVisible(chromedp.CSS("#subscribe")),
-		chromedp.SetValue(chromedp.CSS("#topic"), topic),
-		chromedp.Click(chromedp.CSS("#subscribe")),
-	); err != nil {
-		t.Fatalf("opening the demo page and subscribing: %v", err)
+	subToken := func() string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("sub-use-token").checked ? document.getElementById("sub-token").value : ""`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
 	}
-	waitFor("the subscription to open", func(s pageState) bool { return s.State == "open" })
+
+	// The page subscribes by itself, with the token.
+	const topic = "demo"
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/")); err != nil {
+		t.Fatalf("opening the demo page: %v", err)
+	}
+	waitFor("the page to subscribe by itself", func(s pageState) bool { return s.State == "open" })
+	firstSubToken := subToken()
+	if firstSubToken == "" {
+		t.Fatal(`the "subscribe with a token" box is not ticked, or holds no token`)
+	}
 
 	var ids, datas []string
 	pub := func(n int) {
@@ -280,17 +304,36 @@ func TestDemoPageResumesAcrossRestarts(t *testing.T) {
 	pub(10) // before
 	waitFor("the first events", received(len(ids)))
 
-	for round, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
-		hub.stop(t, sig)
+	rounds := []struct {
+		sig    syscall.Signal
+		newKey bool // remove the development key: the hub starts with another
+	}{{syscall.SIGTERM, false}, {syscall.SIGKILL, false}, {syscall.SIGTERM, true}}
+	for round, r := range rounds {
+		hub.stop(t, r.sig)
 		if _, err := publish(base, token, topic, "lost"); err == nil {
 			t.Fatal("a publish to a stopped hub succeeded")
 		}
 		waitFor("the page to notice the hub is gone", func(s pageState) bool { return s.State != "open" })
+		if r.newKey {
+			if err := os.Remove(db + ".dev-key"); err != nil {
+				t.Fatal(err)
+			}
+		}
 		hub = startHub(t, bin, args...)
+		if r.newKey {
+			old := token
+			if token = devToken(t, bin, db); token == old {
+				t.Fatal("the hub kept its key though its key file was removed")
+			}
+		}
 		pub(10) // while the page reconnects
-		waitFor("the page to reconnect", func(s pageState) bool { return s.State == "open" && s.Reconnects >= round+1 })
+		waitFor(fmt.Sprintf("the page to reconnect after restart %d (%v)", round+1, r.sig),
+			func(s pageState) bool { return s.State == "open" && s.Reconnects >= round+1 })
 		pub(10) // after
-		waitFor(fmt.Sprintf("every event after restart %d (%v)", round+1, sig), received(len(ids)))
+		waitFor(fmt.Sprintf("every event after restart %d (%v)", round+1, r.sig), received(len(ids)))
+	}
+	if subToken() == firstSubToken {
+		t.Error("the page kept the token of the old key: it cannot have subscribed with a token since")
 	}
 
 	// A last event after everything: any duplicate or stray event would
@@ -305,8 +348,8 @@ func TestDemoPageResumesAcrossRestarts(t *testing.T) {
 			t.Fatalf("event %d: got %s %q (%s), want %s %q; all: %+v", i, e.ID, e.Data, e.Type, ids[i], datas[i], s.Events)
 		}
 	}
-	if s.LastEventID != ids[len(ids)-1] || s.Reconnects < 2 {
-		t.Errorf("last event id %q reconnects %d, want %q and at least 2", s.LastEventID, s.Reconnects, ids[len(ids)-1])
+	if s.LastEventID != ids[len(ids)-1] || s.Reconnects < len(rounds) {
+		t.Errorf("last event id %q reconnects %d, want %q and at least %d", s.LastEventID, s.Reconnects, ids[len(ids)-1], len(rounds))
 	}
 
 	if path := os.Getenv("SLUICE_E2E_SCREENSHOT"); path != "" {

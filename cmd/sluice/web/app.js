@@ -22,6 +22,10 @@
   let topic = "";
   let retryTimer = 0;
   let retryDelay = 1000;
+  // The development tokens the hub put in the page (empty otherwise). A
+  // token field still holding one of them is the hub's to renew; a token
+  // pasted by hand is never replaced.
+  const served = { pub: meta("sluice-publisher-token"), sub: meta("sluice-subscriber-token") };
   const types = new Set(["message", "sluice-reset", "mercure"]);
 
   const clock = (d) =>
@@ -73,6 +77,65 @@
     $("events").prepend(tr);
   }
 
+  // refreshTokens reads the page again for the hub's current development
+  // tokens (a hub whose key changed, say one on --store memory after a
+  // restart, refuses the old ones with 401) and puts them in the token
+  // fields that still hold the old ones. It reports whether a token changed.
+  async function refreshTokens() {
+    if (!served.pub && !served.sub) return false;
+    let doc;
+    try {
+      const res = await fetch(new URL(".", location.href), { cache: "no-store" });
+      if (!res.ok) return false;
+      doc = new DOMParser().parseFromString(await res.text(), "text/html");
+    } catch {
+      return false; // the hub is away: the next attempt tries again
+    }
+    const fresh = (name) => (doc.querySelector(`meta[name="${name}"]`) || {}).content || "";
+    let changed = false;
+    for (const [field, key, name] of [["pub-token", "pub", "sluice-publisher-token"], ["sub-token", "sub", "sluice-subscriber-token"]]) {
+      const tok = fresh(name);
+      if (!tok || tok === served[key]) continue;
+      if ($(field).value.trim() === served[key]) {
+        $(field).value = tok;
+        changed = true;
+      }
+      served[key] = tok;
+    }
+    return changed;
+  }
+
+  // whyRefused asks the hub, with a HEAD of the same subscription, why it
+  // refused the stream (an EventSource never shows the status): "" when it
+  // does not refuse it now, or the hub cannot be reached.
+  async function whyRefused() {
+    try {
+      const res = await fetch(streamURL(), { method: "HEAD", cache: "no-store" });
+      if (res.ok) return "";
+      const challenge = res.headers.get("WWW-Authenticate") || "";
+      const m = /error_description="([^"]*)"/.exec(challenge);
+      return `${res.status} ${m ? m[1] : res.statusText}`;
+    } catch {
+      return "";
+    }
+  }
+
+  // retry reconnects after the browser gave up on src: at once with fresh
+  // tokens when the hub refused the old ones, else after a backoff.
+  async function retry(src) {
+    const why = await whyRefused();
+    if (src !== es) return; // closed or replaced meanwhile
+    if (/^40[13] /.test(why) && (await refreshTokens())) {
+      if (src !== es) return;
+      setState("closed", `${why}: reconnecting with the hub's fresh tokens`);
+      connect();
+      return;
+    }
+    setState("closed", `${why ? why + ", " : ""}retrying in ${retryDelay / 1000}s`);
+    retryTimer = setTimeout(connect, retryDelay);
+    retryDelay = Math.min(retryDelay * 2, 10000);
+  }
+
   function connect() {
     clearTimeout(retryTimer);
     if (es) es.close();
@@ -90,12 +153,12 @@
     src.addEventListener("error", () => {
       if (src !== es) return;
       if (src.readyState === EventSource.CLOSED) {
-        // The browser gave up (an error status such as 503 while the hub
-        // drains): reconnect ourselves, from the last event id.
+        // The browser gave up (an error status: 503 while the hub drains,
+        // 401 when it no longer accepts the token): reconnect ourselves,
+        // from the last event id.
         src.close();
-        setState("closed", `retrying in ${retryDelay / 1000}s`);
-        retryTimer = setTimeout(connect, retryDelay);
-        retryDelay = Math.min(retryDelay * 2, 10000);
+        setState("closed", "refused");
+        retry(src);
       } else {
         setState("connecting", "connection lost, the browser reconnects");
       }
@@ -142,13 +205,19 @@
       types.add(type);
       if (es) es.addEventListener(type, onEvent);
     }
-    const headers = {};
-    const tok = $("pub-token").value.trim();
-    if (tok) headers.Authorization = "Bearer " + tok;
+    const post = () => {
+      const headers = {};
+      const tok = $("pub-token").value.trim();
+      if (tok) headers.Authorization = "Bearer " + tok;
+      return fetch(hub, { method: "POST", body, headers });
+    };
     out.className = "muted";
     out.textContent = "publishing…";
     try {
-      const res = await fetch(hub, { method: "POST", body, headers });
+      let res = await post();
+      // A hub that no longer accepts the page's token (its key changed):
+      // once more with its fresh one.
+      if (res.status === 401 && (await refreshTokens())) res = await post();
       const text = (await res.text()).trim();
       if (!res.ok) throw new Error(`${res.status} ${text || res.statusText}`);
       out.className = "ok";
@@ -159,9 +228,9 @@
     }
   });
 
+  // Subscribe at once: to ?topic= when the address has one, else to the
+  // form's topic (demo).
   const initial = new URLSearchParams(location.search).get("topic");
-  if (initial) {
-    $("topic").value = initial;
-    $("subscribe-form").requestSubmit();
-  }
+  if (initial) $("topic").value = initial;
+  $("subscribe-form").requestSubmit();
 })();
