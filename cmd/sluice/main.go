@@ -5,6 +5,7 @@
 //	sluice token [flags]         print a development JWT for given topics
 //	sluice listen [flags] URL    connect to an event stream and print its events
 //	sluice bench [flags]         load-test a hub
+//	sluice version               print the version of this binary
 //
 // Run "sluice COMMAND -h" for a command's flags. Exit status: 0 on success,
 // 1 when the command failed, 2 for a usage error.
