@@ -158,7 +158,7 @@ func TestTokenCommand(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--publish", "a"}, "--jwt-key"},
+		{[]string{"--store", "bolt:" + filepath.Join(t.TempDir(), "none.db"), "--publish", "a"}, "--jwt-key"},
 		{[]string{"--jwt-key", "k"}, "at least one"},
 		{[]string{"--jwt-key", "k", "--publish", "a", "--jwt-alg", "RS256"}, "invalid key"},
 		{[]string{"--jwt-key", "k", "--publish", "a", "--ttl", "-1s"}, "--ttl"},
