@@ -495,24 +495,26 @@ func (h *Hub) parseClassicClaim(raw json.RawMessage, c *claims) error {
 	return err
 }
 
-// canPublish reports whether c grants publishing to every topic.
-func (h *Hub) canPublish(c *claims, topics []string) bool {
-	if c == nil {
-		return false
+// canPublish reports whether c grants publishing to every topic, and if
+// not the first topic it does not grant.
+func (h *Hub) canPublish(c *claims, topics []string) (denied string, ok bool) {
+	var grants []grant
+	if c != nil {
+		grants = c.publish
 	}
 	for _, t := range topics {
 		ok := false
-		for _, g := range c.publish {
+		for _, g := range grants {
 			if h.selectors.matches(g.sel, []string{t}) {
 				ok = true
 				break
 			}
 		}
 		if !ok {
-			return false
+			return t, false
 		}
 	}
-	return true
+	return "", c != nil
 }
 
 // subscribeMatcher compiles c's subscribe grants: it reports whether one

@@ -47,7 +47,11 @@
 //     with a publisher key but no subscriber key it is refused to all.
 //   - Errors use the modern 400/401/403 codes with RFC 6750
 //     WWW-Authenticate challenges naming the metadata document; classic
-//     clients only look at 2xx versus the rest.
+//     clients only look at 2xx versus the rest. The challenge's
+//     error_description and the body say why ("the token has expired",
+//     "the token has no publish grant for topic …"); a request without a
+//     token gets a bare challenge (RFC 6750 §3.1) and the reason in the
+//     body. Refusals are logged at debug level with the request's context.
 //   - Subscription events use the modern plain JSON document (event type
 //     "mercure") for match* subscriptions, and the classic JSON-LD document
 //     (no event type) for topic subscriptions.

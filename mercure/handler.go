@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/sluicehq/sluice/hub"
 	"github.com/sluicehq/sluice/sse"
 	"github.com/sluicehq/sluice/store"
@@ -524,28 +526,91 @@ func (h *Hub) metadataURL(r *http.Request) string {
 }
 
 // writeAuthError answers a failed authentication or authorization with the
-// status, the WWW-Authenticate challenge of MERCURE.md §4 and the status
-// text.
+// status, the WWW-Authenticate challenge of MERCURE.md §4 and a body that
+// says why ("Unauthorized: the token has expired"). The challenge carries
+// the reason as its error_description (RFC 6750 §3), except when the
+// request had no token at all, which RFC 6750 §3.1 answers with a bare
+// challenge. The refusal is logged at debug level with the request's
+// context, so a logger that adds a request id from it ties the line to the
+// request.
 func (h *Hub) writeAuthError(w http.ResponseWriter, r *http.Request, e *authError) {
+	reason := h.authReason(r, e)
 	var b strings.Builder
 	b.WriteString("Bearer")
 	sep := " "
 	if e.code != "" {
-		b.WriteString(sep + `error="` + e.code + `"`)
+		b.WriteString(sep + `error="` + e.code + `", error_description="` + descriptionValue(reason) + `"`)
 		sep = ", "
 	}
 	if h.keyed() {
 		b.WriteString(sep + `resource_metadata="` + h.metadataURL(r) + `"`)
 	}
 	w.Header().Set("WWW-Authenticate", b.String())
-	h.log.Debug("mercure: request refused", "status", e.status, "error", e.code, "reason", e.err,
+	h.log.DebugContext(r.Context(), "mercure: request refused", "status", e.status, "error", e.code, "reason", reason,
 		"method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
-	http.Error(w, http.StatusText(e.status), e.status)
+	http.Error(w, http.StatusText(e.status)+": "+reason, e.status)
+}
+
+// authReason says why e refused r, in words a client can act on.
+func (h *Hub) authReason(r *http.Request, e *authError) string {
+	err := e.err
+	switch {
+	case e == errNoToken && r.Method == http.MethodPost:
+		return "no token: publishing needs a JWT granting the topics (mercure.publish), in an Authorization: Bearer header"
+	case e == errNoToken && h.cfg.SubscriberKey == nil:
+		return "this hub admits no subscribers: it has neither a subscriber key nor anonymous access"
+	case e == errNoToken:
+		where := "an Authorization: Bearer header or the " + h.cfg.CookieName + " cookie"
+		if h.classic {
+			where = "an Authorization: Bearer header, the authorization query parameter or the " + h.cfg.CookieName + " cookie"
+		}
+		if strings.HasPrefix(r.URL.Path, subscriptionsPath) {
+			return "no token: the subscriptions API needs a subscriber JWT, in " + where
+		}
+		return "no token, and this hub admits no anonymous subscribers: send a subscriber JWT in " + where
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return "the token has expired (exp): get a new one"
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return "the token is not valid yet (nbf)"
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return fmt.Sprintf("wrong audience: the token's aud must contain %q", h.resource(r))
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid) && !strings.Contains(err.Error(), "signing method"):
+		return "bad signature: the token is not signed with the hub's key"
+	}
+	return strings.TrimPrefix(err.Error(), ErrInvalidToken.Error()+": ")
+}
+
+// clip shortens a request-supplied value for a message.
+func clip(s string) string {
+	const limit = 200
+	if len(s) <= limit {
+		return s
+	}
+	return strings.ToValidUTF8(s[:limit], "") + "…"
+}
+
+// descriptionValue makes s fit an error_description, whose characters are
+// printable ASCII but '"' and '\' (RFC 6750 §3): quotes become ', a
+// backslash /, anything else '?'.
+func descriptionValue(s string) string {
+	b := make([]byte, 0, len(s))
+	for _, c := range []byte(s) {
+		switch {
+		case c == '"':
+			c = '\''
+		case c == '\\':
+			c = '/'
+		case c < 0x20 || c > 0x7e:
+			c = '?'
+		}
+		b = append(b, c)
+	}
+	return string(b)
 }
 
 // badRequest answers 400 with a message safe to show.
 func (h *Hub) badRequest(w http.ResponseWriter, r *http.Request, err error) {
-	h.log.Debug("mercure: bad request", "err", err, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+	h.log.DebugContext(r.Context(), "mercure: bad request", "err", err, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
 	http.Error(w, err.Error(), http.StatusBadRequest)
 }
 
@@ -621,8 +686,8 @@ func (h *Hub) publish(w http.ResponseWriter, r *http.Request) {
 	}) {
 		return
 	}
-	if !h.canPublish(c, m.Topics) {
-		h.writeAuthError(w, r, errInsufficientScope("the token may not publish to %q", m.Topics))
+	if topic, ok := h.canPublish(c, m.Topics); !ok {
+		h.writeAuthError(w, r, errInsufficientScope("the token has no publish grant for topic %q", clip(topic)))
 		return
 	}
 	if err := h.checkMessage(&m); err != nil {

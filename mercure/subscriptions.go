@@ -156,7 +156,7 @@ func (h *Hub) subscriptionsAPI(w http.ResponseWriter, r *http.Request) {
 		}
 		path := r.URL.EscapedPath()
 		if !h.subscribeMatcher(c).matchAny([]string{path}) {
-			h.writeAuthError(w, r, errInsufficientScope("the token may not read %q", path))
+			h.writeAuthError(w, r, errInsufficientScope("the token has no subscribe grant for %q", clip(path)))
 			return
 		}
 	}
