@@ -106,6 +106,7 @@ type serveConfig struct {
 	shutdownTimeout time.Duration
 	logFormat       string
 	logLevel        slog.Level
+	accessLog       bool
 	demo            bool
 	pprofAddr       string
 
@@ -214,7 +215,8 @@ func newServeFlags(c *serveConfig, stderr io.Writer) (*flag.FlagSet, *string) {
 	fs.DurationVar(&c.maxLifetime, "max-lifetime", defaultMaxLifetime, "end each subscriber connection after this long with a retry, so connections rotate (0: no limit)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long the drain on SIGTERM/SIGINT may take")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log `format`: text or json")
-	level := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
+	level := fs.String("log-level", "info", "log `level`: debug, info, warn or error (debug: why each refused request was refused, with its request id)")
+	fs.BoolVar(&c.accessLog, "access-log", false, "log each HTTP request at info level once answered: method, uri (tokens redacted), proto, status, bytes, duration, remote, user_agent, referer, request_id; an event stream once it is live (streaming=true)")
 	fs.BoolVar(&c.demo, "demo", true, "serve the demo page on /")
 	fs.StringVar(&c.pprofAddr, "pprof", "", "serve Go's profiler (/debug/pprof/) on this loopback `address` (host:port), for profiling the hub under load")
 	return fs, level
@@ -461,13 +463,25 @@ func loopbackAddr(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// newLogger returns the slog logger the configuration asks for.
+// newLogger returns the slog logger the configuration asks for. Durations
+// are written as Go writes them ("10s", "1.5ms"), in JSON too, where slog
+// would write nanoseconds; a record logged with a request's context
+// carries its request_id.
 func (c *serveConfig) newLogger(w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: c.logLevel}
+	opts := &slog.HandlerOptions{Level: c.logLevel, ReplaceAttr: durationString}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if c.logFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(requestIDHandler{h})
+}
+
+// durationString writes a duration attribute as a string ("10s").
+func durationString(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // runServe is the serve command.

@@ -162,7 +162,7 @@ func newServerOn(cfg *serveConfig, log *slog.Logger, st store.Store) (*hubServer
 		}
 	}
 	s.http = &http.Server{
-		Handler: s.routes(),
+		Handler: s.observe(s.routes()),
 		// --read-timeout bounds the headers here and the body in the
 		// Mercure hub (from the start of the request).
 		ReadHeaderTimeout: cfg.readTimeout,
