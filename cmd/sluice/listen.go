@@ -150,7 +150,7 @@ func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return listenOnce(ctx, &client, req, p, stderr)
 	}
 	opts := []sse.Option{sse.OnRetry(func(err *sse.RetryError) {
-		fmt.Fprintf(stderr, "sluice listen: %v\n", oneLine(err))
+		fmt.Fprintf(stderr, "sluice listen: %v\n", errorLine(err))
 	})}
 	if *readTimeout > 0 {
 		opts = append(opts, sse.WithReadTimeout(*readTimeout))
@@ -163,7 +163,7 @@ func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		case ctx.Err() != nil:
 			return 0
 		case err != nil:
-			fmt.Fprintf(stderr, "sluice listen: %v\n", oneLine(err))
+			fmt.Fprintf(stderr, "sluice listen: %v\n", errorLine(err))
 			return 1
 		default:
 			if err := p.print(e); err != nil {
@@ -204,7 +204,7 @@ func listenOnce(ctx context.Context, client *sse.Client, req *http.Request, p *p
 		fmt.Fprintln(stderr, "sluice listen: 204 No Content: the server sent no stream")
 		return 1
 	default:
-		fmt.Fprintf(stderr, "sluice listen: %v\n", oneLine(err))
+		fmt.Fprintf(stderr, "sluice listen: %v\n", errorLine(err))
 		return 1
 	}
 }
@@ -212,6 +212,33 @@ func listenOnce(ctx context.Context, client *sse.Client, req *http.Request, p *p
 // oneLine keeps an error message on one line.
 func oneLine(err error) string {
 	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+// maxErrorBody bounds the part of an error response's body errorLine shows.
+const maxErrorBody = 300
+
+// errorLine is oneLine(err) followed, for an error status, by what the
+// server said in a plain-text or JSON body ("400 Bad Request: missing topic
+// parameter"), where servers explain what to do.
+func errorLine(err error) string {
+	msg := oneLine(err)
+	var se *sse.StatusError
+	if !errors.As(err, &se) || len(se.Body) == 0 || se.Err != nil {
+		return msg
+	}
+	ct := strings.ToLower(se.Header.Get("Content-Type"))
+	if !strings.HasPrefix(ct, "text/plain") && !strings.Contains(ct, "json") {
+		return msg // HTML error pages say little in one line
+	}
+	body := strings.Join(strings.Fields(strings.ToValidUTF8(string(se.Body), "?")), " ")
+	body = strings.TrimPrefix(strings.TrimPrefix(body, http.StatusText(se.StatusCode)), ": ")
+	if body == "" {
+		return msg
+	}
+	if len(body) > maxErrorBody {
+		body = strings.ToValidUTF8(body[:maxErrorBody], "") + "…"
+	}
+	return msg + ": " + body
 }
 
 // printer writes events in the chosen form, one write per event.

@@ -158,8 +158,19 @@ func TestListenErrors(t *testing.T) {
 		handle func(n int, w http.ResponseWriter, r *http.Request)
 		want   string
 	}{
-		{"404", func(n int, w http.ResponseWriter, r *http.Request) { http.Error(w, "no such\nstream", 404) }, "404"},
+		{"404", func(n int, w http.ResponseWriter, r *http.Request) { http.Error(w, "no such\nstream", 404) }, "404 Not Found: no such stream\n"},
 		{"500", func(n int, w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }, "500"},
+		{"status text body", func(n int, w http.ResponseWriter, r *http.Request) { http.Error(w, "Forbidden", http.StatusForbidden) }, "403 Forbidden\n"},
+		{"json body", func(n int, w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(429)
+			io.WriteString(w, `{"title": "slow down"}`)
+		}, `429 Too Many Requests: {"title": "slow down"}`},
+		{"html body", func(n int, w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(502)
+			io.WriteString(w, "<html><body>bad gateway</body></html>")
+		}, "502 Bad Gateway\n"},
 		{"204 once", func(n int, w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }, "204"},
 		{"content type", func(n int, w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
@@ -351,5 +362,23 @@ func TestListenStopsWhenContextEnds(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("listen did not stop")
+	}
+}
+
+// TestListenShowsWhatTheHubSays: an error response's body, where the hub
+// says what is wrong, is on the error line.
+func TestListenShowsWhatTheHubSays(t *testing.T) {
+	_, base, _ := startInProcess(t, "--store", "memory", "--jwt-key", strings.Repeat("k", 32), "--anonymous")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{base + "/.well-known/mercure"}, "400 Bad Request: mercure: missing topic"},
+		{[]string{"-H", "Authorization: Bearer " + strings.Repeat("x", 50), base + "/.well-known/mercure?topic=a"}, "401 Unauthorized: token is malformed"},
+	} {
+		code, _, errOut := listen(t, append([]string{"--once"}, tc.args...)...)
+		if code != 1 || !strings.Contains(errOut, tc.want) || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("listen %s: exit %d, stderr %q; want 1 and one line with %q", tc.args, code, errOut, tc.want)
+		}
 	}
 }
