@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -31,6 +32,8 @@ type broadcaster struct {
 	subs  map[*bcSub]struct{}
 	kick  int // subscribers disconnected for a full queue
 	ended int // responses ended by the server: queue full or write timeout
+
+	refused atomic.Int64 // publishes refused for their token
 }
 
 type bcSub struct {
@@ -55,6 +58,7 @@ func newBroadcaster(t *testing.T) (*broadcaster, *httptest.Server) {
 	})
 	mux.HandleFunc("POST /.well-known/mercure", func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer "+b.token {
+			b.refused.Add(1)
 			http.Error(w, "bad token", http.StatusUnauthorized)
 			return
 		}

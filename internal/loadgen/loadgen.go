@@ -238,6 +238,15 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice bench: %v\n", err)
 		return exitFailed
 	}
+	if rep.refused != nil {
+		// Every publish would be refused: the run stopped at the first.
+		what := "pass --token with a publisher JWT"
+		if cfg.token != "" {
+			what = "the --token given was refused: pass a valid publisher JWT with --token"
+		}
+		fmt.Fprintf(stderr, "sluice bench: %v\nsluice bench: stopped: %s (for a development hub: --token \"$(sluice token --publish '*')\", run where the hub runs)\n", rep.refused, what)
+		return exitFailed
+	}
 	if cfg.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -465,8 +474,10 @@ func (r *runner) measure(ctx context.Context) (*Report, error) {
 				duration: cfg.duration, size: cfg.size, pipeline: cfg.pipeline,
 				window: cfg.window, readers: int64(readers), delivered: r.delivered,
 			})
-			ok := pub.attempted - pub.errors
-			rep.DrainTimedOut = !r.drain(ctx, int64(readers), ok)
+			if rep.refused = pub.refused; rep.refused == nil {
+				ok := pub.attempted - pub.errors
+				rep.DrainTimedOut = !r.drain(ctx, int64(readers), ok)
+			}
 		}
 	case "subscribe":
 		r.sleep(ctx, cfg.duration)

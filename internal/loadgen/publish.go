@@ -136,6 +136,14 @@ func (c *pubConn) post(ctx context.Context, data []byte) error {
 	return err
 }
 
+// errRefused marks a publish the server refused for want of authorization
+// (401 or 403): the run stops at the first one, since every other publish
+// would be refused too.
+var errRefused = errors.New("refused")
+
+// maxErrorBody bounds the body of an error response read for the message.
+const maxErrorBody = 512
+
 // errClosedPipeline reports pipelined requests the server closed the
 // connection without answering.
 var errClosedPipeline = errors.New("publish: the server closed the connection before answering this pipelined request")
@@ -264,12 +272,22 @@ func (c *pubConn) readResponse() (keepAlive bool, err error) {
 		if status >= 100 && status < 200 {
 			continue // interim response: the final one follows
 		}
+		why := ""
 		switch {
 		case status == 204 || status == 304:
 		case chunked:
 			err = c.discardChunked()
 		case length >= 0:
-			_, err = c.br.Discard(int(length))
+			if status/100 != 2 && length <= maxErrorBody {
+				// An error's short body says what was wrong.
+				var b []byte
+				if b, err = c.br.Peek(int(length)); err == nil {
+					why = strings.Join(strings.Fields(strings.ToValidUTF8(string(b), "?")), " ")
+				}
+			}
+			if err == nil {
+				_, err = c.br.Discard(int(length))
+			}
 		default: // delimited by the end of the connection
 			_, err = io.Copy(io.Discard, c.br)
 			keep = false
@@ -278,6 +296,14 @@ func (c *pubConn) readResponse() (keepAlive bool, err error) {
 			return false, fmt.Errorf("publish: reading the response body: %w", err)
 		}
 		if status/100 != 2 {
+			// Not the reason phrase again ("401 Unauthorized: Unauthorized").
+			_, reason, _ := strings.Cut(statusText, " ")
+			if why = strings.TrimPrefix(strings.TrimPrefix(why, reason), ": "); why != "" {
+				statusText += ": " + why
+			}
+			if status == 401 || status == 403 {
+				return keep, fmt.Errorf("publish: %s answered %s (%w)", c.p.url, statusText, errRefused)
+			}
 			return keep, fmt.Errorf("publish: %s answered %s", c.p.url, statusText)
 		}
 		return keep, nil
@@ -361,6 +387,7 @@ type publishResult struct {
 	attempted  int64
 	errors     int64
 	firstErr   error
+	refused    error         // the first publish refused for want of authorization, which stopped them all
 	firstSend  time.Duration // run time of the first send
 	lastSend   time.Duration // run time of the last send
 	maxLag     time.Duration // how far behind schedule a send started, at worst
@@ -370,9 +397,13 @@ type publishResult struct {
 
 // publish runs plan.publishers goroutines that post events on a shared
 // schedule (event i is due at i/rate after the start) until the plan's
-// limits or ctx end it.
+// limits or ctx end it, or the server refuses a publish for want of
+// authorization.
 func publish(ctx context.Context, e *env, p *poster, plan publishPlan) *publishResult {
 	res := &publishResult{postTimes: newHistogram(), perPubSent: make([]int64, plan.publishers), firstSend: -1}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var refused sync.Once
 	var (
 		next     atomic.Int64
 		mu       sync.Mutex
@@ -477,6 +508,14 @@ func publish(ctx context.Context, e *env, p *poster, plan publishPlan) *publishR
 						failures.Add(1)
 						if firstFailure == nil {
 							firstFailure = err
+						}
+						if errors.Is(err, errRefused) {
+							refused.Do(func() {
+								mu.Lock()
+								res.refused = err
+								mu.Unlock()
+								stop()
+							})
 						}
 					}
 				})

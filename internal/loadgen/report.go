@@ -60,6 +60,10 @@ type Report struct {
 	TimedOut    bool     `json:"timed_out"`   // --max-duration ended the run
 	Interrupted bool     `json:"interrupted"` // the caller cancelled the run
 	Warnings    []string `json:"warnings,omitempty"`
+
+	// refused is the publish refused for want of authorization (401, 403)
+	// that stopped the run; Run reports it instead of the report.
+	refused error
 }
 
 // HubReport is the hub process's resources, sampled from /proc: before

@@ -97,14 +97,23 @@ func TestRunMercure(t *testing.T) {
 		t.Errorf("--pipeline 8: report %+v, want 300 publishes, 1500 deliveries and no anomalies", rep)
 	}
 
-	// A wrong token: every publish fails, which the report and the exit
-	// status say.
-	rep, code, _ = runJSON(t, "--url", sub, "--token", "wrong", "--subscribers", "2", "--events", "3", "--drain", "50ms")
-	if code != exitAnomalous || rep.PublishErrors != 3 || !strings.Contains(rep.PublishError, "401") {
-		t.Errorf("exit %d, %d publish errors (%q), want 3 with 401", code, rep.PublishErrors, rep.PublishError)
+	// A wrong token, or none: the first publish is refused and the run
+	// stops there, saying what to do, without a report.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--token", "wrong"}, "the --token given was refused"},
+		{nil, "pass --token"},
+	} {
+		args := append([]string{"--url", sub, "--subscribers", "2", "--events", "1000", "--rate", "0"}, tc.args...)
+		_, code, stderr := runJSON(t, args...)
+		if code != exitFailed || !strings.Contains(stderr, "401 Unauthorized: bad token") || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%q: exit %d, stderr %q; want %d, the 401 and %q", tc.args, code, stderr, exitFailed, tc.want)
+		}
 	}
-	if rep.Deliveries != 0 || rep.Expected != 0 {
-		t.Errorf("deliveries %d of %d, want none", rep.Deliveries, rep.Expected)
+	if n := b.refused.Load(); n != 2 {
+		t.Errorf("%d refused publishes reached the server in 2 runs, want each stopped at its first refusal", n)
 	}
 }
 
