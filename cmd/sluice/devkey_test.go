@@ -129,3 +129,31 @@ func TestDevKeyErrors(t *testing.T) {
 		t.Errorf("a 5-byte development key: exit %d, %q; want 2 saying to delete it", code, stderr.String())
 	}
 }
+
+// TestShortHMACKeyWarns: an HMAC secret shorter than its algorithm's hash
+// (RFC 7518 §3.2) is accepted with a warning that says what to use; a long
+// enough one, or the development key, gets none.
+func TestShortHMACKeyWarns(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		warn string // "" for none
+	}{
+		{[]string{"--jwt-key", "secret"}, "--jwt-key: this HS256 secret is 6 bytes, shorter than the 32 bytes RFC 7518 requires"},
+		{[]string{"--jwt-key", strings.Repeat("k", 32)}, ""},
+		{[]string{"--jwt-key", strings.Repeat("k", 32), "--jwt-alg", "HS512"}, "this HS512 secret is 32 bytes, shorter than the 64"},
+		{[]string{"--publisher-jwt-key", strings.Repeat("k", 32), "--subscriber-jwt-key", "short"}, "--subscriber-jwt-key: this HS256 secret is 5 bytes"},
+		{[]string{"--store", "memory"}, ""}, // development mode
+		{[]string{"--store", "memory", "--jwt-alg", "HS512"}, ""},
+	} {
+		c := mustConfig(t, tc.args, nil)
+		got := strings.Join(c.warnings, "\n")
+		if (tc.warn == "") != (got == "") || !strings.Contains(got, tc.warn) {
+			t.Errorf("%q: warnings %q, want %q", tc.args, got, tc.warn)
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := tokenMain([]string{"--jwt-key", "secret", "--publish", "*"}, env(nil), &out, &errOut); code != 0 ||
+		!strings.Contains(errOut.String(), "sluice token: warning: --jwt-key: this HS256 secret is 6 bytes") {
+		t.Errorf("token with a short key: exit %d, stderr %q", code, errOut.String())
+	}
+}

@@ -104,6 +104,7 @@ func publishMain(ctx context.Context, args []string, lookupEnv func(string) (str
 		if err != nil {
 			return usageErr("%v", err)
 		}
+		warnShortKey(stderr, "publish", material, *alg)
 		if *token, err = mercure.NewToken(material, *alg, []string(topics), nil, 5*time.Minute); err != nil {
 			return usageErr("%v", err)
 		}

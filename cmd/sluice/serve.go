@@ -439,6 +439,9 @@ func (c *serveConfig) parseKeys() error {
 		if err != nil {
 			return nil, fmt.Errorf("--%s: %w", flagName, err)
 		}
+		if w := shortHMACKey(flagName, k, material); w != "" {
+			c.warnings = append(c.warnings, w)
+		}
 		return &k, nil
 	}
 	if c.pubKey, err = parse(pubFlag, pub); err != nil {
@@ -446,6 +449,20 @@ func (c *serveConfig) parseKeys() error {
 	}
 	c.subKey, err = parse(subFlag, sub)
 	return err
+}
+
+// shortHMACKey returns a warning when material, the secret of k, is
+// shorter than the hash of k's HMAC algorithm, which RFC 7518 §3.2
+// requires ("" otherwise): a short secret can be guessed offline by anyone
+// who holds one token it signed.
+func shortHMACKey(flagName string, k mercure.Key, material []byte) string {
+	size := map[string]int{"HS256": 32, "HS384": 48, "HS512": 64}[k.Alg()]
+	if len(material) >= size {
+		return ""
+	}
+	return fmt.Sprintf("--%s: this %s secret is %d bytes, shorter than the %d bytes RFC 7518 requires: "+
+		"anyone holding a token it signed can guess it offline; use at least %d random bytes (openssl rand -hex %d)",
+		flagName, k.Alg(), len(material), size, size, size)
 }
 
 // loopbackAddr reports whether the host of addr is a loopback address

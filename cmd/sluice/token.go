@@ -100,6 +100,9 @@ func tokenMain(args []string, lookupEnv func(string) (string, bool), stdout, std
 		fmt.Fprintf(stderr, "sluice token: %v\n", err)
 		return 2
 	}
+	if *key != "" {
+		warnShortKey(stderr, "token", material, *alg)
+	}
 	tok, err := mercure.NewToken(material, *alg, []string(publish), []string(subscribe), *ttl)
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice token: %v\n", err)
@@ -134,4 +137,14 @@ func tokenDevKey(dsn string, stderr io.Writer) ([]byte, error) {
 	}
 	fmt.Fprintf(stderr, "sluice token: signed with the development key in %s\n", path)
 	return []byte(key), nil
+}
+
+// warnShortKey writes shortHMACKey's warning, if any, for --jwt-key of the
+// command cmd.
+func warnShortKey(stderr io.Writer, cmd string, material []byte, alg string) {
+	if k, err := mercure.ParseKey(material, alg); err == nil {
+		if w := shortHMACKey("jwt-key", k, material); w != "" {
+			fmt.Fprintf(stderr, "sluice %s: warning: %s\n", cmd, w)
+		}
+	}
 }
