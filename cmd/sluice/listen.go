@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/sluicehq/sluice/internal/flagusage"
 	"github.com/sluicehq/sluice/sse"
 )
 
@@ -70,7 +71,7 @@ func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), listenUsage)
-		fs.PrintDefaults()
+		flagusage.Print(fs.Output(), fs, nil)
 	}
 	jsonOut := fs.Bool("json", false, "print one JSON object per event per line")
 	once := fs.Bool("once", false, "do not reconnect: end with the first connection")
@@ -80,7 +81,7 @@ func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	method := fs.String("method", "", "HTTP method (default GET, or POST with --data)")
 	data := fs.String("data", "", "request body (a request other than GET is sent once)")
 	headers := headerFlags{}
-	fs.Var(headers, "H", "add a request header 'Name: value' (repeatable)")
+	fs.Var(headers, "H", "add a request `header` 'Name: value' (repeatable)")
 
 	// Flags may come before and after the URL.
 	var rest []string

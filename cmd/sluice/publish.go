@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/flagusage"
 	"github.com/sluicehq/sluice/mercure"
 )
 
@@ -44,9 +45,9 @@ func publishMain(ctx context.Context, args []string, lookupEnv func(string) (str
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), publishUsage)
-		fs.PrintDefaults()
+		flagusage.Print(fs.Output(), fs, envOf(tokenEnvFlags))
 	}
-	hubURL := fs.String("hub", "", "hub `URL` [SLUICE_HUB]")
+	hubURL := fs.String("hub", "", "hub `URL`")
 	var topics listFlag
 	fs.Var(&topics, "topic", "`topic` of the update (repeatable; the first is canonical)")
 	data := fs.String("data", "", "the update's data (- reads standard input)")
@@ -54,9 +55,9 @@ func publishMain(ctx context.Context, args []string, lookupEnv func(string) (str
 	typ := fs.String("type", "", "SSE event `type`")
 	retry := fs.Duration("retry", 0, "reconnection time sent with the update")
 	private := fs.Bool("private", false, "deliver only to subscribers authorized for the topic")
-	token := fs.String("token", "", "publisher `JWT` [SLUICE_TOKEN]")
-	key := fs.String("jwt-key", "", "mint a token with this `key` instead of --token [SLUICE_JWT_KEY]")
-	alg := fs.String("jwt-alg", "", "JWT `algorithm` for --jwt-key (default HS256) [SLUICE_JWT_ALG]")
+	token := fs.String("token", "", "publisher `JWT`")
+	key := fs.String("jwt-key", "", "mint a token with this `key` instead of --token")
+	alg := fs.String("jwt-alg", "", "JWT `algorithm` for --jwt-key (default HS256)")
 	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/flagusage"
 	"github.com/sluicehq/sluice/mercure"
 	"github.com/sluicehq/sluice/store/natsstore"
 	"github.com/sluicehq/sluice/store/redisstore"
@@ -179,15 +180,7 @@ func newServeFlags(c *serveConfig, stderr io.Writer) (*flag.FlagSet, *string) {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), serveUsage)
-		fs.VisitAll(func(f *flag.Flag) {
-			name, usage := flag.UnquoteUsage(f)
-			fmt.Fprintf(fs.Output(), "  --%s %s\t[%s]\n", f.Name, name, envName(f.Name))
-			fmt.Fprintf(fs.Output(), "    \t%s", strings.ReplaceAll(usage, "\n", "\n    \t"))
-			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "[]" {
-				fmt.Fprintf(fs.Output(), " (default %s)", f.DefValue)
-			}
-			fmt.Fprintln(fs.Output())
-		})
+		flagusage.Print(fs.Output(), fs, envName)
 	}
 	fs.StringVar(&c.addr, "addr", "localhost:8080", "`address` to listen on (host:port)")
 	fs.StringVar(&c.storeDSN, "store", defaultStoreDSN, "event store `DSN`: bolt:PATH, memory, redis://… or nats://…")
@@ -196,12 +189,12 @@ func newServeFlags(c *serveConfig, stderr io.Writer) (*flag.FlagSet, *string) {
 	fs.StringVar(&c.subscriberKey, "subscriber-jwt-key", "", "JWT `key` for subscribers, instead of --jwt-key")
 	c.jwks.register(fs)
 	fs.StringVar(&c.jwtAlg, "jwt-alg", "", "JWT `algorithm` of the keys: HS256/384/512 for secrets, RS256, PS256, ES256, EdDSA… for PEM keys (default HS256)")
-	fs.Var((*listFlag)(&c.issuers), "jwt-issuer", "trusted iss of tokens (comma-separated, repeatable): modern tokens need one; when set, classic tokens must carry one too")
+	fs.Var((*listFlag)(&c.issuers), "jwt-issuer", "trusted `iss` of tokens (comma-separated, repeatable): modern tokens need one; when set, classic tokens must carry one too")
 	fs.StringVar(&c.audience, "jwt-audience", "", "aud modern access tokens must carry: the hub's absolute `URL` (default: derived per request); when set, classic tokens must carry it too")
 	fs.BoolVar(&c.classicLax, "jwt-classic-skip-iss-aud", false, "accept classic tokens without the iss and aud that --jwt-issuer and --jwt-audience otherwise require of them too (modern tokens are checked either way)")
 	fs.BoolVar(&c.anonymous, "anonymous", false, "let subscribers without a token receive public updates (on in development mode)")
-	fs.Var((*listFlag)(&c.corsOrigins), "cors-origins", "origins allowed to make cross-origin requests: exact, * or https://*.example.com (comma-separated)")
-	fs.Var((*listFlag)(&c.publishOrigins), "publish-origins", "origins allowed to publish with a cookie token (comma-separated)")
+	fs.Var((*listFlag)(&c.corsOrigins), "cors-origins", "`origins` allowed to make cross-origin requests: exact, * or https://*.example.com (comma-separated)")
+	fs.Var((*listFlag)(&c.publishOrigins), "publish-origins", "`origins` allowed to publish with a cookie token (comma-separated)")
 	fs.DurationVar(&c.heartbeat, "heartbeat", defaultHeartbeat, "interval of the keep-alive comment on idle streams (0: none)")
 	fs.IntVar(&c.historySize, "history-size", 0, "events the store retains (0: the store's default, 1000000 for bolt, redis and nats, 100000 for memory)")
 	fs.IntVar(&c.queueEvents, "queue-events", 0, "live events queued per subscriber before it counts as slow and is disconnected, to resume by Last-Event-ID (0: the engine's default, 1024)")

@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/flagusage"
 	"github.com/sluicehq/sluice/mercure"
 )
 
@@ -37,6 +38,17 @@ Flags:
 // tokenEnvFlags are the flags of token and publish read from SLUICE_*.
 var tokenEnvFlags = map[string]bool{"jwt-key": true, "jwt-alg": true, "hub": true, "token": true, "store": true}
 
+// envOf returns the environment variable of the flags in names, for
+// flagusage.Print.
+func envOf(names map[string]bool) func(string) string {
+	return func(name string) string {
+		if names[name] {
+			return envName(name)
+		}
+		return ""
+	}
+}
+
 // applyEnvOnly is applyEnv restricted to the flags in names.
 func applyEnvOnly(fs *flag.FlagSet, names map[string]bool, lookupEnv func(string) (string, bool)) error {
 	return applyEnv(fs, func(k string) (string, bool) {
@@ -59,10 +71,10 @@ func tokenMain(args []string, lookupEnv func(string) (string, bool), stdout, std
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), tokenUsage)
-		fs.PrintDefaults()
+		flagusage.Print(fs.Output(), fs, envOf(tokenEnvFlags))
 	}
-	key := fs.String("jwt-key", "", "signing `key`: HMAC secret, PEM private key, or @PATH [SLUICE_JWT_KEY]")
-	alg := fs.String("jwt-alg", "", "JWT `algorithm` (default HS256 for secrets) [SLUICE_JWT_ALG]")
+	key := fs.String("jwt-key", "", "signing `key`: HMAC secret, PEM private key, or @PATH")
+	alg := fs.String("jwt-alg", "", "JWT `algorithm` (default HS256 for secrets)")
 	var publish, subscribe listFlag
 	fs.Var(&publish, "publish", "`topic` the token may publish to (repeatable, comma-separated)")
 	fs.Var(&subscribe, "subscribe", "`topic` whose private updates the token may receive (repeatable, comma-separated)")

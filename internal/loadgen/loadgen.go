@@ -29,6 +29,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/flagusage"
 )
 
 // Exit codes of Run.
@@ -109,7 +111,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usageHeader)
-		fs.PrintDefaults()
+		flagusage.Print(stderr, fs, nil)
 	}
 	fs.StringVar(&c.url, "url", "", "the SSE `URL` subscribers GET (required)")
 	fs.IntVar(&c.subscribers, "subscribers", 100, "number of subscriber connections")
