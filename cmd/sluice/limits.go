@@ -41,7 +41,7 @@ func (l *limits) register(fs *flag.FlagSet) {
 // MaxTopicParams default to the engine's MaxTopics).
 const (
 	defaultHeartbeat        = 40 * time.Second
-	defaultWriteTimeout     = 5 * time.Second
+	defaultDispatchTimeout  = 5 * time.Second
 	defaultMaxLifetime      = 10 * time.Minute
 	defaultMaxPublishTopics = 1000
 	defaultMaxTopics        = 1000

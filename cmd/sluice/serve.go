@@ -99,7 +99,7 @@ type serveConfig struct {
 	subscriptions   bool
 	tlsCert         string
 	tlsKey          string
-	writeTimeout    time.Duration
+	dispatchTimeout time.Duration
 	readTimeout     time.Duration
 	maxLifetime     time.Duration
 	publishFailWin  time.Duration
@@ -202,7 +202,8 @@ func newServeFlags(c *serveConfig, stderr io.Writer) (*flag.FlagSet, *string) {
 	c.limits.register(fs)
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM); serve HTTPS with --tls-key")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
-	fs.DurationVar(&c.writeTimeout, "write-timeout", defaultWriteTimeout, "bound on each write to a subscriber; a slower one is disconnected and resumes")
+	fs.DurationVar(&c.dispatchTimeout, "dispatch-timeout", defaultDispatchTimeout, "bound on each write to a subscriber (Mercure's dispatch_timeout); a slower one is disconnected and resumes")
+	fs.Duration(legacyWriteTimeout, 0, "deprecated: the old name of --dispatch-timeout; Mercure's write_timeout, the connection lifetime, is --max-lifetime")
 	fs.DurationVar(&c.readTimeout, "read-timeout", mercure.DefaultReadTimeout, "bound on receiving a request's headers, and again on receiving its body (publish forms, QUERY parameters); a slower client gets 408 and is disconnected")
 	fs.DurationVar(&c.publishFailWin, "publish-failure-window", defaultPublishFailureWindow, "/healthz answers 503 while the last store append failed less than this long ago and none succeeded since (0: publish failures do not affect /healthz)")
 	fs.DurationVar(&c.maxLifetime, "max-lifetime", defaultMaxLifetime, "end each subscriber connection after this long with a retry, so connections rotate (0: no limit)")
@@ -235,6 +236,10 @@ func parseServeConfig(args []string, lookupEnv func(string) (string, bool), stde
 		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
 		return nil, 2
 	}
+	if err := c.legacyFlags(fs); err != nil {
+		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
+		return nil, 2
+	}
 	if err := c.level(*level); err != nil {
 		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
 		return nil, 2
@@ -244,6 +249,33 @@ func parseServeConfig(args []string, lookupEnv func(string) (string, bool), stde
 		return nil, 2
 	}
 	return c, 0
+}
+
+// legacyWriteTimeout is the old name of --dispatch-timeout, which a Mercure
+// user would read as Mercure's write_timeout (the connection lifetime,
+// --max-lifetime).
+const legacyWriteTimeout = "write-timeout"
+
+// legacyFlags applies the deprecated flags given on the command line or
+// in the environment, with a warning saying what to use instead.
+func (c *serveConfig) legacyFlags(fs *flag.FlagSet) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set[legacyWriteTimeout] {
+		return nil
+	}
+	msg := "--write-timeout (SLUICE_WRITE_TIMEOUT) is deprecated: it bounds each write to a subscriber, Mercure's dispatch_timeout, " +
+		"now --dispatch-timeout (SLUICE_DISPATCH_TIMEOUT); Mercure's write_timeout, the connection lifetime, is --max-lifetime"
+	if set["dispatch-timeout"] {
+		c.warnings = append(c.warnings, msg+"; ignored, since --dispatch-timeout is set")
+		return nil
+	}
+	c.dispatchTimeout = fs.Lookup(legacyWriteTimeout).Value.(flag.Getter).Get().(time.Duration)
+	c.warnings = append(c.warnings, msg)
+	if c.dispatchTimeout <= 0 {
+		return errors.New("--write-timeout: must be positive")
+	}
+	return nil
 }
 
 func (c *serveConfig) level(s string) error {
@@ -280,7 +312,7 @@ func (c *serveConfig) validate() error {
 		return fmt.Errorf("--log-format: want text or json, got %q", c.logFormat)
 	}
 	for name, d := range map[string]time.Duration{
-		"--heartbeat": c.heartbeat, "--write-timeout": c.writeTimeout,
+		"--heartbeat": c.heartbeat, "--dispatch-timeout": c.dispatchTimeout,
 		"--max-lifetime": c.maxLifetime, "--shutdown-timeout": c.shutdownTimeout,
 		"--read-timeout": c.readTimeout, "--publish-failure-window": c.publishFailWin,
 	} {
@@ -288,8 +320,8 @@ func (c *serveConfig) validate() error {
 			return fmt.Errorf("%s: must not be negative, got %v", name, d)
 		}
 	}
-	if c.writeTimeout == 0 {
-		return errors.New("--write-timeout: must be positive")
+	if c.dispatchTimeout == 0 {
+		return errors.New("--dispatch-timeout: must be positive")
 	}
 	if c.readTimeout == 0 {
 		return errors.New("--read-timeout: must be positive")

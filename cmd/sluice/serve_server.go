@@ -170,7 +170,7 @@ func newServerOn(cfg *serveConfig, log *slog.Logger, st store.Store) (*hubServer
 		TLSConfig:         cfg.tlsConfig,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		// No WriteTimeout: event streams are long-lived; the hub bounds
-		// each write itself (--write-timeout).
+		// each write itself (--dispatch-timeout).
 	}
 	if cfg.pprofAddr != "" {
 		if s.pprofLn, err = net.Listen("tcp", cfg.pprofAddr); err != nil {
@@ -211,7 +211,7 @@ func (cfg *serveConfig) engineConfig(st store.Store, metrics *prommetrics.Metric
 		Logger:       log,
 		QueueEvents:  cfg.queueEvents,
 		Heartbeat:    heartbeat,
-		WriteTimeout: cfg.writeTimeout,
+		WriteTimeout: cfg.dispatchTimeout,
 		MaxLifetime:  cfg.maxLifetime, // 0: none
 		// One update's topics, and one subscription's exact topics.
 		MaxTopics:    max(cfg.limits.maxPublishTopics, cfg.limits.maxTopics+cfg.limits.maxSelectors),
@@ -355,7 +355,7 @@ func (s *hubServer) logStart(url string) {
 				verb = "generated"
 			}
 			s.log.Warn("DEVELOPMENT MODE: no JWT key configured, so the hub signs with the development key "+verb+" in "+d.keyFile+
-				" (tokens stay valid across restarts; \"sluice token --store "+s.cfg.storeDSN+"\" signs with it) "+
+				" (its tokens stay valid across restarts, and \"sluice token\" run with the same --store signs with it) "+
 				"and anonymous subscribers are allowed; set --jwt-key (SLUICE_JWT_KEY) for anything else", "key_file", d.keyFile)
 		}
 		s.log.Warn("development publisher token (publish and subscribe to every topic)", "token", d.publisherToken)

@@ -47,8 +47,8 @@ func TestServeDefaults(t *testing.T) {
 	if c.dev == nil || !c.anonymous || c.pubKey == nil || c.subKey == nil || !c.classicLax {
 		t.Fatalf("no key on localhost: want development mode with keys and anonymous subscribers, got dev=%v anonymous=%v", c.dev, c.anonymous)
 	}
-	if c.heartbeat != defaultHeartbeat || c.writeTimeout != defaultWriteTimeout || c.maxLifetime != defaultMaxLifetime {
-		t.Errorf("timings %v %v %v, want the mercure defaults", c.heartbeat, c.writeTimeout, c.maxLifetime)
+	if c.heartbeat != defaultHeartbeat || c.dispatchTimeout != defaultDispatchTimeout || c.maxLifetime != defaultMaxLifetime {
+		t.Errorf("timings %v %v %v, want the mercure defaults", c.heartbeat, c.dispatchTimeout, c.maxLifetime)
 	}
 	// Two runs on one store share the key, kept beside the store.
 	if d := mustConfig(t, nil, nil); d.dev.key != c.dev.key || d.dev.keyFile != "./sluice.db.dev-key" {
@@ -129,7 +129,9 @@ func TestServeConfigErrors(t *testing.T) {
 		{"secret with rs256", []string{"--jwt-key", "s3cret", "--jwt-alg", "RS256"}, nil, "invalid key"},
 		{"bad duration env", nil, map[string]string{"SLUICE_HEARTBEAT": "soon"}, "SLUICE_HEARTBEAT"},
 		{"bad bool env", nil, map[string]string{"SLUICE_ANONYMOUS": "maybe"}, "SLUICE_ANONYMOUS"},
-		{"negative duration", []string{"--write-timeout", "-1s"}, nil, "--write-timeout"},
+		{"negative duration", []string{"--dispatch-timeout", "-1s"}, nil, "--dispatch-timeout"},
+		{"zero dispatch timeout", []string{"--dispatch-timeout", "0"}, nil, "--dispatch-timeout: must be positive"},
+		{"negative legacy write timeout", []string{"--write-timeout", "-1s"}, nil, "--write-timeout: must be positive"},
 		{"bad addr", []string{"--addr", "nocolon"}, nil, "--addr"},
 		{"bad log format", []string{"--log-format", "xml"}, nil, "--log-format"},
 		{"bad log level", []string{"--log-level", "loud"}, nil, "--log-level"},
@@ -548,6 +550,34 @@ func testServeSharedStore(t *testing.T, kind string) {
 		e, err := next()
 		if err != nil || e.ID != ids[i] || e.Data != fmt.Sprint(i) {
 			t.Fatalf("got %+v, %v; want %s %d", e, err, ids[i], i)
+		}
+	}
+}
+
+// TestDispatchTimeoutAndItsOldName: --dispatch-timeout is Mercure's
+// dispatch_timeout; its old name --write-timeout (which a Mercure user
+// reads as write_timeout, the lifetime: --max-lifetime) still sets it, with
+// a warning that says so, and yields to the new name.
+func TestDispatchTimeoutAndItsOldName(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want time.Duration
+		warn string
+	}{
+		{[]string{"--dispatch-timeout", "7s"}, nil, 7 * time.Second, ""},
+		{nil, map[string]string{"SLUICE_DISPATCH_TIMEOUT": "8s"}, 8 * time.Second, ""},
+		{[]string{"--write-timeout", "9s"}, nil, 9 * time.Second, "deprecated"},
+		{nil, map[string]string{"SLUICE_WRITE_TIMEOUT": "600s"}, 600 * time.Second, "Mercure's write_timeout, the connection lifetime, is --max-lifetime"},
+		{[]string{"--write-timeout", "9s", "--dispatch-timeout", "3s"}, nil, 3 * time.Second, "ignored"},
+	} {
+		c := mustConfig(t, append([]string{"--store", "memory"}, tc.args...), tc.env)
+		warnings := strings.Join(c.warnings, "\n")
+		if c.dispatchTimeout != tc.want || !strings.Contains(warnings, tc.warn) || (tc.warn == "" && warnings != "") {
+			t.Errorf("%q %v: dispatch timeout %v, warnings %q; want %v and %q", tc.args, tc.env, c.dispatchTimeout, warnings, tc.want, tc.warn)
+		}
+		if got := c.engineConfig(nil, nil, discardLogger()).WriteTimeout; got != tc.want {
+			t.Errorf("%q: the engine's WriteTimeout is %v, want %v", tc.args, got, tc.want)
 		}
 	}
 }
