@@ -136,10 +136,12 @@ func (c *pubConn) post(ctx context.Context, data []byte) error {
 	return err
 }
 
-// errRefused marks a publish the server refused for want of authorization
+// refusedError is a publish the server refused for want of authorization
 // (401 or 403): the run stops at the first one, since every other publish
 // would be refused too.
-var errRefused = errors.New("refused")
+type refusedError struct{ msg string }
+
+func (e *refusedError) Error() string { return e.msg }
 
 // maxErrorBody bounds the body of an error response read for the message.
 const maxErrorBody = 512
@@ -302,7 +304,7 @@ func (c *pubConn) readResponse() (keepAlive bool, err error) {
 				statusText += ": " + why
 			}
 			if status == 401 || status == 403 {
-				return keep, fmt.Errorf("publish: %s answered %s (%w)", c.p.url, statusText, errRefused)
+				return keep, &refusedError{fmt.Sprintf("publish: %s answered %s", c.p.url, statusText)}
 			}
 			return keep, fmt.Errorf("publish: %s answered %s", c.p.url, statusText)
 		}
@@ -509,7 +511,7 @@ func publish(ctx context.Context, e *env, p *poster, plan publishPlan) *publishR
 						if firstFailure == nil {
 							firstFailure = err
 						}
-						if errors.Is(err, errRefused) {
+						if re := (*refusedError)(nil); errors.As(err, &re) {
 							refused.Do(func() {
 								mu.Lock()
 								res.refused = err
