@@ -448,8 +448,9 @@ func (c *serveConfig) parseKeys() error {
 		c.dev.key, c.dev.publisherToken, c.dev.subscriberToken = pub, pubTok, subTok
 		c.anonymous = true
 		// The development tokens are classic ones without iss or aud; only
-		// this process knows the key that signs them, so --jwt-issuer and
-		// --jwt-audience need not refuse them.
+		// this process, and who may read its key file (mode 0600), knows the
+		// key that signs them, so --jwt-issuer and --jwt-audience need not
+		// refuse them.
 		c.classicLax = true
 	}
 	parse := func(flagName, v string) (*mercure.Key, error) {
