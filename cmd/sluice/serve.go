@@ -417,7 +417,7 @@ func (c *serveConfig) parseKeys() error {
 	if pub == "" && sub == "" && c.jwks.pubURL == "" && c.jwks.subURL == "" {
 		if !loopbackAddr(c.addr) {
 			return fmt.Errorf("no JWT key configured and --addr %q is not a loopback address: "+
-				"set --jwt-key (SLUICE_JWT_KEY) or --publisher-jwt-key/--subscriber-jwt-key, "+
+				"set --jwt-key (SLUICE_JWT_KEY), --publisher-jwt-key/--subscriber-jwt-key or --jwt-jwks-url, "+
 				"or listen on localhost for development mode", c.addr)
 		}
 		if c.jwtAlg != "" && !strings.HasPrefix(c.jwtAlg, "HS") {
