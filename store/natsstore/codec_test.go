@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/sluicehq/sluice/store"
 )
 
@@ -92,7 +94,27 @@ func TestParseDSN(t *testing.T) {
 	if u != "nats://user:pw@n1:4222,nats://n2:4222" || cfg.Stream != "EVENTS" || cfg.Subject != "app.ev" || cfg.MaxMsgs != 1000 || cfg.MaxBytes != 4096 || cfg.MaxAge != 24*time.Hour {
 		t.Fatalf("ParseDSN = %q, %+v", u, cfg)
 	}
-	for _, bad := range []string{"nats://h?max_msgs=x", "nats://h?max_age=forever", "nats://h?color=blue", "nats://h?stream=%zz"} {
+	// The options of a cluster's operator: replicas, storage, credentials,
+	// NKeys, TLS files.
+	for _, c := range []struct {
+		dsn  string
+		want Config
+	}{
+		{"nats://n1,nats://n2,nats://n3?replicas=3", Config{Replicas: 3}},
+		{"nats://h?replicas=1&storage=memory", Config{Replicas: 1, Storage: jetstream.MemoryStorage}},
+		{"nats://h?storage=file", Config{Storage: jetstream.FileStorage}},
+		{"nats://h?creds=/etc/sluice/nats.creds", Config{CredsFile: "/etc/sluice/nats.creds"}},
+		{"nats://h?nkey=/etc/sluice/seed.nk", Config{NKeySeedFile: "/etc/sluice/seed.nk"}},
+		{"tls://h?tls_ca=ca.pem&tls_cert=c.pem&tls_key=c.key", Config{TLSCAFile: "ca.pem", TLSCertFile: "c.pem", TLSKeyFile: "c.key"}},
+	} {
+		_, cfg, err := ParseDSN(c.dsn)
+		if err != nil || cfg.Replicas != c.want.Replicas || cfg.Storage != c.want.Storage || cfg.CredsFile != c.want.CredsFile ||
+			cfg.NKeySeedFile != c.want.NKeySeedFile || cfg.TLSCAFile != c.want.TLSCAFile || cfg.TLSCertFile != c.want.TLSCertFile || cfg.TLSKeyFile != c.want.TLSKeyFile {
+			t.Errorf("ParseDSN(%q) = %+v, %v; want %+v", c.dsn, cfg, err, c.want)
+		}
+	}
+	for _, bad := range []string{"nats://h?max_msgs=x", "nats://h?max_age=forever", "nats://h?color=blue", "nats://h?stream=%zz",
+		"nats://h?replicas=0", "nats://h?replicas=three", "nats://h?storage=disk", "nats://h?tls_cert=c.pem", "nats://h?tls_key=c.key"} {
 		if _, _, err := ParseDSN(bad); err == nil {
 			t.Errorf("ParseDSN(%q) succeeded", bad)
 		}

@@ -73,6 +73,27 @@
 // recreated after the last sequence it yielded, with capped exponential
 // backoff and jitter, logged through slog. File storage keeps acknowledged
 // events across a server restart.
+//
+// # High availability
+//
+// In a NATS cluster (JetStream on each server) give the stream replicas
+// (Config.Replicas, replicas=3 in a DSN) and list several servers in the
+// URL. JetStream acknowledges a publish once a majority of the stream's
+// replicas stored it, and its followers read only what a majority stored,
+// so a stream leader's death loses nothing acknowledged and nothing a
+// hub delivered: the remaining replicas elect a new leader (a few
+// seconds), the client reconnects to a live server, publishes resume, and
+// each Follow resumes after the last event it yielded, without a gap or
+// a duplicate. During the election appends wait, up to Config.AckTimeout,
+// then fail (an append whose acknowledgement was lost may or may not be
+// in the stream); the measured stall is in BENCHMARKS.md. With one replica
+// the stream is unavailable while its server is down.
+//
+// A Follow that comes back after an outage checks that the stream is the
+// one it read: the same epoch, and a last sequence not below the last one
+// it yielded. A stream that lost events (restored from an older copy, a
+// memory stream restarted) ends the Follow with [store.ErrUnknownID],
+// never a silent renumbering of delivered positions.
 package natsstore
 
 import (
@@ -135,8 +156,32 @@ type Config struct {
 	MaxBytes int64
 	// MaxAge is the longest an event is retained. Zero means no age limit.
 	MaxAge time.Duration
-	// Replicas is the stream's replica count in a NATS cluster. Zero means 1.
+	// Replicas is the stream's replica count in a NATS cluster (1 to 5;
+	// the server refuses more). Zero means 1. With 3 replicas an append is
+	// acknowledged once a majority of them stored it, and the stream keeps
+	// every acknowledged event while a majority lives: see the package
+	// doc's High availability.
 	Replicas int
+	// Storage is the stream's storage: jetstream.FileStorage (the zero
+	// value) keeps acknowledged events across server restarts;
+	// jetstream.MemoryStorage keeps them only in the servers' memory (with
+	// Replicas > 1, as long as a majority of the replicas runs). The
+	// storage of an existing stream cannot be changed: Open fails.
+	Storage jetstream.StorageType
+	// CredsFile is a NATS credentials file (a user JWT and its NKey seed),
+	// read as nats.UserCredentials does. Empty means none.
+	CredsFile string
+	// NKeySeedFile is a file holding an NKey seed, to authenticate with
+	// that NKey. Empty means none.
+	NKeySeedFile string
+	// TLSCAFile is a PEM file of the CAs that sign the servers'
+	// certificates, instead of the system's. TLSCertFile and TLSKeyFile are
+	// a client certificate and its key, for servers that verify clients.
+	// Setting any of them requires TLS (as does a tls:// URL).
+	TLSCAFile, TLSCertFile, TLSKeyFile string
+	// Options are more options of the NATS connection, applied after the
+	// store's own (and so winning over them).
+	Options []nats.Option
 	// Now is the clock for Event.Time and for applying MaxAge on reads. Nil
 	// means time.Now.
 	Now func() time.Time
@@ -192,14 +237,19 @@ var (
 )
 
 // ParseDSN splits a DSN into the NATS URL and the store settings carried in
-// its query: stream, subject, max_msgs, max_bytes (integers) and max_age (a
-// Go duration). For example
+// its query: stream, subject, max_msgs, max_bytes (integers), max_age (a
+// Go duration), replicas (an integer, Config.Replicas), storage ("file" or
+// "memory"), creds (a credentials file), nkey (an NKey seed file), tls_ca,
+// tls_cert and tls_key (PEM files). For example
 //
 //	nats://user:secret@nats1:4222?stream=EVENTS&max_age=24h
 //	tls://nats1:4222?stream=EVENTS&subject=app.events
+//	nats://n1:4222,nats://n2:4222,nats://n3:4222?replicas=3&creds=/etc/sluice/nats.creds
+//	tls://n1:4222,tls://n2:4222?replicas=3&tls_ca=ca.pem&tls_cert=c.pem&tls_key=c.key
 //
 // Several servers may be given separated by commas, as nats.Connect
-// accepts; the query goes after the last one.
+// accepts (the client tries them all, and learns the rest of a cluster
+// from the one it reaches); the query goes after the last one.
 func ParseDSN(dsn string) (natsURL string, cfg Config, err error) {
 	base, query, _ := strings.Cut(dsn, "?")
 	q, err := url.ParseQuery(query)
@@ -219,12 +269,39 @@ func ParseDSN(dsn string) (natsURL string, cfg Config, err error) {
 			cfg.MaxBytes, err = strconv.ParseInt(v, 10, 64)
 		case "max_age":
 			cfg.MaxAge, err = time.ParseDuration(v)
+		case "replicas":
+			cfg.Replicas, err = strconv.Atoi(v)
+			if err == nil && cfg.Replicas < 1 {
+				err = fmt.Errorf("%d: want 1 or more", cfg.Replicas)
+			}
+		case "storage":
+			switch v {
+			case "file":
+				cfg.Storage = jetstream.FileStorage
+			case "memory":
+				cfg.Storage = jetstream.MemoryStorage
+			default:
+				err = fmt.Errorf("%q: want file or memory", v)
+			}
+		case "creds":
+			cfg.CredsFile = v
+		case "nkey":
+			cfg.NKeySeedFile = v
+		case "tls_ca":
+			cfg.TLSCAFile = v
+		case "tls_cert":
+			cfg.TLSCertFile = v
+		case "tls_key":
+			cfg.TLSKeyFile = v
 		default:
 			return "", Config{}, fmt.Errorf("natsstore: parse DSN: unknown parameter %q", k)
 		}
 		if err != nil {
 			return "", Config{}, fmt.Errorf("natsstore: parse DSN: %s: %w", k, err)
 		}
+	}
+	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
+		return "", Config{}, errors.New("natsstore: parse DSN: tls_cert and tls_key go together")
 	}
 	return base, cfg, nil
 }
@@ -253,6 +330,23 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 	}
 	if cfg.MaxAge == 0 {
 		cfg.MaxAge = dcfg.MaxAge
+	}
+	if cfg.Replicas == 0 {
+		cfg.Replicas = dcfg.Replicas
+	}
+	if cfg.Storage == jetstream.FileStorage {
+		cfg.Storage = dcfg.Storage
+	}
+	for _, f := range []struct {
+		dst *string
+		v   string
+	}{
+		{&cfg.CredsFile, dcfg.CredsFile}, {&cfg.NKeySeedFile, dcfg.NKeySeedFile},
+		{&cfg.TLSCAFile, dcfg.TLSCAFile}, {&cfg.TLSCertFile, dcfg.TLSCertFile}, {&cfg.TLSKeyFile, dcfg.TLSKeyFile},
+	} {
+		if *f.dst == "" {
+			*f.dst = f.v
+		}
 	}
 	if cfg.Stream == "" {
 		cfg.Stream = DefaultStream
@@ -317,6 +411,11 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		opts = append(opts, nats.Timeout(max(time.Until(dl), time.Millisecond)))
 	}
+	auth, err := authOptions(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(append(opts, auth...), cfg.Options...)
 	s.nc, err = nats.Connect(u, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("natsstore: open: connect: %w", err)
@@ -338,7 +437,7 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 	s.stream, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        cfg.Stream,
 		Subjects:    []string{cfg.Subject + ".>"},
-		Storage:     jetstream.FileStorage,
+		Storage:     cfg.Storage,
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,
 		MaxMsgs:     maxMsgs,
@@ -355,6 +454,29 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 	s.setEpoch(info.Created)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
+}
+
+// authOptions returns the connection options of cfg's credentials and TLS
+// files.
+func authOptions(cfg *Config) ([]nats.Option, error) {
+	var opts []nats.Option
+	if cfg.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+	}
+	if cfg.NKeySeedFile != "" {
+		o, err := nats.NkeyOptionFromSeed(cfg.NKeySeedFile)
+		if err != nil {
+			return nil, fmt.Errorf("natsstore: open: nkey seed: %w", err)
+		}
+		opts = append(opts, o)
+	}
+	if cfg.TLSCAFile != "" {
+		opts = append(opts, nats.RootCAs(cfg.TLSCAFile))
+	}
+	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
+		opts = append(opts, nats.ClientCert(cfg.TLSCertFile, cfg.TLSKeyFile))
+	}
+	return opts, nil
 }
 
 // setEpoch records the stream's creation time and returns its epoch.

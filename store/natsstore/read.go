@@ -607,8 +607,8 @@ func (s *Store) Follow(ctx context.Context, cursor string) iter.Seq2[store.Event
 			for {
 				st, err := s.info(fctx)
 				if err == nil {
-					if st.epoch != rd.epoch {
-						yield(store.Event{}, fmt.Errorf("natsstore: follow: %w: the stream was deleted and created again", store.ErrUnknownID))
+					if err := rd.same(st); err != nil {
+						yield(store.Event{}, s.wrapRead("follow", err))
 						return
 					}
 					s.log.Info("natsstore: follow: following the stream again", "stream", s.cfg.Stream, "from", rd.next)
@@ -625,6 +625,24 @@ func (s *Store) Follow(ctx context.Context, cursor string) iter.Seq2[store.Event
 			}
 		}
 	}
+}
+
+// same checks, when a Follow comes back after an outage or its consumer was
+// recreated, that the stream is still the one it read: the same epoch,
+// and every event it yielded still there. A stream that ends before the
+// last event yielded lost events: it was restored from an older copy, or
+// the servers that had them were lost (a memory stream restarted, an R1
+// stream's server replaced). The events appended there next would take the
+// sequences, and so the ids, of events already delivered: the Follow ends
+// with ErrUnknownID instead, so that the hub resets its subscribers.
+func (rd *reader) same(st state) error {
+	if st.epoch != rd.epoch {
+		return fmt.Errorf("%w: the stream was deleted and created again", store.ErrUnknownID)
+	}
+	if st.last+1 < rd.next {
+		return fmt.Errorf("%w: the stream ends at sequence %d, before sequence %d already read: it lost events", store.ErrUnknownID, st.last, rd.next-1)
+	}
+	return nil
 }
 
 // errStopped reports that the caller stopped iterating.
@@ -677,8 +695,8 @@ func (s *Store) followFrom(ctx context.Context, rd *reader, yield func(store.Eve
 			if err != nil {
 				return err
 			}
-			if st.epoch != rd.epoch {
-				return fmt.Errorf("%w: the stream was deleted and created again", store.ErrUnknownID)
+			if err := rd.same(st); err != nil {
+				return err
 			}
 			current = n
 		}
