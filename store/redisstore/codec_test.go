@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -135,6 +136,41 @@ func TestParseDSN(t *testing.T) {
 	for _, bad := range []string{"redis://h/0?max_len=x", "redis://h/0?max_age=forever", "redis://h/0?max_bytes=1.5", "://"} {
 		if _, _, err := ParseDSN(bad); err == nil {
 			t.Errorf("ParseDSN(%q) succeeded", bad)
+		}
+	}
+	// The deployments: Sentinel, Cluster (with a hash tag), and wait.
+	for _, c := range []struct {
+		dsn, url string
+		want     Config
+	}{
+		{"redis+sentinel://s1:26379,s2:26379,s3:26379/0?master_name=m&wait=1&wait_timeout=250ms",
+			"redis+sentinel://s1:26379,s2:26379,s3:26379/0?master_name=m", Config{Wait: 1, WaitTimeout: 250 * time.Millisecond}},
+		{"rediss+sentinel://:sp@s1:26379/0?master_name=m&password=rp&prefix=app:",
+			"rediss+sentinel://:sp@s1:26379/0?master_name=m&password=rp", Config{Prefix: "app:"}},
+		{"redis+cluster://n1:7000,n2:7000?prefix=%7Bsluice%7D:", "redis+cluster://n1:7000,n2:7000", Config{Prefix: "{sluice}:"}},
+		{"redis://h:6379/0?wait=2", "redis://h:6379/0", Config{Wait: 2}},
+	} {
+		u, cfg, err := ParseDSN(c.dsn)
+		if err != nil || u != c.url || cfg.Prefix != c.want.Prefix || cfg.Wait != c.want.Wait || cfg.WaitTimeout != c.want.WaitTimeout {
+			t.Errorf("ParseDSN(%q) = %q, %+v, %v; want %q, %+v", c.dsn, u, cfg, err, c.url, c.want)
+		}
+	}
+	for _, bad := range []string{"redis+cluster://n1:7000?prefix=sluice:", "redis+cluster://n1:7000?prefix=%7B%7D:", "redis+nope://h",
+		"memcache://h", "redis://h/0?wait=-1", "redis://h/0?wait=x", "redis://h/0?wait_timeout=0s"} {
+		if _, _, err := ParseDSN(bad); err == nil {
+			t.Errorf("ParseDSN(%q) succeeded", bad)
+		}
+	}
+	// go-redis reads the hosts of a Sentinel or Cluster DSN as one address
+	// and addr parameters.
+	for _, c := range []struct{ dsn, want string }{
+		{"redis+sentinel://:sp@s1:26379,s2:26380/0?master_name=m", "redis://:sp@s1:26379/0?addr=s2%3A26380&master_name=m"},
+		{"rediss+cluster://n1:7000,n2:7001,n3:7002", "rediss://n1:7000?addr=n2%3A7001&addr=n3%3A7002"},
+	} {
+		u, _ := url.Parse(c.dsn)
+		_, base, _ := dsnMode(u.Scheme)
+		if got := goRedisURL(u, base); got != c.want {
+			t.Errorf("goRedisURL(%q) = %q, want %q", c.dsn, got, c.want)
 		}
 	}
 	if u, cfg, err := ParseDSN("rediss://user:pw@h:6379/0"); err != nil || u != "rediss://user:pw@h:6379/0" || cfg.Prefix != "" || cfg.MaxLen != 0 || cfg.MaxBytes != 0 || cfg.MaxAge != 0 {

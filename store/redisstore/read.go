@@ -115,9 +115,14 @@ func (s *Store) resolve(ctx context.Context, cursor string, count int64) (*curso
 		return nil, fmt.Errorf("stream entry id %q: %w", entries[0].ID, errCorrupt)
 	case p0 == cpos:
 		entries = entries[1:]
-	case p0.n == cpos.n+1:
+	case p0.n == cpos.n+1 && (cpos.n < m.first || cpos.ms < minMS):
 		// The cursor's own event was evicted, but nothing after it is
 		// missing.
+	case p0.n == cpos.n+1:
+		// The cursor's event should be retained but is not there: the log
+		// lost it (a failover to a replica that lacked it) and its position
+		// now holds another event, or will.
+		return nil, fmt.Errorf("%w: %q is not in the log", store.ErrUnknownID, cursor)
 	case p0.n > cpos.n+1:
 		return nil, fmt.Errorf("%w: %q", store.ErrExpired, cursor)
 	default:
@@ -466,11 +471,11 @@ func (s *Store) tail(ctx context.Context, rd *cursorReader, ch chan<- tailMsg) {
 			err = nil
 		}
 		if err == nil && failing {
-			// Back after an outage: make sure the log is still the same one.
-			var m meta
-			m, err = s.readMeta(ctx, s.read)
-			if err == nil && m.epoch != rd.epoch {
-				s.send(ctx, ch, tailMsg{err: fmt.Errorf("%w: the log was deleted or replaced while Redis was unreachable", store.ErrUnknownID)})
+			// Back after an outage: make sure the log is still the same one,
+			// with every event read so far.
+			var lost error
+			if lost, err = s.sameLog(ctx, rd); lost != nil {
+				s.send(ctx, ch, tailMsg{err: lost})
 				return
 			}
 		}
@@ -501,6 +506,40 @@ func (s *Store) tail(ctx context.Context, rd *cursorReader, ch chan<- tailMsg) {
 			return
 		}
 	}
+}
+
+// sameLog checks, when Follow is back after an outage, that the log is the
+// one rd read: the same epoch, and the last event read still there under
+// its id (unless retention trimmed it). After a failover to a replica that
+// lacked the last events (Redis replication is asynchronous), the log goes
+// on from an earlier position: the next appends would take the positions
+// of events already delivered. lost is then ErrUnknownID, so that the hub
+// resets its subscribers instead of a silent gap; err is Redis's.
+func (s *Store) sameLog(ctx context.Context, rd *cursorReader) (lost, err error) {
+	pipe := s.read.Pipeline()
+	metaCmd := pipe.HMGet(ctx, s.kMeta, "epoch", "n", "ms", "f")
+	var last *redis.XMessageSliceCmd
+	if rd.known && rd.after.n > 0 {
+		last = pipe.XRangeN(ctx, s.kLog, rd.after.streamID(), rd.after.streamID(), 1)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	m, err := parseMeta(metaCmd.Val())
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case m.epoch != rd.epoch:
+		return fmt.Errorf("%w: the log was deleted or replaced while Redis was unreachable", store.ErrUnknownID), nil
+	case last == nil:
+		return nil, nil
+	case m.last.n < rd.after.n:
+		return fmt.Errorf("%w: the log ends at position %d, before position %d already read: it lost events (a failover to a replica that lacked them?)", store.ErrUnknownID, m.last.n, rd.after.n), nil
+	case rd.after.n >= m.first && len(last.Val()) == 0:
+		return fmt.Errorf("%w: the event at position %d, already read, is not in the log: it lost events (a failover to a replica that lacked them?)", store.ErrUnknownID, rd.after.n), nil
+	}
+	return nil, nil
 }
 
 func (s *Store) send(ctx context.Context, ch chan<- tailMsg, m tailMsg) bool {

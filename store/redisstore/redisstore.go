@@ -10,7 +10,8 @@
 // position, last millisecond, first retained position and average event
 // size), and two sorted sets PREFIXids and PREFIXidq that index custom ids.
 // For Redis Cluster put a hash tag in the prefix ("{sluice}:") so the four
-// keys share a slot: every append touches them in one script.
+// keys share a slot: every append touches them in one script (Open refuses
+// a Cluster prefix without one).
 //
 // # Positions and ids
 //
@@ -82,6 +83,37 @@
 // Follow uses one XREAD BLOCK loop per call (a hub calls it once and fans
 // out locally), on a connection pool of its own so blocked reads never
 // delay appends.
+//
+// # High availability
+//
+// A redis+sentinel:// DSN lists Sentinels: the client asks them for the
+// primary, and after a failover (a replica promoted) reconnects to the new
+// one; a redis+cluster:// DSN lists seed nodes of a Redis Cluster, whose
+// client follows slot moves and a replica's promotion. Appends in flight
+// when the primary dies fail (they may or may not be in the log); reads
+// and Follow retry and resume.
+//
+// Redis replication is asynchronous: by default an append is acknowledged
+// once the primary applied it, and a primary that dies before its replicas
+// received the last appends takes them with it; the replica promoted goes
+// on from an earlier position. Config.Wait (wait=N in a DSN) closes that
+// window: the append script and WAIT N go in one round trip, and an
+// append is acknowledged only once N replicas have it (else it fails with
+// [ErrNotReplicated] after Config.WaitTimeout; the event is on the primary
+// then, and subscribers may receive it). The cost is a replica's round
+// trip per batch of appends, and appends fail while fewer than N replicas
+// are connected (choose N below the replica count to ride out a replica's
+// loss). WAIT makes the events reach the replicas, not their disks, and
+// Sentinel promotes the replica with the most data, which holds them.
+//
+// Whatever Wait, what a hub delivered is never silently renumbered: a
+// Follow that comes back after an outage checks that the last event it
+// yielded is still in the log under its id, and ends with
+// [store.ErrUnknownID] if not (the hub then resets its subscribers, whose
+// cursors of lost events are unknown ids, since the log goes on under the
+// same epoch from an earlier position). Events a Follow read from the
+// primary before WAIT returned may be among those lost: their subscribers
+// get that reset too.
 package redisstore
 
 import (
@@ -161,6 +193,18 @@ type Config struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Logger receives Follow's reconnection logs. Nil means slog.Default().
 	Logger *slog.Logger
+	// Wait, when positive, makes every append wait until that many
+	// replicas acknowledged it (Redis WAIT, sent with the append in one
+	// round trip), or fail with ErrNotReplicated after WaitTimeout: an
+	// acknowledged event is then on Wait replicas and survives a failover
+	// to one of them. Zero (the default) acknowledges an append once the
+	// primary applied it: replication is asynchronous, and a failover may
+	// lose the last acknowledged events (see the package doc's High
+	// availability).
+	Wait int
+	// WaitTimeout bounds WAIT. Zero means DefaultWaitTimeout. It also
+	// raises the append connection's read timeout above it.
+	WaitTimeout time.Duration
 }
 
 // Store is a [store.Store] on a Redis Stream. It is safe for concurrent use;
@@ -170,7 +214,11 @@ type Store struct {
 	cfg                         Config
 	now                         func() time.Time
 	log                         *slog.Logger
-	write, read, block          *redis.Client
+	write, read, block          redis.UniversalClient
+	clients                     clients
+	clusterC                    *redis.ClusterClient // with Redis Cluster
+	wait                        int
+	waitTimeout                 time.Duration
 	kLog, kMeta, kIDs, kIDQ     string
 	keys                        []string
 	ctx                         context.Context // canceled by Close
@@ -193,21 +241,36 @@ var (
 	_ store.Positioner = (*Store)(nil)
 )
 
-// ParseDSN splits a DSN into the Redis URL go-redis understands and the
-// store settings carried in its query: prefix, max_len, max_bytes (integers)
-// and max_age (a Go duration). For example
+// ParseDSN splits a DSN into the Redis URL without the store's settings
+// and the store settings carried in its query: prefix, max_len, max_bytes,
+// wait (integers), max_age and wait_timeout (Go durations). The scheme
+// names the deployment:
 //
 //	redis://:secret@cache:6379/2?prefix=app1:&max_len=100000&max_age=24h
 //	rediss://user:secret@cache:6380/0?prefix={sluice}:
+//	redis+sentinel://s1:26379,s2:26379,s3:26379/0?master_name=mymaster&password=secret&wait=1
+//	redis+cluster://n1:7000,n2:7000,n3:7000?prefix={sluice}:
 //
-// The other query parameters are go-redis's (see redis.ParseURL).
+// redis:// and rediss:// are one server (or a managed endpoint); the other
+// query parameters are go-redis's (redis.ParseURL). redis+sentinel:// and
+// rediss+sentinel:// list Sentinels, which tell the client the current
+// primary of master_name and of every failover (redis.ParseFailoverURL:
+// the URL's user and password are the Sentinels'; the primary's are the
+// username and password parameters). redis+cluster:// and rediss+cluster://
+// list seed nodes of a Redis Cluster (redis.ParseClusterURL); the prefix
+// must then have a hash tag, such as {sluice}:, so that the store's keys
+// share a slot.
 func ParseDSN(dsn string) (redisURL string, cfg Config, err error) {
 	u, err := url.Parse(dsn)
 	if err != nil {
 		return "", Config{}, fmt.Errorf("redisstore: parse DSN: %w", err)
 	}
+	mode, _, err := dsnMode(u.Scheme)
+	if err != nil {
+		return "", Config{}, fmt.Errorf("redisstore: parse DSN: %w", err)
+	}
 	q := u.Query()
-	for _, k := range []string{"prefix", "max_len", "max_bytes", "max_age"} {
+	for _, k := range []string{"prefix", "max_len", "max_bytes", "max_age", "wait", "wait_timeout"} {
 		if !q.Has(k) {
 			continue
 		}
@@ -222,20 +285,34 @@ func ParseDSN(dsn string) (redisURL string, cfg Config, err error) {
 			cfg.MaxBytes, err = strconv.ParseInt(v, 10, 64)
 		case "max_age":
 			cfg.MaxAge, err = time.ParseDuration(v)
+		case "wait":
+			cfg.Wait, err = strconv.Atoi(v)
+			if err == nil && cfg.Wait < 0 {
+				err = fmt.Errorf("%d: want 0 or more", cfg.Wait)
+			}
+		case "wait_timeout":
+			cfg.WaitTimeout, err = time.ParseDuration(v)
+			if err == nil && cfg.WaitTimeout <= 0 {
+				err = fmt.Errorf("%v: want a positive duration", cfg.WaitTimeout)
+			}
 		}
 		if err != nil {
 			return "", Config{}, fmt.Errorf("redisstore: parse DSN: %s: %w", k, err)
 		}
 	}
+	if mode == modeCluster && cfg.Prefix != "" && !hasHashTag(cfg.Prefix) {
+		return "", Config{}, fmt.Errorf("redisstore: parse DSN: prefix %q: Redis Cluster needs a hash tag in the prefix, such as {sluice}:, so that the store's keys share a slot", cfg.Prefix)
+	}
 	u.RawQuery = q.Encode()
 	return u.String(), cfg, nil
 }
 
-// Open connects to the Redis at url (redis:// or rediss://, with optional
-// user, password and database number, as redis.ParseURL accepts; the store
-// settings of [ParseDSN] may be in its query and apply where cfg leaves a
-// field zero) and returns a store on the log under cfg.Prefix, creating it
-// if needed. It fails if Redis cannot be reached.
+// Open connects to the Redis at url (a DSN of [ParseDSN]: one server,
+// Sentinels or a Redis Cluster's seeds, with the settings of go-redis's
+// parsers; the store settings may be in its query and apply where cfg
+// leaves a field zero) and returns a store on the log under cfg.Prefix,
+// creating it if needed. It fails if Redis cannot be reached. The clients
+// follow a Sentinel failover and a Cluster's slot moves on their own.
 func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 	u, dcfg, err := ParseDSN(url)
 	if err != nil {
@@ -253,9 +330,17 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 	if cfg.MaxAge == 0 {
 		cfg.MaxAge = dcfg.MaxAge
 	}
-	opts, err := redis.ParseURL(u)
-	if err != nil {
-		return nil, fmt.Errorf("redisstore: open: %w", err)
+	if cfg.Wait == 0 {
+		cfg.Wait = dcfg.Wait
+	}
+	if cfg.WaitTimeout == 0 {
+		cfg.WaitTimeout = dcfg.WaitTimeout
+	}
+	if cfg.Wait < 0 {
+		return nil, fmt.Errorf("redisstore: open: negative Wait %d", cfg.Wait)
+	}
+	if cfg.WaitTimeout <= 0 {
+		cfg.WaitTimeout = DefaultWaitTimeout
 	}
 	if cfg.MaxAge < 0 {
 		return nil, fmt.Errorf("redisstore: open: negative MaxAge %v", cfg.MaxAge)
@@ -271,6 +356,8 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 		minBO:        cfg.MinBackoff,
 		maxBO:        cfg.MaxBackoff,
 		flushWindow:  cfg.FlushWindow,
+		wait:         cfg.Wait,
+		waitTimeout:  cfg.WaitTimeout,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -298,18 +385,18 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 	s.kIDs, s.kIDQ = cfg.Prefix+"ids", cfg.Prefix+"idq"
 	s.keys = []string{s.kLog, s.kMeta, s.kIDs, s.kIDQ}
 
-	// Appends are never retried by the client: a retried script whose first
-	// reply was lost would append its events twice.
-	wopts := *opts
-	wopts.MaxRetries = -1
-	s.write = redis.NewClient(&wopts)
-	ropts := *opts
-	s.read = redis.NewClient(&ropts)
-	// Blocked XREADs hold a connection each: they get a pool of their own.
-	bopts := *opts
-	bopts.PoolSize = max(opts.PoolSize, 64)
-	bopts.PoolTimeout = max(opts.PoolTimeout, s.blockTimeout+5*time.Second)
-	s.block = redis.NewClient(&bopts)
+	waitTimeout := time.Duration(0)
+	if s.wait > 0 {
+		waitTimeout = s.waitTimeout
+	}
+	if s.clients, err = newClients(u, s.blockTimeout, waitTimeout); err != nil {
+		return nil, fmt.Errorf("redisstore: open %s: %w", redactURL(u), err)
+	}
+	if s.clients.cluster != nil && !hasHashTag(cfg.Prefix) {
+		s.closeClients()
+		return nil, fmt.Errorf("redisstore: open: prefix %q: Redis Cluster needs a hash tag in the prefix, such as {sluice}:, so that the store's keys share a slot", cfg.Prefix)
+	}
+	s.write, s.read, s.block, s.clusterC = s.clients.write, s.clients.read, s.clients.block, s.clients.cluster
 
 	if _, err := s.initEpoch(ctx); err != nil {
 		s.closeClients()
@@ -518,7 +605,7 @@ func (s *Store) flush(batch []*appendReq) {
 	for attempt := 0; ; attempt++ {
 		ep := s.currentEpoch()
 		args[0] = string(ep)
-		res, err = appendScript.Run(s.ctx, s.write, s.keys, args...).Slice()
+		res, err = s.runAppend(args)
 		if err == nil || attempt > 0 || !strings.HasPrefix(err.Error(), epochErrPrefix) {
 			break
 		}
@@ -655,11 +742,7 @@ func (s *Store) Close() error {
 	return nil
 }
 
-func (s *Store) closeClients() {
-	_ = s.write.Close()
-	_ = s.read.Close()
-	_ = s.block.Close()
-}
+func (s *Store) closeClients() { s.clients.close() }
 
 // Delete removes the log and its indexes from Redis: every key of the
 // store's prefix. Stores using the log see an empty log with a new epoch on
