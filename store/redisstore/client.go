@@ -151,18 +151,23 @@ func hasHashTag(prefix string) bool {
 
 // runAppend runs the append script with args, and with Config.Wait, WAIT
 // in the same round trip (a pipeline on the primary that holds the log).
+// With Redis Cluster it sends them to the node of the log's slot through
+// that node's client, which never retries (the cluster client retries a
+// command whose reply was lost, which would append twice).
 func (s *Store) runAppend(args []any) ([]any, error) {
-	if s.wait <= 0 {
-		return appendScript.Run(s.ctx, s.write, s.keys, args...).Slice()
-	}
 	var c redis.Cmdable = s.write
 	if s.clusterC != nil {
-		// WAIT has no key: send both to the node of the log's slot.
 		node, err := s.clusterC.MasterForKey(s.ctx, s.kLog)
 		if err != nil {
+			s.clusterError(err)
 			return nil, err
 		}
 		c = node
+	}
+	if s.wait <= 0 {
+		res, err := appendScript.Run(s.ctx, c, s.keys, args...).Slice()
+		s.clusterError(err)
+		return res, err
 	}
 	run := func(eval bool) (*redis.Cmd, *redis.Cmd) {
 		pipe := c.Pipeline()
@@ -182,17 +187,33 @@ func (s *Store) runAppend(args []any) ([]any, error) {
 	}
 	res, err := sc.Slice()
 	if err != nil {
-		if _, moved := redis.IsMovedError(err); moved && s.clusterC != nil {
-			s.clusterC.ReloadState(s.ctx)
-		}
+		s.clusterError(err)
 		return nil, err
 	}
 	n, err := w.Int64()
 	if err != nil {
+		s.clusterError(err)
 		return nil, fmt.Errorf("the events were appended, but WAIT failed: %w", err)
 	}
 	if n < int64(s.wait) {
 		return nil, fmt.Errorf("%w: %d of %d replicas acknowledged the events within %v; they are on the primary and may be lost if it fails", ErrNotReplicated, n, s.wait, s.waitTimeout)
 	}
 	return res, nil
+}
+
+// clusterError makes the Redis Cluster clients reload which node serves
+// which slot after an error that may come from a failover (a node
+// unreachable, CLUSTERDOWN, MOVED): go-redis reloads it by itself only on
+// MOVED, or after ClusterStateReloadInterval (a minute), and meanwhile
+// sends everything to the dead primary. Reloads are asynchronous and
+// coalesced.
+func (s *Store) clusterError(err error) {
+	if err == nil || s.clusterC == nil || errors.Is(err, redis.Nil) || s.closed() {
+		return
+	}
+	for _, c := range []redis.UniversalClient{s.write, s.read, s.block} {
+		if cc, ok := c.(*redis.ClusterClient); ok {
+			cc.ReloadState(s.ctx)
+		}
+	}
 }

@@ -407,6 +407,7 @@ func (s *Store) Follow(ctx context.Context, cursor string) iter.Seq2[store.Event
 				yield(store.Event{}, s.wrapRead("follow", err))
 				return
 			}
+			s.clusterError(err)
 			d := bo.Next()
 			s.log.Warn("redisstore: follow: cannot reach Redis; retrying", "prefix", s.cfg.Prefix, "cursor", cursor, "err", err, "backoff", d)
 			if !s.sleep(ctx, d) {
@@ -483,6 +484,7 @@ func (s *Store) tail(ctx context.Context, rd *cursorReader, ch chan<- tailMsg) {
 			if ctx.Err() != nil || s.closed() {
 				return
 			}
+			s.clusterError(err)
 			d := bo.Next()
 			if !failing || err.Error() != lastErr.Error() {
 				s.log.Warn("redisstore: follow: reading the stream failed; retrying", "prefix", s.cfg.Prefix, "after", rd.after.streamID(), "err", err, "backoff", d)

@@ -670,6 +670,7 @@ func (s *Store) Head(ctx context.Context) (string, error) {
 	}
 	m, err := s.readMeta(ctx, s.read)
 	if err != nil {
+		s.clusterError(err)
 		if s.closed() {
 			err = store.ErrClosed
 		}
