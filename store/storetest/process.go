@@ -121,3 +121,12 @@ func (p *Process) Stop(sig os.Signal) error {
 	p.cmd = nil
 	return err
 }
+
+// Signal sends sig to the process, if it is running, without waiting: a
+// test stalls a server with SIGSTOP and resumes it with SIGCONT.
+func (p *Process) Signal(sig os.Signal) error {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return errors.New(p.name + " is not running")
+	}
+	return p.cmd.Process.Signal(sig)
+}
