@@ -62,13 +62,19 @@ from a file (its trailing line break is ignored).
 Store DSNs:
   bolt:PATH   durable single-file store (the default, bolt:./sluice.db)
   memory      in-memory store: history is lost on restart
-  redis://[user:pass@]HOST[:PORT][/DB][?prefix=P&max_len=N&max_bytes=N&max_age=D]
+  redis://[user:pass@]HOST[:PORT][/DB][?prefix=P&max_len=N&max_bytes=N&max_age=D&wait=N]
   rediss://…  Redis Streams, shared by every hub on the same prefix
-              (--history-size sets max_len when the DSN does not)
+              (--history-size sets max_len when the DSN does not); wait=N:
+              a publish is acknowledged once N replicas have it
+  redis+sentinel://[:SENTINELPASS@]S1:26379,S2:26379/DB?master_name=M[&password=P]
+              the primary Redis Sentinel names, followed across failovers
+  redis+cluster://N1:7000,N2:7000?prefix={sluice}:
+              Redis Cluster (the prefix needs a hash tag)
   nats://[user:pass@]HOST[:PORT][,nats://HOST2…][?stream=S&subject=P&max_msgs=N&max_bytes=N&max_age=D]
               NATS JetStream stream (default SLUICE), shared by every hub on
               the same stream (--history-size sets max_msgs when the DSN
-              does not)
+              does not); replicas=N, storage=file|memory, creds=FILE,
+              nkey=SEEDFILE; tls_ca=, tls_cert=, tls_key=FILE (TLS)
 
 Flags:
 `
@@ -356,7 +362,8 @@ func (c *serveConfig) parseStore() error {
 		if c.storePath == "" {
 			return fmt.Errorf("--store %q: want bolt:PATH, with a file path", dsn)
 		}
-	case strings.HasPrefix(dsn, "redis://"), strings.HasPrefix(dsn, "rediss://"):
+	case strings.HasPrefix(dsn, "redis://"), strings.HasPrefix(dsn, "rediss://"),
+		strings.HasPrefix(dsn, "redis+"), strings.HasPrefix(dsn, "rediss+"):
 		c.storeKind = "redis"
 		if _, _, err := redisstore.ParseDSN(dsn); err != nil {
 			return fmt.Errorf("--store: %w", err)
