@@ -8,6 +8,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -159,6 +161,53 @@ func streamLeader(ctx context.Context, urls, stream string) (leader string, curr
 		}
 	}
 	return info.Cluster.Leader, current, nil
+}
+
+// metaLeader returns the name of the JetStream meta leader, as the logs
+// of the servers that run say.
+func metaLeader(nodes []*natsNode) string {
+	for _, n := range nodes {
+		b, err := os.ReadFile(n.proc.Dir + "/nats.log")
+		if err != nil {
+			continue
+		}
+		leader := ""
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "Self is new JetStream cluster metadata leader") {
+				leader = n.name
+			} else if _, after, ok := strings.Cut(l, "JetStream cluster new metadata leader: "); ok {
+				leader, _, _ = strings.Cut(after, "/")
+			}
+		}
+		if leader != "" {
+			return leader
+		}
+	}
+	return ""
+}
+
+// moveStreamLeader asks the stream's leader to step down in favour of the
+// server named to (nats-server 2.11+ honours the preference).
+func moveStreamLeader(ctx context.Context, urls, stream, to string) error {
+	nc, err := nats.Connect(urls, nats.Timeout(2*time.Second))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	reply, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+stream, []byte(`{"placement":{"preferred":"`+to+`"}}`))
+	if err != nil {
+		return err
+	}
+	var res struct {
+		Error *struct{ Description string }
+	}
+	if err := json.Unmarshal(reply.Data, &res); err != nil {
+		return err
+	}
+	if res.Error != nil {
+		return errors.New(res.Error.Description)
+	}
+	return nil
 }
 
 // redisNode starts a redis-server of the test's own with no persistence

@@ -59,8 +59,9 @@
 // must prove them contiguous; otherwise it asks again with headers. On
 // older servers, or a stream without direct gets, it creates an ephemeral
 // consumer (memory storage, no acks) at the cursor's sequence, fetches in
-// batches and deletes the consumer. Follow uses one ordered consumer per
-// call (a hub calls it once and fans out locally).
+// batches and deletes the consumer. Follow uses one ephemeral pull
+// consumer (memory storage, no acks) per call (a hub calls it once and
+// fans out locally).
 //
 // # Outages
 //
@@ -69,9 +70,11 @@
 // fails with an error (publishes are not buffered for later: nothing is
 // acknowledged that is not in the stream; an append whose acknowledgement was
 // lost may or may not be in the log). Head fails, so it serves as a
-// readiness probe. Follow keeps its caller: the ordered consumer is
-// recreated after the last sequence it yielded, with capped exponential
-// backoff and jitter, logged through slog. File storage keeps acknowledged
+// readiness probe. Follow keeps its caller: when its consumer fails (missed
+// heartbeats, a lost server, messages lost in transit) it reads what it
+// missed as History does, then creates a consumer again after the last
+// sequence it yielded, with capped exponential backoff and jitter, logged
+// through slog. File storage keeps acknowledged
 // events across a server restart.
 //
 // # High availability
@@ -84,7 +87,10 @@
 // hub delivered: the remaining replicas elect a new leader (a few
 // seconds), the client reconnects to a live server, publishes resume, and
 // each Follow resumes after the last event it yielded, without a gap or
-// a duplicate. During the election appends wait, up to Config.AckTimeout,
+// a duplicate. When the dead server also led JetStream's meta group, no
+// consumer can be created until the group has a leader again (in the HA
+// test, up to 15 s); Follow then reads with direct gets, which the
+// stream's replicas answer, between its attempts to create one. During the election appends wait, up to Config.AckTimeout,
 // then fail (an append whose acknowledgement was lost may or may not be
 // in the stream); the measured stall is in BENCHMARKS.md. With one replica
 // the stream is unavailable while its server is down.

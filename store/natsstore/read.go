@@ -16,7 +16,7 @@ import (
 // Batch sizes of reads.
 const (
 	historyBatch = 1024 // messages per fetch
-	followBuffer = 256  // messages an ordered consumer buffers: bounds read-ahead
+	followBuffer = 256  // messages Follow's consumer buffers: bounds read-ahead
 
 	// followHeartbeat is the idle heartbeat of Follow's pull requests: a
 	// consumer lost with a server restart is noticed within two of them.
@@ -531,7 +531,7 @@ func (s *Store) historyConsumer(ctx context.Context, cursor string, rd *reader, 
 }
 
 // Follow yields the events after cursor, then new ones as they are
-// appended, through an ordered consumer. See [store.Store.Follow].
+// appended, through an ephemeral pull consumer. See [store.Store.Follow].
 // Connection errors are retried with backoff, resuming after the last event
 // yielded; only ErrUnknownID, ErrExpired and ErrClosed end it with an error.
 func (s *Store) Follow(ctx context.Context, cursor string) iter.Seq2[store.Event, error] {
@@ -599,6 +599,13 @@ func (s *Store) Follow(ctx context.Context, cursor string) iter.Seq2[store.Event
 				yield(store.Event{}, s.wrapRead("follow", err))
 				return
 			}
+			switch cerr := s.catchUp(fctx, rd, yield); {
+			case cerr == errStopped || ended():
+				return
+			case cerr != nil:
+				yield(store.Event{}, s.wrapRead("follow", cerr))
+				return
+			}
 			if !retry("following the stream", err) {
 				ended()
 				return
@@ -645,37 +652,73 @@ func (rd *reader) same(st state) error {
 	return nil
 }
 
+// catchUp yields the events after rd up to the stream's last one, read as
+// History reads them (batched direct gets from nats-server 2.11 on), for a
+// Follow whose consumer was lost or could not be created. When the server
+// of JetStream's meta leader dies, no consumer can be created until the
+// meta group has a leader again (and the first it elects may not serve),
+// which has taken 15 s in the HA test, while the stream's new leader
+// takes appends within a few seconds and answers direct gets: the hub's
+// subscribers then receive those appends between the attempts to
+// recreate the consumer. It returns errStopped if the caller stopped, a
+// cursor error (ErrUnknownID, ErrExpired) that ends the Follow, or nil,
+// having yielded what it could read (other errors are the next attempt's
+// business).
+func (s *Store) catchUp(ctx context.Context, rd *reader, yield func(store.Event, error) bool) error {
+	cursor := ""
+	if rd.exact {
+		cursor = rd.epoch.ID(rd.next - 1)
+	}
+	// Bounded: a request sent to a server that died is never answered.
+	ctx, cancel := context.WithTimeout(ctx, catchUpTimeout)
+	defer cancel()
+	for e, err := range s.History(ctx, cursor, nil) {
+		if err != nil {
+			if errors.Is(err, store.ErrUnknownID) || errors.Is(err, store.ErrExpired) {
+				return err
+			}
+			return nil
+		}
+		if rd.exact && e.Pos != rd.next {
+			return nil // History checks this: not reached
+		}
+		if !yield(e, nil) {
+			return errStopped
+		}
+		rd.next, rd.exact, rd.leading = e.Pos+1, true, false
+	}
+	return nil
+}
+
+// catchUpTimeout bounds one catchUp: what it has not read by then, the
+// next attempt reads.
+const catchUpTimeout = 5 * time.Second
+
+// followCreateTimeout bounds the creation of Follow's consumer, so that
+// when it cannot be created, Follow catches up with direct gets (catchUp)
+// between attempts.
+const followCreateTimeout = 2 * time.Second
+
 // errStopped reports that the caller stopped iterating.
 var errStopped = errors.New("stopped")
 
-// followFrom follows the stream from rd.next with an ordered consumer,
-// yielding events, until ctx ends, the caller stops (errStopped) or an error.
+// followFrom follows the stream from rd.next with an ephemeral pull
+// consumer (memory storage, no acks), yielding events, until ctx ends, the
+// caller stops (errStopped) or an error. It never recreates the consumer
+// itself: any failure (missed heartbeats, a lost server, messages missed
+// across a reconnection) returns, and Follow catches up with direct gets
+// (catchUp) and comes back with a new consumer after the last event
+// yielded.
 func (s *Store) followFrom(ctx context.Context, rd *reader, yield func(store.Event, error) bool) error {
-	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       rd.next,
-		InactiveThreshold: time.Minute,
-		// One attempt per reset: when the consumer cannot be recreated at
-		// once (the server is down), Next returns the error and this
-		// store's loop logs it, backs off and checks the stream's epoch.
-		MaxResetAttempts: 1,
-	})
+	cctx, cancel := context.WithTimeout(ctx, followCreateTimeout)
+	cons, err := s.createConsumer(cctx, rd.next)
+	cancel()
 	if err != nil {
 		return err
 	}
-	name := func() string {
-		if info := cons.CachedInfo(); info != nil {
-			return info.Name
-		}
-		return ""
-	}
-	current := name()
-	defer func() {
-		if n := name(); n != "" {
-			s.deleteConsumer(n)
-		}
-	}()
-	it, err := cons.Messages(jetstream.PullMaxMessages(followBuffer), jetstream.PullHeartbeat(followHeartbeat))
+	defer s.deleteConsumer(cons.CachedInfo().Name)
+	it, err := cons.Messages(jetstream.PullMaxMessages(followBuffer), jetstream.PullHeartbeat(followHeartbeat),
+		jetstream.WithMessagesErrOnMissingHeartbeat(true))
 	if err != nil {
 		return err
 	}
@@ -687,22 +730,15 @@ func (s *Store) followFrom(ctx context.Context, rd *reader, yield func(store.Eve
 		if err != nil {
 			return err
 		}
-		if n := name(); n != current {
-			// The ordered consumer recreated itself (after missed
-			// heartbeats or a reconnection): make sure it did so on the
-			// same stream, not on one deleted and created again.
-			st, err := s.info(ctx)
-			if err != nil {
-				return err
-			}
-			if err := rd.same(st); err != nil {
-				return err
-			}
-			current = n
-		}
 		seq, ok := streamSeq(msg.Reply())
 		if !ok {
 			return fmt.Errorf("reply subject %q: %w", msg.Reply(), errCorrupt)
+		}
+		if rd.exact && seq > rd.next {
+			// Without acks, what the server sent while the connection was
+			// down is lost to the consumer: read it again (catchUp tells an
+			// eviction from a loss in transit).
+			return fmt.Errorf("messages %d to %d were not received", rd.next, seq-1)
 		}
 		e, skip, err := rd.take(seq, msg.Data())
 		if err != nil {
