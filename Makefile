@@ -7,10 +7,13 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 # PLATFORMS are the GOOS/GOARCH pairs of make dist.
 PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 
-.PHONY: test lint fuzz bench serve install dist
+.PHONY: test test-ha lint fuzz bench serve install dist
 
 test: ## vet and run every test (starts throwaway Redis/NATS when available)
 	./scripts/test.sh
+
+test-ha: ## the HA tests: hubs on a NATS cluster, Redis Sentinel and Redis Cluster while the log's leader dies (1-2 min)
+	./scripts/test-ha.sh
 
 lint: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l . ); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

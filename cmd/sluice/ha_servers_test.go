@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,8 +85,9 @@ func pollUntil(t *testing.T, what string, f func(ctx context.Context) (bool, err
 
 // natsNode is one server of a NATS cluster.
 type natsNode struct {
-	name string
-	proc *storetest.Process
+	name    string
+	proc    *storetest.Process
+	monitor int // the HTTP monitoring port (/jsz)
 }
 
 // startNATSCluster starts n nats-servers (JetStream on each, file storage
@@ -98,6 +100,7 @@ func startNATSCluster(t *testing.T, n int) ([]*natsNode, string) {
 		bin = "nats-server"
 	}
 	cports := freePorts(t, n)
+	mports := freePorts(t, n)
 	var routes []string
 	for _, p := range cports {
 		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
@@ -107,11 +110,11 @@ func startNATSCluster(t *testing.T, n int) ([]*natsNode, string) {
 	for i := range n {
 		name := fmt.Sprintf("n%d", i+1)
 		proc := storetest.StartProcess(t, bin, haHang, func(port int, dir string) []string {
-			return []string{"-a", "127.0.0.1", "-p", strconv.Itoa(port), "-n", name,
+			return []string{"-a", "127.0.0.1", "-p", strconv.Itoa(port), "-n", name, "-m", strconv.Itoa(mports[i]),
 				"-js", "-sd", dir + "/js", "-l", dir + "/nats.log",
 				"--cluster_name", "sluiceha", "-cluster", routes[i], "-routes", strings.Join(routes, ",")}
 		})
-		nodes = append(nodes, &natsNode{name: name, proc: proc})
+		nodes = append(nodes, &natsNode{name: name, proc: proc, monitor: mports[i]})
 		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", proc.Port))
 	}
 	// JetStream's meta group needs a leader before streams can be made.
@@ -163,27 +166,60 @@ func streamLeader(ctx context.Context, urls, stream string) (leader string, curr
 	return info.Cluster.Leader, current, nil
 }
 
-// metaLeader returns the name of the JetStream meta leader, as the logs
-// of the servers that run say.
-func metaLeader(nodes []*natsNode) string {
-	for _, n := range nodes {
-		b, err := os.ReadFile(n.proc.Dir + "/nats.log")
-		if err != nil {
-			continue
-		}
-		leader := ""
-		for _, l := range strings.Split(string(b), "\n") {
-			if strings.Contains(l, "Self is new JetStream cluster metadata leader") {
-				leader = n.name
-			} else if _, after, ok := strings.Cut(l, "JetStream cluster new metadata leader: "); ok {
-				leader, _, _ = strings.Cut(after, "/")
-			}
-		}
-		if leader != "" {
-			return leader
+// metaState returns, as a server's monitoring endpoint says, the
+// JetStream meta leader and the names of the meta group's members that
+// are current (the leader included).
+func (n *natsNode) metaState(ctx context.Context) (leader string, current []string, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/jsz", n.monitor), nil)
+	if err != nil {
+		return "", nil, err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", nil, err
+	}
+	defer res.Body.Close()
+	var jsz struct {
+		Meta struct {
+			Leader   string `json:"leader"`
+			Replicas []struct {
+				Name    string `json:"name"`
+				Current bool   `json:"current"`
+				Offline bool   `json:"offline"`
+			} `json:"replicas"`
+		} `json:"meta_cluster"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&jsz); err != nil {
+		return "", nil, err
+	}
+	if jsz.Meta.Leader == "" {
+		return "", nil, errors.New("no meta leader")
+	}
+	current = []string{jsz.Meta.Leader}
+	for _, r := range jsz.Meta.Replicas {
+		if r.Current && !r.Offline {
+			current = append(current, r.Name)
 		}
 	}
-	return ""
+	return jsz.Meta.Leader, current, nil
+}
+
+// metaCurrent reports, asking the meta leader, which members of the meta
+// group are current.
+func metaCurrent(ctx context.Context, nodes []*natsNode) (leader string, current []string, err error) {
+	err = errors.New("no server answered")
+	for _, n := range nodes {
+		var l string
+		if l, _, err = n.metaState(ctx); err != nil {
+			continue
+		}
+		for _, m := range nodes {
+			if m.name == l {
+				return m.metaState(ctx)
+			}
+		}
+	}
+	return "", nil, err
 }
 
 // moveStreamLeader asks the stream's leader to step down in favour of the

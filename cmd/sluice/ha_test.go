@@ -455,7 +455,12 @@ func TestHANATS(t *testing.T) {
 	// The worst case: the stream leader is also the meta leader, so both
 	// groups elect a leader again, and the hubs' followers recreate their
 	// consumers only once the meta group has one.
-	meta := metaLeader(nodes)
+	var meta string
+	pollUntil(t, "finding the meta leader", func(ctx context.Context) (bool, error) {
+		l, cur, err := metaCurrent(ctx, nodes)
+		meta = l
+		return err == nil && len(cur) == 3, err
+	})
 	var leader string
 	pollUntil(t, "placing the stream leader on the meta leader "+meta, func(ctx context.Context) (bool, error) {
 		l, cur, err := streamLeader(ctx, urls, stream)
@@ -483,7 +488,13 @@ func TestHANATS(t *testing.T) {
 	}
 	pollUntil(t, "the restarted server catching up", func(ctx context.Context) (bool, error) {
 		_, cur, err := streamLeader(ctx, urls, stream)
-		return err == nil && slices.Contains(cur, leader), err
+		if err != nil || !slices.Contains(cur, leader) {
+			return false, err
+		}
+		// And in the meta group: else the next kill leaves it without a
+		// quorum (no consumer, no stream update).
+		_, mcur, err := metaCurrent(ctx, nodes)
+		return err == nil && slices.Contains(mcur, leader), err
 	})
 	r.acked(300, "publishes after the restart")
 	var follower string
@@ -511,7 +522,9 @@ func TestHANATS(t *testing.T) {
 		}
 	}
 
-	st, err := natsstore.Open(ctx, dsn, natsstore.Config{})
+	octx, ocancel := context.WithTimeout(context.Background(), haHang)
+	defer ocancel()
+	st, err := natsstore.Open(octx, dsn, natsstore.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -690,6 +690,10 @@ func (s *Store) catchUp(ctx context.Context, rd *reader, yield func(store.Event,
 	return nil
 }
 
+// followStallCheck is how long Follow waits for a message before it checks
+// that its consumer is not stalled.
+const followStallCheck = 3 * time.Second
+
 // catchUpTimeout bounds one catchUp: what it has not read by then, the
 // next attempt reads.
 const catchUpTimeout = 5 * time.Second
@@ -697,7 +701,7 @@ const catchUpTimeout = 5 * time.Second
 // followCreateTimeout bounds the creation of Follow's consumer, so that
 // when it cannot be created, Follow catches up with direct gets (catchUp)
 // between attempts.
-const followCreateTimeout = 2 * time.Second
+const followCreateTimeout = 5 * time.Second
 
 // errStopped reports that the caller stopped iterating.
 var errStopped = errors.New("stopped")
@@ -725,11 +729,35 @@ func (s *Store) followFrom(ctx context.Context, rd *reader, yield func(store.Eve
 	defer it.Stop()
 	stop := context.AfterFunc(ctx, it.Stop) // ends a Next that would not return
 	defer stop()
+	var waiting uint64 // rd.next at the last check that found it in the stream
 	for {
-		msg, err := it.Next(jetstream.NextContext(ctx))
+		nctx, cancel := context.WithTimeout(ctx, followStallCheck)
+		msg, err := it.Next(jetstream.NextContext(nctx))
+		cancel()
+		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			// Nothing for a while: the stream is idle, or the consumer
+			// stalls with its heartbeats going (seen after a server of the
+			// stream restarted). It stalls if the stream has held what it
+			// should deliver since the previous check.
+			st, err := s.info(ctx)
+			if err != nil {
+				return err
+			}
+			if err := rd.same(st); err != nil {
+				return err
+			}
+			if st.last >= rd.next {
+				if waiting == rd.next {
+					return fmt.Errorf("the consumer delivered nothing from sequence %d for %v while the stream ends at %d", rd.next, 2*followStallCheck, st.last)
+				}
+				waiting = rd.next
+			}
+			continue
+		}
 		if err != nil {
 			return err
 		}
+		waiting = 0
 		seq, ok := streamSeq(msg.Reply())
 		if !ok {
 			return fmt.Errorf("reply subject %q: %w", msg.Reply(), errCorrupt)
