@@ -8,11 +8,11 @@ package main
 
 import (
 	"context"
-	"net/http"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -33,7 +33,7 @@ const haHang = 60 * time.Second
 
 // haGuard skips the HA tests unless SLUICE_TEST_HA=1 (make test-ha): they
 // start a dozen servers and take tens of seconds each.
-func haGuard(t *testing.T) {
+func haGuard(t testing.TB) {
 	t.Helper()
 	if os.Getenv("SLUICE_TEST_HA") != "1" {
 		t.Skip("the HA tests run with SLUICE_TEST_HA=1 (make test-ha)")
@@ -41,7 +41,7 @@ func haGuard(t *testing.T) {
 }
 
 // freePorts returns n distinct free loopback ports.
-func freePorts(t *testing.T, n int) []int {
+func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var ls []net.Listener
 	var ports []int
@@ -62,7 +62,7 @@ func freePorts(t *testing.T, n int) []int {
 // pollUntil calls f until it reports true, or fails t after haHang.
 // It polls the state of child processes, which tell no one when they
 // change.
-func pollUntil(t *testing.T, what string, f func(ctx context.Context) (bool, error)) {
+func pollUntil(t testing.TB, what string, f func(ctx context.Context) (bool, error)) {
 	t.Helper()
 	deadline := time.Now().Add(haHang)
 	var last error
@@ -93,7 +93,7 @@ type natsNode struct {
 // startNATSCluster starts n nats-servers (JetStream on each, file storage
 // in temp dirs) routed into one cluster, and returns them and their
 // client URLs, comma-separated as a DSN lists them.
-func startNATSCluster(t *testing.T, n int) ([]*natsNode, string) {
+func startNATSCluster(t testing.TB, n int) ([]*natsNode, string) {
 	t.Helper()
 	bin := os.Getenv("SLUICE_TEST_NATS_SERVER") // scripts/services.sh's
 	if bin == "" {
@@ -248,7 +248,7 @@ func moveStreamLeader(ctx context.Context, urls, stream, to string) error {
 
 // redisNode starts a redis-server of the test's own with no persistence
 // (a replica gets its data from its primary) and args appended.
-func redisNode(t *testing.T, args ...string) *storetest.Process {
+func redisNode(t testing.TB, args ...string) *storetest.Process {
 	t.Helper()
 	return storetest.StartProcess(t, "redis-server", haHang, func(port int, dir string) []string {
 		return append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
@@ -257,7 +257,7 @@ func redisNode(t *testing.T, args ...string) *storetest.Process {
 	})
 }
 
-func redisAt(t *testing.T, port int) *redis.Client {
+func redisAt(t testing.TB, port int) *redis.Client {
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port), MaxRetries: -1})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
