@@ -628,20 +628,22 @@ func TestHARedisCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	owner := func(ctx context.Context) (int, error) {
+	owner := func(ctx context.Context) (int, error) { // the port of the slot's primary
 		for _, n := range nodes {
-			if n.Port == 0 {
-				continue
-			}
-			slots, err := redisAt(t, n.Port).ClusterSlots(ctx).Result()
+			shards, err := redisAt(t, n.Port).ClusterShards(ctx).Result()
 			if err != nil {
 				continue
 			}
-			for _, s := range slots {
-				if int64(s.Start) <= slot && slot <= int64(s.End) && len(s.Nodes) > 0 {
-					var port int
-					_, _ = fmt.Sscanf(s.Nodes[0].Addr[strings.LastIndexByte(s.Nodes[0].Addr, ':')+1:], "%d", &port)
-					return port, nil
+			for _, sh := range shards {
+				for _, sr := range sh.Slots {
+					if sr.Start > slot || slot > sr.End {
+						continue
+					}
+					for _, node := range sh.Nodes {
+						if node.Role == "master" && node.Health == "online" {
+							return int(node.Port), nil
+						}
+					}
 				}
 			}
 		}
