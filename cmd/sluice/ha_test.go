@@ -507,10 +507,24 @@ func TestHANATS(t *testing.T) {
 		}
 		return err == nil && follower != "", err
 	})
+	// The store that reads the final log opens now: Open creates or
+	// updates the stream, which needs the meta group's leader, and after
+	// the next kill the meta group has been seen without one for minutes
+	// (the stream, its leader and direct gets go on).
+	octx, ocancel := context.WithTimeout(context.Background(), haHang)
+	defer ocancel()
+	st, err := natsstore.Open(octx, dsn, natsstore.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	r.mark("SIGKILL " + follower + ", not the leader")
 	_ = byName[follower].proc.Stop(syscall.SIGKILL)
 	r.acked(300, "publishes after the follower's death")
 	r.finish()
+	mctx, mcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ml, mcur, merr := metaCurrent(mctx, nodes)
+	mcancel()
+	t.Logf("at the end, the meta group: leader %q, current %v (%v)", ml, mcur, merr)
 	if os.Getenv("SLUICE_TEST_HA_LOGS") == "1" {
 		for _, n := range nodes {
 			b, _ := os.ReadFile(n.proc.Dir + "/nats.log")
@@ -522,12 +536,6 @@ func TestHANATS(t *testing.T) {
 		}
 	}
 
-	octx, ocancel := context.WithTimeout(context.Background(), haHang)
-	defer ocancel()
-	st, err := natsstore.Open(octx, dsn, natsstore.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := r.verify(haLog(t, st))
 	r.report()
 	t.Logf("NATS R3: %d publishes acknowledged, %d of them not in the log; %d events delivered and not in the log; %d resets",
