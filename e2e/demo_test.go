@@ -201,6 +201,45 @@ func startBrowser(t *testing.T) context.Context {
 	return ctx
 }
 
+// pageWatcher returns the page's state (the JSON the expression js
+// evaluates to, decoded into T) and a waitFor that polls it until cond
+// holds, failing on a hang with the state and what more(), when not nil,
+// adds.
+func pageWatcher[T any](t *testing.T, ctx context.Context, js string, more func() string) (state func() T, waitFor func(what string, cond func(T) bool) T) {
+	state = func() T {
+		t.Helper()
+		raw, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+		if err != nil {
+			t.Fatalf("reading the page state: %v", err)
+		}
+		var s T
+		if err := json.Unmarshal([]byte(raw), &s); err != nil {
+			t.Fatalf("page state %q: %v", raw, err)
+		}
+		return s
+	}
+	return state, func(what string, cond func(T) bool) T {
+		t.Helper()
+		deadline := time.Now().Add(hangTimeout)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			s := state()
+			if cond(s) {
+				return s
+			}
+			if time.Now().After(deadline) {
+				extra := ""
+				if more != nil {
+					extra = "\n" + more()
+				}
+				t.Fatalf("waited %v for %s; page state: %+v%s", hangTimeout, what, s, extra)
+			}
+			<-tick.C
+		}
+	}
+}
+
 // pageState is window.sluiceDemo.
 type pageState struct {
 	Events []struct {
@@ -236,35 +275,10 @@ func TestDemoPageResumesAcrossRestarts(t *testing.T) {
 
 	ctx := startBrowser(t)
 
-	state := func() pageState {
-		t.Helper()
-		js, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(window.sluiceDemo)`))
-		if err != nil {
-			t.Fatalf("reading the page state: %v", err)
-		}
-		var s pageState
-		if err := json.Unmarshal([]byte(js), &s); err != nil {
-			t.Fatalf("page state %q: %v", js, err)
-		}
-		return s
-	}
-	waitFor := func(what string, cond func(pageState) bool) pageState {
-		t.Helper()
-		deadline := time.Now().Add(hangTimeout)
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			s := state()
-			if cond(s) {
-				return s
-			}
-			if time.Now().After(deadline) {
-				conn, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("conn-log").innerText`))
-				t.Fatalf("waited %v for %s; page state: %+v\nconnection log:\n%s\nhub log:\n%s", hangTimeout, what, s, conn, hub.log())
-			}
-			<-tick.C
-		}
-	}
+	_, waitFor := pageWatcher[pageState](t, ctx, `JSON.stringify(window.sluiceDemo)`, func() string {
+		conn, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("conn-log").innerText`))
+		return "connection log:\n" + conn + "\nhub log:\n" + hub.log()
+	})
 	subToken := func() string {
 		t.Helper()
 		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("sub-use-token").checked ? document.getElementById("sub-token").value : ""`))

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -87,34 +86,7 @@ func TestDefaultPrimingInChromium(t *testing.T) {
 	head := publish("before the page")
 
 	ctx := startBrowser(t)
-	state := func() primingState {
-		t.Helper()
-		js, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(window.state)`))
-		if err != nil {
-			t.Fatalf("reading the page state: %v", err)
-		}
-		var s primingState
-		if err := json.Unmarshal([]byte(js), &s); err != nil {
-			t.Fatalf("page state %q: %v", js, err)
-		}
-		return s
-	}
-	waitFor := func(what string, cond func(primingState) bool) primingState {
-		t.Helper()
-		deadline := time.Now().Add(hangTimeout)
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			s := state()
-			if cond(s) {
-				return s
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("waited %v for %s; page state: %+v", hangTimeout, what, s)
-			}
-			<-tick.C
-		}
-	}
+	state, waitFor := pageWatcher[primingState](t, ctx, `JSON.stringify(window.state)`, nil)
 	nextConnection := func() connection {
 		t.Helper()
 		select {
