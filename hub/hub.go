@@ -152,8 +152,11 @@ type Hub struct {
 
 	ctx    context.Context // ends when the hub is shut down
 	cancel context.CancelFunc
-	bg     sync.WaitGroup // the follower and the janitor
-	conns  sync.WaitGroup // requests being served
+	bg     sync.WaitGroup // the follower, the janitor and the pattern groups' goroutines
+	// spawnMu orders adding to bg (spawn) with Shutdown's wait for it.
+	spawnMu sync.Mutex
+	stopped bool
+	conns   sync.WaitGroup // requests being served
 
 	closing atomic.Bool
 	nextID  atomic.Uint64
@@ -249,6 +252,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		err = fmt.Errorf("hub: shutdown: %w", ctx.Err())
 	}
 	h.cancel()
+	h.spawnMu.Lock()
+	h.stopped = true // no goroutine is added to h.bg from now on
+	h.spawnMu.Unlock()
 	h.bg.Wait()
 	return err
 }

@@ -171,10 +171,22 @@ func (g *patGroup) push(gi groupItem) {
 	start := !g.running
 	g.running = true
 	g.mu.Unlock()
-	if start {
-		h.bg.Add(1) // the follower is counted in h.bg while it runs
+	if start && h.spawn() {
 		go g.run()
 	}
+}
+
+// spawn counts a goroutine of the hub's in h.bg, unless Shutdown is
+// waiting for them (it then reports false): push runs on the follower and
+// on Notify's callers, so the count must not race with Shutdown's Wait.
+func (h *Hub) spawn() bool {
+	h.spawnMu.Lock()
+	defer h.spawnMu.Unlock()
+	if h.stopped {
+		return false
+	}
+	h.bg.Add(1)
+	return true
 }
 
 // run matches the queued events and fills the members' queues until the
