@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/sluicehq/sluice/hub"
 	"github.com/sluicehq/sluice/store"
@@ -21,11 +20,9 @@ var ErrNoSelector = errors.New("mercure: missing topic selector")
 // subState is what the hub knows of one subscriber connection: its
 // selectors, its token and its Mercure subscriber id.
 type subState struct {
-	id      string // urn:uuid:<v4>
-	sels    []Selector
-	claims  *claims
-	sub     hub.Subscription
-	started time.Time
+	id     string // urn:uuid:<v4>
+	sels   []Selector
+	claims *claims
 }
 
 // subscribe serves GET, HEAD and QUERY on the hub path (MERCURE.md §3).
@@ -60,9 +57,6 @@ func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request) {
 		h.badRequest(w, r, err)
 		return
 	}
-	st := &subState{id: "urn:uuid:" + newUUIDv4(), sels: sels, claims: c, started: h.now()}
-	st.sub = h.buildSubscription(sels, c)
-
 	if r.Method == http.MethodHead {
 		// The engine, which validates a GET's cursor, never sees a HEAD:
 		// refuse here what it would refuse before echoing the cursor.
@@ -78,16 +72,18 @@ func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	st.sub.FromStart = cursor == earliest
-	if !st.sub.FromStart {
-		st.sub.Cursor = cursor
+	st := &subState{id: "urn:uuid:" + newUUIDv4(), sels: sels, claims: c}
+	sub := h.buildSubscription(sels, c)
+	sub.FromStart = cursor == earliest
+	if !sub.FromStart {
+		sub.Cursor = cursor
 	}
 	// The cursor headers carry the requested cursor when the engine can
 	// replay from it, "earliest" when it cannot (it then sends its reset
 	// header and event).
 	// The hook must not hold the request: the subscription outlives it.
 	http1 := r.ProtoMajor == 1
-	st.sub.OnResume = func(hdr http.Header, res hub.Resume) {
+	sub.OnResume = func(hdr http.Header, res hub.Resume) {
 		setStreamHeaders(hdr, http1)
 		if cursorSent {
 			v := cursorValue(cursor)
@@ -98,13 +94,13 @@ func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if c != nil && !c.expires.IsZero() {
-		st.sub.Deadline = h.engineNow().Add(c.expires.Sub(h.now()))
+		sub.Deadline = h.engineNow().Add(c.expires.Sub(h.now()))
 	}
-	st.sub.Priming = hub.PrimingNone // the stream opens with ":"
+	sub.Priming = hub.PrimingNone // the stream opens with ":"
 	ctx := r.Context()
-	st.sub.OnConnect = func(s *hub.Subscriber) { h.onConnect(ctx, s, st) }
-	st.sub.OnDisconnect = func(s *hub.Subscriber, _ hub.DisconnectReason) { h.onDisconnect(s) }
-	h.engine.Serve(w, r, st.sub)
+	sub.OnConnect = func(s *hub.Subscriber) { h.onConnect(ctx, s, st) }
+	sub.OnDisconnect = func(s *hub.Subscriber, _ hub.DisconnectReason) { h.onDisconnect(s) }
+	h.engine.Serve(w, r, sub)
 }
 
 // subscribeValues returns the request's parameters: the query, followed for
