@@ -7,6 +7,7 @@ import (
 	"iter"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -525,6 +526,6 @@ func (c *conn) count(n int) {
 // appendGap appends the PolicyDrop gap marker.
 func appendGap(dst []byte, dropped uint64) []byte {
 	dst = append(dst, "event: "+GapEventType+"\ndata: {\"dropped\":"...)
-	dst = fmt.Appendf(dst, "%d", dropped)
+	dst = strconv.AppendUint(dst, dropped, 10)
 	return append(dst, "}\n\n"...)
 }
