@@ -40,9 +40,8 @@
 // Sluice-Reset response header, never silent loss. Every stream opens with
 // its cursor as a lone id field, so a client that received nothing still
 // has a cursor to resume from; EventSource fires no event for it.
-// Subscription.Priming chooses the id with empty data of MCP SEP-1699
-// instead, or
-// no cursor.
+// Subscription.Priming chooses instead the id with empty data of MCP
+// SEP-1699, or no cursor (a ":" comment opens the stream).
 //
 // The cursors the hub hands out (the priming event, a reset event's head,
 // Stats.Position) reveal nothing a subscriber may not see: with a
