@@ -417,13 +417,15 @@ const (
 // the options' initial state.
 func Stream(ctx context.Context, connect ConnectFunc, opts ...Option) iter.Seq2[Event, error] {
 	cfg := newStreamConfig(opts)
-	return stream(ctx, connect, &cfg)
+	return stream(ctx, connect, nil, &cfg)
 }
 
-// stream is Stream with its configuration made.
-func stream(ctx context.Context, connect ConnectFunc, cfg *streamConfig) iter.Seq2[Event, error] {
+// stream is Stream with its configuration made. Once an attempt has opened
+// a stream, resume, when not nil, connects instead of connect (Connect's
+// WithResume).
+func stream(ctx context.Context, connect, resume ConnectFunc, cfg *streamConfig) iter.Seq2[Event, error] {
 	return func(yield func(Event, error) bool) {
-		s := &streamer{cfg: cfg, connect: connect, yield: yield, lastID: cfg.lastEventID, retry: cfg.retry}
+		s := &streamer{cfg: cfg, connect: connect, resume: resume, yield: yield, lastID: cfg.lastEventID, retry: cfg.retry}
 		s.run(ctx)
 	}
 }
@@ -432,6 +434,7 @@ func stream(ctx context.Context, connect ConnectFunc, cfg *streamConfig) iter.Se
 type streamer struct {
 	cfg     *streamConfig
 	connect ConnectFunc
+	resume  ConnectFunc // connects once opened, when not nil
 	yield   func(Event, error) bool
 	rd      *Reader
 	lastID  string
@@ -499,8 +502,9 @@ func (s *streamer) run(ctx context.Context) {
 			return
 		}
 		if !s.mayReconnect() {
+			// This was the only attempt, or none has opened a stream.
 			switch {
-			case !out.opened:
+			case !s.opened:
 				s.yield(Event{}, err) // the attempt itself failed
 			case err != io.EOF:
 				s.yield(Event{}, fmt.Errorf("%w: %w", ErrConnectionLost, err))
@@ -533,7 +537,6 @@ func (s *streamer) mayReconnect() bool {
 type attemptOutcome struct {
 	err     error // what ended it: io.EOF for a clean end
 	reason  int32 // why the watchdog dropped it, if it did
-	opened  bool  // the attempt opened a stream
 	healthy bool  // it delivered an event or stayed open for the max delay
 	stop    bool  // the loop body broke out: the iteration must end
 }
@@ -547,7 +550,11 @@ func (s *streamer) session(ctx context.Context) attemptOutcome {
 	go cn.watch(ctx, c.restart)
 	defer cn.finish()
 
-	body, err := s.connect(connCtx, s.lastID)
+	connect := s.connect
+	if s.opened && s.resume != nil {
+		connect = s.resume
+	}
+	body, err := connect(connCtx, s.lastID)
 	if err != nil {
 		cn.finish()
 		reason := cn.reason.Load()
@@ -588,7 +595,7 @@ func (s *streamer) session(ctx context.Context) attemptOutcome {
 		err = fmt.Errorf("%w: no data for %v", ErrReadTimeout, c.readTimeout)
 	}
 	healthy := events > 0 || c.clock.Now().Sub(start) >= c.maxDelay
-	return attemptOutcome{err: err, reason: reason, opened: true, healthy: healthy}
+	return attemptOutcome{err: err, reason: reason, healthy: healthy}
 }
 
 func (s *streamer) noteLastID() {

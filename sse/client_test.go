@@ -599,6 +599,26 @@ func TestStreamOneShot(t *testing.T) {
 	}
 }
 
+// A one-shot stream that goes quiet for the read timeout ends with
+// ErrConnectionLost wrapping ErrReadTimeout, and does not reconnect.
+func TestStreamOneShotReadTimeout(t *testing.T) {
+	srv, clk, rs := newFakeServer(), newFakeClock(), newRetries()
+	items := runStream(t.Context(), srv.connect, WithOneShot(), WithClock(clk), WithReadTimeout(time.Second), rs.option())
+	a := srv.accept(t)
+	if d := clk.nextAfter(t); d != time.Second {
+		t.Fatalf("watchdog armed for %v, want 1s", d)
+	}
+	pipeWrite(t, a.open(), "data: x\n\n")
+	nextEvent(t, items) // the stream has opened and read its bytes at 0s
+	clk.Advance(time.Second)
+	if it := nextItem(t, items); !errors.Is(it.err, ErrConnectionLost) || !errors.Is(it.err, ErrReadTimeout) {
+		t.Fatalf("got %+v, want ErrConnectionLost wrapping ErrReadTimeout", it)
+	}
+	expectEnd(t, items)
+	srv.noAttempt(t)
+	rs.none(t)
+}
+
 func TestStreamMaxElapsed(t *testing.T) {
 	srv, clk, rs := newFakeServer(), newFakeClock(), newRetries()
 	items := runStream(t.Context(), srv.connect, WithClock(clk), WithRetry(time.Second), WithMaxElapsed(5*time.Second),

@@ -11,7 +11,9 @@
 // is bounded by MaxEventSize. AppendEvent, AppendComment and Prepare write
 // events without allocating, splitting data on every line break so that no
 // payload can start a field or an event of its own, and refusing ids and
-// types that contain CR, LF or NUL.
+// types that contain CR, LF or NUL. AppendID and AppendRetry write a lone
+// id or retry field, which dispatches no event: AppendID primes a stream
+// with a cursor its client resumes from.
 //
 // # Client
 //

@@ -169,22 +169,7 @@ func (c *Client) Connect(ctx context.Context, req *http.Request, opts ...Option)
 	if err != nil {
 		return func(yield func(Event, error) bool) { yield(Event{}, err) }
 	}
-	resume := cfg.resume
-	if resume == nil || cfg.oneShot {
-		return stream(ctx, first, &cfg)
-	}
-	return func(yield func(Event, error) bool) {
-		opened := false // per range: each one starts with req
-		connect := func(ctx context.Context, lastEventID string) (io.ReadCloser, error) {
-			if opened {
-				return c.resume(ctx, resume, lastEventID)
-			}
-			body, err := first(ctx, lastEventID)
-			opened = err == nil
-			return body, err
-		}
-		stream(ctx, connect, &cfg)(yield)
-	}
+	return stream(ctx, first, c.resumeFunc(cfg.resume), &cfg)
 }
 
 // ConnectFunc returns a ConnectFunc that sends req, for use with Stream,
@@ -217,18 +202,24 @@ func (c *Client) ConnectFunc(req *http.Request) (ConnectFunc, error) {
 	}, nil
 }
 
-// resume sends the request that resume makes for lastEventID.
-func (c *Client) resume(ctx context.Context, resume func(string) (*http.Request, error), lastEventID string) (io.ReadCloser, error) {
-	r, err := resume(lastEventID)
-	switch {
-	case errors.Is(err, ErrDone):
-		return nil, err
-	case err != nil:
-		return nil, Permanent(fmt.Errorf("sse: resuming after %q: %w", lastEventID, err))
-	case r == nil:
-		return nil, Permanent(fmt.Errorf("sse: resuming after %q: the resume function returned no request", lastEventID))
+// resumeFunc returns a ConnectFunc that sends the request resume makes for
+// the last event id, or nil when resume is nil.
+func (c *Client) resumeFunc(resume func(lastEventID string) (*http.Request, error)) ConnectFunc {
+	if resume == nil {
+		return nil
 	}
-	return c.send(r.Clone(ctx), lastEventID)
+	return func(ctx context.Context, lastEventID string) (io.ReadCloser, error) {
+		r, err := resume(lastEventID)
+		switch {
+		case errors.Is(err, ErrDone):
+			return nil, err
+		case err != nil:
+			return nil, Permanent(fmt.Errorf("sse: resuming after %q: %w", lastEventID, err))
+		case r == nil:
+			return nil, Permanent(fmt.Errorf("sse: resuming after %q: the resume function returned no request", lastEventID))
+		}
+		return c.send(r.Clone(ctx), lastEventID)
+	}
 }
 
 // send sends r, adding the stream's headers, and returns the body of the

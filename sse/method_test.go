@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -37,13 +38,17 @@ func (l *requestLog) all() []seenRequest {
 	return slices.Clone(l.reqs)
 }
 
-// summary is "METHOD[:Last-Event-ID]" for each request.
+// summary is "METHOD[:Last-Event-ID][ path]" for each request, the path
+// only when it is not "/".
 func (l *requestLog) summary() []string {
 	var out []string
 	for _, r := range l.all() {
 		s := r.method
 		if id := r.header.Get("Last-Event-ID"); id != "" {
 			s += ":" + id
+		}
+		if r.path != "/" {
+			s += " " + r.path
 		}
 		out = append(out, s)
 	}
@@ -108,10 +113,11 @@ func TestConnectPostIsSentOnce(t *testing.T) {
 	}
 }
 
-// The rules of Connect, method × how the first connection ends × options.
-// The first request opens a stream that delivers the event with id 1 and
-// then ends cleanly or breaks, or it fails with a status the client's
-// classifier retries; every later request gets 204, which ends the stream.
+// The rules of Connect (README's table), method × how the first connection
+// ends × options. The first request opens a stream that delivers the event
+// with id 1 and then ends cleanly or breaks, or it fails with a status the
+// client's classifier retries or with a network error, or it gets 204;
+// every later request gets 204, which ends the stream.
 func TestConnectReconnectionRules(t *testing.T) {
 	resume := func(url string) Option {
 		return WithResume(func(lastEventID string) (*http.Request, error) {
@@ -119,9 +125,11 @@ func TestConnectReconnectionRules(t *testing.T) {
 		})
 	}
 	const (
-		end  = "end"
-		brk  = "drop"
-		fail = "503"
+		end    = "end"
+		brk    = "drop"
+		fail   = "503"
+		refuse = "network error"
+		gone   = "204"
 	)
 	for _, tc := range []struct {
 		method string
@@ -134,20 +142,30 @@ func TestConnectReconnectionRules(t *testing.T) {
 		{"GET", end, nil, []string{"GET", "GET:1"}, nil},
 		{"GET", brk, nil, []string{"GET", "GET:1"}, nil},
 		{"GET", fail, nil, []string{"GET", "GET"}, nil},
+		{"GET", refuse, nil, []string{"GET", "GET"}, nil},
+		{"GET", gone, nil, []string{"GET"}, nil},
 		{"GET", end, []string{"oneshot"}, []string{"GET"}, nil},
 		{"GET", brk, []string{"oneshot"}, []string{"GET"}, ErrConnectionLost},
 		{"GET", fail, []string{"oneshot"}, []string{"GET"}, &StatusError{}},
+		{"GET", refuse, []string{"oneshot"}, []string{"GET"}, &url.Error{}},
 		{"GET", end, []string{"resume"}, []string{"GET", "GET:1 /resume"}, nil},
 		// POST: sent once unless the caller says how to go on.
 		{"POST", end, nil, []string{"POST"}, nil},
 		{"POST", brk, nil, []string{"POST"}, ErrConnectionLost},
 		{"POST", fail, nil, []string{"POST"}, &StatusError{}},
+		{"POST", refuse, nil, []string{"POST"}, &url.Error{}},
+		{"POST", gone, nil, []string{"POST"}, nil},
 		{"POST", end, []string{"resume"}, []string{"POST", "GET:1 /resume"}, nil},
 		{"POST", brk, []string{"resume"}, []string{"POST", "GET:1 /resume"}, nil},
 		{"POST", fail, []string{"resume"}, []string{"POST"}, &StatusError{}},
+		{"POST", refuse, []string{"resume"}, []string{"POST"}, &url.Error{}},
+		{"POST", gone, []string{"resume"}, []string{"POST"}, nil},
 		{"POST", end, []string{"resend"}, []string{"POST", "POST:1"}, nil},
 		{"POST", brk, []string{"resend"}, []string{"POST", "POST:1"}, nil},
 		{"POST", fail, []string{"resend"}, []string{"POST", "POST"}, nil},
+		{"POST", refuse, []string{"resend"}, []string{"POST", "POST"}, nil},
+		{"POST", gone, []string{"resend"}, []string{"POST"}, nil},
+		{"POST", refuse, []string{"oneshot"}, []string{"POST"}, &url.Error{}},
 		{"POST", fail, []string{"resend", "resume"}, []string{"POST", "POST"}, nil},
 		{"POST", brk, []string{"resend", "resume"}, []string{"POST", "GET:1 /resume"}, nil},
 		{"POST", brk, []string{"oneshot", "resume", "resend"}, []string{"POST"}, ErrConnectionLost},
@@ -160,8 +178,17 @@ func TestConnectReconnectionRules(t *testing.T) {
 					w.WriteHeader(http.StatusNoContent)
 					return
 				}
-				if tc.first == fail {
+				switch tc.first {
+				case fail:
 					w.WriteHeader(http.StatusServiceUnavailable)
+					return
+				case gone:
+					w.WriteHeader(http.StatusNoContent)
+					return
+				case refuse:
+					if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+						conn.Close()
+					}
 					return
 				}
 				startEventStream(w)
@@ -185,22 +212,13 @@ func TestConnectReconnectionRules(t *testing.T) {
 			req, _ := http.NewRequest(tc.method, srv.URL, strings.NewReader("body"))
 			c := &Client{Retryable: func(*StatusError) bool { return true }}
 			events, errs := collect(t, c.Connect(t.Context(), req, opts...), 1)
-			var got []string
-			for _, r := range log.all() {
-				s := r.method
-				if id := r.header.Get("Last-Event-ID"); id != "" {
-					s += ":" + id
-				}
-				if r.path == "/resume" {
-					s += " /resume"
-				}
-				got = append(got, s)
-			}
-			if !slices.Equal(got, tc.reqs) {
+			if got := log.summary(); !slices.Equal(got, tc.reqs) {
 				t.Errorf("requests %q, want %q", got, tc.reqs)
 			}
-			if tc.first != fail && (len(events) != 1 || events[0].Data != "one") {
+			if opens := tc.first == end || tc.first == brk; opens && (len(events) != 1 || events[0].Data != "one") {
 				t.Errorf("events %+v, want the first one once", events)
+			} else if !opens && len(events) != 0 {
+				t.Errorf("events %+v, want none", events)
 			}
 			switch tc.err.(type) {
 			case nil:
@@ -210,6 +228,10 @@ func TestConnectReconnectionRules(t *testing.T) {
 			case *StatusError:
 				if len(errs) != 1 || !errors.As(errs[0], new(*StatusError)) {
 					t.Errorf("errors %v, want the 503", errs)
+				}
+			case *url.Error:
+				if len(errs) != 1 || !errors.As(errs[0], new(*url.Error)) || errors.Is(errs[0], ErrConnectionLost) {
+					t.Errorf("errors %v, want the request's network error", errs)
 				}
 			default:
 				if len(errs) != 1 || !errors.Is(errs[0], tc.err) {
