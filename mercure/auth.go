@@ -496,22 +496,15 @@ func (h *Hub) parseClassicClaim(raw json.RawMessage, c *claims) error {
 }
 
 // canPublish reports whether c grants publishing to every topic, and if
-// not the first topic it does not grant.
+// not the first topic it does not grant. Nil claims grant nothing.
 func (h *Hub) canPublish(c *claims, topics []string) (denied string, ok bool) {
-	var grants []grant
+	var grants selectorSet
 	if c != nil {
-		grants = c.publish
+		grants = h.grantSet(c.publish)
 	}
-	for _, t := range topics {
-		ok := false
-		for _, g := range grants {
-			if h.selectors.matches(g.sel, []string{t}) {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			return t, false
+	for i := range topics {
+		if !grants.matchAny(topics[i : i+1]) {
+			return topics[i], false
 		}
 	}
 	return "", c != nil
@@ -523,8 +516,13 @@ func (h *Hub) subscribeMatcher(c *claims) selectorSet {
 	if c == nil {
 		return h.selectors.set(nil)
 	}
-	ms := make([]*matcher, 0, len(c.subscribe))
-	for _, g := range c.subscribe {
+	return h.grantSet(c.subscribe)
+}
+
+// grantSet compiles the selectors of grants (from the cache, once each).
+func (h *Hub) grantSet(grants []grant) selectorSet {
+	ms := make([]*matcher, 0, len(grants))
+	for _, g := range grants {
 		if m, err := h.selectors.get(g.sel); err == nil {
 			ms = append(ms, m)
 		}
