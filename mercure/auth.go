@@ -263,16 +263,20 @@ func (h *Hub) verify(tok string, key *Key, resource string) (*claims, error) {
 	if len(tok) > h.cfg.MaxTokenSize {
 		return nil, fmt.Errorf("%w: token longer than %d bytes", ErrInvalidToken, h.cfg.MaxTokenSize)
 	}
-	var peek tokenClaims
-	ut, _, err := jwt.NewParser().ParseUnverified(tok, &peek)
+	// One parse: the signature is checked first, then the claims, with the
+	// rules of the token's kind, which its header and claims tell.
+	var tc tokenClaims
+	var set *jwksSet
+	t, err := jwt.NewParser(jwt.WithValidMethods(key.methods()), jwt.WithoutClaimsValidation()).
+		ParseWithClaims(tok, &tc, key.keyfunc(&set))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
-	typ, _ := ut.Header["typ"].(string)
+	typ, _ := t.Header["typ"].(string)
 	atJWT := strings.EqualFold(typ, "at+jwt") || strings.EqualFold(typ, "application/at+jwt")
-	modern := atJWT || len(peek.AuthorizationDetails) > 0 || !h.classic
+	modern := atJWT || len(tc.AuthorizationDetails) > 0 || !h.classic
 
-	opts := []jwt.ParserOption{jwt.WithValidMethods(key.methods()), jwt.WithTimeFunc(h.now)}
+	opts := []jwt.ParserOption{jwt.WithTimeFunc(h.now)}
 	checkIssuer := modern
 	switch {
 	case modern:
@@ -287,11 +291,8 @@ func (h *Hub) verify(tok string, key *Key, resource string) (*claims, error) {
 		}
 		checkIssuer = len(h.issuers) > 0
 	}
-	var tc tokenClaims
-	var set *jwksSet
-	_, err = jwt.NewParser(opts...).ParseWithClaims(tok, &tc, key.keyfunc(&set))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	if err := jwt.NewValidator(opts...).Validate(&tc); err != nil {
+		return nil, fmt.Errorf("%w: %w: %w", ErrInvalidToken, jwt.ErrTokenInvalidClaims, err)
 	}
 	c := &claims{modern: modern, jwksSet: set}
 	if tc.ExpiresAt != nil {
