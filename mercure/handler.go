@@ -530,11 +530,12 @@ func (h *Hub) metadataURL(r *http.Request) string {
 // says why ("Unauthorized: the token has expired"). The challenge carries
 // the reason as its error_description (RFC 6750 §3), except when the
 // request had no token at all, which RFC 6750 §3.1 answers with a bare
-// challenge. The refusal is logged at debug level with the request's
-// context, so a logger that adds a request id from it ties the line to the
-// request.
+// challenge. The reason is clipped to maxReasonLen bytes, and only
+// printable ASCII of it reaches the challenge. The refusal is logged at
+// debug level with the request's context, so a logger that adds a request
+// id from it ties the line to the request.
 func (h *Hub) writeAuthError(w http.ResponseWriter, r *http.Request, e *authError) {
-	reason := h.authReason(r, e)
+	reason := clipTo(h.authReason(r, e), maxReasonLen)
 	var b strings.Builder
 	b.WriteString("Bearer")
 	sep := " "
@@ -580,9 +581,16 @@ func (h *Hub) authReason(r *http.Request, e *authError) string {
 	return strings.TrimPrefix(err.Error(), ErrInvalidToken.Error()+": ")
 }
 
+// maxReasonLen bounds the reason of a refused request (its challenge, body
+// and log line), whatever request values it quotes: an Origin header, a
+// token's kid, the text of the JWT library's errors.
+const maxReasonLen = 512
+
 // clip shortens a request-supplied value for a message.
-func clip(s string) string {
-	const limit = 200
+func clip(s string) string { return clipTo(s, 200) }
+
+// clipTo shortens s to limit bytes and an ellipsis.
+func clipTo(s string, limit int) string {
 	if len(s) <= limit {
 		return s
 	}
