@@ -568,9 +568,13 @@ func (s *JWKS) keyFor(t *jwt.Token) (any, *jwksSet, error) {
 		cancel()
 		set = s.set.Load()
 		if k, err = set.find(kid, hasKid, alg); k == nil && err == nil {
-			err = fmt.Errorf("no key for kid %q and %s in the JWKS", kid, alg)
-			if ferr != nil {
-				err = fmt.Errorf("%w (refetch: %w)", err, ferr)
+			// The client learns whether the set was fetched again, not the
+			// fetch's error (the JWKS URL, addresses): do logs that.
+			switch err = fmt.Errorf("no key for kid %q and %s in the JWKS", kid, alg); {
+			case errors.Is(ferr, errRefetchLimited):
+				err = fmt.Errorf("%w (not fetched again: it was fetched less than %v ago)", err, s.cfg.MinRefetchInterval)
+			case ferr != nil:
+				err = fmt.Errorf("%w (it could not be fetched again: %w)", err, ErrJWKSUnavailable)
 			}
 		}
 	}

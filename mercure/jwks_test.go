@@ -824,3 +824,30 @@ func TestJWKSModernToken(t *testing.T) {
 		t.Fatalf("modern token of another key: %d, want 401", got)
 	}
 }
+
+// TestJWKSFetchErrorNotShown: a token whose kid the set lacks, refused
+// after a refetch failed or was rate-limited, learns which, but not the
+// fetch's error (the JWKS URL, addresses, TLS failures), which the hub
+// logs: it used to be quoted in the 401 to any client.
+func TestJWKSFetchErrorNotShown(t *testing.T) {
+	k := testSigner{kid: "k", alg: "EdDSA", priv: testEdKey(t)}
+	srv := newJWKSServer(t, k)
+	clock := &testClock{t: time.Unix(1e9, 0)}
+	e := jwksEnv(t, newTestJWKS(t, srv, clock))
+	host := strings.TrimPrefix(srv.srv.URL, "http://")
+	srv.srv.Close()
+	clock.set(clock.now().Add(DefaultJWKSMinRefetchInterval))
+	other := k
+	other.kid = "rotated"
+	tok := signWith(t, other, everything(), false)
+	for _, want := range []string{"could not be fetched again", "fetched less than 1m0s ago"} {
+		resp := e.publish(tok, form("topic", "a"))
+		body, _ := io.ReadAll(resp.Body)
+		challenge := resp.Header.Get("WWW-Authenticate")
+		if resp.StatusCode != 401 || !strings.Contains(string(body), want) ||
+			strings.Contains(string(body), host) || strings.Contains(challenge, host) {
+			t.Errorf("unknown kid, JWKS down: %d %q (challenge %q), want 401 saying %q without the JWKS address %s",
+				resp.StatusCode, body, challenge, want, host)
+		}
+	}
+}
