@@ -70,9 +70,10 @@ type JWKSConfig struct {
 	// sidecars). It must not carry credentials. Redirects are followed
 	// (up to 3) under the same rule.
 	URL string
-	// RefreshInterval is how often Run fetches the set again. It bounds
-	// how long a key removed from the set keeps verifying tokens (cached
-	// ones included). Default 5 minutes.
+	// RefreshInterval is how long Run waits after a fetch before the next
+	// one. With twice Timeout, it bounds how long a key removed from the
+	// set keeps verifying tokens (cached ones included) while the set can
+	// be fetched. Default 5 minutes.
 	RefreshInterval time.Duration
 	// MinRefetchInterval is the least time between the start of a fetch
 	// and that of a fetch caused by a token whose kid is not in the set:

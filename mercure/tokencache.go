@@ -28,7 +28,7 @@ const maxTokenCacheBytes = 4 << 20
 // that a fetch has since replaced (a changed document: a key added,
 // rotated or removed) is dropped and verified again, so a removed key
 // stops verifying cached tokens when the fetch that removes it ends,
-// within JWKSConfig.RefreshInterval (plus Timeout) of its removal.
+// within JWKSConfig.RefreshInterval (plus twice Timeout) of its removal.
 //
 // The cache is bounded in entries and in token bytes; when full, inserting
 // evicts arbitrary entries (Go map iteration order), which costs O(1) and
