@@ -451,9 +451,11 @@ func (h *Hub) timedBody(r *http.Request) bool { return h.cfg.ReadTimeout > 0 && 
 // body is read: the connection goes on serving (a QUERY subscription
 // streams on it, possibly hijacked by the engine) without a deadline that
 // would cut it. On failure it answers the request (408 when the body came
-// too slowly, 413 too large, 400 otherwise, each closing an HTTP/1
-// connection that has unread body bytes) and returns false; the deadline
-// then stays, so that nothing waits on the rest of the body.
+// too slowly or 413 too large, both closing an HTTP/1 connection; 400
+// otherwise) and returns false; the deadline then stays, so that what is
+// left of the body (net/http reads up to 256 KiB of it before it answers a
+// 400, as for a publish body read() left unread) comes within it or the
+// connection is closed.
 func (h *Hub) readBody(w http.ResponseWriter, r *http.Request, read func(io.Reader) error) bool {
 	timed := h.timedBody(r)
 	if r.Body == nil {
