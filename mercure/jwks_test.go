@@ -851,3 +851,38 @@ func TestJWKSFetchErrorNotShown(t *testing.T) {
 		}
 	}
 }
+
+// TestJWKSUnknownKidFloodNeverLoaded: while the JWKS has never been
+// loaded (it answers garbage), tokens with kids cause one fetch per
+// refetch interval, however many arrive, as when a set is loaded: an
+// issuer that is down is not hammered by the hub on a flood's behalf.
+func TestJWKSUnknownKidFloodNeverLoaded(t *testing.T) {
+	k := testSigner{kid: "k", alg: "EdDSA", priv: testEdKey(t)}
+	srv := newJWKSServer(t)
+	srv.setRaw(map[string]any{"not": "a key set"})
+	clock := &testClock{t: time.Unix(1e9, 0)}
+	set, err := NewJWKS(JWKSConfig{URL: srv.srv.URL, Logger: quietLogger(), Now: clock.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := jwksEnv(t, set)
+	tok := signWith(t, k, everything(), false)
+	for round := 1; round <= 2; round++ {
+		var wg sync.WaitGroup
+		for range 50 {
+			wg.Go(func() {
+				if code, err := e.tryPublish(tok); err != nil || code != 401 {
+					t.Errorf("status %d, err %v, want 401", code, err)
+				}
+			})
+		}
+		wg.Wait()
+		if n := srv.fetches.Load(); n != int64(round) {
+			t.Fatalf("%d fetches after %d floods of a set never loaded, want %d", n, round, round)
+		}
+		clock.set(clock.now().Add(DefaultJWKSMinRefetchInterval))
+	}
+	if err := set.Ready(); !errors.Is(err, ErrJWKSUnavailable) {
+		t.Fatalf("Ready: %v", err)
+	}
+}
