@@ -263,16 +263,20 @@ func (h *Hub) verify(tok string, key *Key, resource string) (*claims, error) {
 	if len(tok) > h.cfg.MaxTokenSize {
 		return nil, fmt.Errorf("%w: token longer than %d bytes", ErrInvalidToken, h.cfg.MaxTokenSize)
 	}
-	var peek tokenClaims
-	ut, _, err := jwt.NewParser().ParseUnverified(tok, &peek)
+	// One parse: the signature is checked first, then the claims, with the
+	// rules of the token's kind, which its header and claims tell.
+	var tc tokenClaims
+	var set *jwksSet
+	t, err := jwt.NewParser(jwt.WithValidMethods(key.methods()), jwt.WithoutClaimsValidation()).
+		ParseWithClaims(tok, &tc, key.keyfunc(&set))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
-	typ, _ := ut.Header["typ"].(string)
+	typ, _ := t.Header["typ"].(string)
 	atJWT := strings.EqualFold(typ, "at+jwt") || strings.EqualFold(typ, "application/at+jwt")
-	modern := atJWT || len(peek.AuthorizationDetails) > 0 || !h.classic
+	modern := atJWT || len(tc.AuthorizationDetails) > 0 || !h.classic
 
-	opts := []jwt.ParserOption{jwt.WithValidMethods(key.methods()), jwt.WithTimeFunc(h.now)}
+	opts := []jwt.ParserOption{jwt.WithTimeFunc(h.now)}
 	checkIssuer := modern
 	switch {
 	case modern:
@@ -287,11 +291,8 @@ func (h *Hub) verify(tok string, key *Key, resource string) (*claims, error) {
 		}
 		checkIssuer = len(h.issuers) > 0
 	}
-	var tc tokenClaims
-	var set *jwksSet
-	_, err = jwt.NewParser(opts...).ParseWithClaims(tok, &tc, key.keyfunc(&set))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	if err := jwt.NewValidator(opts...).Validate(&tc); err != nil {
+		return nil, fmt.Errorf("%w: %w: %w", ErrInvalidToken, jwt.ErrTokenInvalidClaims, err)
 	}
 	c := &claims{modern: modern, jwksSet: set}
 	if tc.ExpiresAt != nil {
@@ -496,22 +497,15 @@ func (h *Hub) parseClassicClaim(raw json.RawMessage, c *claims) error {
 }
 
 // canPublish reports whether c grants publishing to every topic, and if
-// not the first topic it does not grant.
+// not the first topic it does not grant. Nil claims grant nothing.
 func (h *Hub) canPublish(c *claims, topics []string) (denied string, ok bool) {
-	var grants []grant
+	var grants selectorSet
 	if c != nil {
-		grants = c.publish
+		grants = h.grantSet(c.publish)
 	}
-	for _, t := range topics {
-		ok := false
-		for _, g := range grants {
-			if h.selectors.matches(g.sel, []string{t}) {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			return t, false
+	for i := range topics {
+		if !grants.matchAny(topics[i : i+1]) {
+			return topics[i], false
 		}
 	}
 	return "", c != nil
@@ -523,8 +517,13 @@ func (h *Hub) subscribeMatcher(c *claims) selectorSet {
 	if c == nil {
 		return h.selectors.set(nil)
 	}
-	ms := make([]*matcher, 0, len(c.subscribe))
-	for _, g := range c.subscribe {
+	return h.grantSet(c.subscribe)
+}
+
+// grantSet compiles the selectors of grants (from the cache, once each).
+func (h *Hub) grantSet(grants []grant) selectorSet {
+	ms := make([]*matcher, 0, len(grants))
+	for _, g := range grants {
 		if m, err := h.selectors.get(g.sel); err == nil {
 			ms = append(ms, m)
 		}

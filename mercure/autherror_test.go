@@ -2,6 +2,7 @@ package mercure
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -126,4 +127,68 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestAuthErrorReasonBounded: what an unauthenticated request sends
+// (an Origin header, a token's kid or exp) reaches the reason of its
+// refusal quoted, but never more than a bounded part of it, so that the
+// challenge, the body and the debug log line stay small (an Origin of
+// bytes 0x80-0xff used to come back four times its size, twice, and go
+// to the log whole).
+func TestAuthErrorReasonBounded(t *testing.T) {
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e := newEnv(t, func(c *Config) { c.PublishOrigins = []string{"https://app.example.com"}; c.Logger = logger })
+	k := testSigner{kid: "k", alg: "EdDSA", priv: testEdKey(t)}
+	srv := newJWKSServer(t, k)
+	je := jwksEnv(t, newTestJWKS(t, srv, &testClock{t: time.Unix(1e9, 0)}))
+	je.h.log = logger
+	longKid := k
+	longKid.kid = strings.Repeat("\x01k", 1<<10)
+	hugeExp := signClaims(t, pubSecret, jwt.MapClaims{"exp": json.Number("1" + strings.Repeat("0", 10<<10))}, nil)
+
+	const maxDesc = 600
+	for _, tt := range []struct {
+		name string
+		e    *env
+		req  func() *http.Request
+	}{
+		{"cookie publish from a long origin", e, func() *http.Request {
+			req, _ := http.NewRequest(http.MethodPost, e.srv.URL+HubPath, strings.NewReader("topic=a"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Origin", "https://"+strings.Repeat("\xff", 64<<10))
+			req.AddCookie(&http.Cookie{Name: DefaultCookieName, Value: "x"})
+			return req
+		}},
+		{"a token with a long exp", e, func() *http.Request {
+			req, _ := http.NewRequest(http.MethodPost, e.srv.URL+HubPath, strings.NewReader("topic=a"))
+			req.Header.Set("Authorization", "Bearer "+hugeExp)
+			return req
+		}},
+		{"a token with a long kid", je, func() *http.Request {
+			req, _ := http.NewRequest(http.MethodPost, je.srv.URL+HubPath, strings.NewReader("topic=a"))
+			req.Header.Set("Authorization", "Bearer "+signWith(t, longKid, everything(), false))
+			return req
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(logs.String())
+			resp := tt.e.do(tt.req())
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != 400 && resp.StatusCode != 401 {
+				t.Fatalf("status %d, want 400 or 401", resp.StatusCode)
+			}
+			desc := regexp.MustCompile(`error_description="([^"]*)"`).FindStringSubmatch(resp.Header.Get("WWW-Authenticate"))
+			if desc == nil {
+				t.Fatalf("challenge %.300q has no description", resp.Header.Get("WWW-Authenticate"))
+			}
+			if len(desc[1]) > maxDesc || len(body) > maxDesc {
+				t.Errorf("description of %d bytes, body of %d: want both within %d (%.200q)", len(desc[1]), len(body), maxDesc, desc[1])
+			}
+			if n := len(logs.String()) - before; n > 4*maxDesc {
+				t.Errorf("the refusal logged %d bytes", n)
+			}
+		})
+	}
+
 }

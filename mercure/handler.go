@@ -451,9 +451,11 @@ func (h *Hub) timedBody(r *http.Request) bool { return h.cfg.ReadTimeout > 0 && 
 // body is read: the connection goes on serving (a QUERY subscription
 // streams on it, possibly hijacked by the engine) without a deadline that
 // would cut it. On failure it answers the request (408 when the body came
-// too slowly, 413 too large, 400 otherwise, each closing an HTTP/1
-// connection that has unread body bytes) and returns false; the deadline
-// then stays, so that nothing waits on the rest of the body.
+// too slowly or 413 too large, both closing an HTTP/1 connection; 400
+// otherwise) and returns false; the deadline then stays, so that what is
+// left of the body (net/http reads up to 256 KiB of it before it answers a
+// 400, as for a publish body read() left unread) comes within it or the
+// connection is closed.
 func (h *Hub) readBody(w http.ResponseWriter, r *http.Request, read func(io.Reader) error) bool {
 	timed := h.timedBody(r)
 	if r.Body == nil {
@@ -530,11 +532,12 @@ func (h *Hub) metadataURL(r *http.Request) string {
 // says why ("Unauthorized: the token has expired"). The challenge carries
 // the reason as its error_description (RFC 6750 §3), except when the
 // request had no token at all, which RFC 6750 §3.1 answers with a bare
-// challenge. The refusal is logged at debug level with the request's
-// context, so a logger that adds a request id from it ties the line to the
-// request.
+// challenge. The reason is clipped to maxReasonLen bytes, and only
+// printable ASCII of it reaches the challenge. The refusal is logged at
+// debug level with the request's context, so a logger that adds a request
+// id from it ties the line to the request.
 func (h *Hub) writeAuthError(w http.ResponseWriter, r *http.Request, e *authError) {
-	reason := h.authReason(r, e)
+	reason := clipTo(h.authReason(r, e), maxReasonLen)
 	var b strings.Builder
 	b.WriteString("Bearer")
 	sep := " "
@@ -580,9 +583,16 @@ func (h *Hub) authReason(r *http.Request, e *authError) string {
 	return strings.TrimPrefix(err.Error(), ErrInvalidToken.Error()+": ")
 }
 
+// maxReasonLen bounds the reason of a refused request (its challenge, body
+// and log line), whatever request values it quotes: an Origin header, a
+// token's kid, the text of the JWT library's errors.
+const maxReasonLen = 512
+
 // clip shortens a request-supplied value for a message.
-func clip(s string) string {
-	const limit = 200
+func clip(s string) string { return clipTo(s, 200) }
+
+// clipTo shortens s to limit bytes and an ellipsis.
+func clipTo(s string, limit int) string {
 	if len(s) <= limit {
 		return s
 	}

@@ -70,9 +70,10 @@ type JWKSConfig struct {
 	// sidecars). It must not carry credentials. Redirects are followed
 	// (up to 3) under the same rule.
 	URL string
-	// RefreshInterval is how often Run fetches the set again. It bounds
-	// how long a key removed from the set keeps verifying tokens (cached
-	// ones included). Default 5 minutes.
+	// RefreshInterval is how long Run waits after a fetch before the next
+	// one. With twice Timeout, it bounds how long a key removed from the
+	// set keeps verifying tokens (cached ones included) while the set can
+	// be fetched. Default 5 minutes.
 	RefreshInterval time.Duration
 	// MinRefetchInterval is the least time between the start of a fetch
 	// and that of a fetch caused by a token whose kid is not in the set:
@@ -568,9 +569,13 @@ func (s *JWKS) keyFor(t *jwt.Token) (any, *jwksSet, error) {
 		cancel()
 		set = s.set.Load()
 		if k, err = set.find(kid, hasKid, alg); k == nil && err == nil {
-			err = fmt.Errorf("no key for kid %q and %s in the JWKS", kid, alg)
-			if ferr != nil {
-				err = fmt.Errorf("%w (refetch: %w)", err, ferr)
+			// The client learns whether the set was fetched again, not the
+			// fetch's error (the JWKS URL, addresses): do logs that.
+			switch err = fmt.Errorf("no key for kid %q and %s in the JWKS", kid, alg); {
+			case errors.Is(ferr, errRefetchLimited):
+				err = fmt.Errorf("%w (not fetched again: it was fetched less than %v ago)", err, s.cfg.MinRefetchInterval)
+			case ferr != nil:
+				err = fmt.Errorf("%w (it could not be fetched again: %w)", err, ErrJWKSUnavailable)
 			}
 		}
 	}

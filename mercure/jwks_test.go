@@ -824,3 +824,65 @@ func TestJWKSModernToken(t *testing.T) {
 		t.Fatalf("modern token of another key: %d, want 401", got)
 	}
 }
+
+// TestJWKSFetchErrorNotShown: a token whose kid the set lacks, refused
+// after a refetch failed or was rate-limited, learns which, but not the
+// fetch's error (the JWKS URL, addresses, TLS failures), which the hub
+// logs: it used to be quoted in the 401 to any client.
+func TestJWKSFetchErrorNotShown(t *testing.T) {
+	k := testSigner{kid: "k", alg: "EdDSA", priv: testEdKey(t)}
+	srv := newJWKSServer(t, k)
+	clock := &testClock{t: time.Unix(1e9, 0)}
+	e := jwksEnv(t, newTestJWKS(t, srv, clock))
+	host := strings.TrimPrefix(srv.srv.URL, "http://")
+	srv.srv.Close()
+	clock.set(clock.now().Add(DefaultJWKSMinRefetchInterval))
+	other := k
+	other.kid = "rotated"
+	tok := signWith(t, other, everything(), false)
+	for _, want := range []string{"could not be fetched again", "fetched less than 1m0s ago"} {
+		resp := e.publish(tok, form("topic", "a"))
+		body, _ := io.ReadAll(resp.Body)
+		challenge := resp.Header.Get("WWW-Authenticate")
+		if resp.StatusCode != 401 || !strings.Contains(string(body), want) ||
+			strings.Contains(string(body), host) || strings.Contains(challenge, host) {
+			t.Errorf("unknown kid, JWKS down: %d %q (challenge %q), want 401 saying %q without the JWKS address %s",
+				resp.StatusCode, body, challenge, want, host)
+		}
+	}
+}
+
+// TestJWKSUnknownKidFloodNeverLoaded: while the JWKS has never been
+// loaded (it answers garbage), tokens with kids cause one fetch per
+// refetch interval, however many arrive, as when a set is loaded: an
+// issuer that is down is not hammered by the hub on a flood's behalf.
+func TestJWKSUnknownKidFloodNeverLoaded(t *testing.T) {
+	k := testSigner{kid: "k", alg: "EdDSA", priv: testEdKey(t)}
+	srv := newJWKSServer(t)
+	srv.setRaw(map[string]any{"not": "a key set"})
+	clock := &testClock{t: time.Unix(1e9, 0)}
+	set, err := NewJWKS(JWKSConfig{URL: srv.srv.URL, Logger: quietLogger(), Now: clock.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := jwksEnv(t, set)
+	tok := signWith(t, k, everything(), false)
+	for round := 1; round <= 2; round++ {
+		var wg sync.WaitGroup
+		for range 50 {
+			wg.Go(func() {
+				if code, err := e.tryPublish(tok); err != nil || code != 401 {
+					t.Errorf("status %d, err %v, want 401", code, err)
+				}
+			})
+		}
+		wg.Wait()
+		if n := srv.fetches.Load(); n != int64(round) {
+			t.Fatalf("%d fetches after %d floods of a set never loaded, want %d", n, round, round)
+		}
+		clock.set(clock.now().Add(DefaultJWKSMinRefetchInterval))
+	}
+	if err := set.Ready(); !errors.Is(err, ErrJWKSUnavailable) {
+		t.Fatalf("Ready: %v", err)
+	}
+}

@@ -13,7 +13,8 @@ const maxTokenCacheBytes = 4 << 20
 // tokenCache keeps the claims of tokens that passed verification, so that a
 // publisher or subscriber sending the same token again is not verified
 // again: parsing and checking a JWT costs more than the rest of a publish
-// request (~20 µs of an HS256 token on the reference machine).
+// request (~8 µs for an HS256 token, BenchmarkVerify, against ~6 µs for a
+// whole publish with a cached token, BenchmarkPublishHandler).
 //
 // An entry is keyed by the exact token string and the key that verified it,
 // so only that same string presented for that same key hits; failures are
@@ -27,7 +28,7 @@ const maxTokenCacheBytes = 4 << 20
 // that a fetch has since replaced (a changed document: a key added,
 // rotated or removed) is dropped and verified again, so a removed key
 // stops verifying cached tokens when the fetch that removes it ends,
-// within JWKSConfig.RefreshInterval (plus Timeout) of its removal.
+// within JWKSConfig.RefreshInterval (plus twice Timeout) of its removal.
 //
 // The cache is bounded in entries and in token bytes; when full, inserting
 // evicts arbitrary entries (Go map iteration order), which costs O(1) and

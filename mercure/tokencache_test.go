@@ -1,6 +1,7 @@
 package mercure
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -9,6 +10,9 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/sluicehq/sluice/hub"
+	"github.com/sluicehq/sluice/store"
 )
 
 // testClock is a settable clock for Config.Now.
@@ -245,5 +249,32 @@ func TestTokenCacheUnit(t *testing.T) {
 	off.put(k1, "t", &claims{}, "")
 	if off.get(k1, "t", now, none) != nil || off.len() != 0 {
 		t.Fatal("a disabled cache served a token")
+	}
+}
+
+// BenchmarkVerify is what a token the cache does not hold costs: a classic
+// HS256 token with two grants, parsed, its signature and claims checked.
+// A forged token costs as much up to its signature.
+//
+//	go test -run NONE -bench Verify -benchmem ./mercure/
+func BenchmarkVerify(b *testing.B) {
+	st := store.NewMemory(store.MemoryConfig{})
+	defer st.Close()
+	eng, err := hub.New(hub.Config{Store: st, Logger: quietLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer eng.Shutdown(context.Background())
+	key := mustKey(b, pubSecret)
+	h, err := New(Config{Hub: eng, PublisherKey: &key, Logger: quietLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok := classicToken(b, key, []string{"https://example.com/books/{id}", "https://example.com/a"}, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := h.verify(tok, h.cfg.PublisherKey, ""); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
