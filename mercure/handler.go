@@ -626,25 +626,25 @@ func (h *Hub) badRequest(w http.ResponseWriter, r *http.Request, err error) {
 
 // authenticate finds and verifies the request's token with key. It
 // returns nil claims and no error when there is no token.
-func (h *Hub) authenticate(r *http.Request, key *Key) (*claims, tokenSource, *authError) {
+func (h *Hub) authenticate(r *http.Request, key *Key) (*claims, *authError) {
 	tok, src, aerr := h.extractToken(r)
 	if aerr != nil || tok == "" {
-		return nil, src, aerr
+		return nil, aerr
 	}
 	if src == fromCookie && r.Method == http.MethodPost {
 		origin := requestOrigin(r)
 		if origin == "" {
-			return nil, src, errInvalidRequest("a cookie-authenticated POST without Origin or Referer")
+			return nil, errInvalidRequest("a cookie-authenticated POST without Origin or Referer")
 		}
 		if origin == opaqueOrigin || !originAllowed(origin, h.cfg.PublishOrigins) {
-			return nil, src, errInvalidRequest("origin %q may not publish", origin)
+			return nil, errInvalidRequest("origin %q may not publish", origin)
 		}
 	}
 	c, err := h.verifyCached(tok, key, r)
 	if err != nil {
-		return nil, src, errInvalidToken(err)
+		return nil, errInvalidToken(err)
 	}
-	return c, src, nil
+	return c, nil
 }
 
 // verifyCached is verify through the hub's cache of verified tokens.
@@ -675,7 +675,7 @@ func (h *Hub) verifyCached(tok string, key *Key, r *http.Request) (*claims, erro
 func (h *Hub) publish(w http.ResponseWriter, r *http.Request) {
 	// The token comes from the headers or the query, never the body: a
 	// request that cannot publish is refused before its body is read.
-	c, _, aerr := h.authenticate(r, h.cfg.PublisherKey)
+	c, aerr := h.authenticate(r, h.cfg.PublisherKey)
 	if aerr == nil && c == nil {
 		aerr = errNoToken
 	}

@@ -33,7 +33,7 @@ func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request) {
 	var c *claims
 	var aerr *authError
 	if h.cfg.SubscriberKey != nil {
-		c, _, aerr = h.authenticate(r, h.cfg.SubscriberKey)
+		c, aerr = h.authenticate(r, h.cfg.SubscriberKey)
 		if aerr == nil && c == nil && !h.cfg.Anonymous {
 			aerr = errNoToken
 		}

@@ -146,7 +146,7 @@ func (h *Hub) subscriptionsAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h.cfg.SubscriberKey != nil {
-		c, _, aerr := h.authenticate(r, h.cfg.SubscriberKey)
+		c, aerr := h.authenticate(r, h.cfg.SubscriberKey)
 		if aerr == nil && c == nil {
 			aerr = errNoToken
 		}
