@@ -207,6 +207,20 @@ func TestModernTokenLimits(t *testing.T) {
 	}
 }
 
+func TestClassicTokenLimits(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxClassicGrants = 2 })
+	if resp := e.publish(classicToken(t, e.pubKey, []string{"a", "b"}, nil), form("topic", "a")); resp.StatusCode != 200 {
+		t.Fatalf("within limits: %d", resp.StatusCode)
+	}
+	if resp := e.publish(classicToken(t, e.pubKey, []string{"a", "b", "c"}, nil), form("topic", "a")); resp.StatusCode != 401 {
+		t.Fatalf("too many publish entries: %d", resp.StatusCode)
+	}
+	// Each array is bounded on its own, the subscribe one too.
+	if resp := e.publish(classicToken(t, e.pubKey, []string{"a"}, []string{"x", "y", "z"}), form("topic", "a")); resp.StatusCode != 401 {
+		t.Fatalf("too many subscribe entries: %d", resp.StatusCode)
+	}
+}
+
 func TestModernTokenConfiguredResource(t *testing.T) {
 	const res = "https://hub.example/.well-known/mercure"
 	e := newEnv(t, func(c *Config) { c.Resource = res })
