@@ -119,6 +119,10 @@ func newClients(dsn string, blockTimeout, waitTimeout time.Duration) (clients, e
 	return c, nil
 }
 
+// goRedisReadTimeout is the read timeout go-redis (v9.23) gives a client
+// whose options leave it zero (TestClientRoles notices a change).
+const goRedisReadTimeout = 5 * time.Second
+
 // knobs are the fields of go-redis's options (Options, FailoverOptions,
 // ClusterOptions) that differ between the store's three clients.
 type knobs struct {
@@ -137,7 +141,7 @@ func roles[O any](opts *O, fields func(*O) knobs, blockTimeout, waitTimeout time
 	*wk.maxRetries = -1
 	if rt := *wk.readTimeout; waitTimeout > 0 && rt >= 0 {
 		if rt == 0 {
-			rt = 3 * time.Second // go-redis's default
+			rt = goRedisReadTimeout
 		}
 		*wk.readTimeout = max(rt, waitTimeout+time.Second)
 	}
