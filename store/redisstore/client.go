@@ -176,8 +176,8 @@ func hasHashTag(prefix string) bool {
 // command whose reply was lost, which would append twice).
 func (s *Store) runAppend(args []any) ([]any, error) {
 	var c redis.Cmdable = s.write
-	if s.clusterC != nil {
-		node, err := s.clusterC.MasterForKey(s.ctx, s.kLog)
+	if s.cluster != nil {
+		node, err := s.cluster.MasterForKey(s.ctx, s.kLog)
 		if err != nil {
 			s.clusterError(err)
 			return nil, err
@@ -228,7 +228,7 @@ func (s *Store) runAppend(args []any) ([]any, error) {
 // sends everything to the dead primary. Reloads are asynchronous and
 // coalesced.
 func (s *Store) clusterError(err error) {
-	if err == nil || s.clusterC == nil || errors.Is(err, redis.Nil) || s.closed() {
+	if err == nil || s.cluster == nil || errors.Is(err, redis.Nil) || s.closed() {
 		return
 	}
 	for _, c := range []redis.UniversalClient{s.write, s.read, s.block} {
