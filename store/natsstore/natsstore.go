@@ -230,6 +230,8 @@ type Store struct {
 	// consumerHistory makes History read with a consumer even where the
 	// server batches direct gets (tests of the older servers' path).
 	consumerHistory bool
+	// stallCheck is followStallCheck, shorter in tests.
+	stallCheck time.Duration
 
 	epochMu sync.Mutex
 	epoch   store.Epoch
@@ -389,6 +391,7 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 		ackTimeout:   cfg.AckTimeout,
 		minBO:        cfg.MinBackoff,
 		maxBO:        cfg.MaxBackoff,
+		stallCheck:   followStallCheck,
 	}
 	if s.now == nil {
 		s.now = time.Now

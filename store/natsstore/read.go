@@ -731,7 +731,7 @@ func (s *Store) followFrom(ctx context.Context, rd *reader, yield func(store.Eve
 	defer stop()
 	var waiting uint64 // rd.next at the last check that found it in the stream
 	for {
-		nctx, cancel := context.WithTimeout(ctx, followStallCheck)
+		nctx, cancel := context.WithTimeout(ctx, s.stallCheck)
 		msg, err := it.Next(jetstream.NextContext(nctx))
 		cancel()
 		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
@@ -748,7 +748,7 @@ func (s *Store) followFrom(ctx context.Context, rd *reader, yield func(store.Eve
 			}
 			if st.last >= rd.next {
 				if waiting == rd.next {
-					return fmt.Errorf("the consumer delivered nothing from sequence %d for %v while the stream ends at %d", rd.next, 2*followStallCheck, st.last)
+					return fmt.Errorf("the consumer delivered nothing from sequence %d for %v while the stream ends at %d", rd.next, 2*s.stallCheck, st.last)
 				}
 				waiting = rd.next
 			}
