@@ -712,9 +712,6 @@ func (s *Store) catchUp(ctx context.Context, rd *reader, yield func(store.Event,
 			}
 			return nil
 		}
-		if rd.exact && e.Pos != rd.next {
-			return nil // History checks this: not reached
-		}
 		if !yield(e, nil) {
 			return errStopped
 		}
