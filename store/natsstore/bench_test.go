@@ -61,3 +61,10 @@ func BenchmarkResume(b *testing.B) {
 	s, _ := newStore(b, natsstore.Config{})
 	storetest.BenchmarkResume(b, s)
 }
+
+// BenchmarkFollow follows a backlog of events: the follower's cost per
+// event.
+func BenchmarkFollow(b *testing.B) {
+	s, _ := newStore(b, natsstore.Config{})
+	storetest.BenchmarkFollow(b, s)
+}

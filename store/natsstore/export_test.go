@@ -1,5 +1,7 @@
 package natsstore
 
+import "time"
+
 // UseConsumerHistory makes s's History read with ephemeral consumers, as on
 // servers before 2.11, wherever the server could batch direct gets. Call it
 // before using s.
@@ -11,3 +13,7 @@ func DirectHistory(s *Store) bool { return s.directBatch() }
 // PublishesDone returns a channel closed once s has no publish awaiting its
 // acknowledgement.
 func PublishesDone(s *Store) <-chan struct{} { return s.js.PublishAsyncComplete() }
+
+// SetStallCheck makes s's Follow check its consumer after d without a
+// message instead of followStallCheck. Call it before using s.
+func SetStallCheck(s *Store, d time.Duration) { s.stallCheck = d }

@@ -96,10 +96,13 @@
 // the stream is unavailable while its server is down.
 //
 // A Follow that comes back after an outage checks that the stream is the
-// one it read: the same epoch, and a last sequence not below the last one
-// it yielded. A stream that lost events (restored from an older copy, a
-// memory stream restarted) ends the Follow with [store.ErrUnknownID],
-// never a silent renumbering of delivered positions.
+// one it read: the same epoch, and the last event it yielded still at its
+// sequence (the stream may have gone on past it with other events). A
+// stream that lost events (restored from an older copy, a memory stream
+// restarted) ends the Follow with [store.ErrUnknownID], never a silent
+// renumbering of delivered positions. An id of a lost event held
+// elsewhere (a client that had disconnected) cannot be told from the id
+// of the event appended at its sequence since: it resumes after that one.
 package natsstore
 
 import (
@@ -230,6 +233,8 @@ type Store struct {
 	// consumerHistory makes History read with a consumer even where the
 	// server batches direct gets (tests of the older servers' path).
 	consumerHistory bool
+	// stallCheck is followStallCheck, shorter in tests.
+	stallCheck time.Duration
 
 	epochMu sync.Mutex
 	epoch   store.Epoch
@@ -389,6 +394,7 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 		ackTimeout:   cfg.AckTimeout,
 		minBO:        cfg.MinBackoff,
 		maxBO:        cfg.MaxBackoff,
+		stallCheck:   followStallCheck,
 	}
 	if s.now == nil {
 		s.now = time.Now

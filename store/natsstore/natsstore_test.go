@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/store/natsstore"
 	"github.com/sluicehq/sluice/store/storetest"
@@ -206,5 +209,76 @@ func TestFollowStreamReplaced(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("Follow of the deleted stream did not end")
+	}
+}
+
+// A Follow whose consumer stops delivering while its heartbeats go on (as
+// seen after a server of the stream restarted; here the consumer is
+// paused) gives it up once the stream has held undelivered events for two
+// stall checks, and yields them: every event once, in order. An idle
+// stream is no stall: the Follow keeps its consumer across the checks.
+// No test checked either before: the HA test only stalls a whole server.
+func TestFollowStalledConsumer(t *testing.T) {
+	s, stream := newStore(t, natsstore.Config{})
+	natsstore.SetStallCheck(s, 20*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), hang)
+	defer cancel()
+	nc, err := nats.Connect(natsURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// consumer returns the name of the stream's one consumer, the Follow's.
+	consumer := func() string {
+		t.Helper()
+		var names []string
+		lister := st.ConsumerNames(ctx)
+		for name := range lister.Name() {
+			names = append(names, name)
+		}
+		if err := lister.Err(); err != nil || len(names) != 1 {
+			t.Fatalf("the stream's consumers: %v, %v; want the Follow's only", names, err)
+		}
+		return names[0]
+	}
+
+	f := storetest.StartFollow(ctx, s, "")
+	evs := []store.Event{storetest.MustAppend(t, s, store.Event{Data: "before"})}
+	if got := f.Next(t, hang); got.ID != evs[0].ID {
+		t.Fatalf("Follow yielded %s, want %s", got.ID, evs[0].ID)
+	}
+	name := consumer()
+	// Idle for many stall checks (the Follow reads the stream's state at
+	// each): the consumer stays.
+	for range 5 {
+		if _, err := st.Info(ctx); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond) // idle time is what is tested
+	}
+	if got := consumer(); got != name {
+		t.Fatalf("the Follow replaced its consumer %s with %s while the stream was idle", name, got)
+	}
+
+	if _, err := st.PauseConsumer(ctx, name, time.Now().Add(time.Hour)); err != nil {
+		t.Skipf("cannot pause a consumer (nats-server 2.11+): %v", err)
+	}
+	for i := range 3 {
+		evs = append(evs, storetest.MustAppend(t, s, store.Event{Data: fmt.Sprint("while paused ", i)}))
+	}
+	// The paused consumer delivers nothing: the events come through what
+	// replaces it.
+	for _, want := range evs[1:] {
+		if got := f.Next(t, hang); got.ID != want.ID {
+			t.Fatalf("Follow yielded %s, want %s", got.ID, want.ID)
+		}
 	}
 }

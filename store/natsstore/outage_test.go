@@ -2,8 +2,10 @@ package natsstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -72,4 +74,80 @@ func (s *settledHead) Head(ctx context.Context) (string, error) {
 		}
 	}
 	return s.Store.Head(ctx)
+}
+
+// A stream that comes back without the last events a Follow yielded (here
+// restored from an older copy of the server's storage: same stream, same
+// creation time, so the same epoch) ends the Follow with ErrUnknownID once
+// it is back, instead of yielding the events appended next at the lost
+// sequences as if they followed the lost ones.
+func TestFollowLostEvents(t *testing.T) {
+	bin := os.Getenv("SLUICE_TEST_NATS_SERVER")
+	if bin == "" {
+		bin = "nats-server"
+	}
+	var js string
+	srv := storetest.StartProcess(t, bin, hang, func(port int, dir string) []string {
+		js = filepath.Join(dir, "js")
+		return []string{"-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", js, "-l", filepath.Join(dir, "nats.log")}
+	})
+	url := fmt.Sprintf("nats://127.0.0.1:%d", srv.Port)
+	s := open(t, url, natsstore.Config{Stream: "LOST", MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	for i := range 3 {
+		storetest.MustAppend(t, s, store.Event{Data: fmt.Sprint("kept ", i)})
+	}
+	// The older copy: the server's storage with the 3 events.
+	if err := srv.Stop(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	older := filepath.Join(t.TempDir(), "js")
+	if err := os.CopyFS(older, os.DirFS(js)); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), hang)
+	defer cancel()
+	f := storetest.StartFollow(ctx, s, "")
+	for i := range 5 {
+		if i == 3 {
+			for j := range 2 {
+				storetest.MustAppend(t, s, store.Event{Data: fmt.Sprint("lost ", j)})
+			}
+		}
+		if e := f.Next(t, hang); e.Pos != uint64(i+1) {
+			t.Fatalf("Follow yielded position %d, want %d", e.Pos, i+1)
+		}
+	}
+
+	if err := srv.Stop(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(js); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(js, os.DirFS(older)); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The events appended next take sequences 4 to 6: the Follow, which
+	// yielded 4 and 5 already, must not yield 6 as what comes after them.
+	for i := range 3 {
+		for {
+			if _, err := s.Append(ctx, store.Event{Data: fmt.Sprint("new ", i)}); err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatal("the store did not take appends again")
+			}
+			time.Sleep(10 * time.Millisecond) // the client reconnects to the restarted server
+		}
+	}
+	if err := f.End(t, hang); !errors.Is(err, store.ErrUnknownID) {
+		t.Fatalf("Follow after the stream lost events it yielded: %v, want ErrUnknownID", err)
+	}
 }

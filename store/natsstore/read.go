@@ -31,6 +31,7 @@ type reader struct {
 	leading bool      // nothing read yet: MaxAge applies to what comes first
 	cutoff  time.Time // events before it are past MaxAge (zero: no limit)
 	end     uint64    // History's end: the last sequence when it started
+	read    time.Time // the Time of the event at next-1, once read (zero before)
 	// arena, when not nil, makes events alias the records read, which are
 	// never modified or reused, and take their topic lists and ids from it.
 	arena *arena
@@ -133,7 +134,7 @@ func (rd *reader) take(seq uint64, data []byte) (e store.Event, skip bool, err e
 	if err != nil {
 		return store.Event{}, false, fmt.Errorf("message %d: %w", seq, err)
 	}
-	rd.next, rd.exact, rd.leading = seq+1, true, false
+	rd.next, rd.exact, rd.leading, rd.read = seq+1, true, false, e.Time
 	return e, false, nil
 }
 
@@ -612,12 +613,12 @@ func (s *Store) Follow(ctx context.Context, cursor string) iter.Seq2[store.Event
 			}
 			// Back: make sure the stream is still the same one.
 			for {
-				st, err := s.info(fctx)
+				err := s.sameLog(fctx, rd)
+				if errors.Is(err, store.ErrUnknownID) {
+					yield(store.Event{}, s.wrapRead("follow", err))
+					return
+				}
 				if err == nil {
-					if err := rd.same(st); err != nil {
-						yield(store.Event{}, s.wrapRead("follow", err))
-						return
-					}
 					s.log.Info("natsstore: follow: following the stream again", "stream", s.cfg.Stream, "from", rd.next)
 					bo.Reset()
 					break
@@ -634,20 +635,46 @@ func (s *Store) Follow(ctx context.Context, cursor string) iter.Seq2[store.Event
 	}
 }
 
-// same checks, when a Follow comes back after an outage or its consumer was
-// recreated, that the stream is still the one it read: the same epoch,
-// and every event it yielded still there. A stream that ends before the
-// last event yielded lost events: it was restored from an older copy, or
-// the servers that had them were lost (a memory stream restarted, an R1
-// stream's server replaced). The events appended there next would take the
-// sequences, and so the ids, of events already delivered: the Follow ends
-// with ErrUnknownID instead, so that the hub resets its subscribers.
+// same checks, given the stream's state, that the stream is still the one
+// rd read: the same epoch, and not ending before what rd read. See
+// [Store.sameLog].
 func (rd *reader) same(st state) error {
 	if st.epoch != rd.epoch {
 		return fmt.Errorf("%w: the stream was deleted and created again", store.ErrUnknownID)
 	}
 	if st.last+1 < rd.next {
 		return fmt.Errorf("%w: the stream ends at sequence %d, before sequence %d already read: it lost events", store.ErrUnknownID, st.last, rd.next-1)
+	}
+	return nil
+}
+
+// sameLog checks, when a Follow comes back after its consumer failed, that
+// the stream is still the one it read: the same epoch, and the last event
+// it yielded still there at its sequence (unless retention evicted it). A
+// stream may lose events: restored from an older copy, or the servers that
+// had them lost (a memory stream restarted, an R1 stream's server
+// replaced). The events appended next take the sequences, and so the ids,
+// of events already delivered, and soon the stream no longer ends before
+// them: the event at the last sequence yielded tells, by its time. The
+// Follow then ends with ErrUnknownID, so that the hub resets its
+// subscribers, instead of a silent gap. Other errors are NATS's.
+func (s *Store) sameLog(ctx context.Context, rd *reader) error {
+	st, err := s.info(ctx)
+	if err != nil {
+		return err
+	}
+	if err := rd.same(st); err != nil || rd.read.IsZero() || rd.next-1 < st.first {
+		return err
+	}
+	msg, err := s.stream.GetMsg(ctx, rd.next-1)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil // evicted since the state was read
+	}
+	if err != nil {
+		return err
+	}
+	if t, ok := recordTime(msg.Data); !ok || !t.Equal(rd.read) {
+		return fmt.Errorf("%w: the event at sequence %d, already read, is no longer in the stream: it lost events", store.ErrUnknownID, rd.next-1)
 	}
 	return nil
 }
@@ -672,6 +699,12 @@ func (s *Store) catchUp(ctx context.Context, rd *reader, yield func(store.Event,
 	// Bounded: a request sent to a server that died is never answered.
 	ctx, cancel := context.WithTimeout(ctx, catchUpTimeout)
 	defer cancel()
+	if err := s.sameLog(ctx, rd); err != nil {
+		if errors.Is(err, store.ErrUnknownID) {
+			return err
+		}
+		return nil
+	}
 	for e, err := range s.History(ctx, cursor, nil) {
 		if err != nil {
 			if errors.Is(err, store.ErrUnknownID) || errors.Is(err, store.ErrExpired) {
@@ -679,13 +712,10 @@ func (s *Store) catchUp(ctx context.Context, rd *reader, yield func(store.Event,
 			}
 			return nil
 		}
-		if rd.exact && e.Pos != rd.next {
-			return nil // History checks this: not reached
-		}
 		if !yield(e, nil) {
 			return errStopped
 		}
-		rd.next, rd.exact, rd.leading = e.Pos+1, true, false
+		rd.next, rd.exact, rd.leading, rd.read = e.Pos+1, true, false, e.Time
 	}
 	return nil
 }
@@ -729,12 +759,18 @@ func (s *Store) followFrom(ctx context.Context, rd *reader, yield func(store.Eve
 	defer it.Stop()
 	stop := context.AfterFunc(ctx, it.Stop) // ends a Next that would not return
 	defer stop()
+	// Next waits at most s.stallCheck for a message: idle ends when
+	// timer fires, which each message re-arms, so that a message costs no
+	// context or timer of its own (6 allocations); only an idle that ended
+	// is replaced.
+	idle, fire := context.WithCancel(ctx)
+	timer := time.AfterFunc(s.stallCheck, fire)
+	defer func() { timer.Stop(); fire() }()
+	next := jetstream.NextContext(idle)
 	var waiting uint64 // rd.next at the last check that found it in the stream
 	for {
-		nctx, cancel := context.WithTimeout(ctx, followStallCheck)
-		msg, err := it.Next(jetstream.NextContext(nctx))
-		cancel()
-		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		msg, err := it.Next(next)
+		if err != nil && idle.Err() != nil && ctx.Err() == nil && errors.Is(err, context.Canceled) {
 			// Nothing for a while: the stream is idle, or the consumer
 			// stalls with its heartbeats going (seen after a server of the
 			// stream restarted). It stalls if the stream has held what it
@@ -748,10 +784,13 @@ func (s *Store) followFrom(ctx context.Context, rd *reader, yield func(store.Eve
 			}
 			if st.last >= rd.next {
 				if waiting == rd.next {
-					return fmt.Errorf("the consumer delivered nothing from sequence %d for %v while the stream ends at %d", rd.next, 2*followStallCheck, st.last)
+					return fmt.Errorf("the consumer delivered nothing from sequence %d for %v while the stream ends at %d", rd.next, 2*s.stallCheck, st.last)
 				}
 				waiting = rd.next
 			}
+			idle, fire = context.WithCancel(ctx)
+			timer = time.AfterFunc(s.stallCheck, fire)
+			next = jetstream.NextContext(idle)
 			continue
 		}
 		if err != nil {
@@ -775,5 +814,6 @@ func (s *Store) followFrom(ctx context.Context, rd *reader, yield func(store.Eve
 		if !skip && !yield(e, nil) {
 			return errStopped
 		}
+		timer.Reset(s.stallCheck)
 	}
 }

@@ -82,15 +82,6 @@ func newClients(dsn string, blockTimeout, waitTimeout time.Duration) (clients, e
 	if err != nil {
 		return clients{}, err
 	}
-	readTimeout := func(rt time.Duration) time.Duration {
-		if waitTimeout <= 0 || rt < 0 {
-			return rt
-		}
-		if rt == 0 {
-			rt = 3 * time.Second // go-redis's default
-		}
-		return max(rt, waitTimeout+time.Second)
-	}
 	var c clients
 	switch mode {
 	case modeSingle:
@@ -98,11 +89,10 @@ func newClients(dsn string, blockTimeout, waitTimeout time.Duration) (clients, e
 		if err != nil {
 			return clients{}, err
 		}
-		w, r, b := *opts, *opts, *opts
-		w.MaxRetries, w.ReadTimeout = -1, readTimeout(opts.ReadTimeout)
-		b.MaxRetries = -1
-		b.PoolSize, b.PoolTimeout = max(opts.PoolSize, 64), max(opts.PoolTimeout, blockTimeout+5*time.Second)
-		c.write, c.read, c.block = redis.NewClient(&w), redis.NewClient(&r), redis.NewClient(&b)
+		w, r, b := roles(opts, func(o *redis.Options) knobs {
+			return knobs{&o.MaxRetries, &o.PoolSize, &o.ReadTimeout, &o.PoolTimeout}
+		}, blockTimeout, waitTimeout)
+		c.write, c.read, c.block = redis.NewClient(w), redis.NewClient(r), redis.NewClient(b)
 	case modeSentinel:
 		opts, err := redis.ParseFailoverURL(goRedisURL(u, base))
 		if err != nil {
@@ -111,24 +101,54 @@ func newClients(dsn string, blockTimeout, waitTimeout time.Duration) (clients, e
 		if opts.MasterName == "" {
 			return clients{}, errors.New("a Sentinel DSN needs master_name=NAME (the name the Sentinels monitor)")
 		}
-		w, r, b := *opts, *opts, *opts
-		w.MaxRetries, w.ReadTimeout = -1, readTimeout(opts.ReadTimeout)
-		b.MaxRetries = -1
-		b.PoolSize, b.PoolTimeout = max(opts.PoolSize, 64), max(opts.PoolTimeout, blockTimeout+5*time.Second)
-		c.write, c.read, c.block = redis.NewFailoverClient(&w), redis.NewFailoverClient(&r), redis.NewFailoverClient(&b)
+		w, r, b := roles(opts, func(o *redis.FailoverOptions) knobs {
+			return knobs{&o.MaxRetries, &o.PoolSize, &o.ReadTimeout, &o.PoolTimeout}
+		}, blockTimeout, waitTimeout)
+		c.write, c.read, c.block = redis.NewFailoverClient(w), redis.NewFailoverClient(r), redis.NewFailoverClient(b)
 	case modeCluster:
 		opts, err := redis.ParseClusterURL(goRedisURL(u, base))
 		if err != nil {
 			return clients{}, err
 		}
-		w, r, b := *opts, *opts, *opts
-		w.MaxRetries, w.ReadTimeout = -1, readTimeout(opts.ReadTimeout)
-		b.MaxRetries = -1
-		b.PoolSize, b.PoolTimeout = max(opts.PoolSize, 64), max(opts.PoolTimeout, blockTimeout+5*time.Second)
-		c.cluster = redis.NewClusterClient(&w)
-		c.write, c.read, c.block = c.cluster, redis.NewClusterClient(&r), redis.NewClusterClient(&b)
+		w, r, b := roles(opts, func(o *redis.ClusterOptions) knobs {
+			return knobs{&o.MaxRetries, &o.PoolSize, &o.ReadTimeout, &o.PoolTimeout}
+		}, blockTimeout, waitTimeout)
+		c.cluster = redis.NewClusterClient(w)
+		c.write, c.read, c.block = c.cluster, redis.NewClusterClient(r), redis.NewClusterClient(b)
 	}
 	return c, nil
+}
+
+// goRedisReadTimeout is the read timeout go-redis (v9.23) gives a client
+// whose options leave it zero (TestClientRoles notices a change).
+const goRedisReadTimeout = 5 * time.Second
+
+// knobs are the fields of go-redis's options (Options, FailoverOptions,
+// ClusterOptions) that differ between the store's three clients.
+type knobs struct {
+	maxRetries, poolSize     *int
+	readTimeout, poolTimeout *time.Duration
+}
+
+// roles returns the options of the append, read and block clients, copies
+// of opts whose fields fields exposes: the append and block clients never
+// retry; the append client's read timeout outlasts WAIT's (waitTimeout,
+// when positive); the block client's pool holds 64 blocked XREADs or more
+// and waits for a connection longer than one blocks (blockTimeout).
+func roles[O any](opts *O, fields func(*O) knobs, blockTimeout, waitTimeout time.Duration) (w, r, b *O) {
+	wo, ro, bo := *opts, *opts, *opts
+	wk, bk := fields(&wo), fields(&bo)
+	*wk.maxRetries = -1
+	if rt := *wk.readTimeout; waitTimeout > 0 && rt >= 0 {
+		if rt == 0 {
+			rt = goRedisReadTimeout
+		}
+		*wk.readTimeout = max(rt, waitTimeout+time.Second)
+	}
+	*bk.maxRetries = -1
+	*bk.poolSize = max(*bk.poolSize, 64)
+	*bk.poolTimeout = max(*bk.poolTimeout, blockTimeout+5*time.Second)
+	return &wo, &ro, &bo
 }
 
 func (c clients) close() {
@@ -156,8 +176,8 @@ func hasHashTag(prefix string) bool {
 // command whose reply was lost, which would append twice).
 func (s *Store) runAppend(args []any) ([]any, error) {
 	var c redis.Cmdable = s.write
-	if s.clusterC != nil {
-		node, err := s.clusterC.MasterForKey(s.ctx, s.kLog)
+	if s.cluster != nil {
+		node, err := s.cluster.MasterForKey(s.ctx, s.kLog)
 		if err != nil {
 			s.clusterError(err)
 			return nil, err
@@ -208,7 +228,7 @@ func (s *Store) runAppend(args []any) ([]any, error) {
 // sends everything to the dead primary. Reloads are asynchronous and
 // coalesced.
 func (s *Store) clusterError(err error) {
-	if err == nil || s.clusterC == nil || errors.Is(err, redis.Nil) || s.closed() {
+	if err == nil || s.cluster == nil || errors.Is(err, redis.Nil) || s.closed() {
 		return
 	}
 	for _, c := range []redis.UniversalClient{s.write, s.read, s.block} {

@@ -214,9 +214,7 @@ type Store struct {
 	cfg                         Config
 	now                         func() time.Time
 	log                         *slog.Logger
-	write, read, block          redis.UniversalClient
-	clients                     clients
-	clusterC                    *redis.ClusterClient // with Redis Cluster
+	clients                     // write, read, block; cluster with Redis Cluster
 	wait                        int
 	waitTimeout                 time.Duration
 	kLog, kMeta, kIDs, kIDQ     string
@@ -392,14 +390,13 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 	if s.clients, err = newClients(u, s.blockTimeout, waitTimeout); err != nil {
 		return nil, fmt.Errorf("redisstore: open %s: %w", redactURL(u), err)
 	}
-	if s.clients.cluster != nil && !hasHashTag(cfg.Prefix) {
-		s.closeClients()
+	if s.cluster != nil && !hasHashTag(cfg.Prefix) {
+		s.clients.close()
 		return nil, fmt.Errorf("redisstore: open: prefix %q: Redis Cluster needs a hash tag in the prefix, such as {sluice}:, so that the store's keys share a slot", cfg.Prefix)
 	}
-	s.write, s.read, s.block, s.clusterC = s.clients.write, s.clients.read, s.clients.block, s.clients.cluster
 
 	if _, err := s.initEpoch(ctx); err != nil {
-		s.closeClients()
+		s.clients.close()
 		return nil, fmt.Errorf("redisstore: open %s: %w", redactURL(u), err)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -738,12 +735,10 @@ func (s *Store) Close() error {
 		s.qclosed = true
 		s.qmu.Unlock()
 		s.cancel()
-		s.closeClients()
+		s.clients.close()
 	})
 	return nil
 }
-
-func (s *Store) closeClients() { s.clients.close() }
 
 // Delete removes the log and its indexes from Redis: every key of the
 // store's prefix. Stores using the log see an empty log with a new epoch on

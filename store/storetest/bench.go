@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -162,4 +164,38 @@ func BenchmarkResume(b *testing.B, s store.Store) {
 			}
 		}
 	})
+}
+
+// BenchmarkFollow measures what a Follow costs per event (an op is one
+// event): it appends b.N ~100-byte events from 64 goroutines, then times a
+// Follow from the start of the log through them. A hub runs one Follow, so
+// this is its follower's CPU and allocations per event.
+func BenchmarkFollow(b *testing.B, s store.Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ev := store.Event{Topics: []string{benchTopic}, Data: benchData}
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range 64 {
+		wg.Go(func() {
+			for next.Add(1) <= int64(b.N) {
+				if _, err := s.Append(ctx, ev); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.ReportAllocs()
+	b.ResetTimer()
+	n := 0
+	for _, err := range s.Follow(ctx, "") {
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n++; n == b.N {
+			break
+		}
+	}
 }
