@@ -216,7 +216,7 @@ func newServeFlags(c *serveConfig, stderr io.Writer) (*flag.FlagSet, *string) {
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long the drain on SIGTERM/SIGINT may take")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log `format`: text or json")
 	level := fs.String("log-level", "info", "log `level`: debug, info, warn or error (debug: why each refused request was refused, with its request id)")
-	fs.BoolVar(&c.accessLog, "access-log", false, "log each HTTP request at info level once answered: method, uri (tokens redacted), proto, status, bytes, duration, remote, user_agent, referer, request_id; an event stream once it is live (streaming=true)")
+	fs.BoolVar(&c.accessLog, "access-log", false, "log each HTTP request at info level once answered: method, uri (tokens redacted), proto, status, bytes, duration, remote, user_agent, referer, request_id (uri, user_agent and referer cut to 2 KiB); an event stream once it is live (streaming=true)")
 	fs.BoolVar(&c.demo, "demo", true, "serve the demo page on /")
 	fs.StringVar(&c.pprofAddr, "pprof", "", "serve Go's profiler (/debug/pprof/) on this loopback `address` (host:port), for profiling the hub under load")
 	return fs, level
