@@ -338,6 +338,9 @@ func (c *serveConfig) validate() error {
 	if c.queueEvents < 0 {
 		return fmt.Errorf("--queue-events: must not be negative, got %d", c.queueEvents)
 	}
+	if err := c.limits.validate(); err != nil {
+		return err
+	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
 	}
