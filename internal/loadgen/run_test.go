@@ -275,9 +275,9 @@ func TestFlags(t *testing.T) {
 	}
 }
 
-// --window holds the publishers while that many events are undelivered:
-// the run completes with every event delivered, published as fast as the
-// subscribers take them.
+// A run with --window reports it and completes with every event
+// delivered, published as fast as the subscribers take them
+// (TestPublishWindow checks the hold itself).
 func TestRunWindow(t *testing.T) {
 	_, srv := newBroadcaster(t)
 	const subs, events = 20, 300
