@@ -62,10 +62,11 @@ from a file (its trailing line break is ignored).
 Store DSNs:
   bolt:PATH   durable single-file store (the default, bolt:./sluice.db)
   memory      in-memory store: history is lost on restart
-  redis://[user:pass@]HOST[:PORT][/DB][?prefix=P&max_len=N&max_bytes=N&max_age=D&wait=N]
+  redis://[user:pass@]HOST[:PORT][/DB][?prefix=P&max_len=N&max_bytes=N&max_age=D&wait=N&wait_timeout=D]
   rediss://…  Redis Streams, shared by every hub on the same prefix
               (--history-size sets max_len when the DSN does not); wait=N:
-              a publish is acknowledged once N replicas have it
+              a publish is acknowledged once N replicas have it, or fails
+              after wait_timeout (default 1s)
   redis+sentinel://[:SENTINELPASS@]S1:26379,S2:26379/DB?master_name=M[&password=P]
               the primary Redis Sentinel names, followed across failovers
   redis+cluster://N1:7000,N2:7000?prefix={sluice}:
