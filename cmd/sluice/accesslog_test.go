@@ -158,6 +158,9 @@ func TestAccessLogAndRequestIDs(t *testing.T) {
 	if line["streaming"] != true {
 		t.Errorf("stream logged as %v, want streaming=true", line)
 	}
+	if id := res.Header.Get("X-Request-Id"); id == "" || id != line["request_id"] {
+		t.Errorf("stream's X-Request-Id %q, logged as %v: want the id, on both", id, line["request_id"])
+	}
 }
 
 // TestLogDurationsAreStrings: JSON logs write durations as Go does ("10s"),
