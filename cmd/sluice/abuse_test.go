@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -153,4 +154,46 @@ func TestServeLimitFlags(t *testing.T) {
 			t.Errorf("?%s: status %d, want %d", tt.query, got, tt.want)
 		}
 	}
+}
+
+// TestServeLimitFlagsReachTheHub: each limit flag, on the command line or
+// from its variable, sets its mercure.Config field; zero or a negative
+// value is refused (the library would take it for "unset" and apply its
+// default).
+func TestServeLimitFlagsReachTheHub(t *testing.T) {
+	field := map[string]func(mercure.Config) int{
+		"max-body-size":            func(c mercure.Config) int { return int(c.MaxBodySize) },
+		"max-publish-topics":       func(c mercure.Config) int { return c.MaxPublishTopics },
+		"max-selectors":            func(c mercure.Config) int { return c.MaxMatchers },
+		"max-topics":               func(c mercure.Config) int { return c.MaxTopicParams },
+		"max-selector-len":         func(c mercure.Config) int { return c.MaxSelectorLen },
+		"max-selector-cost":        func(c mercure.Config) int { return c.MaxSelectorCost },
+		"max-pattern-bytes":        func(c mercure.Config) int { return c.MaxPatternBytes },
+		"max-active-subscriptions": func(c mercure.Config) int { return c.MaxActiveSubscriptions },
+		"max-token-size":           func(c mercure.Config) int { return c.MaxTokenSize },
+		"selector-cache-size":      func(c mercure.Config) int { return c.SelectorCacheSize },
+	}
+	fs := flag.NewFlagSet("limits", flag.ContinueOnError)
+	(&limits{}).register(fs)
+	fs.VisitAll(func(f *flag.Flag) {
+		get := field[f.Name]
+		if get == nil {
+			t.Errorf("--%s: not in this test's table", f.Name)
+			return
+		}
+		base := []string{"--store", "memory", "--jwt-key", strings.Repeat("k", 32)}
+		if got := get(mustConfig(t, append(base, "--"+f.Name, "77"), nil).mercureConfig(nil, discardLogger())); got != 77 {
+			t.Errorf("--%s 77: the hub's field is %d", f.Name, got)
+		}
+		if got := get(mustConfig(t, base, map[string]string{envName(f.Name): "78"}).mercureConfig(nil, discardLogger())); got != 78 {
+			t.Errorf("%s=78: the hub's field is %d", envName(f.Name), got)
+		}
+		for _, v := range []string{"0", "-1"} {
+			var stderr strings.Builder
+			if c, code := parseServeConfig(append(base, "--"+f.Name, v), env(nil), &stderr); c != nil || code != 2 ||
+				!strings.Contains(stderr.String(), "--"+f.Name+": must be positive") {
+				t.Errorf("--%s %s: exit %d, %q; want 2, saying it must be positive", f.Name, v, code, stderr.String())
+			}
+		}
+	})
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 // Every request gets an id: the X-Request-Id it came with (a proxy's) when
@@ -106,14 +107,14 @@ func (s *hubServer) observe(next http.Handler) http.Handler {
 		}
 		attrs := []slog.Attr{
 			slog.String("method", r.Method),
-			slog.String("uri", redactedURI(r.URL)),
+			slog.String("uri", clipLogged(redactedURI(r.URL))),
 			slog.String("proto", r.Proto),
 			slog.Int("status", status),
 			slog.Int64("bytes", aw.bytes),
 			slog.Duration("duration", time.Since(start)),
 			slog.String("remote", r.RemoteAddr),
-			slog.String("user_agent", r.UserAgent()),
-			slog.String("referer", r.Referer()),
+			slog.String("user_agent", clipLogged(r.UserAgent())),
+			slog.String("referer", clipLogged(r.Referer())),
 		}
 		if aw.hijacked {
 			// The hub took the connection over: the stream goes on.
@@ -121,6 +122,26 @@ func (s *hubServer) observe(next http.Handler) http.Handler {
 		}
 		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 	})
+}
+
+// maxLoggedValue bounds each value the access log takes from the request
+// (uri, user_agent, referer): any client may send a megabyte of them
+// (net/http's header limit), which a log handler writes up to six times
+// over (JSON writes an invalid UTF-8 byte as \ufffd), so that one request
+// could cost megabytes of log.
+const maxLoggedValue = 2 << 10
+
+// clipLogged returns s cut to maxLoggedValue bytes, not inside a UTF-8
+// character, and marked with "…" where it was cut.
+func clipLogged(s string) string {
+	if len(s) <= maxLoggedValue {
+		return s
+	}
+	n := maxLoggedValue
+	for i := 1; i < utf8.UTFMax && !utf8.RuneStart(s[n]); i++ {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // redactedURI is u's request URI with the values of the query parameters

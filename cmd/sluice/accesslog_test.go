@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -39,6 +41,7 @@ func (s *syncBuffer) lines(t *testing.T) []map[string]any {
 	defer s.mu.Unlock()
 	var out []map[string]any
 	sc := bufio.NewScanner(bytes.NewReader(s.b.Bytes()))
+	sc.Buffer(nil, s.b.Len()+1) // a line of any length
 	for sc.Scan() {
 		var m map[string]any
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
@@ -155,6 +158,9 @@ func TestAccessLogAndRequestIDs(t *testing.T) {
 	if line["streaming"] != true {
 		t.Errorf("stream logged as %v, want streaming=true", line)
 	}
+	if id := res.Header.Get("X-Request-Id"); id == "" || id != line["request_id"] {
+		t.Errorf("stream's X-Request-Id %q, logged as %v: want the id, on both", id, line["request_id"])
+	}
 }
 
 // TestLogDurationsAreStrings: JSON logs write durations as Go does ("10s"),
@@ -165,5 +171,40 @@ func TestLogDurationsAreStrings(t *testing.T) {
 	c.newLogger(&b).Info("x", "timeout", 10*time.Second)
 	if l := b.lines(t); len(l) != 1 || l[0]["timeout"] != "10s" {
 		t.Errorf("logged %v, want timeout \"10s\"", l)
+	}
+}
+
+// TestAccessLogBoundedPerRequest: what a client sends is clipped in the
+// access log, so that a request of a megabyte of headers (net/http's
+// limit), in bytes the JSON log escapes sixfold, costs kilobytes of log,
+// not megabytes.
+func TestAccessLogBoundedPerRequest(t *testing.T) {
+	base, logs := startLogged(t, "--store", "memory", "--jwt-key", strings.Repeat("k", 32), "--access-log")
+	junk := strings.Repeat("\x80", 256<<10)
+	nc, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	req := "GET /livez?q=" + junk + " HTTP/1.1\r\nHost: localhost\r\nUser-Agent: é" + junk +
+		"\r\nReferer: " + junk + "\r\nConnection: close\r\n\r\n"
+	if _, err := io.WriteString(nc, req); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(hang))
+	if res, err := io.ReadAll(nc); err != nil || !strings.HasPrefix(string(res), "HTTP/1.1 200") {
+		t.Fatalf("response %.40q, %v", res, err)
+	}
+	l := logs.waitLine(t, "for the request", func(l map[string]any) bool { return l["msg"] == "request" })
+	if n := len(logs.String()); n > 48<<10 {
+		t.Errorf("a request of %d KiB was logged in %d KiB, want at most 48", len(req)>>10, n>>10)
+	}
+	for _, k := range []string{"uri", "user_agent", "referer"} {
+		if v, _ := l[k].(string); !strings.HasSuffix(v, "…") {
+			t.Errorf("%s %.40q…: want it clipped, ending with …", k, v)
+		}
+	}
+	if ua, _ := l["user_agent"].(string); !strings.HasPrefix(ua, "é") || !strings.HasPrefix(l["uri"].(string), "/livez?q=") {
+		t.Errorf("uri %.20q, user_agent %.20q: want their starts kept", l["uri"], ua)
 	}
 }

@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -155,5 +157,66 @@ func TestShortHMACKeyWarns(t *testing.T) {
 	if code := tokenMain([]string{"--jwt-key", "secret", "--publish", "*"}, env(nil), &out, &errOut); code != 0 ||
 		!strings.Contains(errOut.String(), "sluice token: warning: --jwt-key: this HS256 secret is 6 bytes") {
 		t.Errorf("token with a short key: exit %d, stderr %q", code, errOut.String())
+	}
+}
+
+// TestDevKeyCreatedOnce: hubs starting at once on one store agree on one
+// key: the file appears whole, once, mode 0600, and leaves nothing beside
+// it.
+func TestDevKeyCreatedOnce(t *testing.T) {
+	for round := range 20 {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "h.db"+devKeySuffix)
+		const n = 8
+		keys, created := make([]string, n), make([]bool, n)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				var err error
+				if keys[i], _, created[i], err = loadOrCreateDevKey(path); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if slices.ContainsFunc(keys, func(k string) bool { return k != keys[0] }) || len(keys[0]) != 2*devKeyBytes {
+			t.Fatalf("round %d: keys %q, want one key of %d characters", round, keys, 2*devKeyBytes)
+		}
+		if c := slices.Index(created, true); c < 0 || slices.Index(created[c+1:], true) >= 0 {
+			t.Fatalf("round %d: created %v, want one creator", round, created)
+		}
+		entries, _ := os.ReadDir(dir)
+		if len(entries) != 1 {
+			t.Fatalf("round %d: %v beside the key, want the key file only", round, entries)
+		}
+		if fi, err := os.Stat(path); err != nil || (runtime.GOOS != "windows" && fi.Mode().Perm() != 0o600) {
+			t.Fatalf("round %d: %v, %v; want mode 0600", round, fi.Mode(), err)
+		}
+	}
+}
+
+// TestDevKeyReadableByOthers: a key file others may read (a copy, an edit
+// with another umask) still serves, with a warning from the hub and from
+// "sluice token" that says how to fix it.
+func TestDevKeyReadableByOthers(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no Unix permissions")
+	}
+	db := filepath.Join(t.TempDir(), "h.db")
+	key := mustConfig(t, []string{"--store", "bolt:" + db}, nil).dev.key
+	if err := os.Chmod(db+devKeySuffix, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := mustConfig(t, []string{"--store", "bolt:" + db}, nil)
+	if c.dev.key != key || !strings.Contains(strings.Join(c.warnings, "\n"), "readable by other users (mode 0644): chmod 600 it") {
+		t.Errorf("key kept %v, warnings %q; want the key and a warning", c.dev.key == key, c.warnings)
+	}
+	var out, errOut bytes.Buffer
+	if code := tokenMain([]string{"--store", "bolt:" + db, "--publish", "*"}, env(nil), &out, &errOut); code != 0 ||
+		!strings.Contains(errOut.String(), "sluice token: warning: the development key "+db+devKeySuffix+" is readable by other users") {
+		t.Errorf("token: exit %d, stderr %q; want 0 and the warning", code, errOut.String())
 	}
 }

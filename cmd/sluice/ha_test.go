@@ -424,6 +424,27 @@ func (r *haRun) report() {
 	}
 }
 
+// verifyRedis checks the subscribers against the final log of the Redis
+// store at dsn (verify), reports, and requires a reset of the subscribers
+// wherever events they had received were lost (Redis replicates
+// asynchronously: acknowledged events may be lost, as the caller decides).
+func (r *haRun) verifyRedis(ctx context.Context, dsn, what string) haOutcome {
+	t := r.t
+	t.Helper()
+	st, err := redisstore.Open(ctx, dsn, redisstore.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := r.verify(haLog(t, st))
+	r.report()
+	t.Logf("%s: %d publishes acknowledged, %d of them lost; %d events delivered and lost; %d resets",
+		what, out.acked, out.ackedLost, out.delivered, out.resets)
+	if out.delivered > 0 && out.resets == 0 {
+		t.Errorf("%d delivered events were lost and no subscriber was reset", out.delivered)
+	}
+	return out
+}
+
 // TestHANATS: three hubs on an R3 stream of a three-server NATS cluster,
 // publishers at a steady rate; the stream leader is killed (SIGKILL),
 // later restarted, then a server that is not the leader is killed. Every
@@ -598,19 +619,9 @@ func TestHARedisSentinel(t *testing.T) {
 			r.acked(300, "publishes after the failover")
 			r.finish()
 
-			st, err := redisstore.Open(ctx, dsn, redisstore.Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			out := r.verify(haLog(t, st))
-			r.report()
-			t.Logf("Redis Sentinel, wait=%d: %d publishes acknowledged, %d of them lost; %d events delivered and lost; %d resets",
-				wait, out.acked, out.ackedLost, out.delivered, out.resets)
+			out := r.verifyRedis(ctx, dsn, fmt.Sprintf("Redis Sentinel, wait=%d", wait))
 			if wait > 0 && out.ackedLost > 0 {
 				t.Errorf("wait=%d lost %d acknowledged publishes", wait, out.ackedLost)
-			}
-			if out.delivered > 0 && out.resets == 0 {
-				t.Errorf("%d delivered events were lost and no subscriber was reset", out.delivered)
 			}
 		})
 	}
@@ -675,17 +686,7 @@ func TestHARedisCluster(t *testing.T) {
 	r.acked(300, "publishes after the failover")
 	r.finish()
 
-	st, err := redisstore.Open(ctx, dsn, redisstore.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := r.verify(haLog(t, st))
-	r.report()
-	t.Logf("Redis Cluster: %d publishes acknowledged, %d of them lost; %d events delivered and lost; %d resets",
-		out.acked, out.ackedLost, out.delivered, out.resets)
-	if out.delivered > 0 && out.resets == 0 {
-		t.Errorf("%d delivered events were lost and no subscriber was reset", out.delivered)
-	}
+	r.verifyRedis(ctx, dsn, "Redis Cluster")
 }
 
 // The DSNs of highly available logs select their stores; a Cluster prefix

@@ -83,7 +83,7 @@ func (j *jwksFlags) config(url string, log *slog.Logger) mercure.JWKSConfig {
 		Timeout: j.timeout, MaxSize: j.maxSize, Logger: log}
 }
 
-// keys sets the publisher and subscriber keys of the roles that use a
+// jwksKeys sets the publisher and subscriber keys of the roles that use a
 // JWKS, one key set per distinct URL.
 func (c *serveConfig) jwksKeys(log *slog.Logger) error {
 	byURL := map[string]*mercure.JWKS{}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"time"
 
 	"github.com/sluicehq/sluice/mercure"
@@ -34,6 +35,26 @@ func (l *limits) register(fs *flag.FlagSet) {
 	fs.IntVar(&l.maxActive, "max-active-subscriptions", mercure.DefaultMaxActiveSubscriptions, "with --subscriptions, most selectors of one connection (each announced by subscription events)")
 	fs.IntVar(&l.maxTokenSize, "max-token-size", mercure.DefaultMaxTokenSize, "longest JWT, in `bytes`")
 	fs.IntVar(&l.selectorCacheSize, "selector-cache-size", mercure.DefaultSelectorCacheSize, "compiled patterns kept for reuse, in `bytes`")
+}
+
+// validate refuses a limit that is not positive: the hub would take it
+// for the library's "unset" and apply the default, which is not what
+// --max-body-size 0 or -1 asks for.
+func (l *limits) validate() error {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{
+		{"max-body-size", l.maxBodySize}, {"max-publish-topics", l.maxPublishTopics}, {"max-selectors", l.maxSelectors},
+		{"max-topics", l.maxTopics}, {"max-selector-len", l.maxSelectorLen}, {"max-selector-cost", l.maxSelectorCost},
+		{"max-pattern-bytes", l.maxPatternBytes}, {"max-active-subscriptions", l.maxActive},
+		{"max-token-size", l.maxTokenSize}, {"selector-cache-size", l.selectorCacheSize},
+	} {
+		if f.v <= 0 {
+			return fmt.Errorf("--%s: must be positive, got %d", f.name, f.v)
+		}
+	}
+	return nil
 }
 
 // The defaults of the flags that set the engine and of the Mercure limits

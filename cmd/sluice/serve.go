@@ -62,10 +62,11 @@ from a file (its trailing line break is ignored).
 Store DSNs:
   bolt:PATH   durable single-file store (the default, bolt:./sluice.db)
   memory      in-memory store: history is lost on restart
-  redis://[user:pass@]HOST[:PORT][/DB][?prefix=P&max_len=N&max_bytes=N&max_age=D&wait=N]
+  redis://[user:pass@]HOST[:PORT][/DB][?prefix=P&max_len=N&max_bytes=N&max_age=D&wait=N&wait_timeout=D]
   rediss://…  Redis Streams, shared by every hub on the same prefix
               (--history-size sets max_len when the DSN does not); wait=N:
-              a publish is acknowledged once N replicas have it
+              a publish is acknowledged once N replicas have it, or fails
+              after wait_timeout (default 1s)
   redis+sentinel://[:SENTINELPASS@]S1:26379,S2:26379/DB?master_name=M[&password=P]
               the primary Redis Sentinel names, followed across failovers
   redis+cluster://N1:7000,N2:7000?prefix={sluice}:
@@ -216,7 +217,7 @@ func newServeFlags(c *serveConfig, stderr io.Writer) (*flag.FlagSet, *string) {
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long the drain on SIGTERM/SIGINT may take")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log `format`: text or json")
 	level := fs.String("log-level", "info", "log `level`: debug, info, warn or error (debug: why each refused request was refused, with its request id)")
-	fs.BoolVar(&c.accessLog, "access-log", false, "log each HTTP request at info level once answered: method, uri (tokens redacted), proto, status, bytes, duration, remote, user_agent, referer, request_id; an event stream once it is live (streaming=true)")
+	fs.BoolVar(&c.accessLog, "access-log", false, "log each HTTP request at info level once answered: method, uri (tokens redacted), proto, status, bytes, duration, remote, user_agent, referer, request_id (uri, user_agent and referer cut to 2 KiB); an event stream once it is live (streaming=true)")
 	fs.BoolVar(&c.demo, "demo", true, "serve the demo page on /")
 	fs.StringVar(&c.pprofAddr, "pprof", "", "serve Go's profiler (/debug/pprof/) on this loopback `address` (host:port), for profiling the hub under load")
 	return fs, level
@@ -337,6 +338,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.queueEvents < 0 {
 		return fmt.Errorf("--queue-events: must not be negative, got %d", c.queueEvents)
+	}
+	if err := c.limits.validate(); err != nil {
+		return err
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")

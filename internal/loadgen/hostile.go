@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,23 +71,29 @@ type hostile struct {
 	seq      atomic.Int64
 }
 
-func newHostile(sub target, n int, kinds string) (*hostile, error) {
+// parseHostileKinds returns the kinds a --hostile-kinds list names.
+func parseHostileKinds(list string) ([]string, error) {
+	use := strings.Split(list, ",")
+	for _, k := range use {
+		if !slices.Contains(hostileKinds, k) {
+			return nil, fmt.Errorf("--hostile-kinds: unknown kind %q (want %s)", k, strings.Join(hostileKinds, ", "))
+		}
+	}
+	return use, nil
+}
+
+// newHostile returns n hostile clients of the kinds use, in turns.
+func newHostile(sub target, n int, use []string) *hostile {
 	path, _, _ := strings.Cut(sub.path, "?")
 	h := &hostile{t: target{addr: sub.addr, host: sub.host, path: path},
 		counters: make(map[string]*hostileCounters), clients: make(map[string]int)}
 	for _, k := range hostileKinds {
 		h.counters[k] = &hostileCounters{}
 	}
-	use := strings.Split(kinds, ",")
-	for _, k := range use {
-		if h.counters[k] == nil {
-			return nil, fmt.Errorf("unknown kind %q (want %s)", k, strings.Join(hostileKinds, ", "))
-		}
-	}
 	for i := range n {
 		h.clients[use[i%len(use)]]++
 	}
-	return h, nil
+	return h
 }
 
 func (h *hostile) start(ctx context.Context, stop <-chan struct{}) {

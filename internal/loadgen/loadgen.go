@@ -79,7 +79,7 @@ type config struct {
 	json            bool
 	allowRemote     bool
 	hostile         int
-	hostileKinds    string
+	hostileKinds    []string
 	window          int64
 }
 
@@ -143,7 +143,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.json, "json", false, "print one JSON object instead of the summary")
 	fs.BoolVar(&c.allowRemote, "allow-remote", false, "allow targets outside 127.0.0.0/8 and ::1")
 	fs.IntVar(&c.hostile, "hostile", 0, "`N` anonymous hostile clients beside the run, a Mercure hub's abuse in turns: costly selectors, slow QUERY bodies, subscription churn, bogus cursors (see hostile.go)")
-	fs.StringVar(&c.hostileKinds, "hostile-kinds", strings.Join(hostileKinds, ","), "the kinds of --hostile clients, in turns (comma-separated)")
+	kinds := fs.String("hostile-kinds", strings.Join(hostileKinds, ","), "the kinds of --hostile clients, in turns (comma-separated)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -200,6 +200,14 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, errors.New("--max-event-size must be at least 64")
 	case c.hubPID < 0:
 		return nil, errors.New("--hub-pid must not be negative")
+	case c.window < 0:
+		return nil, errors.New("--window must not be negative")
+	case c.hostile < 0:
+		return nil, errors.New("--hostile must not be negative")
+	}
+	var err error
+	if c.hostileKinds, err = parseHostileKinds(*kinds); err != nil {
+		return nil, err
 	}
 	if c.publish == publishMercure && c.topic == "" {
 		c.topic = topicOf(c.url)
@@ -452,11 +460,7 @@ func (r *runner) measure(ctx context.Context) (*Report, error) {
 
 	var hostile *hostile
 	if cfg.hostile > 0 {
-		var err error
-		hostile, err = newHostile(e.target, cfg.hostile, cfg.hostileKinds)
-		if err != nil {
-			return nil, fmt.Errorf("--hostile-kinds: %w", err)
-		}
+		hostile = newHostile(e.target, cfg.hostile, cfg.hostileKinds)
 		hostile.start(ctx, r.stop)
 		r.sleep(ctx, time.Second) // let them settle in before the measured phase
 	}

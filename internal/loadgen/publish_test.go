@@ -8,11 +8,14 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestAppendQueryEscape(t *testing.T) {
@@ -224,5 +227,40 @@ func TestPosterPipeline(t *testing.T) {
 		if string(body) != strconv.Itoa(i) {
 			t.Fatalf("request %d carried %q", i, body)
 		}
+	}
+}
+
+// TestPublishWindow: with a window of W, a publisher sends an event only
+// while fewer than W are published and not yet delivered, so the server
+// never holds more than W undelivered ones, however slowly they are
+// delivered; deliveries let the publishing go on to the end.
+func TestPublishWindow(t *testing.T) {
+	const window, events = 8, 200
+	var received, delivered, polls, worst atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if ahead := received.Add(1) - delivered.Load(); ahead > worst.Load() {
+			worst.Store(ahead)
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	p := testPoster(t, publishURL, srv.Listener.Addr().String(), "")
+	res := publish(t.Context(), &env{start: time.Now(), mark: "w:"}, p, publishPlan{
+		publishers: 1, events: events, pipeline: 1, window: window, readers: 1,
+		// One event is delivered every third look, never more than
+		// were received.
+		delivered: func() int64 {
+			if polls.Add(1)%3 == 0 && delivered.Load() < received.Load() {
+				delivered.Add(1)
+			}
+			return delivered.Load()
+		},
+	})
+	if res.attempted != events || res.errors != 0 {
+		t.Fatalf("%d published, %d errors (%v), want %d and none", res.attempted, res.errors, res.firstErr, events)
+	}
+	if w := worst.Load(); w > window {
+		t.Errorf("the server held %d undelivered events, want at most the window, %d", w, window)
 	}
 }

@@ -259,6 +259,10 @@ func TestFlags(t *testing.T) {
 		{"--url", "http://127.0.0.1:1/?topic=a", "--publishers", "1025"},
 		{"--url", "http://127.0.0.1:1/?topic=a", "--publishers", "1024", "--subscribers", "20000"},
 		{"--url", "http://127.0.0.1:1/?topic=a", "extra"},
+		{"--url", "http://127.0.0.1:1/?topic=a", "--window", "-1"},
+		{"--url", "http://127.0.0.1:1/?topic=a", "--hostile", "-1"},
+		{"--url", "http://127.0.0.1:1/?topic=a", "--hostile", "4", "--hostile-kinds", "selectors,bogus"},
+		{"--url", "http://127.0.0.1:1/?topic=a", "--hostile-kinds", ""},
 	} {
 		var stderr bytes.Buffer
 		if code := Run(t.Context(), args, new(bytes.Buffer), &stderr); code != exitUsage {
@@ -271,9 +275,9 @@ func TestFlags(t *testing.T) {
 	}
 }
 
-// --window holds the publishers while that many events are undelivered:
-// the run completes with every event delivered, published as fast as the
-// subscribers take them.
+// A run with --window reports it and completes with every event
+// delivered, published as fast as the subscribers take them
+// (TestPublishWindow checks the hold itself).
 func TestRunWindow(t *testing.T) {
 	_, srv := newBroadcaster(t)
 	const subs, events = 20, 300
