@@ -550,7 +550,7 @@ func (h *Hub) writeAuthError(w http.ResponseWriter, r *http.Request, e *authErro
 	}
 	w.Header().Set("WWW-Authenticate", b.String())
 	h.log.DebugContext(r.Context(), "mercure: request refused", "status", e.status, "error", e.code, "reason", reason,
-		"method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+		"method", r.Method, "path", clip(r.URL.Path), "remote", r.RemoteAddr)
 	http.Error(w, http.StatusText(e.status)+": "+reason, e.status)
 }
 
@@ -618,10 +618,13 @@ func descriptionValue(s string) string {
 	return string(b)
 }
 
-// badRequest answers 400 with a message safe to show.
+// badRequest answers 400 with a message safe to show, clipped like a
+// refusal's reason: it may quote what the request sent (a selector, a
+// topic), and the path is the client's too.
 func (h *Hub) badRequest(w http.ResponseWriter, r *http.Request, err error) {
-	h.log.DebugContext(r.Context(), "mercure: bad request", "err", err, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
-	http.Error(w, err.Error(), http.StatusBadRequest)
+	msg := clipTo(err.Error(), maxReasonLen)
+	h.log.DebugContext(r.Context(), "mercure: bad request", "err", msg, "method", r.Method, "path", clip(r.URL.Path), "remote", r.RemoteAddr)
+	http.Error(w, msg, http.StatusBadRequest)
 }
 
 // authenticate finds and verifies the request's token with key. It
