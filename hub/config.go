@@ -81,9 +81,6 @@ const (
 	DefaultMaxEventSize      = 1 << 20
 	DefaultMaxLastEventIDLen = 1024
 	DefaultRetry             = time.Second
-	DefaultStreamTTL         = time.Hour
-	DefaultSessionHeader     = "Sluice-Session"
-	DefaultSessionCookie     = "sluice_session"
 )
 
 // Config configures a Hub. Only Store is required; every zero field takes
@@ -97,7 +94,7 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics receives counters. Default: none.
 	Metrics Metrics
-	// Clock drives heartbeats, lifetimes, the block policy and TTLs.
+	// Clock drives heartbeats and lifetimes.
 	// Default: the real clock. Tests inject a fake one.
 	Clock Clock
 	// Jitter returns a random duration in [0, max). It shortens each
@@ -148,13 +145,6 @@ type Config struct {
 	// refused with 400 Bad Request: no id this hub issued looks like that.
 	// A well-formed id the store does not know gets a reset event instead.
 	MaxLastEventIDLen int
-	// Session enables sessions when Session.TTL is positive.
-	Session SessionConfig
-	// StreamTTL is how long the hub remembers a completable stream after
-	// its last send or its finish. Default 1 h.
-	StreamTTL time.Duration
-
-	swept chan struct{} // tests: signalled after each janitor sweep
 }
 
 func (c *Config) setDefaults() error {
@@ -186,7 +176,6 @@ func (c *Config) setDefaults() error {
 	def(&c.Heartbeat, DefaultHeartbeat)
 	def(&c.WriteTimeout, DefaultWriteTimeout)
 	def(&c.Retry, DefaultRetry)
-	def(&c.StreamTTL, DefaultStreamTTL)
 	defInt(&c.QueueEvents, DefaultQueueEvents)
 	defInt(&c.QueueBytes, DefaultQueueBytes)
 	defInt(&c.ReplayEvents, DefaultReplayEvents)
@@ -194,12 +183,6 @@ func (c *Config) setDefaults() error {
 	defInt(&c.MaxTopics, DefaultMaxTopics)
 	defInt(&c.MaxEventSize, DefaultMaxEventSize)
 	defInt(&c.MaxLastEventIDLen, DefaultMaxLastEventIDLen)
-	if c.Session.Header == "" {
-		c.Session.Header = DefaultSessionHeader
-	}
-	if c.Session.Cookie == "" {
-		c.Session.Cookie = DefaultSessionCookie
-	}
 	if c.ReplayEvents < c.QueueEvents {
 		c.ReplayEvents = c.QueueEvents
 	}

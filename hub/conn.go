@@ -48,29 +48,28 @@ func (c *conn) end(reason DisconnectReason) {
 		reason = r // the write failed because the hub had given up on it
 	}
 	h.unregister(s)
+	s.mu.Lock()
+	s.lastID = c.lastID
+	s.mu.Unlock()
 	h.metrics.SubscriberDisconnected(reason)
 	if c.onDisconnect != nil {
 		c.onDisconnect(s, reason)
-	}
-	if c.session != "" {
-		h.detachSession(c.session, c.lastID)
 	}
 }
 
 // conn is the state of one response, used by the goroutine serving it only
 // (the handler's, then the detached one's).
 type conn struct {
-	h       *Hub
-	s       *Subscriber
-	w       http.ResponseWriter // the response, until the stream detaches: for its headers
-	rc      *http.ResponseController
-	tr      transport // &ht, then &ct once the connection is taken over
-	ht      httpTransport
-	ct      chunkTransport
-	buf     []byte
-	wrote   bool   // status and headers are sent
-	lastID  string // the last id written (the client's cursor)
-	session string // the session attached, if any
+	h      *Hub
+	s      *Subscriber
+	w      http.ResponseWriter // the response, until the stream detaches: for its headers
+	rc     *http.ResponseController
+	tr     transport // &ht, then &ct once the connection is taken over
+	ht     httpTransport
+	ct     chunkTransport
+	buf    []byte
+	wrote  bool   // status and headers are sent
+	lastID string // the last id written (the client's cursor)
 
 	pendingReplay int // replayed events buffered but not yet written
 
@@ -88,12 +87,12 @@ type conn struct {
 }
 
 // run sends the stream and returns why it ended.
-func (c *conn) run(ctx context.Context, cursor string, replay bool, poll time.Duration, stream string) DisconnectReason {
+func (c *conn) run(ctx context.Context, cursor string, replay bool, poll time.Duration) DisconnectReason {
 	var maxSent uint64
 	c.opening()
 	if replay {
 		var reason DisconnectReason
-		maxSent, reason = c.replay(ctx, cursor, stream)
+		maxSent, reason = c.replay(ctx, cursor)
 		if reason != "" {
 			return reason
 		}
@@ -152,7 +151,7 @@ func (c *conn) prime(id string) {
 
 // replay sends the history after cursor. It returns the highest position
 // sent, and a reason when the response is over.
-func (c *conn) replay(ctx context.Context, cursor, stream string) (uint64, DisconnectReason) {
+func (c *conn) replay(ctx context.Context, cursor string) (uint64, DisconnectReason) {
 	h := c.h
 	began := h.clock.Now()
 	c.resume.Replayed = true
@@ -178,7 +177,7 @@ func (c *conn) replay(ctx context.Context, cursor, stream string) (uint64, Disco
 			}
 			return 0, c.storeFailed(ctx, err)
 		}
-		if ev.Type == typeStreamEnd {
+		if ev.Type == typeEnd {
 			ended = true
 			break
 		}
@@ -201,7 +200,7 @@ func (c *conn) replay(ctx context.Context, cursor, stream string) (uint64, Disco
 	}
 	h.stats.replayed.Add(uint64(n))
 	h.metrics.Replayed(n, h.clock.Now().Sub(began))
-	if stream != "" && (ended || (n == 0 && h.streams.isFinished(stream))) {
+	if ended || (n == 0 && h.completed.any(c.s.topics)) {
 		if n == 0 && !c.wrote {
 			// Nothing left: 204 tells a browser to stop reconnecting.
 			hdr := c.w.Header()
@@ -210,12 +209,12 @@ func (c *conn) replay(ctx context.Context, cursor, stream string) (uint64, Disco
 			c.w.WriteHeader(http.StatusNoContent)
 			c.wrote = true
 			c.buf = c.buf[:0]
-			return 0, ReasonStreamEnd
+			return 0, ReasonCompleted
 		}
 		if c.flush(pending) != nil {
 			return 0, ReasonClient
 		}
-		return 0, ReasonStreamEnd
+		return 0, ReasonCompleted
 	}
 	c.pendingReplay = pending
 	if maxSent > 0 {
@@ -445,7 +444,7 @@ func (c *conn) loop(ctx context.Context, ls *liveState) (reason DisconnectReason
 			ls.pending = 0
 		}
 		if ended {
-			return ReasonStreamEnd
+			return ReasonCompleted
 		}
 		putBuf(c.buf)
 		c.buf = nil

@@ -6,7 +6,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sluicehq/sluice/sse"
 	"github.com/sluicehq/sluice/store"
@@ -180,15 +179,18 @@ func TestCustomIDsCannotBeProbed(t *testing.T) {
 	}
 }
 
-// TestSessionCustomIDsCannotBeProbed: an event sent to one session is only
-// its owner's, custom id included.
-func TestSessionCustomIDsCannotBeProbed(t *testing.T) {
-	e := newEnv(t, Config{Session: SessionConfig{TTL: time.Minute}}, false)
+// TestChannelCustomIDsCannotBeProbed: an event on a private channel is
+// only its subscribers', custom id included.
+func TestChannelCustomIDsCannotBeProbed(t *testing.T) {
+	e := newEnvHooks(t, Config{}, false, &hooks{sub: func(r *http.Request) (Subscription, error) {
+		q := r.URL.Query()
+		return Subscription{Topics: append(q["topic"], q["channel"]...)}, nil
+	}})
+	alices := ReservedTopicPrefix + "alice"
 	e.publish("a", "seed")
-	alice := e.subscribe("", "a")
-	aliceID := alice.resp.Header.Get(DefaultSessionHeader)
+	alice := e.get("/events?topic=a&channel="+alices, nil)
 	alice.primed()
-	if _, err := e.h.SendToSessions(context.Background(), []string{aliceID}, sse.Event{ID: "note-for-alice", Data: "hi"}); err != nil {
+	if _, err := e.h.Publish(context.Background(), Message{Topics: []string{alices}, Event: sse.Event{ID: "note-for-alice", Data: "hi"}}); err != nil {
 		t.Fatal(err)
 	}
 	if ev := alice.next(); ev.ID != "note-for-alice" {
@@ -197,13 +199,13 @@ func TestSessionCustomIDsCannotBeProbed(t *testing.T) {
 	later := e.publish("a", "later")
 	eve := e.subscribe("note-for-alice", "a")
 	if h := eve.resp.Header.Get(ResetHeader); h != sse.ResetUnknown {
-		t.Fatalf("another session resuming from alice's custom id: reset header %q, want %q", h, sse.ResetUnknown)
+		t.Fatalf("another subscriber resuming from alice's custom id: reset header %q, want %q", h, sse.ResetUnknown)
 	}
 	if ev := eve.next(); ev.Type != ResetEventType {
-		t.Fatalf("another session got %+v, want a reset", ev)
+		t.Fatalf("another subscriber got %+v, want a reset", ev)
 	}
 	// Alice herself resumes after it.
-	back := e.get("/events?topic=a", http.Header{"Last-Event-Id": {"note-for-alice"}, DefaultSessionHeader: {aliceID}})
+	back := e.get("/events?topic=a&channel="+alices, http.Header{"Last-Event-Id": {"note-for-alice"}})
 	if h := back.resp.Header.Get(ResetHeader); h != "" {
 		t.Fatalf("alice got a reset (%s)", h)
 	}

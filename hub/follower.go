@@ -105,18 +105,12 @@ func (h *Hub) unready() {
 // a hand-over per group.
 func (h *Hub) dispatch(ev *store.Event) {
 	reserved := hasReserved(ev.Topics)
-	end := ev.Type == typeStreamEnd
+	end := ev.Type == typeEnd
+	if end {
+		h.completed.add(ev.Topics)
+	}
 	h.dispatchMu.Lock()
 	defer h.dispatchMu.Unlock()
-	if end {
-		if !reserved {
-			h.mu.Lock()
-			h.record(ev, true)
-			h.mu.Unlock()
-			return
-		}
-		h.streams.finished(ev.Topics, h.clock.Now())
-	}
 	h.fanOut(ev, reserved, end, false)
 }
 

@@ -2,10 +2,6 @@ package hub
 
 import (
 	"context"
-	"crypto/tls"
-	"errors"
-	"fmt"
-	"io"
 	"iter"
 	"log/slog"
 	"net/http"
@@ -17,19 +13,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/ssetest"
 	"github.com/sluicehq/sluice/sse"
 	"github.com/sluicehq/sluice/store"
 )
 
 // hang is how long a test waits for something that should happen promptly:
 // it only fires when the code under test hangs.
-const hang = 15 * time.Second
+const hang = ssetest.Hang
 
 // protocols runs f over HTTP/1.1 and HTTP/2.
-func protocols(t *testing.T, f func(t *testing.T, h2 bool)) {
-	t.Run("HTTP1", func(t *testing.T) { f(t, false) })
-	t.Run("HTTP2", func(t *testing.T) { f(t, true) })
-}
+func protocols(t *testing.T, f func(t *testing.T, h2 bool)) { ssetest.Protocols(t, f) }
 
 type env struct {
 	t      *testing.T
@@ -89,7 +83,7 @@ func (hk *hooks) handler(h *Hub) http.Handler {
 }
 
 // newEnv starts a hub on a memory store (unless cfg.Store is set) behind a
-// real HTTP server: /events is the hub, /stream/{id} serves streams.
+// real HTTP server: /events is the hub.
 func newEnv(t *testing.T, cfg Config, h2 bool) *env {
 	t.Helper()
 	return newEnvHooks(t, cfg, h2, nil)
@@ -113,23 +107,7 @@ func newEnvHooks(t *testing.T, cfg Config, h2 bool, hk *hooks) *env {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /events", hk.handler(h))
-	mux.HandleFunc("GET /stream/{id}", func(w http.ResponseWriter, r *http.Request) {
-		h.ServeStream(w, r, r.PathValue("id"))
-	})
-	srv := httptest.NewUnstartedServer(mux)
-	if h2 {
-		srv.EnableHTTP2 = true
-		srv.StartTLS()
-	} else {
-		srv.Start()
-	}
-	client := srv.Client()
-	if h2 {
-		tr := client.Transport.(*http.Transport).Clone()
-		tr.ForceAttemptHTTP2 = true
-		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}
-		client = &http.Client{Transport: tr}
-	}
+	srv, client := ssetest.Server(t, mux, h2)
 	e := &env{t: t, st: cfg.Store, h: h, srv: srv, client: client, h2: h2, prompt: prompt}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), hang)
@@ -137,111 +115,31 @@ func newEnvHooks(t *testing.T, cfg Config, h2 bool, hk *hooks) *env {
 		if err := h.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
-		client.CloseIdleConnections()
-		srv.Close()
 	})
 	return e
 }
 
 // client is one subscriber's response, read on its own goroutine.
 type client struct {
+	*ssetest.Client
 	t        *testing.T
 	resp     *http.Response
-	cancel   context.CancelFunc
-	events   chan sse.Event
-	comments chan string
-	done     chan struct{}
-	err      error // valid after done
 	reader   *sse.Reader
-	tap      *tap
-}
-
-// tap keeps the first bytes read from a response body, where the priming
-// is: the sse.Reader, like every EventSource, dispatches no event for it.
-type tap struct {
-	r   io.Reader
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (t *tap) Read(p []byte) (int, error) {
-	n, err := t.r.Read(p)
-	t.mu.Lock()
-	if len(t.buf) < 64<<10 {
-		t.buf = append(t.buf, p[:n]...)
-	}
-	t.mu.Unlock()
-	return n, err
-}
-
-// primed waits for the first block of the stream and returns its id,
-// failing the test unless the block is the default priming: a lone id
-// field ("id: <cursor>" and a blank line), which sets the client's last
-// event id and dispatches nothing.
-func (c *client) primed() string {
-	c.t.Helper()
-	var block string
-	waitFor(c.t, "the priming", func() bool {
-		c.tap.mu.Lock()
-		defer c.tap.mu.Unlock()
-		i := strings.Index(string(c.tap.buf), "\n\n")
-		if i >= 0 {
-			block = string(c.tap.buf[:i+2])
-		}
-		return i >= 0
-	})
-	id, ok := strings.CutPrefix(block, "id: ")
-	id, ok2 := strings.CutSuffix(id, "\n\n")
-	if !ok || !ok2 || id == "" || strings.ContainsAny(id, "\r\n") {
-		c.t.Fatalf("the stream opens with %q, want a lone id field", block)
-	}
-	return id
+	comments chan string
 }
 
 // get opens path (with query) on the server with extra headers and returns
 // once the response headers arrived.
 func (e *env) get(path string, hdr http.Header) *client {
 	e.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.srv.URL+path, nil)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	for k, v := range hdr {
-		req.Header[k] = v
-	}
-	resp, err := e.client.Do(req)
-	if err != nil {
-		cancel()
-		e.t.Fatalf("GET %s: %v", path, err)
-	}
-	if e.h2 && resp.ProtoMajor != 2 {
-		e.t.Fatalf("GET %s: protocol %s, want HTTP/2", path, resp.Proto)
-	}
-	c := &client{t: e.t, resp: resp, cancel: cancel, events: make(chan sse.Event, 1<<16),
-		comments: make(chan string, 1<<10), done: make(chan struct{})}
-	c.tap = &tap{r: resp.Body}
-	c.reader = sse.NewReader(c.tap)
-	c.reader.OnComment = func(text string) {
-		select {
-		case c.comments <- text:
-		default:
-		}
-	}
-	go func() {
-		defer close(c.done)
-		for {
-			ev, err := c.reader.Next()
-			if err != nil {
-				c.err = err
-				return
-			}
-			c.events <- ev
-		}
-	}()
-	e.t.Cleanup(c.close)
-	return c
+	c := ssetest.Get(e.t, e.client, e.srv.URL+path, hdr, e.h2)
+	return &client{Client: c, t: e.t, resp: c.Resp, reader: c.Reader, comments: c.Comments}
 }
+
+func (c *client) primed() string   { c.t.Helper(); return c.Primed() }
+func (c *client) next() sse.Event  { c.t.Helper(); return c.Next() }
+func (c *client) end() []sse.Event { c.t.Helper(); return c.End() }
+func (c *client) close()           { c.Close() }
 
 // subscribe opens /events for topics, resuming from lastID when not empty.
 func (e *env) subscribe(lastID string, topics ...string) *client {
@@ -256,53 +154,6 @@ func (e *env) subscribe(lastID string, topics ...string) *client {
 		e.t.Fatalf("subscribe: status %d", c.resp.StatusCode)
 	}
 	return c
-}
-
-func (c *client) close() {
-	c.cancel()
-	c.resp.Body.Close()
-	<-c.done
-}
-
-// next returns the next event, failing the test on the end of the stream.
-func (c *client) next() sse.Event {
-	c.t.Helper()
-	select {
-	case ev := <-c.events:
-		return ev
-	case <-c.done:
-		select {
-		case ev := <-c.events:
-			return ev
-		default:
-		}
-		c.t.Fatalf("stream ended: %v", c.err)
-	case <-time.After(hang):
-		c.t.Fatal("no event")
-	}
-	return sse.Event{}
-}
-
-// end waits for the end of the stream and returns the events before it.
-func (c *client) end() []sse.Event {
-	c.t.Helper()
-	select {
-	case <-c.done:
-	case <-time.After(hang):
-		c.t.Fatal("stream did not end")
-	}
-	var evs []sse.Event
-	for {
-		select {
-		case ev := <-c.events:
-			evs = append(evs, ev)
-		default:
-			if !errors.Is(c.err, io.EOF) {
-				c.t.Fatalf("stream ended with %v, want EOF", c.err)
-			}
-			return evs
-		}
-	}
 }
 
 // publish publishes data to topic and returns its id.
@@ -337,13 +188,7 @@ func (e *env) publish(topic, data string) string {
 // waitFor polls cond until it holds; it fails only on a hang.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(hang)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	ssetest.WaitFor(t, what, cond)
 }
 
 // checkGoroutines fails when goroutines started by the test outlive it.
@@ -517,16 +362,7 @@ func (f *flakyStore) followCount() int {
 	return f.follows
 }
 
-func ids(evs []sse.Event) string {
-	var b strings.Builder
-	for i, e := range evs {
-		if i > 0 {
-			b.WriteByte(' ')
-		}
-		fmt.Fprintf(&b, "%s:%s", e.Type, e.Data)
-	}
-	return b.String()
-}
+func ids(evs []sse.Event) string { return ssetest.Events(evs) }
 
 // quietLogger logs to a buffer shown only when the test fails.
 func quietLogger(t *testing.T) *slog.Logger {

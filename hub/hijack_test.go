@@ -187,7 +187,7 @@ func TestHijackGoClient(t *testing.T) {
 			t.Fatalf("event %d: %+v", i, ev)
 		}
 	}
-	waitArmed(t, fc, 2)
+	waitArmed(t, fc, 1)
 	fc.Advance(15 * time.Second)
 	select {
 	case <-c.comments:
@@ -229,7 +229,7 @@ func TestHijackClientGone(t *testing.T) {
 			s.nc.Close()
 			if !watch {
 				fc.Advance(14 * time.Second)
-				waitArmed(t, fc, 2) // not fired
+				waitArmed(t, fc, 1) // not fired
 				if n := e.h.Subscribers(); n != 1 {
 					t.Fatalf("%d subscribers before the heartbeat", n)
 				}

@@ -65,13 +65,17 @@
 // Publish) does not get the events up to it a second time from the live
 // queue. Without it, such a client may receive events it already had.
 //
-// # Sessions and completable streams
+// # Private channels
 //
-// Targeted sends ([Hub.SendToSessions]) and completable streams
-// ([Hub.OpenStream]) are log events on reserved topics ("sluice:…") that
-// only their owner matches, so they are buffered by the log while a client
-// is away and replayed like everything else. The session and stream
-// registries are in memory: they are per hub instance.
+// Topics in the reserved namespace ("sluice:…", ReservedTopicPrefix) are
+// the application's private channels: one session's, one stream's, one
+// connection's. Their events are log events like any other, so they are
+// kept while a client is away and replayed when it comes back, on any hub
+// sharing the log; but only a subscription naming the channel exactly
+// receives them. Hub.Complete ends a channel: its readers' responses end,
+// and later ones get 204 No Content. Packages session and stream build
+// sessions with targeted sends and completable request-scoped streams on
+// them; the engine knows neither.
 //
 // The package imports only the standard library and sluice's sse and store
 // packages.
@@ -104,20 +108,13 @@ var (
 	ErrTooManyTopics = errors.New("hub: too many topics")
 	// ErrNoTopics reports a publish or subscription without any topic.
 	ErrNoTopics = errors.New("hub: no topics")
-	// ErrReservedTopic reports a topic in the namespace the hub reserves for
-	// sessions and streams (prefix "sluice:"), or an empty topic.
+	// ErrReservedTopic reports an empty topic, a private channel (prefix
+	// "sluice:") where a client named it (ServeHTTP's query), or Complete
+	// of a topic that is not a private channel.
 	ErrReservedTopic = errors.New("hub: reserved or empty topic")
 	// ErrReservedType reports an event type in the namespace the hub
 	// reserves for its own signals (prefix "sluice-").
 	ErrReservedType = errors.New("hub: reserved event type")
-	// ErrUnknownSession reports a send to a session the hub does not know
-	// (never issued, or expired).
-	ErrUnknownSession = errors.New("hub: unknown session")
-	// ErrStreamFinished reports a send to a completable stream that was
-	// already finished.
-	ErrStreamFinished = errors.New("hub: stream finished")
-	// ErrUnknownStream reports a completable stream the hub does not know.
-	ErrUnknownStream = errors.New("hub: unknown stream")
 	// ErrInvalidLastEventID reports a cursor (Last-Event-ID) that no hub
 	// could have issued: too long, or containing CR, LF or NUL. The handler
 	// answers it with 400 Bad Request.
@@ -188,8 +185,8 @@ type Hub struct {
 	groupScratch []*patGroup
 	seq          uint64
 
-	sessions sessionRegistry
-	streams  streamRegistry
+	// completed remembers the channels the follower saw completed.
+	completed completions
 
 	stats hubCounters
 	// lastAppendErr is the store's last Append failure, nil once an
@@ -219,11 +216,8 @@ func New(cfg Config) (*Hub, error) {
 		subs:     make(map[uint64]*Subscriber),
 	}
 	h.positioner, _ = cfg.Store.(store.Positioner)
-	h.sessions.init()
-	h.streams.init()
-	h.bg.Add(2)
+	h.bg.Add(1)
 	go h.follow()
-	go h.janitor()
 	return h, nil
 }
 

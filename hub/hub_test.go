@@ -190,7 +190,6 @@ func TestPublishErrors(t *testing.T) {
 	}{
 		{"no topics", nil, sse.Event{Data: "x"}, ErrNoTopics},
 		{"too many topics", []string{"a", "b", "c"}, sse.Event{Data: "x"}, ErrTooManyTopics},
-		{"reserved topic", []string{"sluice:session:x"}, sse.Event{Data: "x"}, ErrReservedTopic},
 		{"empty topic", []string{""}, sse.Event{Data: "x"}, ErrReservedTopic},
 		{"reserved type", []string{"a"}, sse.Event{Type: ResetEventType}, ErrReservedType},
 		{"too large", []string{"a"}, sse.Event{Data: string(make([]byte, 101))}, ErrEventTooLarge},

@@ -67,8 +67,8 @@ func TestPolling(t *testing.T) {
 	}
 }
 
-// waitArmed waits until n timers of the fake clock are armed: the
-// janitor's and, for each live connection, one.
+// waitArmed waits until n timers of the fake clock are armed: one for
+// each live connection.
 func waitArmed(t *testing.T, fc *fakeClock, n int) {
 	t.Helper()
 	waitFor(t, strconv.Itoa(n)+" armed timers", func() bool { return fc.armed() == n })
@@ -82,9 +82,9 @@ func TestHeartbeat(t *testing.T) {
 		c := e.subscribe("", "a")
 		c.primed()
 		for range 3 {
-			waitArmed(t, fc, 2)
+			waitArmed(t, fc, 1)
 			fc.Advance(14 * time.Second)
-			waitArmed(t, fc, 2) // not fired
+			waitArmed(t, fc, 1) // not fired
 			fc.Advance(time.Second)
 			select {
 			case <-c.comments:
@@ -104,8 +104,8 @@ func TestHeartbeat(t *testing.T) {
 	e.publish("a", "seed")
 	c := e.subscribe("", "a")
 	c.primed()
-	if n := fc.armed(); n != 1 {
-		t.Fatalf("%d timers armed, want only the janitor's", n)
+	if n := fc.armed(); n != 0 {
+		t.Fatalf("%d timers armed, want none", n)
 	}
 }
 
@@ -118,7 +118,7 @@ func TestMaxLifetime(t *testing.T) {
 		e.publish("a", "seed")
 		c := e.subscribe("", "a")
 		c.primed()
-		waitArmed(t, fc, 2)
+		waitArmed(t, fc, 1)
 		if jitterMax != 6*time.Second {
 			t.Errorf("jitter bound %v, want a tenth of the lifetime", jitterMax)
 		}
@@ -197,8 +197,8 @@ func TestShutdown(t *testing.T) {
 		if _, err := e.h.Publish(context.Background(), Message{Topics: []string{"a"}, Event: sse.Event{Data: "x"}}); !errors.Is(err, ErrHubClosed) {
 			t.Fatalf("publish after shutdown: %v", err)
 		}
-		if _, err := e.h.OpenStream(context.Background()); !errors.Is(err, ErrHubClosed) {
-			t.Fatalf("open stream after shutdown: %v", err)
+		if err := e.h.Complete(context.Background(), ReservedTopicPrefix+"x"); !errors.Is(err, ErrHubClosed) {
+			t.Fatalf("complete after shutdown: %v", err)
 		}
 		c := e.get("/events?topic=a", nil)
 		if c.resp.StatusCode != http.StatusServiceUnavailable {

@@ -2,15 +2,21 @@ package hub
 
 import "github.com/sluicehq/sluice/sse"
 
-// The names the hub reserves for itself. A protocol on the hub refuses them
-// in what its clients send (see mercure), so that nothing a publisher sends
-// can pass for the hub's own signals or reach a session or stream.
+// The names the hub reserves. A protocol on the hub refuses them in what
+// its clients send (see mercure), so that nothing a client sends can pass
+// for the hub's own signals or reach a private channel.
 const (
-	// ReservedTopicPrefix starts the topics of sessions and completable
-	// streams ("sluice:…"): Publish and subscriptions refuse them.
+	// ReservedTopicPrefix starts the topics of private channels
+	// ("sluice:…"): the application's own topics for one session, one
+	// stream, one connection (packages session and stream use them).
+	// Publish, Notify, Complete and Serve take them from the application;
+	// only a subscription that names one exactly receives its events
+	// (never a pattern), whatever its Authorize says; and the hub's own
+	// handler (ServeHTTP) refuses them in a query. A channel's name is its
+	// capability: build it from an unguessable id.
 	ReservedTopicPrefix = "sluice:"
 	// ReservedTypePrefix starts the event types of the hub's signals
-	// ("sluice-…"): Publish refuses them.
+	// ("sluice-…"): Publish and Notify refuse them.
 	ReservedTypePrefix = "sluice-"
 	// ResetEventType is the type of the event a subscriber gets instead of
 	// a replay when the store cannot serve its Last-Event-ID (unknown, or
@@ -30,3 +36,7 @@ const (
 	// {"dropped":N} and it has no id, so the client's cursor is unchanged.
 	GapEventType = ReservedTypePrefix + "gap"
 )
+
+// typeEnd is the type of the completion a channel gets from Complete. It
+// is never sent to a client: a response that reaches it ends.
+const typeEnd = ReservedTypePrefix + "end"

@@ -66,7 +66,7 @@ func TestNotifyRefuses(t *testing.T) {
 		want   error
 	}{
 		{nil, sse.Event{Data: "x"}, ErrNoTopics},
-		{[]string{"sluice:x"}, sse.Event{Data: "x"}, ErrReservedTopic},
+		{[]string{""}, sse.Event{Data: "x"}, ErrReservedTopic},
 		{[]string{"a"}, sse.Event{Type: "sluice-x"}, ErrReservedType},
 		{[]string{"a"}, sse.Event{ID: "1", Data: "x"}, sse.ErrInvalidID},
 	} {

@@ -21,7 +21,7 @@ import (
 // match.
 //
 // A pattern subscriber is served by its group only, its exact topics and
-// reserved topics (sessions, streams) too, so that one goroutine fills its
+// private channels too, so that one goroutine fills its
 // queue and the queue stays in log order.
 
 // patGroup is the subscribers sharing one matcher.
@@ -33,7 +33,7 @@ type patGroup struct {
 
 	mu      sync.Mutex
 	members []*Subscriber            // position: Subscriber.memberSlot
-	index   map[string][]*Subscriber // the members' exact and reserved topics
+	index   map[string][]*Subscriber // the members' exact topics (channels too)
 	q       []groupItem              // events to match, in log order
 	qBytes  int
 	spare   []groupItem

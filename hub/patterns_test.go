@@ -87,11 +87,11 @@ func TestStuckMatcherDelaysOnlyItsGroup(t *testing.T) {
 		t.Fatalf("the stuck subscription ended with %q, want %q", r, ReasonSlow)
 	}
 	select {
-	case <-hostile.done: // cut short, as slow subscribers are
+	case <-hostile.Done(): // cut short, as slow subscribers are
 	case <-time.After(hang):
 		t.Fatal("the stuck subscription's stream did not end")
 	}
-	if n := len(hostile.events); n != 0 {
+	if n := hostile.Pending(); n != 0 {
 		t.Errorf("the stuck subscription received %d events", n)
 	}
 }

@@ -141,7 +141,7 @@ func TestQueueLimits(t *testing.T) {
 	}
 	t.Run("events", func(t *testing.T) {
 		h := newHub(Config{QueueEvents: 3})
-		s := newSubscriber(h, Subscription{Topics: []string{"a"}, Policy: PolicyDrop}, "", "")
+		s := newSubscriber(h, Subscription{Topics: []string{"a"}, Policy: PolicyDrop})
 		for i := range 5 {
 			it := ev(1)
 			it.pos = uint64(i + 1)
@@ -163,7 +163,7 @@ func TestQueueLimits(t *testing.T) {
 	})
 	t.Run("bytes", func(t *testing.T) {
 		h := newHub(Config{QueueBytes: 1000})
-		s := newSubscriber(h, Subscription{Topics: []string{"a"}}, "", "")
+		s := newSubscriber(h, Subscription{Topics: []string{"a"}})
 		s.enqueue(ev(2000)) // an oversized event fits an empty queue
 		if st := s.Stats(); st.Queued != 1 {
 			t.Fatalf("stats %+v", st)
@@ -177,7 +177,7 @@ func TestQueueLimits(t *testing.T) {
 	})
 	t.Run("replay allowance", func(t *testing.T) {
 		h := newHub(Config{QueueEvents: 2, ReplayEvents: 5})
-		s := newSubscriber(h, Subscription{Topics: []string{"a"}}, "", "")
+		s := newSubscriber(h, Subscription{Topics: []string{"a"}})
 		s.buffering = true
 		for range 5 {
 			s.enqueue(ev(1))

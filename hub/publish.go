@@ -13,9 +13,9 @@ import (
 // Message is what Publish appends to the log (and Notify delivers): an
 // event, the topics it is published to, and whether it is private.
 type Message struct {
-	// Topics are the message's topics: at least one, none empty or in
-	// the reserved namespace (ReservedTopicPrefix), at most
-	// Config.MaxTopics.
+	// Topics are the message's topics: at least one, none empty, at
+	// most Config.MaxTopics. Those in the reserved namespace
+	// (ReservedTopicPrefix) are private channels.
 	Topics []string
 	// Event is what subscribers receive. A non-empty ID is a publisher's
 	// custom id, which the store indexes as a cursor (Notify takes none);
@@ -70,14 +70,14 @@ func (h *Hub) check(se *store.Event) error {
 	return (sse.Event{ID: se.ID, Type: se.Type, Retry: se.Retry}).Validate()
 }
 
-// checkTopics refuses an event without topics or on a reserved one, and a
+// checkTopics refuses an event without topics or with an empty one, and a
 // reserved event type.
 func checkTopics(topics []string, e *sse.Event) error {
 	if len(topics) == 0 {
 		return ErrNoTopics
 	}
 	for _, t := range topics {
-		if t == "" || isReserved(t) {
+		if t == "" {
 			return fmt.Errorf("%w: %q", ErrReservedTopic, t)
 		}
 	}
@@ -85,6 +85,24 @@ func checkTopics(topics []string, e *sse.Event) error {
 		return fmt.Errorf("%w: %q", ErrReservedType, e.Type)
 	}
 	return nil
+}
+
+// Complete ends the private channel topic (ReservedTopicPrefix): it
+// appends the channel's completion to the log. A response that reaches it,
+// live or in its replay, ends there, after the events before it
+// (ReasonCompleted); one whose replay has nothing before it answers 204 No
+// Content, which tells an EventSource to stop reconnecting; and so does a
+// later subscription to the channel while the hub remembers the
+// completion (the last 16,384 completions it saw, on any hub sharing the
+// log). A subscription that names several topics ends with any channel it
+// names. The completion is in the log: a reader on another hub sharing it
+// ends there too.
+func (h *Hub) Complete(ctx context.Context, topic string) error {
+	if !isReserved(topic) {
+		return fmt.Errorf("hub: complete %q: %w: only a private channel (%s…) is completed", topic, ErrReservedTopic, ReservedTopicPrefix)
+	}
+	_, err := h.append(ctx, store.Event{Topics: []string{topic}, Type: typeEnd})
+	return err
 }
 
 // Notify delivers m now to this hub's subscribers whose subscription

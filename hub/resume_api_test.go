@@ -166,7 +166,7 @@ func TestSubscriptionDeadline(t *testing.T) {
 		deadline = time.Minute
 		c := e.subscribe("", "a")
 		c.primed()
-		waitArmed(t, fc, 2)
+		waitArmed(t, fc, 1)
 		fc.Advance(59 * time.Second)
 		id := e.publish("a", "still open")
 		if ev := c.next(); ev.ID != id {

@@ -2,13 +2,15 @@ package hub
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 )
 
 // ServeHTTP serves the default subscription of a request: the exact
 // topics of its "topic" query parameters, no private event, resumed from
 // its Last-Event-ID header or, without one, its "lastEventID" query
-// parameter (see Serve). A request without a topic is refused with 400.
+// parameter (see Serve). A request without a topic, or naming a private
+// channel (ReservedTopicPrefix), is refused with 400.
 // For anything else (patterns, authorization, another cursor, callbacks),
 // build the Subscription and call Serve.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -16,6 +18,12 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(topics) == 0 {
 		http.Error(w, `missing "topic" query parameter`, http.StatusBadRequest)
 		return
+	}
+	for _, t := range topics {
+		if isReserved(t) {
+			http.Error(w, fmt.Sprintf("%v: %q", ErrReservedTopic, t), http.StatusBadRequest)
+			return
+		}
 	}
 	h.Serve(w, r, Subscription{Topics: topics, Cursor: RequestCursor(r)})
 }
@@ -30,30 +38,6 @@ func RequestCursor(r *http.Request) string {
 	return r.URL.Query().Get("lastEventID")
 }
 
-// Serve serves one subscriber with sub: it registers the subscriber, sends
-// the stream's headers, the priming (sub.Priming), the history after
-// sub.Cursor or a reset event, and then live events until the client goes
-// away or the hub ends the stream. The request is read for its context
-// and its connection only: what the subscriber asks for is all in sub. A
-// cursor too long or with CR, LF or NUL is refused with 400.
-//
-// On HTTP/1.1 the hub takes the connection over once the stream is live
-// (see hijack.go) and Serve returns then, while the stream goes on on a
-// goroutine of the hub's (one per subscriber either way): middleware that
-// times requests sees the setup, not the stream. sub.OnDisconnect reports
-// the end of every stream. On HTTP/2, and where the connection cannot be
-// taken over, Serve returns when the stream ends.
-func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, sub Subscription) {
-	h.serve(w, r, sub, streamTarget{})
-}
-
-// streamTarget names the completable stream a request reads, if any.
-type streamTarget struct {
-	id    string
-	start string // cursor before the stream's first event
-	known bool   // start is known (the stream was opened on this hub)
-}
-
 // enter counts a request being served, unless the hub is shut down.
 func (h *Hub) enter() bool {
 	h.mu.Lock()
@@ -65,7 +49,23 @@ func (h *Hub) enter() bool {
 	return true
 }
 
-func (h *Hub) serve(w http.ResponseWriter, r *http.Request, sub Subscription, st streamTarget) {
+// Serve serves one subscriber with sub: it registers the subscriber, sends
+// the stream's headers, the priming (sub.Priming), the history after
+// sub.Cursor or a reset event, and then live events until the client goes
+// away or the hub ends the stream. The request is read for its context
+// and its connection only: what the subscriber asks for is all in sub. A
+// cursor too long or with CR, LF or NUL is refused with 400. A
+// subscription naming a completed channel (Hub.Complete) gets what remains
+// before the completion, then the end of the response, or 204 No Content
+// when nothing remains.
+//
+// On HTTP/1.1 the hub takes the connection over once the stream is live
+// (see hijack.go) and Serve returns then, while the stream goes on on a
+// goroutine of the hub's (one per subscriber either way): middleware that
+// times requests sees the setup, not the stream. sub.OnDisconnect reports
+// the end of every stream. On HTTP/2, and where the connection cannot be
+// taken over, Serve returns when the stream ends.
+func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, sub Subscription) {
 	if !h.enter() {
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
@@ -74,8 +74,7 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, sub Subscription, st
 	defer h.conns.Done()
 	ctx := r.Context()
 
-	sessions := h.cfg.Session.TTL > 0 && st.id == ""
-	if err := h.normalize(&sub, !sessions && st.id == ""); err != nil {
+	if err := h.normalize(&sub); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
@@ -86,16 +85,9 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, sub Subscription, st
 	}
 	poll := sub.PollInterval
 	replay := cursor != "" || sub.FromStart
-	if st.id != "" && !replay {
-		if !st.known {
-			if h.streams.isFinished(st.id) {
-				w.WriteHeader(http.StatusNoContent)
-			} else {
-				http.Error(w, "unknown stream", http.StatusNotFound)
-			}
-			return
-		}
-		cursor, replay = st.start, true
+	if !replay && h.completed.any(sub.Topics) {
+		w.WriteHeader(http.StatusNoContent) // nothing will ever come
+		return
 	}
 
 	if sub.Priming < PrimingID || sub.Priming > PrimingNone || sub.Policy < PolicyDisconnect || sub.Policy > PolicyDrop {
@@ -106,21 +98,10 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, sub Subscription, st
 		onConnect: sub.OnConnect, onDisconnect: sub.OnDisconnect, priming: sub.Priming}
 	c.ht = httpTransport{w: w, rc: c.rc, timeout: h.cfg.WriteTimeout}
 	c.tr = &c.ht
-	if sessions {
-		var scursor string
-		c.session, scursor = h.attachSession(w, r, sub.Subject)
-		if !replay && scursor != "" {
-			cursor, replay = scursor, true
-		}
-	}
-
-	s := newSubscriber(h, sub, c.session, st.id)
+	s := newSubscriber(h, sub)
 	c.s = s
 	if poll <= 0 {
 		if err := h.register(ctx, s); err != nil {
-			if c.session != "" {
-				h.detachSession(c.session, "")
-			}
 			if errors.Is(err, ErrHubClosed) {
 				w.Header().Set("Retry-After", "1")
 				http.Error(w, "shutting down", http.StatusServiceUnavailable)
@@ -147,7 +128,7 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, sub Subscription, st
 	c.buf = getBuf()
 	// Without heartbeats nothing would notice a hijacked client going away.
 	c.mayHijack = poll <= 0 && h.cfg.Heartbeat > 0 && canHijack(r)
-	reason = c.run(ctx, cursor, replay, poll, st.id)
+	reason = c.run(ctx, cursor, replay, poll)
 }
 
 // cursorOf returns the subscription's cursor: its Cursor, "" with

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -29,8 +30,9 @@ const (
 	ReasonShutdown DisconnectReason = "shutdown"
 	// ReasonPoll: a polling response ended after what was available.
 	ReasonPoll DisconnectReason = "poll"
-	// ReasonStreamEnd: the completable stream was finished.
-	ReasonStreamEnd DisconnectReason = "stream-end"
+	// ReasonCompleted: the response reached the completion of a private
+	// channel it names (Hub.Complete).
+	ReasonCompleted DisconnectReason = "completed"
 	// ReasonStoreError: the store failed (replay or follow); the client
 	// resumes from its Last-Event-ID.
 	ReasonStoreError DisconnectReason = "store-error"
@@ -47,12 +49,12 @@ func (r DisconnectReason) retries() bool {
 }
 
 // item is one entry of a subscriber's queue: a formatted event and its log
-// position, or the end marker of a completable stream.
+// position, or the completion of a channel (Hub.Complete).
 type item struct {
 	ev     *sse.PreparedEvent
 	pos    uint64
 	end    bool
-	notice bool // from Notify: no id, not in the log, at the position of the event before it
+	notice bool // from Notify or Subscriber.Notify: no id, not in the log, at the position of the event before it
 }
 
 func (it item) size() int {
@@ -69,9 +71,8 @@ type Subscriber struct {
 	id        uint64
 	idStr     string
 	subject   string
-	session   string
-	topics    []string // the subscription's exact topics
-	index     []string // topics indexed for dispatch: topics + reserved ones
+	topics    []string // the subscription's exact topics, channels too
+	index     []string // topics indexed for dispatch: topics
 	slots     []int    // position in index[i]'s list of hub.exact or of group.index
 	match     func(topics []string) bool
 	matchKey  string
@@ -101,19 +102,19 @@ type Subscriber struct {
 	buffering bool
 	closed    bool
 	reason    DisconnectReason
+	lastID    string // the client's cursor once the response ended
 
 	delivered atomic.Uint64
 	dropped   atomic.Uint64
 }
 
-func newSubscriber(h *Hub, sub Subscription, session, stream string) *Subscriber {
+func newSubscriber(h *Hub, sub Subscription) *Subscriber {
 	id := h.nextID.Add(1)
 	s := &Subscriber{
 		hub:       h,
 		id:        id,
 		idStr:     strconv.FormatUint(id, 10),
 		subject:   sub.Subject,
-		session:   session,
 		topics:    sub.Topics,
 		match:     sub.Match,
 		matchKey:  sub.MatchKey,
@@ -122,15 +123,6 @@ func newSubscriber(h *Hub, sub Subscription, session, stream string) *Subscriber
 		wake:      make(chan struct{}, 1),
 	}
 	s.index = sub.Topics
-	if session != "" || stream != "" {
-		s.index = append(make([]string, 0, len(sub.Topics)+2), sub.Topics...)
-		if session != "" {
-			s.index = append(s.index, sessionTopic(session))
-		}
-		if stream != "" {
-			s.index = append(s.index, streamTopic(stream))
-		}
-	}
 	if len(s.index) > 8 {
 		s.topicSet = make(map[string]struct{}, len(s.index))
 		for _, t := range s.index {
@@ -147,11 +139,39 @@ func (s *Subscriber) ID() string { return s.idStr }
 // Subject returns the authenticated subject of the subscription.
 func (s *Subscriber) Subject() string { return s.subject }
 
-// Session returns the subscriber's session id, or "" without sessions.
-func (s *Subscriber) Session() string { return s.session }
-
-// Topics returns a copy of the subscription's exact topics.
+// Topics returns a copy of the subscription's exact topics, private
+// channels included.
 func (s *Subscriber) Topics() []string { return append([]string(nil), s.topics...) }
+
+// LastEventID returns the id of the last event written to the response:
+// the cursor the client resumes from. It is final once the response has
+// ended (Subscription.OnDisconnect), "" before then.
+func (s *Subscriber) LastEventID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastID
+}
+
+// Notify queues e for this subscriber only, as Hub.Notify does for all:
+// it is written in order with the events queued before it, has no id (the
+// client's cursor stays), and is never in the log, so it is not replayed.
+// The queue's limits and the subscription's Policy apply to it. e.ID must
+// be empty and e.Type outside the reserved namespace. A notice for a
+// subscriber whose response ended is dropped without error.
+func (s *Subscriber) Notify(e sse.Event) error {
+	if e.ID != "" {
+		return fmt.Errorf("hub: notify subscriber: %w: a notice has no id", sse.ErrInvalidID)
+	}
+	if isReservedType(e.Type) {
+		return fmt.Errorf("hub: notify subscriber: %w: %q", ErrReservedType, e.Type)
+	}
+	pe, err := sse.Prepare(e)
+	if err != nil {
+		return fmt.Errorf("hub: notify subscriber: %w", err)
+	}
+	s.enqueue(item{ev: pe, notice: true})
+	return nil
+}
 
 // Close ends the subscriber's response with a "retry:" (Config.Retry), as
 // for a server-initiated close under MCP SEP-1699: what is already queued
@@ -208,9 +228,10 @@ func (s *Subscriber) signal() {
 	}
 }
 
-// enqueue adds it to the queue, applying the limits and the policy. It is
-// called, in log order, by the dispatcher only, or for a pattern
-// subscriber by its group's goroutine only.
+// enqueue adds it to the queue, applying the limits and the policy. Log
+// events come, in log order, from the dispatcher only, or for a pattern
+// subscriber from its group's goroutine only; a notice of
+// Subscriber.Notify from anywhere.
 func (s *Subscriber) enqueue(it item) {
 	h := s.hub
 	n := it.size()
@@ -272,9 +293,9 @@ func (s *Subscriber) take(spare []item) ([]item, uint64, DisconnectReason) {
 	return items, gap, reason
 }
 
-// visible reports whether the subscription may see ev. Events on reserved
-// topics (sessions, streams) reach only their owner, who matched them
-// exactly, and are always visible to it.
+// visible reports whether the subscription may see ev. Events on private
+// channels reach only the subscriptions naming them, and are always
+// visible to them.
 func (s *Subscriber) visible(ev *store.Event) bool {
 	if s.authorize != nil {
 		return s.authorize(ev)
@@ -284,7 +305,7 @@ func (s *Subscriber) visible(ev *store.Event) bool {
 
 // mayKnow reports whether the subscriber may learn that ev exists, as it
 // does by resuming from its custom id: ev is visible to it (were it
-// subscribed to ev's topics), or, on reserved topics, it is ev's owner.
+// subscribed to ev's topics), or, on private channels, it names one.
 func (s *Subscriber) mayKnow(ev *store.Event) bool {
 	if !hasReserved(ev.Topics) {
 		return s.visible(ev)
@@ -301,9 +322,6 @@ func (s *Subscriber) mayKnow(ev *store.Event) bool {
 // live event.
 func (s *Subscriber) wants(ev *store.Event) bool {
 	reserved := hasReserved(ev.Topics)
-	if ev.Type == typeStreamEnd && !reserved {
-		return false
-	}
 	matched := false
 	for _, t := range ev.Topics {
 		if s.hasTopic(t) {

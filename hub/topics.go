@@ -22,7 +22,8 @@ import (
 type Subscription struct {
 	// Topics are matched exactly, through a map: the cost of an event does
 	// not grow with the number of subscribers on other topics. Duplicates
-	// are ignored.
+	// are ignored. They may include private channels (ReservedTopicPrefix),
+	// whose events reach only the subscriptions naming them here.
 	Topics []string
 
 	// Match, when set, is asked for each event whose topics are not in
@@ -34,8 +35,8 @@ type Subscription struct {
 	// be safe for concurrent use, and a slow Match delays its own group
 	// only, which is disconnected once it is Config.QueueEvents behind.
 	// Private events are offered to Match only when a member of the group
-	// may see them (see Authorize), and events on the hub's reserved
-	// topics (sessions, streams) never are.
+	// may see them (see Authorize), and events on private channels never
+	// are.
 	Match func(topics []string) bool
 	// MatchKey, when not empty, tells the hub that every subscription with
 	// the same key has the same Match: they form one group, and Match is
@@ -49,9 +50,8 @@ type Subscription struct {
 	// be fast and safe for concurrent use; it must not modify the event.
 	Authorize func(e *store.Event) bool
 
-	// Subject is the authenticated subject (a user id, a JWT "sub"): a
-	// session is bound to it, so a client with another subject cannot
-	// claim the session.
+	// Subject is the authenticated subject (a user id, a JWT "sub"), for
+	// the callbacks and logs (see Subscriber.Subject).
 	Subject string
 
 	// PollInterval, when positive, serves this request in polling mode
@@ -120,12 +120,12 @@ type Resume struct {
 
 // normalize validates a subscription's topics against the limits and drops
 // duplicates.
-func (h *Hub) normalize(sub *Subscription, needTopics bool) error {
+func (h *Hub) normalize(sub *Subscription) error {
 	if len(sub.Topics) > h.cfg.MaxTopics {
 		return fmt.Errorf("%w: %d > %d", ErrTooManyTopics, len(sub.Topics), h.cfg.MaxTopics)
 	}
 	for _, t := range sub.Topics {
-		if t == "" || isReserved(t) {
+		if t == "" {
 			return fmt.Errorf("%w: %q", ErrReservedTopic, t)
 		}
 	}
@@ -134,7 +134,7 @@ func (h *Hub) normalize(sub *Subscription, needTopics bool) error {
 		slices.Sort(ts)
 		sub.Topics = slices.Compact(ts)
 	}
-	if needTopics && len(sub.Topics) == 0 && sub.Match == nil {
+	if len(sub.Topics) == 0 && sub.Match == nil {
 		return ErrNoTopics
 	}
 	return nil

@@ -324,10 +324,7 @@ func New(cfg Config) (*Hub, error) {
 		h.issuers[iss] = struct{}{}
 	}
 	ec := cfg.Hub.Config()
-	switch {
-	case ec.Session.TTL > 0:
-		return nil, fmt.Errorf("%w: the hub has sessions on, which Mercure has not", ErrConfig)
-	case ec.MaxLastEventIDLen < store.MaxIDLen:
+	if ec.MaxLastEventIDLen < store.MaxIDLen {
 		return nil, fmt.Errorf("%w: the hub's MaxLastEventIDLen is %d, below the longest id a publisher may give (%d)", ErrConfig, ec.MaxLastEventIDLen, store.MaxIDLen)
 	}
 	h.engineNow = ec.Clock.Now

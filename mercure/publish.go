@@ -167,6 +167,9 @@ func (h *Hub) checkMessage(m *hub.Message) error {
 		if hasDotSegment(t) {
 			return fmt.Errorf("%w: the topic %q has a dot segment (\".\" or \"..\"), which URL patterns would resolve away", ErrInvalidField, t)
 		}
+		if strings.HasPrefix(t, hub.ReservedTopicPrefix) {
+			return fmt.Errorf("%w: the topic %q is a private channel of the hub (%s…)", ErrInvalidField, t, hub.ReservedTopicPrefix)
+		}
 		if h.selectors.reservedTopic(t) {
 			return fmt.Errorf("%w: the topic %q is in the hub's reserved namespace", ErrInvalidField, t)
 		}
