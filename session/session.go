@@ -1,0 +1,415 @@
+// Package session gives a hub's subscribers sessions: the first connection
+// gets an unguessable id, which later connections present (in a header or
+// a cookie) to continue the same session, and the application sends
+// events to sessions (Manager.Send) that only their connections receive.
+//
+// A session is a private channel of the hub (hub.ReservedTopicPrefix): a
+// send is a log event on it, so it is kept while the client is away and
+// replayed when it comes back, with the rest of its subscription, within
+// the store's retention. A connection without a Last-Event-ID continues
+// from where the session's last connection stopped.
+//
+// A session is bound to the subject (hub.Subscription.Subject) of the
+// request that created it: a request with another subject presenting its
+// id gets a new session instead. A session expires Config.TTL after its
+// last connection ended. The registry is in this Manager's memory:
+// sessions are per hub instance, while their events are in the log.
+package session
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sluicehq/sluice/hub"
+	"github.com/sluicehq/sluice/sse"
+)
+
+// Defaults of Config.
+const (
+	DefaultTTL         = 5 * time.Minute
+	DefaultHeader      = "Sluice-Session"
+	DefaultCookie      = "sluice_session"
+	DefaultMaxSessions = 100_000
+)
+
+// ErrUnknown reports a send to a session the manager does not know (never
+// issued, expired or closed).
+var ErrUnknown = errors.New("session: unknown session")
+
+// ErrFull reports a new session refused because Config.MaxSessions
+// sessions are live.
+var ErrFull = errors.New("session: too many sessions")
+
+// topicPrefix starts the channel of every session.
+const topicPrefix = hub.ReservedTopicPrefix + "session:"
+
+// idLen is the length of a session id: 24 random bytes in base64url.
+const idLen = 32
+
+// Config configures a Manager. The zero value is usable.
+type Config struct {
+	// TTL is how long a session outlives its last connection. Default
+	// DefaultTTL (5 min).
+	TTL time.Duration
+	// Header is the request and response header carrying the session id.
+	// Default DefaultHeader ("Sluice-Session").
+	Header string
+	// Cookie is the cookie carrying the session id (HttpOnly,
+	// SameSite=Lax, Secure over TLS), for browsers, whose EventSource
+	// cannot set headers. Default DefaultCookie ("sluice_session").
+	Cookie string
+	// NoCookie turns the cookie off: the id travels in the header only.
+	NoCookie bool
+	// AnnounceType, when set, is the type of an event every connection
+	// gets before any live event, whose data is the session id: browser
+	// JavaScript cannot read an HttpOnly cookie or, with EventSource, a
+	// response header. It has no id and is not in the log.
+	AnnounceType string
+	// MaxSessions bounds the live sessions (connected, or away within
+	// their TTL): a request that would create one more gets 503. Default
+	// DefaultMaxSessions (100,000).
+	MaxSessions int
+	// Logger receives the manager's logs. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock for TTLs. Default time.Now.
+	Now func() time.Time
+}
+
+// Manager serves a hub's subscribers with sessions. Its methods are safe
+// for concurrent use.
+type Manager struct {
+	h   *hub.Hub
+	cfg Config
+
+	mu        sync.Mutex
+	sessions  map[string]*session
+	lastSweep time.Time
+}
+
+type session struct {
+	id            string
+	subject       string
+	created       time.Time
+	lastSeen      time.Time // the last connection's start or end
+	cursor        string    // where the last connection stopped
+	conns         map[*hub.Subscriber]struct{}
+	pending       int // connections attached, not yet connected
+	reconnections int
+}
+
+// live reports whether s still exists at now.
+func (s *session) live(now time.Time, ttl time.Duration) bool {
+	return len(s.conns) > 0 || s.pending > 0 || now.Sub(s.lastSeen) < ttl
+}
+
+// New returns a manager of sessions on h. A nil cfg means the defaults.
+// It fails only on an AnnounceType that is not a valid event type or is
+// in the hub's reserved namespace.
+func New(h *hub.Hub, cfg *Config) (*Manager, error) {
+	var c Config
+	if cfg != nil {
+		c = *cfg
+	}
+	if t := c.AnnounceType; t != "" {
+		if err := (sse.Event{Type: t}).Validate(); err != nil {
+			return nil, fmt.Errorf("session: AnnounceType: %w", err)
+		}
+		if strings.HasPrefix(t, hub.ReservedTypePrefix) {
+			return nil, fmt.Errorf("session: AnnounceType: %w: %q", hub.ErrReservedType, t)
+		}
+	}
+	if c.TTL <= 0 {
+		c.TTL = DefaultTTL
+	}
+	if c.Header == "" {
+		c.Header = DefaultHeader
+	}
+	if c.Cookie == "" {
+		c.Cookie = DefaultCookie
+	}
+	if c.MaxSessions <= 0 {
+		c.MaxSessions = DefaultMaxSessions
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return &Manager{h: h, cfg: c, sessions: make(map[string]*session)}, nil
+}
+
+// Topic returns the hub topic (a private channel) of session id: a
+// subscription naming it receives the session's sends.
+func Topic(id string) string { return topicPrefix + id }
+
+// Serve serves sub with the session the request continues, or a new one:
+// it adds the session's channel to sub.Topics, resumes from where the
+// session's last connection stopped when sub has no cursor, sends the id
+// in the response header (and cookie), and calls hub.Hub.Serve. sub's own
+// OnConnect and OnDisconnect still run. A subscription may have no topic
+// of its own: it then receives the session's sends only.
+func (m *Manager) Serve(w http.ResponseWriter, r *http.Request, sub hub.Subscription) {
+	id, cursor, err := m.attach(r, sub.Subject)
+	if err != nil {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "too many sessions", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set(m.cfg.Header, id)
+	if !m.cfg.NoCookie {
+		http.SetCookie(w, &http.Cookie{
+			Name: m.cfg.Cookie, Value: id, Path: "/",
+			HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode,
+		})
+	}
+	sub.Topics = append(slices.Clip(sub.Topics), Topic(id))
+	if sub.Cursor == "" && !sub.FromStart {
+		sub.Cursor = cursor
+	}
+	connected := false
+	onConnect, onDisconnect := sub.OnConnect, sub.OnDisconnect
+	sub.OnConnect = func(s *hub.Subscriber) {
+		connected = true
+		m.connected(id, s)
+		if m.cfg.AnnounceType != "" {
+			_ = s.Notify(sse.Event{Type: m.cfg.AnnounceType, Data: id}) // New checked the type
+		}
+		if onConnect != nil {
+			onConnect(s)
+		}
+	}
+	sub.OnDisconnect = func(s *hub.Subscriber, reason hub.DisconnectReason) {
+		m.detach(id, s)
+		if onDisconnect != nil {
+			onDisconnect(s, reason)
+		}
+	}
+	m.h.Serve(w, r, sub)
+	if !connected {
+		m.detach(id, nil) // refused before it connected (400, 503)
+	}
+}
+
+// attach returns the session the request continues, or a new one, and the
+// cursor where that session's last connection stopped. It counts a
+// pending connection, which connected or detach settles.
+func (m *Manager) attach(r *http.Request, subject string) (id, cursor string, err error) {
+	presented := r.Header.Get(m.cfg.Header)
+	if presented == "" && !m.cfg.NoCookie {
+		if c, err := r.Cookie(m.cfg.Cookie); err == nil {
+			presented = c.Value
+		}
+	}
+	now := m.cfg.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sweepLocked(now, false)
+	if validID(presented) {
+		if s := m.liveLocked(presented, now); s != nil {
+			if s.subject == subject {
+				s.reconnections++
+				s.pending++ // keeps it live while it connects
+				s.lastSeen = now
+				return s.id, s.cursor, nil
+			}
+			m.cfg.Logger.Warn("session: a session id was presented by another subject; issuing a new session",
+				"subject", subject, "remote", r.RemoteAddr)
+		}
+	}
+	if len(m.sessions) >= m.cfg.MaxSessions {
+		m.sweepLocked(now, true)
+		if len(m.sessions) >= m.cfg.MaxSessions {
+			return "", "", ErrFull
+		}
+	}
+	s := &session{id: newID(), subject: subject, created: now, lastSeen: now,
+		conns: make(map[*hub.Subscriber]struct{}), pending: 1}
+	m.sessions[s.id] = s
+	return s.id, "", nil
+}
+
+// connected turns the pending connection of id into s.
+func (m *Manager) connected(id string, s *hub.Subscriber) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ss := m.sessions[id]; ss != nil {
+		ss.pending--
+		ss.conns[s] = struct{}{}
+	}
+}
+
+// detach ends the connection s of id (nil: a pending one that never
+// connected), recording where it stopped.
+func (m *Manager) detach(id string, s *hub.Subscriber) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ss := m.sessions[id]
+	if ss == nil {
+		return
+	}
+	ss.lastSeen = m.cfg.Now()
+	if s == nil {
+		ss.pending--
+	} else {
+		delete(ss.conns, s)
+		if c := s.LastEventID(); c != "" {
+			ss.cursor = c
+		}
+	}
+}
+
+func (m *Manager) liveLocked(id string, now time.Time) *session {
+	s := m.sessions[id]
+	if s == nil {
+		return nil
+	}
+	if !s.live(now, m.cfg.TTL) {
+		delete(m.sessions, id)
+		return nil
+	}
+	return s
+}
+
+// sweepLocked forgets expired sessions, at most every TTL/4 unless forced.
+func (m *Manager) sweepLocked(now time.Time, force bool) {
+	if !force && now.Sub(m.lastSweep) < m.cfg.TTL/4 {
+		return
+	}
+	m.lastSweep = now
+	for id, s := range m.sessions {
+		if !s.live(now, m.cfg.TTL) {
+			delete(m.sessions, id)
+		}
+	}
+}
+
+// Send publishes e to the given sessions only, as one log event, and
+// returns its id. Sessions that are away get it when they come back
+// (within the TTL and the store's retention). Unknown or expired sessions
+// are skipped and reported by an error wrapping ErrUnknown; the event is
+// still sent to the others (the id is then returned with the error). With
+// none known, nothing is sent.
+func (m *Manager) Send(ctx context.Context, ids []string, e sse.Event) (string, error) {
+	now := m.cfg.Now()
+	topics := make([]string, 0, len(ids))
+	var unknown []string
+	m.mu.Lock()
+	for _, id := range ids {
+		if m.liveLocked(id, now) == nil {
+			unknown = append(unknown, id)
+			continue
+		}
+		topics = append(topics, Topic(id))
+	}
+	m.mu.Unlock()
+	var missing error
+	if len(unknown) > 0 {
+		missing = fmt.Errorf("session: send: %w: %s", ErrUnknown, strings.Join(unknown, ", "))
+	}
+	if len(topics) == 0 {
+		if missing == nil {
+			missing = fmt.Errorf("session: send: %w: no session given", ErrUnknown)
+		}
+		return "", missing
+	}
+	id, err := m.h.Publish(ctx, hub.Message{Topics: topics, Event: e})
+	if err != nil {
+		return "", fmt.Errorf("session: send: %w", err)
+	}
+	return id, missing
+}
+
+// Info describes one session.
+type Info struct {
+	ID      string
+	Subject string
+	// Connections is the number of connections open now.
+	Connections int
+	// Reconnections counts the connections after the first.
+	Reconnections int
+	// Cursor is where the last connection that ended stopped: the next
+	// connection without a Last-Event-ID resumes after it.
+	Cursor string
+	// Created is when the session was created; LastSeen when a
+	// connection of it last started or ended.
+	Created, LastSeen time.Time
+}
+
+func (s *session) info() Info {
+	return Info{ID: s.id, Subject: s.subject, Connections: len(s.conns), Reconnections: s.reconnections,
+		Cursor: s.cursor, Created: s.created, LastSeen: s.lastSeen}
+}
+
+// Lookup returns the session id, if it is live.
+func (m *Manager) Lookup(id string) (Info, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.liveLocked(id, m.cfg.Now())
+	if s == nil {
+		return Info{}, false
+	}
+	return s.info(), true
+}
+
+// List returns the live sessions, the oldest first.
+func (m *Manager) List() []Info {
+	now := m.cfg.Now()
+	m.mu.Lock()
+	m.sweepLocked(now, true)
+	out := make([]Info, 0, len(m.sessions))
+	for _, s := range m.sessions {
+		out = append(out, s.info())
+	}
+	m.mu.Unlock()
+	slices.SortFunc(out, func(a, b Info) int { return a.Created.Compare(b.Created) })
+	return out
+}
+
+// Close ends session id: its connections are closed (with a "retry:", see
+// hub.Subscriber.Close) and the session is forgotten, so they come back
+// with a new one. It reports whether the session was live.
+func (m *Manager) Close(id string) bool {
+	m.mu.Lock()
+	s := m.liveLocked(id, m.cfg.Now())
+	if s != nil {
+		delete(m.sessions, id)
+	}
+	m.mu.Unlock()
+	if s == nil {
+		return false
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	return true
+}
+
+func newID() string {
+	var b [idLen * 3 / 4]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+).
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// validID reports whether id has the form of the ids newID makes.
+func validID(id string) bool {
+	if len(id) != idLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

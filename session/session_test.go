@@ -1,0 +1,287 @@
+package session_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/hub"
+	"github.com/sluicehq/sluice/internal/ssetest"
+	"github.com/sluicehq/sluice/session"
+	"github.com/sluicehq/sluice/sse"
+	"github.com/sluicehq/sluice/store"
+)
+
+// clock is a settable clock for the TTLs.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+type env struct {
+	t      *testing.T
+	h      *hub.Hub
+	m      *session.Manager
+	srv    *httptest.Server
+	client *http.Client
+	h2     bool
+}
+
+// newEnv serves /events with sessions: the subject is the X-User header,
+// the topics the query's, and ?all adds a pattern matching everything.
+func newEnv(t *testing.T, st store.Store, h2 bool, cfg *session.Config) *env {
+	t.Helper()
+	if st == nil {
+		m := store.NewMemory(store.MemoryConfig{})
+		t.Cleanup(func() { m.Close() })
+		st = m
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	h, err := hub.New(hub.Config{Store: st, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg == nil {
+		cfg = &session.Config{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = quiet
+	}
+	m, err := session.New(h, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /events", func(w http.ResponseWriter, r *http.Request) {
+		sub := hub.Subscription{Subject: r.Header.Get("X-User"), Topics: r.URL.Query()["topic"], Cursor: hub.RequestCursor(r)}
+		if r.URL.Query().Has("all") {
+			sub.Match = func([]string) bool { return true }
+		}
+		m.Serve(w, r, sub)
+	})
+	srv, client := ssetest.Server(t, mux, h2)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), ssetest.Hang)
+		defer cancel()
+		if err := h.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return &env{t: t, h: h, m: m, srv: srv, client: client, h2: h2}
+}
+
+func (e *env) get(path string, hdr http.Header) *ssetest.Client {
+	e.t.Helper()
+	return ssetest.Get(e.t, e.client, e.srv.URL+path, hdr, e.h2)
+}
+
+func (e *env) publish(topic, data string) string {
+	e.t.Helper()
+	id, err := e.h.Publish(context.Background(), hub.Message{Topics: []string{topic}, Event: sse.Event{Data: data}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return id
+}
+
+func (e *env) conns(id string) int {
+	info, ok := e.m.Lookup(id)
+	if !ok {
+		return -1
+	}
+	return info.Connections
+}
+
+func TestSessions(t *testing.T) {
+	ssetest.Protocols(t, func(t *testing.T, h2 bool) {
+		fc := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+		e := newEnv(t, nil, h2, &session.Config{TTL: time.Minute, Now: fc.Now})
+		ctx := context.Background()
+		send := func(data string, ids ...string) (string, error) {
+			return e.m.Send(ctx, ids, sse.Event{Data: data})
+		}
+		e.publish("a", "seed")
+		alice := e.get("/events?topic=a", http.Header{"X-User": {"alice"}})
+		aliceID := alice.Resp.Header.Get(session.DefaultHeader)
+		if len(aliceID) < 32 {
+			t.Fatalf("session id %q", aliceID)
+		}
+		var cookie *http.Cookie
+		for _, ck := range alice.Resp.Cookies() {
+			if ck.Name == session.DefaultCookie {
+				cookie = ck
+			}
+		}
+		if cookie == nil || cookie.Value != aliceID || !cookie.HttpOnly {
+			t.Fatalf("cookie %+v", cookie)
+		}
+		bob := e.get("/events", http.Header{"X-User": {"bob"}}) // a session-only subscription
+		bobID := bob.Resp.Header.Get(session.DefaultHeader)
+		spy := e.get("/events?all", http.Header{"X-User": {"eve"}}) // patterns never see sessions
+		spy.Primed()
+		alice.Primed()
+		bob.Primed()
+
+		if _, err := send("hi alice", aliceID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := send("hi both", aliceID, bobID); err != nil {
+			t.Fatal(err)
+		}
+		if ev := alice.Next(); ev.Data != "hi alice" {
+			t.Fatalf("alice got %+v", ev)
+		}
+		if ev := alice.Next(); ev.Data != "hi both" {
+			t.Fatalf("alice got %+v", ev)
+		}
+		if ev := bob.Next(); ev.Data != "hi both" {
+			t.Fatalf("bob got %+v", ev)
+		}
+
+		// Alice goes away; sends are kept for her.
+		alice.Close()
+		ssetest.WaitFor(t, "alice's session to be idle", func() bool { return e.conns(aliceID) == 0 })
+		fc.Advance(30 * time.Second)
+		if _, err := send("while away", aliceID); err != nil {
+			t.Fatal(err)
+		}
+		// She comes back with her cookie and no Last-Event-ID.
+		back := e.get("/events?topic=a", http.Header{"X-User": {"alice"}, "Cookie": {cookie.String()}})
+		if got := back.Resp.Header.Get(session.DefaultHeader); got != aliceID {
+			t.Fatalf("resumed session %q, want %q", got, aliceID)
+		}
+		back.Primed()
+		if ev := back.Next(); ev.Data != "while away" {
+			t.Fatalf("got %+v", ev)
+		}
+		if info, _ := e.m.Lookup(aliceID); info.Reconnections != 1 || info.Connections != 1 || info.Subject != "alice" {
+			t.Fatalf("alice's session: %+v", info)
+		}
+
+		// Bob cannot claim Alice's session: he gets his own.
+		thief := e.get("/events", http.Header{"X-User": {"bob"}, session.DefaultHeader: {aliceID}})
+		if got := thief.Resp.Header.Get(session.DefaultHeader); got == aliceID || got == "" {
+			t.Fatalf("bob got session %q", got)
+		}
+		last, err := send("only alice", aliceID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev := back.Next(); ev.ID != last {
+			t.Fatalf("got %+v", ev)
+		}
+		marker := e.publish("a", "marker")
+		if ev := spy.Next(); ev.ID != marker {
+			t.Fatalf("pattern subscriber got %+v, want only the topic event", ev)
+		}
+		thief.Close()
+
+		// Partial sends report the unknown sessions.
+		if id, err := send("partial", bobID, "no-such-session"); !errors.Is(err, session.ErrUnknown) || id == "" {
+			t.Fatalf("partial send: %q, %v", id, err)
+		}
+
+		// TTL: once everyone is away for a minute, the sessions are gone.
+		back.Close()
+		bob.Close()
+		spy.Close()
+		ssetest.WaitFor(t, "idle sessions", func() bool {
+			return e.h.Subscribers() == 0 && e.conns(aliceID) == 0 && e.conns(bobID) == 0
+		})
+		fc.Advance(59 * time.Second)
+		if _, err := send("still there", aliceID); err != nil {
+			t.Fatalf("before the TTL: %v", err)
+		}
+		fc.Advance(15 * time.Second)
+		if n := len(e.m.List()); n != 0 {
+			t.Fatalf("%d sessions left after the TTL", n)
+		}
+		if _, err := send("gone", aliceID); !errors.Is(err, session.ErrUnknown) {
+			t.Fatalf("after the TTL: %v", err)
+		}
+	})
+}
+
+// The manager lists sessions, closes one (its connections end with a
+// retry and come back with a new session), and announces the id to
+// browser code as a first event.
+func TestManager(t *testing.T) {
+	e := newEnv(t, nil, false, &session.Config{AnnounceType: "session", NoCookie: true})
+	e.publish("a", "seed")
+	c := e.get("/events?topic=a", http.Header{"X-User": {"alice"}})
+	id := c.Resp.Header.Get(session.DefaultHeader)
+	if len(c.Resp.Cookies()) != 0 {
+		t.Fatalf("cookies with NoCookie: %v", c.Resp.Cookies())
+	}
+	c.Primed()
+	if ev := c.Next(); ev.Type != "session" || ev.Data != id {
+		t.Fatalf("first event %+v, want the session id %s", ev, id)
+	}
+	other := e.get("/events?topic=a", http.Header{"X-User": {"bob"}})
+	list := e.m.List()
+	if len(list) != 2 || list[0].ID != id || list[0].Connections != 1 || list[1].Subject != "bob" {
+		t.Fatalf("list %+v", list)
+	}
+	if !e.m.Close(id) {
+		t.Fatal("close: not live")
+	}
+	c.End() // closed by the hub, with a retry
+	if r, ok := c.Reader.Retry(); !ok || r <= 0 {
+		t.Fatalf("retry %v %v", r, ok)
+	}
+	if e.m.Close(id) {
+		t.Fatal("closed twice")
+	}
+	if _, err := e.m.Send(context.Background(), []string{id}, sse.Event{Data: "x"}); !errors.Is(err, session.ErrUnknown) {
+		t.Fatalf("send to a closed session: %v", err)
+	}
+	again := e.get("/events?topic=a", http.Header{"X-User": {"alice"}, session.DefaultHeader: {id}})
+	if got := again.Resp.Header.Get(session.DefaultHeader); got == id || got == "" {
+		t.Fatalf("a closed session came back: %q", got)
+	}
+	other.Close()
+	if _, err := session.New(e.h, &session.Config{AnnounceType: "sluice-x"}); !errors.Is(err, hub.ErrReservedType) {
+		t.Fatalf("reserved announce type: %v", err)
+	}
+}
+
+// A client that keeps asking for new sessions cannot grow the registry
+// beyond MaxSessions: the next gets 503 until one expires.
+func TestMaxSessions(t *testing.T) {
+	fc := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	e := newEnv(t, nil, false, &session.Config{MaxSessions: 3, TTL: time.Minute, Now: fc.Now})
+	e.publish("a", "seed")
+	for range 3 {
+		e.get("/events?topic=a", nil).Close()
+	}
+	c := e.get("/events?topic=a", nil)
+	if c.Resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("a fourth session: status %d", c.Resp.StatusCode)
+	}
+	fc.Advance(time.Minute)
+	c = e.get("/events?topic=a", nil)
+	if c.Resp.StatusCode != http.StatusOK {
+		t.Fatalf("once the others expired: status %d", c.Resp.StatusCode)
+	}
+	if n := len(e.m.List()); n != 1 {
+		t.Fatalf("%d sessions, want 1", n)
+	}
+}
