@@ -51,7 +51,7 @@
 // (store.Positioner.Lookup: free for generated ids, a read of the store for
 // custom ones, two round trips on Redis): if it names no retained event, or
 // one the subscription may not see (Authorize, or without it a private
-// event; an event sent to another session), the subscriber gets exactly the
+// event; an event on a private channel it does not name), the subscriber gets exactly the
 // reset an id never issued gets, so it cannot probe which custom ids exist.
 // With a store without store.Positioner the hub cannot do either: it hands
 // out the id of the last event that is neither private nor on a reserved
