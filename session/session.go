@@ -12,13 +12,24 @@
 // A session is bound to the subject (hub.Subscription.Subject) of the
 // request that created it: a request with another subject presenting its
 // id gets a new session instead. A session expires Config.TTL after its
-// last connection ended. The registry is in this Manager's memory:
-// sessions are per hub instance, while their events are in the log.
+// last connection ended. The registry is in this Manager's memory, while
+// the sends are in the log.
+//
+// Behind a load balancer, give every instance's Manager the same
+// Config.Key: ids are then signed with the subject, so any instance
+// continues a session another created (checking its subject), and sends to
+// it from any instance reach it wherever it is connected. A client that
+// reconnects to another instance resumes from its Last-Event-ID, which
+// EventSource sends by itself; without one (a new page), it starts from
+// now, since the cursor where its last connection stopped is known only to
+// the instance that served it.
 package session
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -52,8 +63,13 @@ var ErrFull = errors.New("session: too many sessions")
 // topicPrefix starts the channel of every session.
 const topicPrefix = hub.ReservedTopicPrefix + "session:"
 
-// idLen is the length of a session id: 24 random bytes in base64url.
-const idLen = 32
+// idLen is the length of a session id: 24 random bytes in base64url;
+// signedLen with Config.Key: and a 16-byte HMAC-SHA256 of them and the
+// subject.
+const (
+	idLen     = 32
+	signedLen = idLen + 22
+)
 
 // Config configures a Manager. The zero value is usable.
 type Config struct {
@@ -78,6 +94,12 @@ type Config struct {
 	// their TTL): a request that would create one more gets 503. Default
 	// DefaultMaxSessions (100,000).
 	MaxSessions int
+	// Key, when set, signs session ids (HMAC-SHA256 of the id and the
+	// subject), so that every Manager with the same key, on any hub
+	// instance sharing the log, accepts the sessions of the others. At
+	// least 16 bytes; keep it secret. Without it ids are random only and
+	// a session lives on the instance that created it.
+	Key []byte
 	// Logger receives the manager's logs. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock for TTLs. Default time.Now.
@@ -118,6 +140,9 @@ func New(h *hub.Hub, cfg *Config) (*Manager, error) {
 	var c Config
 	if cfg != nil {
 		c = *cfg
+	}
+	if c.Key != nil && len(c.Key) < 16 {
+		return nil, fmt.Errorf("session: Key has %d bytes, want at least 16", len(c.Key))
 	}
 	if t := c.AnnounceType; t != "" {
 		if err := (sse.Event{Type: t}).Validate(); err != nil {
@@ -214,14 +239,27 @@ func (m *Manager) attach(r *http.Request, subject string) (id, cursor string, er
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sweepLocked(now, false)
-	if validID(presented) {
-		if s := m.liveLocked(presented, now); s != nil {
-			if s.subject == subject {
-				s.reconnections++
-				s.pending++ // keeps it live while it connects
-				s.lastSeen = now
-				return s.id, s.cursor, nil
+	if m.validID(presented) {
+		s := m.liveLocked(presented, now)
+		switch {
+		case s != nil && s.subject == subject:
+			s.reconnections++
+			s.pending++ // keeps it live while it connects
+			s.lastSeen = now
+			return s.id, s.cursor, nil
+		case s == nil && m.cfg.Key != nil && m.signed(presented, subject):
+			// Another instance's session: adopt it here.
+			if len(m.sessions) >= m.cfg.MaxSessions {
+				m.sweepLocked(now, true)
+				if len(m.sessions) >= m.cfg.MaxSessions {
+					return "", "", ErrFull
+				}
 			}
+			s = &session{id: presented, subject: subject, created: now, lastSeen: now,
+				conns: make(map[*hub.Subscriber]struct{}), pending: 1, reconnections: 1}
+			m.sessions[s.id] = s
+			return s.id, "", nil
+		case s != nil || m.cfg.Key != nil:
 			m.cfg.Logger.Warn("session: a session id was presented by another subject; issuing a new session",
 				"subject", subject, "remote", r.RemoteAddr)
 		}
@@ -232,7 +270,7 @@ func (m *Manager) attach(r *http.Request, subject string) (id, cursor string, er
 			return "", "", ErrFull
 		}
 	}
-	s := &session{id: newID(), subject: subject, created: now, lastSeen: now,
+	s := &session{id: m.newID(subject), subject: subject, created: now, lastSeen: now,
 		conns: make(map[*hub.Subscriber]struct{}), pending: 1}
 	m.sessions[s.id] = s
 	return s.id, "", nil
@@ -305,7 +343,7 @@ func (m *Manager) Send(ctx context.Context, ids []string, e sse.Event) (string, 
 	var unknown []string
 	m.mu.Lock()
 	for _, id := range ids {
-		if m.liveLocked(id, now) == nil {
+		if m.liveLocked(id, now) == nil && (m.cfg.Key == nil || !m.validID(id)) {
 			unknown = append(unknown, id)
 			continue
 		}
@@ -394,15 +432,39 @@ func (m *Manager) Close(id string) bool {
 	return true
 }
 
-func newID() string {
+// newID returns a new session id for subject: random, and signed with
+// Config.Key when there is one.
+func (m *Manager) newID(subject string) string {
 	var b [idLen * 3 / 4]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+).
-	return base64.RawURLEncoding.EncodeToString(b[:])
+	id := base64.RawURLEncoding.EncodeToString(b[:])
+	if m.cfg.Key != nil {
+		id += m.mac(id, subject)
+	}
+	return id
+}
+
+// mac is the signature of a random id and the subject, in base64url.
+func (m *Manager) mac(random, subject string) string {
+	mac := hmac.New(sha256.New, m.cfg.Key)
+	mac.Write([]byte(random))
+	mac.Write([]byte{0})
+	mac.Write([]byte(subject))
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:16])
+}
+
+// signed reports whether id was signed for subject with Config.Key.
+func (m *Manager) signed(id, subject string) bool {
+	return hmac.Equal([]byte(id[idLen:]), []byte(m.mac(id[:idLen], subject)))
 }
 
 // validID reports whether id has the form of the ids newID makes.
-func validID(id string) bool {
-	if len(id) != idLen {
+func (m *Manager) validID(id string) bool {
+	want := idLen
+	if m.cfg.Key != nil {
+		want = signedLen
+	}
+	if len(id) != want {
 		return false
 	}
 	for i := 0; i < len(id); i++ {

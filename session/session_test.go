@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/sluicehq/sluice/hub"
+	"github.com/sluicehq/sluice/internal/sharedlog"
 	"github.com/sluicehq/sluice/internal/ssetest"
 	"github.com/sluicehq/sluice/session"
 	"github.com/sluicehq/sluice/sse"
@@ -276,6 +278,7 @@ func TestMaxSessions(t *testing.T) {
 	if c.Resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("a fourth session: status %d", c.Resp.StatusCode)
 	}
+	ssetest.WaitFor(t, "the connections to end", func() bool { return e.h.Subscribers() == 0 })
 	fc.Advance(time.Minute)
 	c = e.get("/events?topic=a", nil)
 	if c.Resp.StatusCode != http.StatusOK {
@@ -283,5 +286,68 @@ func TestMaxSessions(t *testing.T) {
 	}
 	if n := len(e.m.List()); n != 1 {
 		t.Fatalf("%d sessions, want 1", n)
+	}
+}
+
+// With one Key on every instance, a session created on one hub continues
+// on another of the same log: it resumes there from its Last-Event-ID
+// with what was sent while it was away, from either instance, and keeps
+// its subject.
+func TestSessionAcrossHubs(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	for _, kind := range sharedlog.Kinds {
+		t.Run(kind, func(t *testing.T) {
+			sa, sb := sharedlog.Open(t, kind)
+			a := newEnv(t, sa, false, &session.Config{Key: key})
+			b := newEnv(t, sb, false, &session.Config{Key: key})
+			ctx := context.Background()
+			alice := a.get("/events?topic=a", http.Header{"X-User": {"alice"}})
+			id := alice.Resp.Header.Get(session.DefaultHeader)
+			first, err := a.m.Send(ctx, []string{id}, sse.Event{Data: "hi from A"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev := alice.Next(); ev.ID != first {
+				t.Fatalf("alice got %+v", ev)
+			}
+			alice.Close()
+			// Sent from B while she is away: B has never seen her.
+			if _, err := b.m.Send(ctx, []string{id}, sse.Event{Data: "while away"}); err != nil {
+				t.Fatal(err)
+			}
+			back := b.get("/events?topic=a", http.Header{"X-User": {"alice"}, session.DefaultHeader: {id}, "Last-Event-Id": {first}})
+			if got := back.Resp.Header.Get(session.DefaultHeader); got != id {
+				t.Fatalf("B gave session %q, want %q", got, id)
+			}
+			if ev := back.Next(); ev.Data != "while away" {
+				t.Fatalf("alice on B got %+v", ev)
+			}
+			if _, err := a.m.Send(ctx, []string{id}, sse.Event{Data: "from A, to B"}); err != nil {
+				t.Fatal(err)
+			}
+			if ev := back.Next(); ev.Data != "from A, to B" {
+				t.Fatalf("alice on B got %+v", ev)
+			}
+			if info, ok := b.m.Lookup(id); !ok || info.Subject != "alice" || info.Connections != 1 {
+				t.Fatalf("B's record of alice's session: %+v %v", info, ok)
+			}
+			// Another subject, a tampered id, or another key: a new session.
+			tampered := id[:len(id)-1] + string("AB"[strings.IndexByte("AB", id[len(id)-1])+1&1])
+			other := newEnv(t, sb, false, &session.Config{Key: []byte("another key, sixteen bytes or more")})
+			for _, try := range []struct {
+				e    *env
+				user string
+				id   string
+			}{{b, "bob", id}, {b, "alice", tampered}, {other, "alice", id}} {
+				c := try.e.get("/events?topic=a", http.Header{"X-User": {try.user}, session.DefaultHeader: {try.id}})
+				if got := c.Resp.Header.Get(session.DefaultHeader); got == id || got == "" {
+					t.Fatalf("%s presenting %q got session %q", try.user, try.id, got)
+				}
+				c.Close()
+			}
+			if _, err := a.m.Send(ctx, []string{"not-a-session"}, sse.Event{Data: "x"}); !errors.Is(err, session.ErrUnknown) {
+				t.Fatalf("send to a malformed id: %v", err)
+			}
+		})
 	}
 }
