@@ -148,9 +148,6 @@ const maxFastFields = 64
 // and its slice per field.
 func parseFormFields(body string) (publishForm, bool) {
 	var f publishForm
-	if strings.Count(body, "&") >= maxFastFields || strings.IndexByte(body, ';') >= 0 {
-		return f, false
-	}
 	var seen uint8
 	const (
 		seenID = 1 << iota
@@ -158,9 +155,12 @@ func parseFormFields(body string) (publishForm, bool) {
 		seenData
 		seenRetry
 	)
-	for body != "" {
+	for fields := 0; body != ""; fields++ {
 		var field string
 		field, body, _ = strings.Cut(body, "&")
+		if fields == maxFastFields || strings.IndexByte(field, ';') >= 0 {
+			return f, false
+		}
 		if field == "" {
 			continue
 		}
