@@ -275,7 +275,7 @@ func TestPublishKeepsConnection(t *testing.T) {
 	e := newEnv(t, nil)
 	tok := classicToken(t, e.pubKey, []string{"*"}, nil)
 	middleware := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		e.h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), struct{}{}, 1)))
+		e.h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), middlewareKey{}, 1)))
 	}))
 	defer middleware.Close()
 	for si, srv := range []*httptest.Server{e.srv, middleware} {
@@ -326,3 +326,6 @@ func TestPublishKeepsConnection(t *testing.T) {
 		}
 	}
 }
+
+// middlewareKey is the context key of TestPublishKeepsConnection's middleware.
+type middlewareKey struct{}
