@@ -12,7 +12,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -156,6 +158,9 @@ type claims struct {
 	expires   time.Time       // zero: no exp
 	notBefore time.Time       // zero: no nbf
 	jwksSet   *jwksSet        // the key set that verified the token, for a JWKS key
+	// publishSet is publish compiled, kept by publishGrants when none of
+	// them is a pattern (nil until then).
+	publishSet atomic.Pointer[[]*matcher]
 }
 
 // grant is one topic selector of a token, with the payload of its entry.
@@ -501,7 +506,7 @@ func (h *Hub) parseClassicClaim(raw json.RawMessage, c *claims) error {
 func (h *Hub) canPublish(c *claims, topics []string) (denied string, ok bool) {
 	var grants selectorSet
 	if c != nil {
-		grants = h.grantSet(c.publish)
+		grants = h.publishGrants(c)
 	}
 	for i := range topics {
 		if !grants.matchAny(topics[i : i+1]) {
@@ -509,6 +514,23 @@ func (h *Hub) canPublish(c *claims, topics []string) (denied string, ok bool) {
 		}
 	}
 	return "", c != nil
+}
+
+// publishGrants is grantSet of c's publish grants, compiled once per
+// claims when none is a pattern, so that a publisher whose token is cached
+// does not compile its grants on every request. Exact grants cost a few
+// bytes each, no more than the cached token already holds; patterns stay
+// in the selector cache, within its byte bound, and are looked up there.
+func (h *Hub) publishGrants(c *claims) selectorSet {
+	if ms := c.publishSet.Load(); ms != nil {
+		return h.selectors.set(*ms)
+	}
+	set := h.grantSet(c.publish)
+	if len(set.ms) != len(c.publish) || slices.ContainsFunc(set.ms, (*matcher).isPattern) {
+		return set
+	}
+	c.publishSet.Store(&set.ms)
+	return set
 }
 
 // subscribeMatcher compiles c's subscribe grants: it reports whether one

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"os"
 	"strings"
 	"testing"
@@ -265,3 +266,66 @@ func TestUnauthorizedBodyNotRead(t *testing.T) {
 		})
 	}
 }
+
+// TestPublishKeepsConnection: publishes on one keep-alive connection reuse
+// it, whether the handler has net/http's request or a middleware's copy
+// (whose body net/http does not see replaced), with the usual form, one
+// url.ParseQuery reads, and a chunked body; each is stored as sent.
+func TestPublishKeepsConnection(t *testing.T) {
+	e := newEnv(t, nil)
+	tok := classicToken(t, e.pubKey, []string{"*"}, nil)
+	middleware := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), middlewareKey{}, 1)))
+	}))
+	defer middleware.Close()
+	for si, srv := range []*httptest.Server{e.srv, middleware} {
+		client := srv.Client()
+		for i, tt := range []struct {
+			body    string
+			chunked bool
+			data    string
+		}{
+			{"topic=keep&data=a%3Ab", false, "a:b"},
+			{"topic=keep&data=c&extra=1", false, "c"},
+			{"topic=keep&data=d+e", true, "d e"},
+			{"topic=keep&data=f", false, "f"},
+		} {
+			var body io.Reader = strings.NewReader(fmt.Sprintf("%s&id=keep-%d-%d", tt.body, si, i))
+			if tt.chunked {
+				body = io.MultiReader(body) // no length: sent chunked
+			}
+			req, err := http.NewRequest(http.MethodPost, srv.URL+HubPath, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Authorization", "Bearer "+tok)
+			reused := false
+			req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+				GotConn: func(info httptrace.GotConnInfo) { reused = info.Reused },
+			}))
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s, publish %d: %d %s", srv.URL, i, resp.StatusCode, id)
+			}
+			if i > 0 && !reused {
+				t.Errorf("%s, publish %d (%q): a new connection, want the previous one reused", srv.URL, i, tt.body)
+			}
+			if want := fmt.Sprintf("keep-%d-%d", si, i); string(id) != want {
+				t.Fatalf("%s, publish %d: id %q, want %q", srv.URL, i, id, want)
+			}
+			ev, ok, err := e.st.Lookup(t.Context(), string(id))
+			if !ok || ev.Data != tt.data {
+				t.Errorf("%s, publish %d: stored %+v (found %v, %v), want data %q", srv.URL, i, ev, ok, err, tt.data)
+			}
+		}
+	}
+}
+
+// middlewareKey is the context key of TestPublishKeepsConnection's middleware.
+type middlewareKey struct{}

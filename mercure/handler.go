@@ -458,10 +458,14 @@ func (h *Hub) readBody(w http.ResponseWriter, r *http.Request, read func(io.Read
 	if r.Body == nil {
 		r.Body = http.NoBody
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBodySize)
+	body := r.Body
+	r.Body = http.MaxBytesReader(w, body, h.cfg.MaxBodySize)
 	err := read(r.Body)
 	switch {
 	case err == nil:
+		// The limit is spent: the body the server gave is back, which
+		// net/http recognises when it finishes the request.
+		r.Body = body
 		if timed {
 			_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 		}
@@ -696,6 +700,9 @@ func (h *Hub) publish(w http.ResponseWriter, r *http.Request) {
 	}) {
 		return
 	}
+	// The form was read to its end: closed, the body spares net/http a
+	// look for more of it before the response.
+	_ = r.Body.Close()
 	if topic, ok := h.canPublish(c, m.Topics); !ok {
 		h.writeAuthError(w, r, errInsufficientScope("the token has no publish grant for topic %q", clip(topic)))
 		return

@@ -42,23 +42,37 @@ const reservedPath = HubPath
 // length and characters, and retry. checkMessage completes the validation
 // once the publisher is authorized for the topics.
 func (h *Hub) parsePublishForm(r *http.Request) (hub.Message, error) {
-	if err := parseForm(r); err != nil {
-		return hub.Message{}, err
-	}
-	f := r.PostForm
-	if err := h.checkTopics(f["topic"]); err != nil {
-		return hub.Message{}, err
-	}
-	retry, err := parseRetry(f.Get("retry"))
+	f, err := parseForm(r)
 	if err != nil {
 		return hub.Message{}, err
 	}
-	_, private := f["private"]
+	if err := h.checkTopics(f.topics); err != nil {
+		return hub.Message{}, err
+	}
+	retry, err := parseRetry(f.retry)
+	if err != nil {
+		return hub.Message{}, err
+	}
 	return hub.Message{
-		Topics:  f["topic"],
-		Event:   sse.Event{ID: f.Get("id"), Type: f.Get("type"), Data: f.Get("data"), Retry: retry},
-		Private: private,
+		Topics:  f.topics,
+		Event:   sse.Event{ID: f.id, Type: f.typ, Data: f.data, Retry: retry},
+		Private: f.private,
 	}, nil
+}
+
+// publishForm is what a publish form says of its update: every topic
+// value, the first id, type, data and retry values (as url.Values.Get),
+// and whether it has a private field.
+type publishForm struct {
+	topics               []string
+	id, typ, data, retry string
+	private              bool
+}
+
+// formOf takes the update's fields from a parsed form.
+func formOf(v url.Values) publishForm {
+	_, private := v["private"]
+	return publishForm{topics: v["topic"], id: v.Get("id"), typ: v.Get("type"), data: v.Get("data"), retry: v.Get("retry"), private: private}
 }
 
 // checkTopics checks the topics of an update: present, not too many, not
@@ -87,17 +101,18 @@ var formBodies = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return 
 // maxPooledBody is the largest body buffer put back into formBodies.
 const maxPooledBody = 64 << 10
 
-// parseForm is r.ParseForm for the usual publish request, a POST of
-// application/x-www-form-urlencoded without a query string, at a lower
-// cost: the body is read into a recycled buffer and parsed by
-// url.ParseQuery as ParseForm does (so with the same values and errors),
-// but without its media type parsing, its growing reads and its merged
-// r.Form (r.FormValue still works: it builds r.Form from r.PostForm). Any
-// other request goes to r.ParseForm.
-func parseForm(r *http.Request) error {
+// parseForm reads the form of a publish request as r.ParseForm would (the
+// same values and errors), at a lower cost for the usual one, a POST of
+// application/x-www-form-urlencoded without a query string: its body is
+// read into a recycled buffer, without ParseForm's media type parsing,
+// growing reads and merged r.Form, and parsed by parseFormFields when it
+// holds only an update's fields, by url.ParseQuery (as ParseForm does)
+// otherwise. Any other request goes to r.ParseForm.
+func parseForm(r *http.Request) (publishForm, error) {
 	if r.PostForm != nil || r.Method != http.MethodPost || r.Body == nil || r.URL == nil || r.URL.RawQuery != "" ||
 		!plainFormType(r.Header.Get("Content-Type")) {
-		return r.ParseForm()
+		err := r.ParseForm()
+		return formOf(r.PostForm), err
 	}
 	bp := formBodies.Get().(*[]byte)
 	b, err := readAll(r.Body, (*bp)[:0], r.ContentLength)
@@ -110,11 +125,75 @@ func parseForm(r *http.Request) error {
 		formBodies.Put(bp)
 	}
 	if err != nil {
-		r.PostForm = url.Values{}
-		return err
+		return publishForm{}, err
 	}
-	r.PostForm, err = url.ParseQuery(body)
-	return err
+	if f, ok := parseFormFields(body); ok {
+		return f, nil
+	}
+	v, err := url.ParseQuery(body)
+	return formOf(v), err
+}
+
+// maxFastFields bounds the fields parseFormFields reads, far below
+// url.ParseQuery's limit (urlmaxqueryparams, 10,000 by default).
+const maxFastFields = 64
+
+// parseFormFields parses a form body whose fields are all an update's
+// (topic, id, type, data, retry, private, in any number and order, but
+// at most maxFastFields of them), as url.ParseQuery and formOf would: values
+// unescaped by url.QueryUnescape, the first value of each but topic. It
+// returns false for any other body (another field, an escaped name, a ";",
+// a value url.QueryUnescape refuses, too many fields), which url.ParseQuery
+// then parses into its exact values and error. It saves ParseQuery's map
+// and its slice per field.
+func parseFormFields(body string) (publishForm, bool) {
+	var f publishForm
+	var seen uint8
+	const (
+		seenID = 1 << iota
+		seenType
+		seenData
+		seenRetry
+	)
+	for fields := 0; body != ""; fields++ {
+		var field string
+		field, body, _ = strings.Cut(body, "&")
+		if fields == maxFastFields || strings.IndexByte(field, ';') >= 0 {
+			return f, false
+		}
+		if field == "" {
+			continue
+		}
+		key, raw, _ := strings.Cut(field, "=")
+		value, err := url.QueryUnescape(raw)
+		if err != nil {
+			return f, false
+		}
+		var dst *string
+		var bit uint8
+		switch key {
+		case "topic":
+			f.topics = append(f.topics, value)
+			continue
+		case "private":
+			f.private = true
+			continue
+		case "id":
+			dst, bit = &f.id, seenID
+		case "type":
+			dst, bit = &f.typ, seenType
+		case "data":
+			dst, bit = &f.data, seenData
+		case "retry":
+			dst, bit = &f.retry, seenRetry
+		default:
+			return f, false
+		}
+		if seen&bit == 0 {
+			*dst, seen = value, seen|bit
+		}
+	}
+	return f, true
 }
 
 // plainFormType reports the Content-Type values that mime.ParseMediaType

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -140,13 +141,18 @@ func FuzzSurelyUnreserved(f *testing.F) {
 	})
 }
 
-// TestParseFormMatchesNetHTTP: the publish form parser gives the values and
-// errors of http.Request.ParseForm.
+// TestParseFormMatchesNetHTTP: the publish form parser gives the update's
+// fields and the errors of http.Request.ParseForm.
 func TestParseFormMatchesNetHTTP(t *testing.T) {
 	bodies := []string{
 		"", "topic=a&data=b", "topic=a&topic=b&data=x+y%20z&private", "topic=a&data=%zz", "topic=a;data=b",
 		"a=1&&=2&topic=%E2%82%AC", "%74opic=t&data=%", "topic=a&data=" + strings.Repeat("é", 3000),
 		strings.Repeat("topic=a&", 10_000), "topic=a&data=" + strings.Repeat("x", 1<<20),
+		// the fields parseFormFields reads itself, and the bodies it leaves to url.ParseQuery
+		"topic=a&id=&id=x&type=t&type=u&data=1&data=2&retry=5&retry=x&private=", "data=a&topic=b&topic=c&private=no",
+		"topic=a&=x", "topic=a&other=1", "topic=a&da%74a=x", "topic=a&data=x;y", "topic=a&data=%4", "top+ic=a",
+		"topic=&data=&&&", "topic", "topic=a%26b&data=%3D%3D", "&topic=a&", "topic=a&data=é%C3%A9+",
+		strings.Repeat("topic=a&", maxFastFields-1) + "data=x", strings.Repeat("topic=a&", maxFastFields) + "data=x",
 	}
 	types := []string{
 		"application/x-www-form-urlencoded", "Application/X-WWW-Form-URLEncoded", "application/x-www-form-urlencoded; charset=UTF-8",
@@ -164,17 +170,69 @@ func TestParseFormMatchesNetHTTP(t *testing.T) {
 		for _, ct := range types {
 			for _, query := range []string{"", "?x=%zz"} {
 				fast, slow := newReq(body, ct, query), newReq(body, ct, query)
-				ferr, serr := parseForm(fast), slow.ParseForm()
+				f, ferr := parseForm(fast)
+				serr := slow.ParseForm()
 				if fmt.Sprint(ferr) != fmt.Sprint(serr) {
 					t.Errorf("body %.40q, type %q, query %q: error %v, want %v", body, ct, query, ferr, serr)
 				}
-				if !reflect.DeepEqual(fast.PostForm, slow.PostForm) {
-					t.Errorf("body %.40q, type %q, query %q: PostForm %v, want %v", body, ct, query, fast.PostForm, slow.PostForm)
-				}
-				if fast.FormValue("topic") != slow.FormValue("topic") {
-					t.Errorf("body %.40q, type %q, query %q: FormValue differs", body, ct, query)
+				if want := formOf(slow.PostForm); !reflect.DeepEqual(f, want) {
+					t.Errorf("body %.40q, type %q, query %q: form %+v, want %+v", body, ct, query, f, want)
 				}
 			}
 		}
 	}
+}
+
+// formPieces are the pieces random form bodies are built from.
+var formPieces = []string{
+	"topic", "id", "type", "data", "retry", "private", "other", "=", "&", ";", "%", "%2", "%41", "%zz", "+", "a", "é", "%C3%A9", "%26", "%3D", "",
+}
+
+// TestParseFormFieldsAgreesWithParseQuery: over random bodies, what
+// parseFormFields reads is what url.ParseQuery reads, without error.
+func TestParseFormFieldsAgreesWithParseQuery(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 15))
+	var b strings.Builder
+	fast := 0
+	for range 50_000 {
+		b.Reset()
+		for range rng.IntN(12) {
+			b.WriteString(formPieces[rng.IntN(len(formPieces))])
+		}
+		body := b.String()
+		f, ok := parseFormFields(body)
+		if !ok {
+			continue
+		}
+		fast++
+		v, err := url.ParseQuery(body)
+		if err != nil {
+			t.Fatalf("parseFormFields(%q) read it, url.ParseQuery refuses it: %v", body, err)
+		}
+		if want := formOf(v); !reflect.DeepEqual(f, want) {
+			t.Fatalf("parseFormFields(%q) = %+v, url.ParseQuery gives %+v", body, f, want)
+		}
+	}
+	if fast < 5000 {
+		t.Fatalf("weak sample: %d bodies on the fast path", fast)
+	}
+}
+
+func FuzzParseFormFields(f *testing.F) {
+	for _, body := range []string{"topic=a&data=b", "topic=a&id=&id=x&private", "data=%zz", "topic=a;b", "&&topic=%C3%A9"} {
+		f.Add(body)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		got, ok := parseFormFields(body)
+		if !ok {
+			return
+		}
+		v, err := url.ParseQuery(body)
+		if err != nil {
+			t.Fatalf("parseFormFields read %q, url.ParseQuery refuses it: %v", body, err)
+		}
+		if want := formOf(v); !reflect.DeepEqual(got, want) {
+			t.Fatalf("parseFormFields(%q) = %+v, want %+v", body, got, want)
+		}
+	})
 }

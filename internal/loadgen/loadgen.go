@@ -114,7 +114,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		flagusage.Print(stderr, fs, nil)
 	}
 	fs.StringVar(&c.url, "url", "", "the SSE `URL` subscribers GET (required)")
-	fs.IntVar(&c.subscribers, "subscribers", 100, "number of subscriber connections")
+	fs.IntVar(&c.subscribers, "subscribers", 100, "number of subscriber connections (0: only publish, to measure the hub's CPU per publish)")
 	fs.IntVar(&c.sources, "sources", 8, "connect from source addresses 127.0.0.1 to 127.0.0.`N` in turn (IPv4 loopback targets)")
 	fs.Float64Var(&c.ramp, "ramp", 0, "connections opened per second (0: as fast as --dial-concurrency allows)")
 	fs.IntVar(&c.dialConcurrency, "dial-concurrency", 64, "connections being opened at once, at most")
@@ -161,8 +161,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	switch {
 	case c.url == "":
 		return nil, errors.New("--url is required")
-	case c.subscribers < 1:
-		return nil, errors.New("--subscribers must be at least 1")
+	case c.subscribers < 0:
+		return nil, errors.New("--subscribers must not be negative")
+	case c.subscribers == 0 && (c.idle || c.publish == publishNone):
+		return nil, errors.New("--subscribers 0 only publishes: it needs a --publish mode and no --idle")
+	case c.subscribers == 0 && c.window > 0:
+		return nil, errors.New("--window waits for deliveries, which --subscribers 0 has none of")
 	case c.sources < 1 || c.sources > 254:
 		return nil, errors.New("--sources must be between 1 and 254")
 	case c.ramp < 0:
@@ -474,7 +478,8 @@ func (r *runner) measure(ctx context.Context) (*Report, error) {
 	}
 	switch rep.Scenario {
 	case "broadcast":
-		if rep.Connected > 0 {
+		// Without subscribers (--subscribers 0) the run only publishes.
+		if rep.Connected > 0 || cfg.subscribers == 0 {
 			pub = publish(ctx, e, r.post, publishPlan{
 				publishers: cfg.publishers, rate: cfg.rate, events: cfg.events,
 				duration: cfg.duration, size: cfg.size, pipeline: cfg.pipeline,
@@ -583,6 +588,9 @@ func (r *runner) measure(ctx context.Context) (*Report, error) {
 			if rep.Deliveries > 0 {
 				h.CPUPerDeliveryUS = float64(cpu.Nanoseconds()) / 1e3 / float64(rep.Deliveries)
 			}
+			if ok := rep.Published - rep.PublishErrors; ok > 0 {
+				h.CPUPerPublishUS = float64(cpu.Nanoseconds()) / 1e3 / float64(ok)
+			}
 		}
 	}
 	rep.Client.GOMAXPROCS = runtime.GOMAXPROCS(0)
@@ -592,6 +600,9 @@ func (r *runner) measure(ctx context.Context) (*Report, error) {
 		rep.Client.CPUCores = cpu.Seconds() / phase.Seconds()
 		if rep.Deliveries > 0 {
 			rep.Client.CPUPerDeliveryUS = float64(cpu.Nanoseconds()) / 1e3 / float64(rep.Deliveries)
+		}
+		if ok := rep.Published - rep.PublishErrors; ok > 0 {
+			rep.Client.CPUPerPublishUS = float64(cpu.Nanoseconds()) / 1e3 / float64(ok)
 		}
 		if busy := rep.Client.CPUCores / float64(rep.Client.GOMAXPROCS); busy >= 0.85 && rep.Scenario != "idle" {
 			r.warn("the load generator used %.2f of its %d cores: it may have limited the deliveries and added to the latency (give it more CPU, or see events per read)",

@@ -70,15 +70,19 @@ type Report struct {
 // subscribers connect, once all are connected (after the hold with --idle),
 // and at the end of the measured phase.
 type HubReport struct {
-	PID                 int      `json:"pid"`
-	RSSBefore           int64    `json:"rss_before"`
-	RSSConnected        int64    `json:"rss_connected"`
-	RSSEnd              int64    `json:"rss_end"`
-	RSSPeak             int64    `json:"rss_peak"`
-	RSSPerConnection    float64  `json:"rss_per_connection"`
-	CPUSeconds          float64  `json:"cpu_seconds"`         // during the measured phase
-	CPUCores            float64  `json:"cpu_cores"`           // CPU seconds per wall second
-	CPUPerDeliveryUS    float64  `json:"cpu_per_delivery_us"` // µs of hub CPU per delivery
+	PID              int     `json:"pid"`
+	RSSBefore        int64   `json:"rss_before"`
+	RSSConnected     int64   `json:"rss_connected"`
+	RSSEnd           int64   `json:"rss_end"`
+	RSSPeak          int64   `json:"rss_peak"`
+	RSSPerConnection float64 `json:"rss_per_connection"`
+	CPUSeconds       float64 `json:"cpu_seconds"`         // during the measured phase
+	CPUCores         float64 `json:"cpu_cores"`           // CPU seconds per wall second
+	CPUPerDeliveryUS float64 `json:"cpu_per_delivery_us"` // µs of hub CPU per delivery
+	// CPUPerPublishUS is the hub's CPU in the measured phase per accepted
+	// publish: its cost of one publish with --subscribers 0, that of a
+	// publish and its fan-out otherwise.
+	CPUPerPublishUS     float64  `json:"cpu_per_publish_us"`
 	GoroutinesBefore    *int64   `json:"goroutines_before,omitempty"`
 	GoroutinesConnected *int64   `json:"goroutines_connected,omitempty"`
 	GoroutinesPerConn   *float64 `json:"goroutines_per_connection,omitempty"`
@@ -90,6 +94,7 @@ type ClientReport struct {
 	CPUCores         float64 `json:"cpu_cores"`   // CPU seconds per wall second of that phase
 	GOMAXPROCS       int     `json:"gomaxprocs"`  // cores the tool could use
 	CPUPerDeliveryUS float64 `json:"cpu_per_delivery_us"`
+	CPUPerPublishUS  float64 `json:"cpu_per_publish_us"` // publishers and subscribers alike
 	RSS              int64   `json:"rss"`
 	// Reads counts the subscribers' socket reads that returned data, and
 	// EventsPerRead the events they carried on average: how much the
@@ -164,6 +169,9 @@ func (r *Report) writeText(w io.Writer) {
 		if h.CPUPerDeliveryUS > 0 {
 			line += fmt.Sprintf(" = %.3f µs per delivery", h.CPUPerDeliveryUS)
 		}
+		if h.CPUPerPublishUS > 0 {
+			line += fmt.Sprintf(", %.2f µs per publish", h.CPUPerPublishUS)
+		}
 		if h.GoroutinesBefore != nil && h.GoroutinesConnected != nil {
 			line += fmt.Sprintf("; goroutines %d → %d", *h.GoroutinesBefore, *h.GoroutinesConnected)
 			if h.GoroutinesPerConn != nil {
@@ -189,6 +197,9 @@ func (r *Report) writeText(w io.Writer) {
 	line := fmt.Sprintf("CPU %.2fs (%.2f of %d cores)", r.Client.CPUSeconds, r.Client.CPUCores, r.Client.GOMAXPROCS)
 	if r.Client.CPUPerDeliveryUS > 0 {
 		line += fmt.Sprintf(" = %.3f µs per delivery", r.Client.CPUPerDeliveryUS)
+	}
+	if r.Client.CPUPerPublishUS > 0 {
+		line += fmt.Sprintf(", %.2f µs per publish", r.Client.CPUPerPublishUS)
 	}
 	if r.Client.EventsPerRead > 0 {
 		line += fmt.Sprintf(", %.1f events per read", r.Client.EventsPerRead)

@@ -117,6 +117,24 @@ func TestRunMercure(t *testing.T) {
 	}
 }
 
+// --subscribers 0 only publishes, and reports the hub's CPU (here, this
+// process's) per publish.
+func TestRunPublishOnly(t *testing.T) {
+	b, srv := newBroadcaster(t)
+	sub := withQuery(srv.URL, "/.well-known/mercure", url.Values{"topic": {"bench"}})
+	rep, code, stderr := runJSON(t, "--url", sub, "--token", b.token, "--subscribers", "0",
+		"--events", "100", "--rate", "0", "--publishers", "4", "--hub-pid", strconv.Itoa(os.Getpid()))
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr: %s, report: %+v", code, stderr, rep)
+	}
+	if rep.Connected != 0 || rep.Published != 100 || rep.PublishErrors != 0 || rep.Deliveries != 0 || rep.Expected != 0 || rep.Missing != 0 {
+		t.Errorf("report %+v, want 100 publishes and nothing expected", rep)
+	}
+	if rep.Hub == nil || rep.Hub.CPUPerPublishUS <= 0 || rep.Hub.CPUPerDeliveryUS != 0 || rep.Client.CPUPerPublishUS <= 0 {
+		t.Errorf("hub %+v, client %+v: want a CPU per publish and none per delivery", rep.Hub, rep.Client)
+	}
+}
+
 func TestRunSlowSubscribers(t *testing.T) {
 	b, srv := newBroadcaster(t)
 	rep, code, stderr := runJSON(t, "--url", srv.URL+"/events",
@@ -247,7 +265,10 @@ func TestRunText(t *testing.T) {
 func TestFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{},
-		{"--url", "http://127.0.0.1:1/", "--subscribers", "0"},
+		{"--url", "http://127.0.0.1:1/?topic=a", "--subscribers", "-1"},
+		{"--url", "http://127.0.0.1:1/?topic=a", "--subscribers", "0", "--idle"},
+		{"--url", "http://127.0.0.1:1/?topic=a", "--subscribers", "0", "--publish", "none"},
+		{"--url", "http://127.0.0.1:1/?topic=a", "--subscribers", "0", "--window", "4"},
 		{"--url", "http://127.0.0.1:1/", "--slow", "200"},
 		{"--url", "http://127.0.0.1:1/", "--publish", "carrier-pigeon"},
 		{"--url", "http://127.0.0.1:1/", "--publish", "url"},
