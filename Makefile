@@ -26,6 +26,10 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	$(GO) test -run=NONE -fuzz=FuzzRoundTrip -fuzztime=$${FUZZTIME:-30s} ./sse/
 	$(GO) test -run=NONE -fuzz=FuzzReservedNamespace -fuzztime=$${FUZZTIME:-30s} ./mercure/
 	$(GO) test -run=NONE -fuzz=FuzzSurelyUnreserved -fuzztime=$${FUZZTIME:-30s} ./mercure/
+	$(GO) test -run=NONE -fuzz=FuzzParseFormFields -fuzztime=$${FUZZTIME:-30s} ./mercure/
+	$(GO) test -run=NONE -fuzz=FuzzSelectorCompile -fuzztime=$${FUZZTIME:-30s} ./mercure/
+	$(GO) test -run=NONE -fuzz=FuzzDecode -fuzztime=$${FUZZTIME:-30s} ./store/boltstore/
+	$(GO) test -run=NONE -fuzz=FuzzParseID -fuzztime=$${FUZZTIME:-30s} ./stream/
 
 serve: ## run the hub on localhost:8080 with its history in ./sluice.db
 	$(GO) run ./cmd/sluice serve
