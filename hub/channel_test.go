@@ -114,7 +114,7 @@ func TestPrivateChannelRefused(t *testing.T) {
 	}
 }
 
-// Subscriber.Notify reaches one subscriber, without an id, in order with
+// Subscriber.Notify (and Comment) reaches one subscriber, without an id, in order with
 // its events, and leaves the client's cursor where it was (an event
 // without an id field keeps the last one); LastEventID is the client's
 // cursor once it has gone.
@@ -136,6 +136,7 @@ func TestSubscriberNotify(t *testing.T) {
 	if err := s.Notify(sse.Event{Type: "hello", Data: "just you"}); err != nil {
 		t.Fatal(err)
 	}
+	s.Comment("keep\nalive")
 	second := e.publish("a", "two")
 	for _, want := range []sse.Event{{ID: first, Type: "message", Data: "one"}, {ID: first, Type: "hello", Data: "just you"}, {ID: second, Type: "message", Data: "two"}} {
 		if ev := c.next(); ev.ID != want.ID || ev.Type != want.Type || ev.Data != want.Data {
@@ -144,6 +145,11 @@ func TestSubscriberNotify(t *testing.T) {
 	}
 	if c.reader.LastEventID() != second {
 		t.Fatalf("cursor %q after the notice, want %q", c.reader.LastEventID(), second)
+	}
+	for _, want := range []string{"keep", "alive"} { // before "two": read by now
+		if got := <-c.comments; got != want {
+			t.Fatalf("comment %q, want %q", got, want)
+		}
 	}
 	if ev := other.next(); ev.ID != first {
 		t.Fatalf("the other subscriber got %+v", ev)

@@ -173,6 +173,14 @@ func (s *Subscriber) Notify(e sse.Event) error {
 	return nil
 }
 
+// Comment queues a comment line for this subscriber only (text with line
+// breaks becomes several), in order with its events, as Notify does. A
+// client sees no event for it; it keeps an idle connection alive through
+// proxies, or annotates the stream.
+func (s *Subscriber) Comment(text string) {
+	s.enqueue(item{ev: sse.PrepareComment(text), notice: true})
+}
+
 // Close ends the subscriber's response with a "retry:" (Config.Retry), as
 // for a server-initiated close under MCP SEP-1699: what is already queued
 // is written first.

@@ -112,6 +112,15 @@ func Prepare(e Event) (*PreparedEvent, error) {
 	return &PreparedEvent{event: e, wire: wire}, nil
 }
 
+// PrepareComment formats a comment once, for a server that queues comments
+// with prepared events (to one subscriber, say): its Bytes are the comment
+// lines of text, as AppendComment writes them, and its Event is the zero
+// Event. Comments reach no event listener; they keep a connection alive or
+// annotate the stream.
+func PrepareComment(text string) *PreparedEvent {
+	return &PreparedEvent{wire: AppendComment(nil, text)}
+}
+
 // Event returns the event p was prepared from.
 func (p *PreparedEvent) Event() Event { return p.event }
 

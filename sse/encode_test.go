@@ -81,6 +81,9 @@ func TestAppendComment(t *testing.T) {
 		if got := string(AppendComment(nil, tt.in)); got != tt.want {
 			t.Errorf("AppendComment(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+		if p := PrepareComment(tt.in); string(p.Bytes()) != tt.want || p.Event() != (Event{}) || p.Len() != len(tt.want) {
+			t.Errorf("PrepareComment(%q) = %q, %+v", tt.in, p.Bytes(), p.Event())
+		}
 		// What a client sees is the same text with LF line breaks, and no event.
 		var comments []string
 		rd := NewReader(strings.NewReader(string(AppendComment(nil, tt.in)) + "\n"))
