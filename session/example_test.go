@@ -6,6 +6,8 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"time"
 
 	"github.com/sluicehq/sluice/hub"
 	"github.com/sluicehq/sluice/session"
@@ -64,4 +66,47 @@ func Example() {
 	// Output:
 	// on A: hello
 	// on B: while you were away true
+}
+
+// A per-connection handler, celeris-style: a ticker for each connection.
+// Its sends go through the log, so a client that drops and comes back
+// with its Last-Event-ID gets the ticks it missed.
+func ExampleManager_Handle() {
+	st := store.NewMemory(store.MemoryConfig{})
+	defer st.Close()
+	h, _ := hub.New(hub.Config{Store: st})
+	defer h.Shutdown(context.Background())
+	m, _ := session.New(h, nil)
+
+	ticks := func(w http.ResponseWriter, r *http.Request) {
+		m.Handle(w, r, hub.Subscription{Cursor: hub.RequestCursor(r)}, func(ctx context.Context, c *session.Conn) {
+			t := time.NewTicker(10 * time.Millisecond)
+			defer t.Stop()
+			for n := 1; ; n++ {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					c.Send(ctx, sse.Event{Type: "tick", Data: strconv.Itoa(n)})
+				}
+			}
+		})
+	}
+	srv := httptest.NewServer(http.HandlerFunc(ticks))
+	defer srv.Close()
+
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := sse.NewReader(resp.Body)
+	for range 3 {
+		ev, _ := r.Next()
+		fmt.Println(ev.Type, ev.Data)
+	}
+	// Output:
+	// tick 1
+	// tick 2
+	// tick 3
 }

@@ -3,6 +3,10 @@
 // a cookie) to continue the same session, and the application sends
 // events to sessions (Manager.Send) that only their connections receive.
 //
+// Manager.Handle runs a handler for the life of each connection (a ticker,
+// a per-user feed): its sends go through the session too, so a client that
+// drops and comes back gets what it missed.
+//
 // A session is a private channel of the hub (hub.ReservedTopicPrefix): a
 // send is a log event on it, so it is kept while the client is away and
 // replayed when it comes back, with the rest of its subscription, within
@@ -121,8 +125,8 @@ type session struct {
 	id            string
 	subject       string
 	created       time.Time
-	lastSeen      time.Time // the last connection's start or end
-	cursor        string    // where the last connection stopped
+	lastSeen      time.Time  // the last connection's start or end
+	from          resumeFrom // where the last connection stopped
 	conns         map[*hub.Subscriber]struct{}
 	pending       int // connections attached, not yet connected
 	reconnections int
@@ -184,10 +188,20 @@ func Topic(id string) string { return topicPrefix + id }
 // OnConnect and OnDisconnect still run. A subscription may have no topic
 // of its own: it then receives the session's sends only.
 func (m *Manager) Serve(w http.ResponseWriter, r *http.Request, sub hub.Subscription) {
-	id, cursor, err := m.attach(r, sub.Subject)
+	m.serve(w, r, sub, nil)
+}
+
+// serve is Serve, and Handle with a handler.
+func (m *Manager) serve(w http.ResponseWriter, r *http.Request, sub hub.Subscription, handler Handler) {
+	id, from, err := m.attach(r, sub.Subject)
 	if err != nil {
 		w.Header().Set("Retry-After", "1")
-		http.Error(w, "too many sessions", http.StatusServiceUnavailable)
+		msg := "too many sessions"
+		if !errors.Is(err, ErrFull) {
+			msg = "event store unavailable"
+			m.cfg.Logger.Error("session: cannot start a session", "err", err)
+		}
+		http.Error(w, msg, http.StatusServiceUnavailable)
 		return
 	}
 	w.Header().Set(m.cfg.Header, id)
@@ -199,9 +213,10 @@ func (m *Manager) Serve(w http.ResponseWriter, r *http.Request, sub hub.Subscrip
 	}
 	sub.Topics = append(slices.Clip(sub.Topics), Topic(id))
 	if sub.Cursor == "" && !sub.FromStart {
-		sub.Cursor = cursor
+		sub.Cursor, sub.FromStart = from.cursor, from.start
 	}
 	connected := false
+	var stop context.CancelFunc
 	onConnect, onDisconnect := sub.OnConnect, sub.OnDisconnect
 	sub.OnConnect = func(s *hub.Subscriber) {
 		connected = true
@@ -212,8 +227,14 @@ func (m *Manager) Serve(w http.ResponseWriter, r *http.Request, sub hub.Subscrip
 		if onConnect != nil {
 			onConnect(s)
 		}
+		if handler != nil {
+			stop = m.start(r, id, sub.Cursor, s, handler)
+		}
 	}
 	sub.OnDisconnect = func(s *hub.Subscriber, reason hub.DisconnectReason) {
+		if stop != nil {
+			stop()
+		}
 		m.detach(id, s)
 		if onDisconnect != nil {
 			onDisconnect(s, reason)
@@ -225,10 +246,39 @@ func (m *Manager) Serve(w http.ResponseWriter, r *http.Request, sub hub.Subscrip
 	}
 }
 
-// attach returns the session the request continues, or a new one, and the
-// cursor where that session's last connection stopped. It counts a
-// pending connection, which connected or detach settles.
-func (m *Manager) attach(r *http.Request, subject string) (id, cursor string, err error) {
+// resumeFrom is where a connection without a cursor of its own resumes:
+// after cursor, from the start of the log (the log was empty when the
+// session began), or, with neither, from now.
+type resumeFrom struct {
+	cursor string
+	start  bool
+}
+
+// attach returns the session the request continues, or a new one, and
+// where that session's last connection stopped. It counts a pending
+// connection, which connected or detach settles.
+func (m *Manager) attach(r *http.Request, subject string) (string, resumeFrom, error) {
+	id, from, isNew, err := m.attachLocked(r, subject)
+	if err != nil || !isNew {
+		return id, from, err
+	}
+	// A new session: what is sent to it while it is away is after the
+	// log's head now. Without a cursor yet, a reconnection resumes there.
+	head, err := m.h.Config().Store.Head(r.Context())
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.sessions[id]
+	if err != nil {
+		delete(m.sessions, id)
+		return "", resumeFrom{}, fmt.Errorf("session: head of the log: %w", err)
+	}
+	if s != nil && s.from == (resumeFrom{}) {
+		s.from = resumeFrom{cursor: head, start: head == ""}
+	}
+	return id, resumeFrom{}, nil
+}
+
+func (m *Manager) attachLocked(r *http.Request, subject string) (id string, from resumeFrom, isNew bool, err error) {
 	presented := r.Header.Get(m.cfg.Header)
 	if presented == "" && !m.cfg.NoCookie {
 		if c, err := r.Cookie(m.cfg.Cookie); err == nil {
@@ -246,19 +296,19 @@ func (m *Manager) attach(r *http.Request, subject string) (id, cursor string, er
 			s.reconnections++
 			s.pending++ // keeps it live while it connects
 			s.lastSeen = now
-			return s.id, s.cursor, nil
+			return s.id, s.from, false, nil
 		case s == nil && m.cfg.Key != nil && m.signed(presented, subject):
 			// Another instance's session: adopt it here.
 			if len(m.sessions) >= m.cfg.MaxSessions {
 				m.sweepLocked(now, true)
 				if len(m.sessions) >= m.cfg.MaxSessions {
-					return "", "", ErrFull
+					return "", resumeFrom{}, false, ErrFull
 				}
 			}
 			s = &session{id: presented, subject: subject, created: now, lastSeen: now,
 				conns: make(map[*hub.Subscriber]struct{}), pending: 1, reconnections: 1}
 			m.sessions[s.id] = s
-			return s.id, "", nil
+			return s.id, resumeFrom{}, false, nil
 		case s != nil || m.cfg.Key != nil:
 			m.cfg.Logger.Warn("session: a session id was presented by another subject; issuing a new session",
 				"subject", subject, "remote", r.RemoteAddr)
@@ -267,13 +317,13 @@ func (m *Manager) attach(r *http.Request, subject string) (id, cursor string, er
 	if len(m.sessions) >= m.cfg.MaxSessions {
 		m.sweepLocked(now, true)
 		if len(m.sessions) >= m.cfg.MaxSessions {
-			return "", "", ErrFull
+			return "", resumeFrom{}, false, ErrFull
 		}
 	}
 	s := &session{id: m.newID(subject), subject: subject, created: now, lastSeen: now,
 		conns: make(map[*hub.Subscriber]struct{}), pending: 1}
 	m.sessions[s.id] = s
-	return s.id, "", nil
+	return s.id, resumeFrom{}, true, nil
 }
 
 // connected turns the pending connection of id into s.
@@ -301,7 +351,7 @@ func (m *Manager) detach(id string, s *hub.Subscriber) {
 	} else {
 		delete(ss.conns, s)
 		if c := s.LastEventID(); c != "" {
-			ss.cursor = c
+			ss.from = resumeFrom{cursor: c}
 		}
 	}
 }
@@ -375,8 +425,10 @@ type Info struct {
 	Connections int
 	// Reconnections counts the connections after the first.
 	Reconnections int
-	// Cursor is where the last connection that ended stopped: the next
-	// connection without a Last-Event-ID resumes after it.
+	// Cursor is where the next connection without a Last-Event-ID
+	// resumes: where the last connection that ended stopped, or before
+	// that the log's head when the session began ("" if the log was empty
+	// then: the connection gets the session's whole log).
 	Cursor string
 	// Created is when the session was created; LastSeen when a
 	// connection of it last started or ended.
@@ -385,7 +437,7 @@ type Info struct {
 
 func (s *session) info() Info {
 	return Info{ID: s.id, Subject: s.subject, Connections: len(s.conns), Reconnections: s.reconnections,
-		Cursor: s.cursor, Created: s.created, LastSeen: s.lastSeen}
+		Cursor: s.from.cursor, Created: s.created, LastSeen: s.lastSeen}
 }
 
 // Lookup returns the session id, if it is live.

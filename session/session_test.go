@@ -351,3 +351,21 @@ func TestSessionAcrossHubs(t *testing.T) {
 		})
 	}
 }
+
+// A session that began on an empty log, and whose client went away before
+// anything was written to it, still gets what was sent while it was away.
+func TestSessionBornOnEmptyLog(t *testing.T) {
+	e := newEnv(t, nil, false, nil)
+	c := e.get("/events", http.Header{"X-User": {"alice"}})
+	id := c.Resp.Header.Get(session.DefaultHeader)
+	c.Close()
+	ssetest.WaitFor(t, "the connection to end", func() bool { return e.conns(id) == 0 })
+	sent, err := e.m.Send(context.Background(), []string{id}, sse.Event{Data: "while away"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := e.get("/events", http.Header{"X-User": {"alice"}, session.DefaultHeader: {id}})
+	if ev := back.Next(); ev.ID != sent || ev.Data != "while away" {
+		t.Fatalf("got %+v", ev)
+	}
+}
