@@ -56,7 +56,7 @@ func New() *Metrics {
 		}),
 		disconnections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "subscriber_disconnections_total",
-			Help: "Subscriber responses ended, by reason (client, slow, replay-overflow, lifetime, closed, shutdown, poll, stream-end, store-error).",
+			Help: "Subscriber responses ended, by reason (client, slow, replay-overflow, lifetime, closed, shutdown, poll, completed, store-error).",
 		}, []string{"reason"}),
 		published: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "published_events_total",
