@@ -54,8 +54,8 @@
 // event; an event on a private channel it does not name), the subscriber gets exactly the
 // reset an id never issued gets, so it cannot probe which custom ids exist.
 // With a store without store.Positioner the hub cannot do either: it hands
-// out the id of the last event that is neither private nor on a reserved
-// topic (a cursor before its position, so a stream resumed from it may
+// out the id of the last event that is neither private nor on a private
+// channel (a cursor before its position, so a stream resumed from it may
 // replay the events between that it may see), and custom ids can be
 // probed.
 //

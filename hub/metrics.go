@@ -70,7 +70,7 @@ type Stats struct {
 	// now without Last-Event-ID is primed with it. Behind the store's head
 	// while the hub catches up with a shared log. (With a store that does
 	// not implement store.Positioner: the id of the last event dispatched
-	// that was neither private nor on a reserved topic.)
+	// that was neither private nor on a private channel.)
 	Position string
 	// LastPublishError is the error of the last failed store append
 	// (Publish and the hub's own appends) when no append succeeded since,

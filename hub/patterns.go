@@ -141,7 +141,7 @@ func (g *patGroup) hasFailed() bool {
 }
 
 // push hands the group an event dispatched by the follower. It runs on the
-// follower goroutine, in log order. An event on reserved topics is handed
+// follower goroutine, in log order. An event on private channels is handed
 // only to a group whose members are indexed on one of them.
 func (g *patGroup) push(gi groupItem) {
 	h := g.h
