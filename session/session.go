@@ -30,6 +30,7 @@
 package session
 
 import (
+	"container/list"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -61,7 +62,7 @@ const (
 var ErrUnknown = errors.New("session: unknown session")
 
 // ErrFull reports a new session refused because Config.MaxSessions
-// sessions are live.
+// sessions are connected.
 var ErrFull = errors.New("session: too many sessions")
 
 // topicPrefix starts the channel of every session.
@@ -95,8 +96,10 @@ type Config struct {
 	// response header. It has no id and is not in the log.
 	AnnounceType string
 	// MaxSessions bounds the live sessions (connected, or away within
-	// their TTL): a request that would create one more gets 503. Default
-	// DefaultMaxSessions (100,000).
+	// their TTL). One more forgets the session away the longest (its
+	// client gets a new session when it comes back); only when every
+	// session is connected does a request that would create one get 503.
+	// Default DefaultMaxSessions (100,000).
 	MaxSessions int
 	// Key, when set, signs session ids (HMAC-SHA256 of the id and the
 	// subject), so that every Manager with the same key, on any hub
@@ -116,9 +119,9 @@ type Manager struct {
 	h   *hub.Hub
 	cfg Config
 
-	mu        sync.Mutex
-	sessions  map[string]*session
-	lastSweep time.Time
+	mu       sync.Mutex
+	sessions map[string]*session
+	idle     list.List // of *session without connections, the oldest first
 }
 
 type session struct {
@@ -128,7 +131,8 @@ type session struct {
 	lastSeen      time.Time  // the last connection's start or end
 	from          resumeFrom // where the last connection stopped
 	conns         map[*hub.Subscriber]struct{}
-	pending       int // connections attached, not yet connected
+	pending       int           // connections attached, not yet connected
+	idle          *list.Element // in Manager.idle while it has no connection
 	reconnections int
 }
 
@@ -269,7 +273,9 @@ func (m *Manager) attach(r *http.Request, subject string) (string, resumeFrom, e
 	defer m.mu.Unlock()
 	s := m.sessions[id]
 	if err != nil {
-		delete(m.sessions, id)
+		if s != nil {
+			m.removeLocked(s)
+		}
 		return "", resumeFrom{}, fmt.Errorf("session: head of the log: %w", err)
 	}
 	if s != nil && s.from == (resumeFrom{}) {
@@ -288,7 +294,7 @@ func (m *Manager) attachLocked(r *http.Request, subject string) (id string, from
 	now := m.cfg.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.sweepLocked(now, false)
+	m.sweepLocked(now)
 	if m.validID(presented) {
 		s := m.liveLocked(presented, now)
 		switch {
@@ -296,14 +302,12 @@ func (m *Manager) attachLocked(r *http.Request, subject string) (id string, from
 			s.reconnections++
 			s.pending++ // keeps it live while it connects
 			s.lastSeen = now
+			m.busyLocked(s)
 			return s.id, s.from, false, nil
 		case s == nil && m.cfg.Key != nil && m.signed(presented, subject):
 			// Another instance's session: adopt it here.
-			if len(m.sessions) >= m.cfg.MaxSessions {
-				m.sweepLocked(now, true)
-				if len(m.sessions) >= m.cfg.MaxSessions {
-					return "", resumeFrom{}, false, ErrFull
-				}
+			if err := m.roomLocked(); err != nil {
+				return "", resumeFrom{}, false, err
 			}
 			s = &session{id: presented, subject: subject, created: now, lastSeen: now,
 				conns: make(map[*hub.Subscriber]struct{}), pending: 1, reconnections: 1}
@@ -314,11 +318,8 @@ func (m *Manager) attachLocked(r *http.Request, subject string) (id string, from
 				"subject", subject, "remote", r.RemoteAddr)
 		}
 	}
-	if len(m.sessions) >= m.cfg.MaxSessions {
-		m.sweepLocked(now, true)
-		if len(m.sessions) >= m.cfg.MaxSessions {
-			return "", resumeFrom{}, false, ErrFull
-		}
+	if err := m.roomLocked(); err != nil {
+		return "", resumeFrom{}, false, err
 	}
 	s := &session{id: m.newID(subject), subject: subject, created: now, lastSeen: now,
 		conns: make(map[*hub.Subscriber]struct{}), pending: 1}
@@ -354,6 +355,38 @@ func (m *Manager) detach(id string, s *hub.Subscriber) {
 			ss.from = resumeFrom{cursor: c}
 		}
 	}
+	if len(ss.conns) == 0 && ss.pending == 0 && ss.idle == nil {
+		ss.idle = m.idle.PushBack(ss)
+	}
+}
+
+// busyLocked takes s off the idle list: it has a connection.
+func (m *Manager) busyLocked(s *session) {
+	if s.idle != nil {
+		m.idle.Remove(s.idle)
+		s.idle = nil
+	}
+}
+
+// removeLocked forgets s.
+func (m *Manager) removeLocked(s *session) {
+	m.busyLocked(s)
+	delete(m.sessions, s.id)
+}
+
+// roomLocked makes room for one more session: when MaxSessions are live,
+// the one idle the longest is forgotten. With every session connected it
+// fails with ErrFull.
+func (m *Manager) roomLocked() error {
+	if len(m.sessions) < m.cfg.MaxSessions {
+		return nil
+	}
+	front := m.idle.Front()
+	if front == nil {
+		return ErrFull
+	}
+	m.removeLocked(front.Value.(*session))
+	return nil
 }
 
 func (m *Manager) liveLocked(id string, now time.Time) *session {
@@ -362,22 +395,21 @@ func (m *Manager) liveLocked(id string, now time.Time) *session {
 		return nil
 	}
 	if !s.live(now, m.cfg.TTL) {
-		delete(m.sessions, id)
+		m.removeLocked(s)
 		return nil
 	}
 	return s
 }
 
-// sweepLocked forgets expired sessions, at most every TTL/4 unless forced.
-func (m *Manager) sweepLocked(now time.Time, force bool) {
-	if !force && now.Sub(m.lastSweep) < m.cfg.TTL/4 {
-		return
-	}
-	m.lastSweep = now
-	for id, s := range m.sessions {
-		if !s.live(now, m.cfg.TTL) {
-			delete(m.sessions, id)
+// sweepLocked forgets expired sessions: the idle list is in the order they
+// became idle, so it stops at the first that is not expired.
+func (m *Manager) sweepLocked(now time.Time) {
+	for e := m.idle.Front(); e != nil; e = m.idle.Front() {
+		s := e.Value.(*session)
+		if s.live(now, m.cfg.TTL) {
+			return
 		}
+		m.removeLocked(s)
 	}
 }
 
@@ -455,7 +487,7 @@ func (m *Manager) Lookup(id string) (Info, bool) {
 func (m *Manager) List() []Info {
 	now := m.cfg.Now()
 	m.mu.Lock()
-	m.sweepLocked(now, true)
+	m.sweepLocked(now)
 	out := make([]Info, 0, len(m.sessions))
 	for _, s := range m.sessions {
 		out = append(out, s.info())
@@ -471,17 +503,18 @@ func (m *Manager) List() []Info {
 func (m *Manager) Close(id string) bool {
 	m.mu.Lock()
 	s := m.liveLocked(id, m.cfg.Now())
+	var conns []*hub.Subscriber
 	if s != nil {
-		delete(m.sessions, id)
+		m.removeLocked(s)
+		for c := range s.conns {
+			conns = append(conns, c)
+		}
 	}
 	m.mu.Unlock()
-	if s == nil {
-		return false
-	}
-	for c := range s.conns {
+	for _, c := range conns {
 		c.Close()
 	}
-	return true
+	return s != nil
 }
 
 // newID returns a new session id for subject: random, and signed with

@@ -266,26 +266,48 @@ func TestManager(t *testing.T) {
 }
 
 // A client that keeps asking for new sessions cannot grow the registry
-// beyond MaxSessions: the next gets 503 until one expires.
+// beyond MaxSessions, nor lock others out: a new session forgets the one
+// away the longest, and only when every session is connected is the next
+// refused with 503.
 func TestMaxSessions(t *testing.T) {
 	fc := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	e := newEnv(t, nil, false, &session.Config{MaxSessions: 3, TTL: time.Minute, Now: fc.Now})
 	e.publish("a", "seed")
-	for range 3 {
-		e.get("/events?topic=a", nil).Close()
+	var away []string
+	for range 2 {
+		c := e.get("/events?topic=a", nil)
+		away = append(away, c.Resp.Header.Get(session.DefaultHeader))
+		c.Close()
+		ssetest.WaitFor(t, "the connection to end", func() bool { return e.h.Subscribers() == 0 })
+		fc.Advance(time.Second)
 	}
+	kept := e.get("/events?topic=a", nil)
+	keptID := kept.Resp.Header.Get(session.DefaultHeader)
+	for i := range 2 { // each new one forgets the session away the longest
+		c := e.get("/events?topic=a", nil)
+		if c.Resp.StatusCode != http.StatusOK {
+			t.Fatalf("new session %d: status %d", i, c.Resp.StatusCode)
+		}
+		if _, ok := e.m.Lookup(away[i]); ok {
+			t.Fatalf("session %d, away the longest, is still there", i)
+		}
+		defer c.Close()
+	}
+	if n := len(e.m.List()); n != 3 {
+		t.Fatalf("%d sessions, want 3", n)
+	}
+	// All three connected: the next is refused, and the others stay.
 	c := e.get("/events?topic=a", nil)
 	if c.Resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("a fourth session: status %d", c.Resp.StatusCode)
+		t.Fatalf("a fourth session beside three connected: status %d", c.Resp.StatusCode)
 	}
-	ssetest.WaitFor(t, "the connections to end", func() bool { return e.h.Subscribers() == 0 })
-	fc.Advance(time.Minute)
-	c = e.get("/events?topic=a", nil)
-	if c.Resp.StatusCode != http.StatusOK {
-		t.Fatalf("once the others expired: status %d", c.Resp.StatusCode)
+	if _, ok := e.m.Lookup(keptID); !ok {
+		t.Fatal("a connected session was forgotten")
 	}
-	if n := len(e.m.List()); n != 1 {
-		t.Fatalf("%d sessions, want 1", n)
+	kept.Close()
+	ssetest.WaitFor(t, "the connection to end", func() bool { return e.conns(keptID) == 0 })
+	if c := e.get("/events?topic=a", nil); c.Resp.StatusCode != http.StatusOK {
+		t.Fatalf("once one is away: status %d", c.Resp.StatusCode)
 	}
 }
 
