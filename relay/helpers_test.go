@@ -38,7 +38,7 @@ type fakeLLM struct {
 	eventType   string // the tokens' type
 }
 
-func newFakeLLM(t *testing.T, tokens int, gated bool) *fakeLLM {
+func newFakeLLM(t testing.TB, tokens int, gated bool) *fakeLLM {
 	f := &fakeLLM{tokens: tokens}
 	if gated {
 		f.gate = make(chan struct{}, tokens+1)
@@ -113,7 +113,7 @@ func (f *fakeLLM) release(n int) {
 // HTTP server. POST /answers starts a relay to the LLM and serves it (its
 // id in Answer-Id); GET /answers/{id} resumes it.
 type node struct {
-	t      *testing.T
+	t      testing.TB
 	h      *hub.Hub
 	rl     *relay.Relayer
 	srv    *httptest.Server
@@ -126,6 +126,23 @@ type node struct {
 
 func newNode(t *testing.T, st store.Store, llm *fakeLLM, opts *relay.Options) *node {
 	t.Helper()
+	n := startNode(t, st, llm, opts)
+	n.srv, n.client = ssetest.Server(t, n.routes(), false)
+	return n
+}
+
+// newBenchNode is newNode for a benchmark.
+func newBenchNode(b *testing.B, st store.Store, llm *fakeLLM) *node {
+	b.Helper()
+	n := startNode(b, st, llm, nil)
+	n.srv = httptest.NewServer(n.routes())
+	n.client = n.srv.Client()
+	b.Cleanup(n.srv.Close)
+	return n
+}
+
+// startNode starts a node's hub and relayer, shut down when t ends.
+func startNode(t testing.TB, st store.Store, llm *fakeLLM, opts *relay.Options) *node {
 	h, err := hub.New(hub.Config{Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -135,6 +152,22 @@ func newNode(t *testing.T, st store.Store, llm *fakeLLM, opts *relay.Options) *n
 		t.Fatal(err)
 	}
 	n := &node{t: t, h: h, rl: rl, llm: llm, relays: map[string]*relay.Relay{}}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), ssetest.Hang)
+		defer cancel()
+		if err := rl.Close(ctx); err != nil {
+			t.Errorf("relayer close: %v", err)
+		}
+		if err := h.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return n
+}
+
+// routes are the node's endpoints: POST /answers, GET /answers/{id}.
+func (n *node) routes() http.Handler {
+	rl, llm := n.rl, n.llm
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /answers", func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
@@ -161,18 +194,7 @@ func newNode(t *testing.T, st store.Store, llm *fakeLLM, opts *relay.Options) *n
 	mux.HandleFunc("GET /answers/{id}", func(w http.ResponseWriter, r *http.Request) {
 		rl.Serve(w, r, r.PathValue("id"))
 	})
-	n.srv, n.client = ssetest.Server(t, mux, false)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), ssetest.Hang)
-		defer cancel()
-		if err := rl.Close(ctx); err != nil {
-			t.Errorf("relayer close: %v", err)
-		}
-		if err := h.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	return n
+	return mux
 }
 
 func (n *node) relay(id string) *relay.Relay {
