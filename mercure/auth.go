@@ -154,6 +154,7 @@ type claims struct {
 	modern    bool
 	publish   []grant
 	subscribe []grant
+	relay     []string        // the relays the token grants (AuthorizeRelay)
 	payload   json.RawMessage // classic mercure.payload, the fallback payload
 	expires   time.Time       // zero: no exp
 	notBefore time.Time       // zero: no nbf
@@ -377,7 +378,7 @@ func (h *Hub) parseDetails(raw json.RawMessage, c *claims) error {
 		if len(d.Actions) == 0 {
 			return errors.New("a Mercure entry has no actions")
 		}
-		var pub, sub bool
+		var pub, sub, rel bool
 		for _, a := range d.Actions {
 			var s string
 			if err := json.Unmarshal(a, &s); err != nil {
@@ -385,6 +386,7 @@ func (h *Hub) parseDetails(raw json.RawMessage, c *claims) error {
 			}
 			pub = pub || s == "publish"
 			sub = sub || s == "subscribe"
+			rel = rel || s == "relay"
 		}
 		if len(d.Topics) == 0 {
 			return errors.New("a Mercure entry has no topics")
@@ -400,6 +402,12 @@ func (h *Hub) parseDetails(raw json.RawMessage, c *claims) error {
 			sel, err := h.grantSelector(o, MatchExact)
 			if err != nil {
 				return err
+			}
+			if rel {
+				if sel.Type != MatchExact {
+					return errors.New("a relay grant names its relay exactly")
+				}
+				c.relay = append(c.relay, sel.Value)
 			}
 			g := grant{sel: sel, payload: d.Payload}
 			if pub {
@@ -451,6 +459,7 @@ type classicClaim struct {
 	Publish   *[]json.RawMessage `json:"publish"`
 	Subscribe []json.RawMessage  `json:"subscribe"`
 	Payload   json.RawMessage    `json:"payload"`
+	Relay     []string           `json:"relay"` // sluice's: the relays granted (AuthorizeRelay)
 }
 
 // parseClassicClaim reads the "mercure" claim: entries are classic
@@ -464,6 +473,10 @@ func (h *Hub) parseClassicClaim(raw json.RawMessage, c *claims) error {
 		return fmt.Errorf("malformed mercure claim: %w", err)
 	}
 	c.payload = mc.Payload
+	if len(mc.Relay) > h.cfg.MaxClassicGrants {
+		return fmt.Errorf("more than %d entries in a mercure claim array", h.cfg.MaxClassicGrants)
+	}
+	c.relay = mc.Relay
 	read := func(entries []json.RawMessage) ([]grant, error) {
 		if len(entries) > h.cfg.MaxClassicGrants {
 			return nil, fmt.Errorf("more than %d entries in a mercure claim array", h.cfg.MaxClassicGrants)

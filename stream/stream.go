@@ -66,6 +66,21 @@ func Open(ctx context.Context, h *hub.Hub) (*Stream, error) {
 	return &Stream{h: h, id: key + base64.RawURLEncoding.EncodeToString([]byte(start)), topic: topicPrefix + key}, nil
 }
 
+// Attach returns a producer's handle on the stream id, opened by Open on
+// this hub or on another sharing its log: Send and Finish on it append to
+// that stream, so any instance can end a stream whose producer is gone
+// (package relay ends a relay whose instance died this way). Finishing a
+// stream already finished elsewhere appends a completion that no reader
+// reaches: readers end at the first. An id Open did not make is
+// ErrUnknown.
+func Attach(h *hub.Hub, id string) (*Stream, error) {
+	key, _, ok := parseID(id)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknown, clip(id))
+	}
+	return &Stream{h: h, id: id, topic: topicPrefix + key}, nil
+}
+
 // ID returns the stream's id: 32 random hex digits, which are the
 // capability to read it, and the log's position when it was opened, in
 // base64url. It is URL-safe. Whoever knows it can read the stream: wrap

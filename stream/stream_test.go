@@ -234,3 +234,43 @@ func TestStreamAcrossHubs(t *testing.T) {
 		})
 	}
 }
+
+// Another hub on the log attaches to a stream by its id and ends it: a
+// reader on a third position of the log (here the first hub) gets the
+// attached producer's events and the end.
+func TestAttach(t *testing.T) {
+	for _, kind := range sharedlog.Kinds {
+		t.Run(kind, func(t *testing.T) {
+			sa, sb := sharedlog.Open(t, kind)
+			a, b := newInstance(t, sa, false), newInstance(t, sb, false)
+			ctx := context.Background()
+			s, err := stream.Open(ctx, a.h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Send(ctx, sse.Event{Data: "from a"}); err != nil {
+				t.Fatal(err)
+			}
+			c := a.get("/stream/"+s.ID(), nil)
+			if ev := c.Next(); ev.Data != "from a" {
+				t.Fatalf("got %+v", ev)
+			}
+			other, err := stream.Attach(b.h, s.ID())
+			if err != nil || other.ID() != s.ID() {
+				t.Fatalf("attach: %v", err)
+			}
+			if _, err := other.Send(ctx, sse.Event{Data: "from b"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := other.Finish(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := ssetest.Events(c.End()); got != "message:from b" {
+				t.Fatalf("after attach: %s", got)
+			}
+			if _, err := stream.Attach(b.h, "nope"); !errors.Is(err, stream.ErrUnknown) {
+				t.Fatalf("attach to an unknown id: %v", err)
+			}
+		})
+	}
+}

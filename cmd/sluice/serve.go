@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/flagusage"
 	"github.com/sluicehq/sluice/mercure"
+	"github.com/sluicehq/sluice/relay"
 	"github.com/sluicehq/sluice/store/natsstore"
 	"github.com/sluicehq/sluice/store/redisstore"
 )
@@ -85,38 +86,43 @@ const defaultStoreDSN = "bolt:./sluice.db"
 
 // serveConfig is the validated configuration of the serve command.
 type serveConfig struct {
-	addr            string
-	storeDSN        string
-	storeKind       string // "memory", "bolt", "redis" or "nats"
-	storePath       string // bolt file
-	jwtKey          string
-	publisherKey    string
-	subscriberKey   string
-	jwtAlg          string
-	jwks            jwksFlags
-	issuers         []string
-	audience        string
-	anonymous       bool
-	corsOrigins     []string
-	publishOrigins  []string
-	heartbeat       time.Duration
-	historySize     int
-	queueEvents     int
-	limits          limits
-	subscriptions   bool
-	tlsCert         string
-	tlsKey          string
-	dispatchTimeout time.Duration
-	readTimeout     time.Duration
-	maxLifetime     time.Duration
-	publishFailWin  time.Duration
-	classicLax      bool
-	shutdownTimeout time.Duration
-	logFormat       string
-	logLevel        slog.Level
-	accessLog       bool
-	demo            bool
-	pprofAddr       string
+	addr             string
+	storeDSN         string
+	storeKind        string // "memory", "bolt", "redis" or "nats"
+	storePath        string // bolt file
+	jwtKey           string
+	publisherKey     string
+	subscriberKey    string
+	jwtAlg           string
+	jwks             jwksFlags
+	issuers          []string
+	audience         string
+	anonymous        bool
+	corsOrigins      []string
+	publishOrigins   []string
+	heartbeat        time.Duration
+	historySize      int
+	queueEvents      int
+	limits           limits
+	subscriptions    bool
+	tlsCert          string
+	tlsKey           string
+	dispatchTimeout  time.Duration
+	readTimeout      time.Duration
+	maxLifetime      time.Duration
+	publishFailWin   time.Duration
+	classicLax       bool
+	shutdownTimeout  time.Duration
+	logFormat        string
+	logLevel         slog.Level
+	accessLog        bool
+	demo             bool
+	pprofAddr        string
+	relaySpecs       repeatFlag                // --relay
+	relayHeaderSpecs repeatFlag                // --relay-header
+	relays           map[string]*relayUpstream // by name, from relaySpecs and relayHeaderSpecs
+	relayMaxBody     int64
+	relayOpts        relay.Options
 
 	// Derived at validation.
 	pubKey, subKey *mercure.Key
@@ -219,6 +225,12 @@ func newServeFlags(c *serveConfig, stderr io.Writer) (*flag.FlagSet, *string) {
 	level := fs.String("log-level", "info", "log `level`: debug, info, warn or error (debug: why each refused request was refused, with its request id)")
 	fs.BoolVar(&c.accessLog, "access-log", false, "log each HTTP request at info level once answered: method, uri (tokens redacted), proto, status, bytes, duration, remote, user_agent, referer, request_id (uri, user_agent and referer cut to 2 KiB); an event stream once it is live (streaming=true)")
 	fs.BoolVar(&c.demo, "demo", true, "serve the demo page on /")
+	fs.Var(&c.relaySpecs, "relay", "a relay `spec`, NAME=URL: POST /relay/NAME[/PATH] with a token granting NAME relays the request to URL[/PATH] and serves the answer as a resumable stream; GET /relay/streams/ID resumes it (repeatable)")
+	fs.Var(&c.relayHeaderSpecs, "relay-header", "a `header` the hub adds to relay NAME's upstream requests, as NAME=Header:Value, such as its API key (repeatable)")
+	fs.Int64Var(&c.relayMaxBody, "relay-max-body", defaultRelayMaxBody, "bound on a relay request's body, in bytes")
+	fs.DurationVar(&c.relayOpts.MaxDuration, "relay-max-duration", relay.DefaultMaxDuration, "bound on one relayed answer")
+	fs.DurationVar(&c.relayOpts.ReadTimeout, "relay-read-timeout", relay.DefaultReadTimeout, "bound on the wait for a relay's upstream response, then for each of its events")
+	fs.IntVar(&c.relayOpts.MaxInFlight, "relay-max-inflight", relay.DefaultMaxInFlight, "relays in flight on this instance; more are refused with 503")
 	fs.StringVar(&c.pprofAddr, "pprof", "", "serve Go's profiler (/debug/pprof/) on this loopback `address` (host:port), for profiling the hub under load")
 	return fs, level
 }
@@ -342,6 +354,9 @@ func (c *serveConfig) validate() error {
 	if err := c.limits.validate(); err != nil {
 		return err
 	}
+	if err := c.validateRelays(); err != nil {
+		return err
+	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
 	}
@@ -352,7 +367,13 @@ func (c *serveConfig) validate() error {
 		}
 		c.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	return c.parseKeys()
+	if err := c.parseKeys(); err != nil {
+		return err
+	}
+	if len(c.relays) > 0 && c.subKey == nil && c.jwks.subURL == "" {
+		return errors.New("--relay: relays are granted by subscriber tokens: it needs --jwt-key, --subscriber-jwt-key or a subscriber JWKS")
+	}
+	return nil
 }
 
 // parseStore checks the store DSN.

@@ -21,6 +21,7 @@ import (
 	"github.com/sluicehq/sluice/hub"
 	"github.com/sluicehq/sluice/internal/prommetrics"
 	"github.com/sluicehq/sluice/mercure"
+	"github.com/sluicehq/sluice/relay"
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/store/boltstore"
 	"github.com/sluicehq/sluice/store/natsstore"
@@ -44,8 +45,9 @@ type hubServer struct {
 	cfg      *serveConfig
 	log      *slog.Logger
 	store    store.Store
-	engine   *hub.Hub     // the sluice engine: store, queues, streams
-	hub      *mercure.Hub // the Mercure protocol on it
+	engine   *hub.Hub       // the sluice engine: store, queues, streams
+	hub      *mercure.Hub   // the Mercure protocol on it
+	relayer  *relay.Relayer // --relay, or nil
 	metrics  *prommetrics.Metrics
 	http     *http.Server
 	ln       net.Listener
@@ -150,6 +152,11 @@ func newServerOn(cfg *serveConfig, log *slog.Logger, st store.Store) (*hubServer
 	}
 	if s.hub, err = mercure.New(cfg.mercureConfig(s.engine, log)); err != nil {
 		return fail(fmt.Errorf("hub: %w", err))
+	}
+	if len(cfg.relays) > 0 {
+		if s.relayer, err = relay.New(s.engine, &cfg.relayOpts); err != nil {
+			return fail(fmt.Errorf("hub: %w", err))
+		}
 	}
 	if cfg.demo {
 		if s.index, err = renderIndex(cfg.dev, false); err != nil {
@@ -258,6 +265,7 @@ func (s *hubServer) routes() http.Handler {
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /livez", s.livez)
+	s.relayRoutes(mux)
 	if s.cfg.demo {
 		sub, _ := fs.Sub(webFiles, "web")
 		files := http.FileServerFS(sub)
@@ -321,6 +329,13 @@ func (s *hubServer) run(ctx context.Context) error {
 	}
 	start := time.Now()
 	subscribers := s.engine.Subscribers()
+	if s.relayer != nil {
+		// Relays end with relay-error "shutdown": their readers learn it
+		// now rather than when the lease lapses.
+		if err := s.relayer.Close(dctx); err != nil {
+			errs = append(errs, fmt.Errorf("relay shutdown: %w", err))
+		}
+	}
 	if err := s.engine.Shutdown(dctx); err != nil {
 		errs = append(errs, fmt.Errorf("hub shutdown: %w", err))
 	}

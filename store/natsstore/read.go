@@ -423,6 +423,10 @@ func (s *Store) historyDirect(ctx context.Context, cursor string, filter store.F
 	rd.arena = new(arena)
 	var e store.Event // one for all: filter(&e) would move each to the heap
 	requested := r.n > 0
+	// The first batch, requested with the info, may have been served
+	// before it: an empty one does not mean that what the info counts was
+	// evicted, only that it was not appended yet then.
+	early := requested
 	for rd.next <= rd.end {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -447,10 +451,15 @@ func (s *Store) historyDirect(ctx context.Context, cursor string, filter store.F
 			if err := r.requestBatch(rd.next, int(min(rd.end-rd.next+1, historyBatch)), false); err != nil {
 				return err
 			}
-			requested = true
+			requested, early = true, false
 			continue
 		}
 		requested = false
+		if len(msgs) == 0 && early {
+			early = false
+			continue // again, after the info
+		}
+		early = false
 		if len(msgs) == 0 {
 			// What remained up to the end was evicted meanwhile.
 			if rd.exact {

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/sluicehq/sluice/sse"
+)
+
+// llmUpstream is an OpenAI-like upstream: it records what it was sent and
+// answers with n tokens, each waiting for a value on gate.
+type llmUpstream struct {
+	srv   *httptest.Server
+	calls atomic.Int64
+	gate  chan struct{}
+
+	mu   sync.Mutex
+	last *http.Request
+	body string
+}
+
+func newLLMUpstream(t *testing.T, n int) *llmUpstream {
+	u := &llmUpstream{gate: make(chan struct{}, n)}
+	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.calls.Add(1)
+		b, _ := io.ReadAll(r.Body)
+		u.mu.Lock()
+		u.last, u.body = r, string(b)
+		u.mu.Unlock()
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range n {
+			select {
+			case <-u.gate:
+			case <-r.Context().Done():
+				return
+			}
+			fmt.Fprintf(w, "data: %d\n\n", i)
+			w.(http.Flusher).Flush()
+		}
+	}))
+	t.Cleanup(func() {
+		close(u.gate)
+		u.srv.Close()
+	})
+	return u
+}
+
+// relayToken is a classic subscriber token granting the relays.
+func relayToken(t *testing.T, key string, relays ...string) string {
+	return signHS256(t, key, jwt.MapClaims{"exp": time.Now().Add(time.Hour).Unix(),
+		"mercure": map[string]any{"subscribe": []string{"*"}, "relay": relays}})
+}
+
+// sluice serve --relay: only a token granting the relay starts it; the
+// upstream gets the hub's key, the body and the allowed headers, never
+// the client's token or cookies; the answer is a stream, resumed with
+// GET /relay/streams/ID after a drop, and the upstream is called once.
+func TestServeRelay(t *testing.T) {
+	const key = "relay-test-key-at-least-256-bits-long!!"
+	llm := newLLMUpstream(t, 10)
+	_, base, _ := startInProcess(t, "--store", "memory", "--jwt-key", key,
+		"--relay", "chat="+llm.srv.URL+"/v1", "--relay", "other="+llm.srv.URL,
+		"--relay-header", "chat=Authorization: Bearer sk-upstream", "--relay-max-body", "100")
+
+	post := func(path, token string, body string, hdr http.Header) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
+		for k, v := range hdr {
+			req.Header[k] = v
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	for _, tc := range []struct {
+		name, path, token, body string
+		status                  int
+	}{
+		{"no token", "/relay/chat/chat/completions", "", "{}", 401},
+		{"another key", "/relay/chat", relayToken(t, "another-key-at-least-256-bits-long!!!!!!", "chat"), "{}", 401},
+		{"no grant", "/relay/chat", relayToken(t, key), "{}", 403},
+		{"another relay's grant", "/relay/chat", relayToken(t, key, "other"), "{}", 403},
+		{"granted, no such relay", "/relay/nope", relayToken(t, key, "nope"), "{}", 404},
+		{"body too large", "/relay/chat", relayToken(t, key, "chat"), strings.Repeat("x", 101), 413},
+		{"dot-dot", "/relay/chat/a/%2e%2e/b", relayToken(t, key, "chat"), "{}", 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := post(tc.path, tc.token, tc.body, nil)
+			if resp.StatusCode != tc.status {
+				b, _ := io.ReadAll(resp.Body)
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, b)
+			}
+			if resp.Header.Get(relayIDHeader) != "" {
+				t.Fatal("a refused relay has an id")
+			}
+		})
+	}
+	if n := llm.calls.Load(); n != 0 {
+		t.Fatalf("refused requests reached the upstream %d times", n)
+	}
+
+	tok := relayToken(t, key, "chat")
+	resp := post("/relay/chat/chat/completions?x=1", tok, `{"prompt":"hi"}`, http.Header{
+		"Content-Type": {"application/json"}, "Cookie": {"session=secret"}, "X-Forwarded-For": {"1.2.3.4"}})
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("status %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	id := resp.Header.Get(relayIDHeader)
+	if id == "" {
+		t.Fatal("no " + relayIDHeader)
+	}
+	for range 3 {
+		llm.gate <- struct{}{}
+	}
+	r := sse.NewReader(resp.Body)
+	for i := range 3 {
+		ev, err := r.Next()
+		if err != nil || ev.Data != strconv.Itoa(i) {
+			t.Fatalf("event %d: %+v %v", i, ev, err)
+		}
+	}
+	resp.Body.Close() // the client drops
+	llm.mu.Lock()
+	up, body := llm.last, llm.body
+	llm.mu.Unlock()
+	if up.Method != http.MethodPost || up.URL.Path != "/v1/chat/completions" || up.URL.RawQuery != "" || body != `{"prompt":"hi"}` {
+		t.Fatalf("upstream got %s %s, body %q", up.Method, up.URL, body)
+	}
+	if got := up.Header.Get("Authorization"); got != "Bearer sk-upstream" {
+		t.Fatalf("upstream Authorization %q", got)
+	}
+	if up.Header.Get("Content-Type") != "application/json" || up.Header.Get("Cookie") != "" || up.Header.Get("X-Forwarded-For") != "" {
+		t.Fatalf("upstream headers %v", up.Header)
+	}
+	for range 7 {
+		llm.gate <- struct{}{}
+	}
+
+	// Resumed without a token: the id is the capability.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second) // a hang guard
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/relay/streams/"+id, nil)
+	req.Header.Set("Last-Event-ID", r.LastEventID())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var rest []string
+	for ev, err := range sse.Read(resp.Body) {
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatal(err)
+			}
+			break
+		}
+		rest = append(rest, ev.Data)
+	}
+	if got := strings.Join(rest, " "); got != "3 4 5 6 7 8 9" {
+		t.Fatalf("resumed: %s", got)
+	}
+	if n := llm.calls.Load(); n != 1 {
+		t.Fatalf("the upstream was called %d times", n)
+	}
+	if code, _ := get(t, base+"/relay/streams/nope"); code != 404 {
+		t.Fatalf("unknown stream: %d", code)
+	}
+}
+
+// Without --relay there are no relay endpoints.
+func TestServeNoRelay(t *testing.T) {
+	_, base, _ := startInProcess(t, "--store", "memory", "--jwt-key", "k")
+	resp, err := http.Post(base+"/relay/chat", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+}

@@ -1,0 +1,109 @@
+package relay_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/sharedlog"
+	"github.com/sluicehq/sluice/relay"
+)
+
+// A relay started on A and read on B. While A renews its lease, B never
+// declares it lost, however long the upstream is silent. When A's relay
+// dies mid-answer (its goroutine stops without an end, as when the
+// instance dies), the reader on B gets relay-lost within LeaseTTL +
+// LeaseInterval, then the end; a reader resuming later, on A or B, gets
+// the same end; the upstream was called once.
+func TestRelayLost(t *testing.T) {
+	const (
+		interval = time.Second
+		ttl      = 3 * time.Second
+	)
+	for _, kind := range sharedlog.Kinds {
+		t.Run(kind, func(t *testing.T) {
+			clock := newFakeClock()
+			opts := &relay.Options{Clock: clock, LeaseInterval: interval, LeaseTTL: ttl,
+				ReadTimeout: time.Hour, MaxDuration: 2 * time.Hour}
+			llm := newFakeLLM(t, 100, true)
+			sa, sb := sharedlog.Open(t, kind)
+			a, b := newNode(t, sa, llm, opts), newNode(t, sb, llm, opts)
+
+			var ans answer
+			resp := a.ask(&ans)
+			llm.release(5)
+			ans.read(t, resp, 5)
+			rel := a.relay(ans.id)
+			// The client resumes on B, and waits there: the upstream is
+			// silent.
+			resp = b.resume(&ans)
+			waitFor(t, "B to watch the lease", func() bool {
+				_, _, running, watching := relay.MonitorState(b.rl, ans.id)
+				return running && watching
+			})
+
+			// Alive: B reads the renewals, and never declares A lost.
+			step := func() (lost int) {
+				t.Helper()
+				passes, _, _, _ := relay.MonitorState(b.rl, ans.id)
+				renewals := relay.Renewals(rel)
+				clock.Advance(interval)
+				waitFor(t, "a pass of B's monitor", func() bool {
+					p, _, running, _ := relay.MonitorState(b.rl, ans.id)
+					return p > passes || !running
+				})
+				if rel.Err() == nil {
+					select {
+					case <-rel.Done():
+					default:
+						waitFor(t, "A's renewal", func() bool { return relay.Renewals(rel) > renewals })
+					}
+				}
+				_, lost, _, _ = relay.MonitorState(b.rl, ans.id)
+				return lost
+			}
+			for range 3 * ttl / interval {
+				if lost := step(); lost != 0 {
+					t.Fatal("B declared a live relay lost")
+				}
+			}
+			llm.release(1)
+			ans.read(t, resp, 1) // still live: the next token comes
+			if ans.evs[5].Data != "5" {
+				t.Fatalf("got %+v", ans.evs[5])
+			}
+			resp = b.resume(&ans)
+			waitFor(t, "B to watch the lease", func() bool {
+				_, _, running, watching := relay.MonitorState(b.rl, ans.id)
+				return running && watching
+			})
+
+			// A's relay dies.
+			relay.Kill(rel)
+			steps := 0
+			for {
+				steps++
+				if step() > 0 {
+					break
+				}
+				if time.Duration(steps)*interval > ttl+interval {
+					t.Fatalf("no relay-lost %d steps after the relay died", steps)
+				}
+			}
+			ans.read(t, resp, -1)
+			endOf(t, &ans, relay.EventLost, 6)
+			waitFor(t, "B's monitor to stop", func() bool {
+				_, _, running, _ := relay.MonitorState(b.rl, ans.id)
+				return !running
+			})
+			// Later readers, on either instance, get the same end.
+			for _, n := range []*node{a, b} {
+				late := answer{id: ans.id}
+				late.read(t, n.resume(&late), -1)
+				endOf(t, &late, relay.EventLost, 6)
+			}
+			if n := llm.calls.Load(); n != 1 {
+				t.Fatalf("the upstream was called %d times", n)
+			}
+		})
+	}
+}
