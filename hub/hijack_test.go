@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/ssetest"
 	"github.com/sluicehq/sluice/sse"
 	"github.com/sluicehq/sluice/store"
 )
@@ -351,6 +352,43 @@ func TestHijackHandlerReturns(t *testing.T) {
 		}
 		if r := <-reasons; r != ReasonShutdown {
 			t.Fatalf("reason %v", r)
+		}
+	}
+}
+
+// A stream the hub took over and ended cleanly leaves the client no
+// connection to reuse: two POST streams in a row on one client both work.
+// (Without Connection: close the client pools the connection the hub then
+// closes, and the second POST, which it does not retry, fails with EOF.)
+func TestHijackedStreamNotReused(t *testing.T) {
+	st := store.NewMemory(store.MemoryConfig{})
+	t.Cleanup(func() { st.Close() })
+	h, err := New(Config{Store: st, Logger: quietLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Shutdown(context.Background()) })
+	srv, client := ssetest.Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ch := ReservedTopicPrefix + r.URL.Query().Get("ch")
+		h.Serve(w, r, Subscription{Topics: []string{ch}, OnConnect: func(*Subscriber) {
+			go func() { // the answer, once the reader is subscribed
+				h.Publish(context.Background(), Message{Topics: []string{ch}, Event: sse.Event{Data: "answer"}})
+				h.Complete(context.Background(), ch)
+			}()
+		}})
+	}), false)
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), hang)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"?ch="+strconv.Itoa(i), strings.NewReader("question"))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("POST %d: %v", i, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || !strings.Contains(string(body), "data: answer") || !resp.Close {
+			t.Fatalf("POST %d: %q, %v, Connection: close %v", i, body, err, resp.Close)
 		}
 	}
 }

@@ -85,10 +85,6 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, sub Subscription) {
 	}
 	poll := sub.PollInterval
 	replay := cursor != "" || sub.FromStart
-	if !replay && h.completed.any(sub.Topics) {
-		w.WriteHeader(http.StatusNoContent) // nothing will ever come
-		return
-	}
 
 	if sub.Priming < PrimingID || sub.Priming > PrimingNone || sub.Policy < PolicyDisconnect || sub.Policy > PolicyDrop {
 		http.Error(w, "invalid subscription", http.StatusInternalServerError)
@@ -109,6 +105,16 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, sub Subscription) {
 			return
 		}
 	}
+	// Nothing will ever come to a subscription without a cursor on a
+	// completed channel. Asked once registered: a completion dispatched
+	// before is remembered by now, one after reaches the queue.
+	if !replay && h.completed.any(s.topics) {
+		if poll <= 0 {
+			h.unregister(s)
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	h.metrics.SubscriberConnected()
 	reason := ReasonClient // should the hook or run panic
 	defer func() {
@@ -128,6 +134,13 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, sub Subscription) {
 	c.buf = getBuf()
 	// Without heartbeats nothing would notice a hijacked client going away.
 	c.mayHijack = poll <= 0 && h.cfg.Heartbeat > 0 && canHijack(r)
+	if c.mayHijack {
+		// The hub closes a connection it took over when the stream ends:
+		// say so, or a client that read a stream to its clean end (a
+		// completion, a retry) puts the connection back in its pool and
+		// its next request, a POST it will not retry, fails.
+		hdr.Set("Connection", "close")
+	}
 	reason = c.run(ctx, cursor, replay, poll)
 }
 
