@@ -191,6 +191,8 @@ type Hub struct {
 	sessions sessionRegistry
 	streams  streamRegistry
 
+	waker waker // wakes the streams with something queued (waker.go)
+
 	stats hubCounters
 	// lastAppendErr is the store's last Append failure, nil once an
 	// append succeeded since (Stats.LastPublishError).

@@ -100,6 +100,9 @@ type Subscriber struct {
 	gap       uint64
 	buffering bool
 	closed    bool
+	// pending: something was queued since the stream last took the
+	// queue, and the waker has it or has woken it (waker.go).
+	pending bool
 	reason    DisconnectReason
 
 	delivered atomic.Uint64
@@ -210,7 +213,8 @@ func (s *Subscriber) signal() {
 
 // enqueue adds it to the queue, applying the limits and the policy. It is
 // called, in log order, by the dispatcher only, or for a pattern
-// subscriber by its group's goroutine only.
+// subscriber by its group's goroutine only. The stream is woken by the
+// hub's waker (waker.go), not here.
 func (s *Subscriber) enqueue(it item) {
 	h := s.hub
 	n := it.size()
@@ -227,9 +231,12 @@ func (s *Subscriber) enqueue(it item) {
 	case !full:
 		s.q = append(s.q, it)
 		s.qBytes += n
+		if !s.pending {
+			s.pending = true
+			h.pend(s)
+		}
 		s.mu.Unlock()
 		h.stats.queued.Add(1)
-		s.signal()
 	case s.buffering:
 		s.closeLocked(ReasonReplayOverflow)
 		s.mu.Unlock()
@@ -261,6 +268,7 @@ func (s *Subscriber) take(spare []item) ([]item, uint64, DisconnectReason) {
 	gap := s.gap
 	s.gap = 0
 	s.buffering = false
+	s.pending = false
 	var reason DisconnectReason
 	if s.closed {
 		reason = s.reason
