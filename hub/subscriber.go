@@ -100,10 +100,10 @@ type Subscriber struct {
 	gap       uint64
 	buffering bool
 	closed    bool
+	reason    DisconnectReason
 	// pending: something was queued since the stream last took the
 	// queue, and the waker has it or has woken it (waker.go).
 	pending bool
-	reason    DisconnectReason
 
 	delivered atomic.Uint64
 	dropped   atomic.Uint64
@@ -257,7 +257,8 @@ func (s *Subscriber) enqueue(it item) {
 }
 
 // take hands the queued items to the handler, giving the queue the spare
-// slice to fill next, and ends the buffering phase. It returns the items,
+// slice to fill next, and ends the buffering phase: the next enqueue
+// hands the subscriber to the waker again. It returns the items,
 // the number of events dropped since the last take, and the close reason
 // ("" while open).
 func (s *Subscriber) take(spare []item) ([]item, uint64, DisconnectReason) {
