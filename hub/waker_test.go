@@ -74,3 +74,24 @@ func TestWakerFanOutBeyondChunk(t *testing.T) {
 		}
 	})
 }
+
+// A hub shut down before its waker ever ran wakes the streams itself.
+func TestPendAfterShutdown(t *testing.T) {
+	m := store.NewMemory(store.MemoryConfig{})
+	t.Cleanup(func() { m.Close() })
+	h, err := New(Config{Store: m, Logger: quietLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	pe, _ := sse.Prepare(sse.Event{Data: "x"})
+	s := newSubscriber(h, Subscription{Topics: []string{"a"}}, "", "")
+	s.enqueue(item{ev: pe, pos: 1})
+	select {
+	case <-s.wake:
+	default:
+		t.Fatal("the enqueue did not wake the stream")
+	}
+}
