@@ -21,12 +21,18 @@
 // goroutine, which writes everything queued in one write and one flush
 // under a write deadline: the handler's, or on HTTP/1.1, once the stream is
 // live, a fresh one of the hub's that takes the connection over while the
-// handler returns (its grown stack goes with it). A full queue is handled
-// by the subscription's [Policy]. Exact topics are matched by the dispatcher
-// through a map; pattern subscriptions (Subscription.Match) by groups of
-// their own, off the dispatch loop, so that what one connection asks for
-// does not delay the others (patterns.go). [Hub.Notify] delivers a notice
-// in order with the log's events without writing it to the log.
+// handler returns (its grown stack goes with it). The dispatcher does not
+// wake these goroutines itself: one waker goroutine per hub wakes those with
+// something queued, a few dozen at a time, and lets the network poller run
+// in between, so that events published during a fan-out join the writes of
+// the streams not yet written: a loaded hub writes several events per
+// write by itself, an idle one each event at once (waker.go). A full queue
+// is handled by the subscription's [Policy]. Exact topics are matched by
+// the dispatcher through a map; pattern subscriptions (Subscription.Match)
+// by groups of their own, off the dispatch loop, so that what one
+// connection asks for does not delay the others (patterns.go).
+// [Hub.Notify] delivers a notice in order with the log's events without
+// writing it to the log.
 //
 // # Resuming
 //
@@ -187,6 +193,8 @@ type Hub struct {
 
 	// completed remembers the channels the follower saw completed.
 	completed completions
+
+	waker waker // wakes the streams with something queued (waker.go)
 
 	stats hubCounters
 	// lastAppendErr is the store's last Append failure, nil once an

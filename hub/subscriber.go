@@ -103,6 +103,9 @@ type Subscriber struct {
 	closed    bool
 	reason    DisconnectReason
 	lastID    string // the client's cursor once the response ended
+	// pending: something was queued since the stream last took the
+	// queue, and the waker has it or has woken it (waker.go).
+	pending bool
 
 	delivered atomic.Uint64
 	dropped   atomic.Uint64
@@ -239,7 +242,8 @@ func (s *Subscriber) signal() {
 // enqueue adds it to the queue, applying the limits and the policy. Log
 // events come, in log order, from the dispatcher only, or for a pattern
 // subscriber from its group's goroutine only; a notice of
-// Subscriber.Notify from anywhere.
+// Subscriber.Notify or Comment from anywhere. The stream is woken by the
+// hub's waker (waker.go), not here.
 func (s *Subscriber) enqueue(it item) {
 	h := s.hub
 	n := it.size()
@@ -256,9 +260,12 @@ func (s *Subscriber) enqueue(it item) {
 	case !full:
 		s.q = append(s.q, it)
 		s.qBytes += n
+		if !s.pending {
+			s.pending = true
+			h.pend(s)
+		}
 		s.mu.Unlock()
 		h.stats.queued.Add(1)
-		s.signal()
 	case s.buffering:
 		s.closeLocked(ReasonReplayOverflow)
 		s.mu.Unlock()
@@ -279,7 +286,8 @@ func (s *Subscriber) enqueue(it item) {
 }
 
 // take hands the queued items to the handler, giving the queue the spare
-// slice to fill next, and ends the buffering phase. It returns the items,
+// slice to fill next, and ends the buffering phase: the next enqueue
+// hands the subscriber to the waker again. It returns the items,
 // the number of events dropped since the last take, and the close reason
 // ("" while open).
 func (s *Subscriber) take(spare []item) ([]item, uint64, DisconnectReason) {
@@ -290,6 +298,7 @@ func (s *Subscriber) take(spare []item) ([]item, uint64, DisconnectReason) {
 	gap := s.gap
 	s.gap = 0
 	s.buffering = false
+	s.pending = false
 	var reason DisconnectReason
 	if s.closed {
 		reason = s.reason
