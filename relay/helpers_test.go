@@ -356,6 +356,13 @@ func (t *fakeTimer) Stop() {
 	delete(t.c.timers, t)
 }
 
+// armed returns the number of timers waiting to fire.
+func (c *fakeClock) armed() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.timers)
+}
+
 // Advance moves the clock and fires the timers due.
 func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()

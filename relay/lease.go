@@ -41,10 +41,10 @@ func (rl *Relayer) Serve(w http.ResponseWriter, r *http.Request, id string) {
 }
 
 // Subscription returns the subscription Serve serves, to compose with
-// hub.Hub.Serve: stream.Subscription, with OnConnect and OnDisconnect
-// hooks that watch the relay's lease (they call the subscription's own
-// when set afterwards... set yours before calling Subscription's hooks:
-// wrap them, do not replace them).
+// hub.Hub.Serve: stream.Subscription, with OnConnect and OnDisconnect set
+// to watch the relay's lease. To add callbacks of your own, wrap these
+// (call them from yours): replacing them leaves the reader without the
+// relay-lost guarantee.
 func (rl *Relayer) Subscription(r *http.Request, id string) (hub.Subscription, error) {
 	sub, err := stream.Subscription(r, id)
 	if err != nil {
@@ -74,7 +74,12 @@ type monitor struct {
 type watch struct {
 	readers int       // readers connected here
 	seen    time.Time // the last renewal seen, or when the watch began
+	renewed bool      // a renewal was seen: the relay exists
 }
+
+// maxLeaseScan bounds the events read after a stream's start to find its
+// relay's first renewal, which Start appends right after opening it.
+const maxLeaseScan = 4096
 
 // add counts a reader of the relay id, and starts watching its lease.
 func (m *monitor) add(id string) {
@@ -186,20 +191,30 @@ func (m *monitor) pass(ctx context.Context, st store.Store, cursor string, ok bo
 			if e.release {
 				delete(m.watches, e.id)
 			} else {
-				w.seen = now
+				w.seen, w.renewed = now, true
 			}
 		}
 	}
+	var unseen []string // lapsed without a renewal seen: maybe no relay
 	for id, w := range m.watches {
 		if now.Sub(w.seen) < o.LeaseTTL {
 			continue
 		}
-		if w.readers > 0 {
+		switch {
+		case w.readers == 0:
+		case w.renewed:
 			lost = append(lost, id)
+		default:
+			unseen = append(unseen, id)
 		}
 		delete(m.watches, id)
 	}
 	m.mu.Unlock()
+	for _, id := range unseen {
+		if m.started(ctx, st, id) {
+			lost = append(lost, id)
+		}
+	}
 	for _, id := range lost {
 		m.declareLost(ctx, id)
 	}
@@ -207,6 +222,29 @@ func (m *monitor) pass(ctx context.Context, st store.Store, cursor string, ok bo
 	m.lost += len(lost)
 	m.mu.Unlock()
 	return head, true
+}
+
+// started reports whether the relay id was started: its first renewal is
+// in the log among the first maxLeaseScan events after its stream's
+// start. An id that no Start returned (made up by a client) is not, and is
+// never declared lost: that would append to the log for anyone who asks.
+func (m *monitor) started(ctx context.Context, st store.Store, id string) bool {
+	s, err := stream.Attach(m.rl.h, id)
+	if err != nil {
+		return false
+	}
+	lease := leaseTopic(id)
+	n := 0
+	for ev, err := range st.History(ctx, s.Start(), nil) {
+		if err != nil || n >= maxLeaseScan {
+			return false
+		}
+		n++
+		if len(ev.Topics) == 1 && ev.Topics[0] == lease {
+			return true
+		}
+	}
+	return false
 }
 
 // renewAll counts every lease as renewed at now.

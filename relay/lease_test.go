@@ -1,11 +1,14 @@
 package relay_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/sharedlog"
 	"github.com/sluicehq/sluice/relay"
+	"github.com/sluicehq/sluice/store"
+	"github.com/sluicehq/sluice/stream"
 )
 
 // A relay started on A and read on B. While A renews its lease, B never
@@ -106,4 +109,84 @@ func TestRelayLost(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The lease watch of an id that no Start returned (made up by a client:
+// GET /answers/{id} needs no token in sluice serve) lapses without an
+// append: nothing a client sends makes the hub write to the log. A relay
+// that died before this instance began to watch it is still declared
+// lost: its first renewal is in the log right after its stream's start.
+func TestLeaseOfMadeUpID(t *testing.T) {
+	const (
+		interval = time.Second
+		ttl      = 3 * time.Second
+	)
+	clock := newFakeClock()
+	opts := &relay.Options{Clock: clock, LeaseInterval: interval, LeaseTTL: ttl,
+		ReadTimeout: time.Hour, MaxDuration: 2 * time.Hour}
+	llm := newFakeLLM(t, 100, true)
+	st := store.NewMemory(store.MemoryConfig{})
+	t.Cleanup(func() { st.Close() })
+	n := newNode(t, st, llm, opts)
+	ctx := context.Background()
+
+	// pass advances the clock by one interval and waits for the monitor
+	// (no relay runs meanwhile: its timer is the only one).
+	pass := func() {
+		t.Helper()
+		passes, _, running, _ := relay.MonitorState(n.rl, "")
+		if !running {
+			return
+		}
+		waitFor(t, "the monitor's timer", func() bool {
+			_, _, running, _ := relay.MonitorState(n.rl, "")
+			return clock.armed() == 1 || !running
+		})
+		clock.Advance(interval)
+		waitFor(t, "a pass of the monitor", func() bool {
+			p, _, running, _ := relay.MonitorState(n.rl, "")
+			return p > passes || !running
+		})
+	}
+
+	// A stream that is no relay: its reader waits, the watch lapses, and
+	// nothing is appended.
+	s, err := stream.Open(ctx, n.h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	made := answer{id: s.ID()}
+	resp := n.resume(&made)
+	defer resp.Body.Close()
+	waitFor(t, "the made-up id to be watched", func() bool {
+		_, _, _, watching := relay.MonitorState(n.rl, made.id)
+		return watching
+	})
+	head, _ := st.Head(ctx)
+	for range (ttl + 2*interval) / interval {
+		pass()
+	}
+	if _, lost, _, watching := relay.MonitorState(n.rl, made.id); lost != 0 || watching {
+		t.Fatalf("made-up id: %d declared lost, still watched %v", lost, watching)
+	}
+	if now, _ := st.Head(ctx); now != head {
+		t.Fatalf("the log grew from %s to %s for a made-up id", head, now)
+	}
+
+	// A relay that died before anyone here watched it.
+	var ans answer
+	first := n.ask(&ans)
+	llm.release(2)
+	ans.read(t, first, 2)
+	relay.Kill(n.relay(ans.id))
+	late := n.resume(&ans)
+	waitFor(t, "the dead relay to be watched", func() bool {
+		_, _, _, watching := relay.MonitorState(n.rl, ans.id)
+		return watching
+	})
+	for range (ttl + 2*interval) / interval {
+		pass()
+	}
+	ans.read(t, late, -1)
+	endOf(t, &ans, relay.EventLost, 2)
 }

@@ -55,7 +55,10 @@
 // A relay stream's id is its read capability (see stream.Stream.ID): wrap
 // Serve in the application's authorization where that matters. Serve
 // ids that Start returned: an instance watches the lease of any id it
-// serves, and declares lost one that never renews.
+// serves, and declares lost a relay that stopped renewing, but only one
+// whose first renewal it finds in the log right after the stream's start
+// (at most maxLeaseScan events read): a made-up id costs one bounded read
+// once its lease would have lapsed, and never an append.
 package relay
 
 import (
@@ -305,6 +308,11 @@ func (rl *Relayer) Start(ctx context.Context, req *http.Request) (*Relay, error)
 		return nil, fmt.Errorf("%w (%d)", ErrTooManyRelays, rl.opts.MaxInFlight)
 	}
 	s, err := stream.Open(ctx, rl.h)
+	if err == nil {
+		// The first renewal, right after the stream's start, is how an
+		// instance tells a relay that died from an id never started.
+		_, err = rl.h.Publish(ctx, hub.Message{Topics: []string{leaseTopic(s.ID())}, Event: sse.Event{Type: leaseRenew}})
+	}
 	if err != nil {
 		rl.inFlight.Add(-1)
 		return nil, fmt.Errorf("relay: start: %w", err)

@@ -48,6 +48,7 @@ type Stream struct {
 	h     *hub.Hub
 	id    string
 	topic string
+	start string // the cursor it starts after
 
 	mu       sync.Mutex
 	finished bool
@@ -63,7 +64,7 @@ func Open(ctx context.Context, h *hub.Hub) (*Stream, error) {
 	var b [keyLen / 2]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+).
 	key := hex.EncodeToString(b[:])
-	return &Stream{h: h, id: key + base64.RawURLEncoding.EncodeToString([]byte(start)), topic: topicPrefix + key}, nil
+	return &Stream{h: h, id: key + base64.RawURLEncoding.EncodeToString([]byte(start)), topic: topicPrefix + key, start: start}, nil
 }
 
 // Attach returns a producer's handle on the stream id, opened by Open on
@@ -74,12 +75,17 @@ func Open(ctx context.Context, h *hub.Hub) (*Stream, error) {
 // reaches: readers end at the first. An id Open did not make is
 // ErrUnknown.
 func Attach(h *hub.Hub, id string) (*Stream, error) {
-	key, _, ok := parseID(id)
+	key, start, ok := parseID(id)
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnknown, clip(id))
 	}
-	return &Stream{h: h, id: id, topic: topicPrefix + key}, nil
+	return &Stream{h: h, id: id, topic: topicPrefix + key, start: start}, nil
 }
+
+// Start returns the cursor the stream starts after: the log's head when
+// it was opened ("" for an empty log). History after it holds the
+// stream's events, and the first are close to it.
+func (s *Stream) Start() string { return s.start }
 
 // ID returns the stream's id: 32 random hex digits, which are the
 // capability to read it, and the log's position when it was opened, in
