@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"fmt"
+	"net"
 	"os/exec"
 	"time"
 )
@@ -96,9 +97,15 @@ func (rs *restarter) run(ctx context.Context) {
 		// The killed hub's sockets are closed once it is gone: until then
 		// a publish could still be accepted by its listener and then cut,
 		// which would leave it in doubt; and the new hub could not bind.
+		// A zombie may still hold them while its other threads exit: wait
+		// for the address to refuse connections too.
 		for range 500 {
 			if s, err := readProcState(r.cfg.hubPID); err != nil || s == 'Z' {
-				break
+				c, err := net.DialTimeout("tcp", e.target.addr, time.Second)
+				if err != nil {
+					break
+				}
+				c.Close()
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
