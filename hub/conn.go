@@ -489,6 +489,10 @@ func (c *conn) loop(ctx context.Context, ls *liveState) (reason DisconnectReason
 func (c *conn) detach(ls *liveState) {
 	c.detached = true
 	c.w, c.rc, c.onResume = nil, nil, nil // the response is over for net/http
+	// OnConnect ran before the stream opened; its closure may hold the
+	// request's context (Mercure's does), which holds net/http's
+	// per-connection contexts and values: ~0.5 KiB per idle subscriber.
+	c.onConnect = nil
 	c.ht = httpTransport{}
 	c.h.conns.Add(1)
 	go func() {

@@ -392,3 +392,52 @@ func TestHijackedStreamNotReused(t *testing.T) {
 		}
 	}
 }
+
+// An idle stream the hub took over keeps nothing of the request: the
+// Subscription's OnConnect closure, which may hold the request's context
+// (Mercure's does) and with it net/http's per-connection contexts, is
+// dropped once it has run, so that it costs no memory per idle subscriber.
+func TestHijackDropsOnConnect(t *testing.T) {
+	m := store.NewMemory(store.MemoryConfig{})
+	t.Cleanup(func() { m.Close() })
+	// A first event, so that the stream opens with its id as the priming.
+	if _, err := m.Append(context.Background(), store.Event{Topics: []string{"a"}, Data: "seed"}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Config{Store: m, Logger: quietLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Shutdown(context.Background()) })
+	released := make(chan struct{})
+	returned := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		held := new([1 << 10]byte) // what the hook holds, like a request's context
+		runtime.AddCleanup(held, func(ch chan struct{}) { close(ch) }, released)
+		h.Serve(w, r, Subscription{Topics: []string{"a"},
+			OnConnect: func(*Subscriber) { _ = held[0] }})
+		returned <- struct{}{}
+	}))
+	t.Cleanup(srv.Close)
+	e := &env{t: t, st: m, h: h, srv: srv}
+	s := e.tcpSubscribe("/")
+	s.chunk() // live
+	select {
+	case <-returned: // detached: the stream goes on on its own goroutine
+	case <-time.After(hang):
+		t.Fatal("the handler did not return once the stream was live")
+	}
+	deadline := time.Now().Add(hang)
+	for {
+		runtime.GC()
+		select {
+		case <-released:
+			return
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("what OnConnect holds is still reachable from the idle stream")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
@@ -171,10 +172,33 @@ type env struct {
 	maxEventSize   int
 	publishers     int
 	countAll       bool // count untagged events as deliveries (no publisher)
+	authorization  string
+	// reconnect: a stream that ends before the run stops is resumed with
+	// the id of the last event received, after reconnectDelay (doubled
+	// after each failed attempt, up to maxReconnectDelay, with jitter).
+	reconnect      bool
+	reconnectDelay time.Duration
 
 	stopping atomic.Bool  // set before the run closes connections
 	dropped  atomic.Int64 // subscribers whose stream ended before stopping
+
+	// killedAt is the run time at which the hub was killed (--restart-after),
+	// 0 before; caughtUp counts the subscribers that have since received an
+	// event published after it (restart.go).
+	killedAt atomic.Int64
+	caughtUp atomic.Int64
+	// With --restart-after, publishers hold gate (read) while a request
+	// is in flight, so that the hub is killed between two publishes and
+	// every publish is either acknowledged or refused before it reached
+	// the hub (and is then retried): none is in doubt. restarts counts the
+	// restarts, so that publishers drop connections to the killed hub.
+	restart  bool
+	gate     sync.RWMutex
+	restarts atomic.Int64
 }
+
+// maxReconnectDelay bounds the wait between two reconnection attempts.
+const maxReconnectDelay = 2 * time.Second
 
 // now returns the time since the run started.
 func (e *env) now() time.Duration { return time.Since(e.start) }
@@ -210,7 +234,11 @@ type subscriber struct {
 	late       int64
 	lastRecv   time.Duration
 	tracks     []seqTrack
-	slowClosed bool // a slow subscriber found its connection closed by the server
+	slowClosed bool          // a slow subscriber found its connection closed by the server
+	lastID     string        // the last event id received: the cursor to resume from
+	reconnects int64         // streams resumed (--reconnect)
+	resumedAt  time.Duration // run time of the last resumed stream's response head
+	caughtUpAt time.Duration // run time of the first event published after the hub was killed
 }
 
 // errStopped reports a connection that completed after the run stopped.
@@ -259,7 +287,56 @@ func (s *subscriber) run(ctx context.Context, e *env, connected func(), stop <-c
 		s.close()
 		return
 	}
-	s.read(e, body)
+	for {
+		s.read(e, body)
+		if !e.reconnect || e.stopping.Load() {
+			return
+		}
+		if body = s.resume(ctx, e, stop); body == nil {
+			return
+		}
+	}
+}
+
+// resume reconnects a stream that ended, with the id of the last event
+// received as Last-Event-ID, until it works or the run stops. It returns
+// the new body, or nil when the run stopped first (the subscriber then
+// counts as dropped).
+func (s *subscriber) resume(ctx context.Context, e *env, stop <-chan struct{}) io.Reader {
+	delay := e.reconnectDelay
+	for {
+		wait := delay/2 + rand.N(delay/2+1)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-stop:
+			t.Stop()
+		case <-ctx.Done():
+			t.Stop()
+		}
+		if e.stopping.Load() || ctx.Err() != nil {
+			return nil
+		}
+		s.mu.Lock()
+		if s.conn != nil {
+			s.conn.Close()
+			s.conn = nil
+		}
+		s.mu.Unlock()
+		body, err := s.connect(ctx, e)
+		if err == nil {
+			s.reconnects++
+			s.resumedAt = e.now()
+			// The drop was counted when the stream ended: it is over.
+			s.dropErr = nil
+			e.dropped.Add(-1)
+			return body
+		}
+		if errors.Is(err, errStopped) {
+			return nil
+		}
+		delay = min(2*delay, maxReconnectDelay)
+	}
 }
 
 // connect dials, sends the request and reads the response head. It returns
@@ -271,6 +348,13 @@ func (s *subscriber) connect(ctx context.Context, e *env) (io.Reader, error) {
 	}
 	if s.slow {
 		d.Control = tinyReceiveBuffer
+	}
+	req := e.request
+	if s.lastID != "" {
+		var err error
+		if req, err = buildRequest(e.target, e.authorization, s.lastID); err != nil {
+			return nil, fmt.Errorf("subscriber %d: %w", s.id, err)
+		}
 	}
 	conn, err := d.DialContext(ctx, "tcp", e.target.addr)
 	if err != nil {
@@ -285,7 +369,7 @@ func (s *subscriber) connect(ctx context.Context, e *env) (io.Reader, error) {
 	if err := conn.SetDeadline(time.Now().Add(e.connectTimeout)); err != nil {
 		return nil, fmt.Errorf("subscriber %d: %w", s.id, err)
 	}
-	if _, err := conn.Write(e.request); err != nil {
+	if _, err := conn.Write(req); err != nil {
 		return nil, fmt.Errorf("subscriber %d: sending the request: %w", s.id, err)
 	}
 	head, rest, err := readHead(conn)
@@ -331,6 +415,9 @@ func (s *subscriber) read(e *env, body io.Reader) {
 			}
 			return
 		}
+		if ev.ID != "" {
+			s.lastID = ev.ID
+		}
 		s.handle(e, ev.Data, e.now())
 	}
 }
@@ -347,6 +434,12 @@ func (s *subscriber) handle(e *env, data string, now time.Duration) {
 		return
 	}
 	s.events++
+	if k := e.killedAt.Load(); k > 0 && s.caughtUpAt == 0 && ts >= k && s.reconnects > 0 {
+		// Published after the kill, to the new hub: everything before it
+		// in the log has reached this subscriber (or shows as a gap).
+		s.caughtUpAt = now
+		e.caughtUp.Add(1)
+	}
 	a := s.tracks[pub].see(seq)
 	s.holes += a.holes
 	if a.dup {

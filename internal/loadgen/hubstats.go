@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -42,6 +43,20 @@ func readProc(pid int) (procSample, error) {
 		return s, fmt.Errorf("/proc/%d/stat: %w", pid, err)
 	}
 	return s, nil
+}
+
+// readProcState returns the state letter of /proc/PID/stat ('Z' for a
+// process that exited and was not reaped yet).
+func readProcState(pid int) (byte, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 || i+2 >= len(stat) {
+		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	return stat[i+2], nil
 }
 
 // parseVmRSS returns the VmRSS line of /proc/PID/status in bytes.
@@ -97,9 +112,19 @@ type hubWatcher struct {
 	done chan struct{}
 }
 
+// setPID follows another hub process from now on (after a restart).
+func (w *hubWatcher) setPID(pid int) {
+	w.mu.Lock()
+	w.pid = pid
+	w.mu.Unlock()
+}
+
 // sample reads the hub's resources now and updates the peak.
 func (w *hubWatcher) sample() (procSample, error) {
-	s, err := readProc(w.pid)
+	w.mu.Lock()
+	pid := w.pid
+	w.mu.Unlock()
+	s, err := readProc(pid)
 	if err == nil {
 		w.mu.Lock()
 		w.peak = max(w.peak, s.rss)

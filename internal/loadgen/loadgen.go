@@ -81,6 +81,10 @@ type config struct {
 	hostile         int
 	hostileKinds    []string
 	window          int64
+	reconnect       bool
+	reconnectDelay  time.Duration
+	restartAfter    time.Duration
+	restartCmd      string
 }
 
 const usageHeader = `usage: sluice bench --url URL [flags]
@@ -143,6 +147,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.json, "json", false, "print one JSON object instead of the summary")
 	fs.BoolVar(&c.allowRemote, "allow-remote", false, "allow targets outside 127.0.0.0/8 and ::1")
 	fs.IntVar(&c.hostile, "hostile", 0, "`N` anonymous hostile clients beside the run, a Mercure hub's abuse in turns: costly selectors, slow QUERY bodies, subscription churn, bogus cursors (see hostile.go)")
+	fs.BoolVar(&c.reconnect, "reconnect", false, "a subscriber whose stream ends or breaks before the run stops reconnects, with the id of the last event it received as Last-Event-ID")
+	fs.DurationVar(&c.reconnectDelay, "reconnect-delay", 100*time.Millisecond, "with --reconnect, the wait before reconnecting (jittered from half to all of it, doubled after each failed attempt up to 2s)")
+	fs.DurationVar(&c.restartAfter, "restart-after", 0, "a reconnect storm: this long into publishing, SIGKILL --hub-pid between two publishes and run --restart-cmd, which must exec the new hub; implies --reconnect (see restart.go)")
+	fs.StringVar(&c.restartCmd, "restart-cmd", "", "with --restart-after, the shell `command` (sh -c) that restarts the hub on the same store and address; it must exec the hub, whose pid the report gives")
 	kinds := fs.String("hostile-kinds", strings.Join(hostileKinds, ","), "the kinds of --hostile clients, in turns (comma-separated)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -208,6 +216,19 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, errors.New("--window must not be negative")
 	case c.hostile < 0:
 		return nil, errors.New("--hostile must not be negative")
+	case c.reconnectDelay <= 0:
+		return nil, errors.New("--reconnect-delay must be positive")
+	case c.restartAfter < 0:
+		return nil, errors.New("--restart-after must not be negative")
+	case c.restartAfter > 0 && (c.hubPID == 0 || c.restartCmd == ""):
+		return nil, errors.New("--restart-after needs --hub-pid (the hub to kill) and --restart-cmd (how to start it again)")
+	case c.restartAfter > 0 && (c.publish == publishNone || c.subscribers == 0):
+		return nil, errors.New("--restart-after measures a storm of subscribers catching up with published events: it needs subscribers and a --publish mode")
+	case c.restartAfter == 0 && c.restartCmd != "":
+		return nil, errors.New("--restart-cmd needs --restart-after")
+	}
+	if c.restartAfter > 0 {
+		c.reconnect = true
 	}
 	var err error
 	if c.hostileKinds, err = parseHostileKinds(*kinds); err != nil {
@@ -340,11 +361,15 @@ func run(parent context.Context, cfg *config, stderr io.Writer) (*Report, error)
 		maxEventSize:   cfg.maxEventSize,
 		publishers:     cfg.publishers,
 		countAll:       cfg.publish == publishNone,
+		reconnect:      cfg.reconnect,
+		reconnectDelay: cfg.reconnectDelay,
+		restart:        cfg.restartAfter > 0,
 	}
 	auth := ""
 	if cfg.subscriberToken != "" {
 		auth = "Bearer " + cfg.subscriberToken
 	}
+	e.authorization = auth
 	if e.request, err = buildRequest(e.target, auth, cfg.lastEventID); err != nil {
 		return nil, err
 	}
@@ -470,6 +495,7 @@ func (r *runner) measure(ctx context.Context) (*Report, error) {
 	}
 
 	var pub *publishResult
+	var restart *restarter
 	readers := 0 // connected subscribers that read
 	for _, s := range r.subs {
 		if s.connected && !s.slow {
@@ -480,6 +506,9 @@ func (r *runner) measure(ctx context.Context) (*Report, error) {
 	case "broadcast":
 		// Without subscribers (--subscribers 0) the run only publishes.
 		if rep.Connected > 0 || cfg.subscribers == 0 {
+			if cfg.restartAfter > 0 {
+				restart = r.startRestarter(ctx, int64(readers))
+			}
 			pub = publish(ctx, e, r.post, publishPlan{
 				publishers: cfg.publishers, rate: cfg.rate, events: cfg.events,
 				duration: cfg.duration, size: cfg.size, pipeline: cfg.pipeline,
@@ -502,6 +531,10 @@ func (r *runner) measure(ctx context.Context) (*Report, error) {
 	rep.TimedOut = context.Cause(ctx) == errMaxDuration
 	rep.Interrupted = ctx.Err() != nil && !rep.TimedOut
 	r.stopAll()
+	if restart != nil {
+		rep.Restart = restart.wait()
+		restart.finish(r.subs)
+	}
 	if hostile != nil {
 		hostile.wait()
 		rep.Hostile = hostile.report()
@@ -538,6 +571,7 @@ func (r *runner) measure(ctx context.Context) (*Report, error) {
 		rep.OutOfOrder += s.late
 		rep.Comments += s.comments
 		rep.Client.Reads += s.reads
+		rep.Reconnections += s.reconnects
 		lastRecv = max(lastRecv, s.lastRecv)
 	}
 	if dropErr != nil {
@@ -581,7 +615,10 @@ func (r *runner) measure(ctx context.Context) (*Report, error) {
 		h := rep.Hub
 		h.RSSEnd = end.rss
 		h.RSSPeak = r.hub.halt()
-		if start.rss > 0 && end.rss > 0 {
+		if rep.Restart != nil && rep.Restart.PID != 0 {
+			h.PID = rep.Restart.PID // the end figures are the new hub's
+		}
+		if start.rss > 0 && end.rss > 0 && (rep.Restart == nil || rep.Restart.PID == 0) {
 			cpu := end.cpu - start.cpu
 			h.CPUSeconds = cpu.Seconds()
 			h.CPUCores = cpu.Seconds() / phase.Seconds()

@@ -146,6 +146,13 @@ func (e *refusedError) Error() string { return e.msg }
 // maxErrorBody bounds the body of an error response read for the message.
 const maxErrorBody = 512
 
+// dialError is a publish that failed before anything was sent: it did not
+// reach the server, so it can be retried without publishing twice.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
 // errClosedPipeline reports pipelined requests the server closed the
 // connection without answering.
 var errClosedPipeline = errors.New("publish: the server closed the connection before answering this pipelined request")
@@ -177,7 +184,7 @@ func (c *pubConn) postAll(ctx context.Context, data [][]byte, done func(error)) 
 		d := net.Dialer{Timeout: publishTimeout}
 		conn, err := d.DialContext(ctx, "tcp", c.p.addr)
 		if err != nil {
-			fail(len(data), fmt.Errorf("publish: %w", err))
+			fail(len(data), &dialError{fmt.Errorf("publish: %w", err)})
 			return
 		}
 		c.conn = conn
@@ -424,6 +431,7 @@ func publish(ctx context.Context, e *env, p *poster, plan publishPlan) *publishR
 				lag          time.Duration
 				timer        = time.NewTimer(time.Hour)
 				firstFailure error
+				gen          int64 // e.restarts when conn was dialled
 			)
 			timer.Stop()
 			defer conn.close()
@@ -494,6 +502,13 @@ func publish(ctx context.Context, e *env, p *poster, plan publishPlan) *publishR
 						n++
 					}
 				}
+				if e.restart {
+					e.gate.RLock()
+					if g := e.restarts.Load(); g != gen {
+						conn.close() // to the killed hub
+						gen = g
+					}
+				}
 				ts := e.now()
 				if first < 0 {
 					first = ts
@@ -504,7 +519,7 @@ func publish(ctx context.Context, e *env, p *poster, plan publishPlan) *publishR
 					seq++
 				}
 				attempts.Add(int64(n))
-				conn.postAll(ctx, data[:n], func(err error) {
+				outcome := func(err error) {
 					res.postTimes.record(int64(e.now() - ts))
 					if err != nil {
 						failures.Add(1)
@@ -520,7 +535,35 @@ func publish(ctx context.Context, e *env, p *poster, plan publishPlan) *publishR
 							})
 						}
 					}
-				})
+				}
+				for {
+					// With --restart-after, a publish that did not reach the
+					// hub (it is down) is sent again, with the same send
+					// time, until the hub is back or the run ends.
+					unsent := false
+					conn.postAll(ctx, data[:n], func(err error) {
+						if de := (*dialError)(nil); e.restart && ctx.Err() == nil && errors.As(err, &de) {
+							unsent = true
+							return
+						}
+						outcome(err)
+					})
+					if !unsent {
+						break
+					}
+					select {
+					case <-time.After(20 * time.Millisecond):
+						continue
+					case <-ctx.Done():
+					}
+					for range n {
+						outcome(context.Cause(ctx))
+					}
+					break
+				}
+				if e.restart {
+					e.gate.RUnlock()
+				}
 				if ctx.Err() != nil {
 					// Stopped mid-request: the events may or may not be out.
 					return

@@ -53,6 +53,10 @@ type Report struct {
 	Latency          *Summary `json:"latency_ns,omitempty"`
 	DrainTimedOut    bool     `json:"drain_timed_out"`
 
+	// Reconnections counts the streams resumed with --reconnect.
+	Reconnections int64          `json:"reconnections,omitempty"`
+	Restart       *RestartReport `json:"restart,omitempty"`
+
 	Hub     *HubReport     `json:"hub,omitempty"`
 	Hostile *HostileReport `json:"hostile,omitempty"`
 	Client  ClientReport   `json:"client"`
@@ -109,7 +113,8 @@ type ClientReport struct {
 // events, failed publishes, or a run cut short.
 func (r *Report) anomalous() bool {
 	return r.ConnectFailed > 0 || r.Dropped > 0 || r.Missing > 0 || r.Gaps > 0 ||
-		r.Duplicates > 0 || r.OutOfOrder > 0 || r.PublishErrors > 0 || r.TimedOut || r.Interrupted || r.DrainTimedOut
+		r.Duplicates > 0 || r.OutOfOrder > 0 || r.PublishErrors > 0 || r.TimedOut || r.Interrupted || r.DrainTimedOut ||
+		(r.Restart != nil && (r.Restart.Error != "" || r.Restart.CaughtUp < r.Restart.Readers))
 }
 
 // writeText prints the human-readable summary.
@@ -160,6 +165,18 @@ func (r *Report) writeText(w io.Writer) {
 	if l := r.Latency; l != nil {
 		p("latency", "p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (publish → receive, %d samples)",
 			fmtNS(l.P50), fmtNS(l.P90), fmtNS(l.P99), fmtNS(l.P999), fmtNS(l.Max), l.Count)
+	}
+	if r.Reconnections > 0 {
+		p("reconnected", "%d streams resumed with Last-Event-ID", r.Reconnections)
+	}
+	if rs := r.Restart; rs != nil {
+		if rs.Error != "" {
+			p("restart", "FAILED: %s", rs.Error)
+		}
+		p("restart", "hub %d killed %.2fs into publishing, %d started: streams resumed %.2f–%.2fs after the kill; %d of %d subscribers caught up, the last %.2fs after the kill",
+			rs.KilledPID, rs.AfterSeconds, rs.PID, rs.FirstResumedSeconds, rs.ResumedSeconds, rs.CaughtUp, rs.Readers, rs.CaughtUpSeconds)
+		p("", "new hub: CPU %.2fs by then, peak %.2f cores (100 ms), peak RSS %s (the killed one: %s)",
+			rs.HubCPUSeconds, rs.HubCPUPeak, fmtBytes(float64(rs.HubRSSPeak)), fmtBytes(float64(rs.OldHubRSSAtEnd)))
 	}
 	if h := r.Hub; h != nil {
 		p(fmt.Sprintf("hub pid %d", h.PID), "RSS %s before, %s connected (%s per connection), %s at the end, peak %s",

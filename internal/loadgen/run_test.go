@@ -286,6 +286,11 @@ func TestFlags(t *testing.T) {
 		{"--url", "http://127.0.0.1:1/?topic=a", "--hostile", "-1"},
 		{"--url", "http://127.0.0.1:1/?topic=a", "--hostile", "4", "--hostile-kinds", "selectors,bogus"},
 		{"--url", "http://127.0.0.1:1/?topic=a", "--hostile-kinds", ""},
+		{"--url", "http://127.0.0.1:1/?topic=a", "--reconnect-delay", "0"},
+		{"--url", "http://127.0.0.1:1/?topic=a", "--restart-after", "1s"},                   // no --hub-pid, no --restart-cmd
+		{"--url", "http://127.0.0.1:1/?topic=a", "--restart-after", "1s", "--hub-pid", "1"}, // no --restart-cmd
+		{"--url", "http://127.0.0.1:1/?topic=a", "--restart-cmd", "true"},                   // no --restart-after
+		{"--url", "http://127.0.0.1:1/?topic=a", "--restart-after", "1s", "--hub-pid", "1", "--restart-cmd", "true", "--idle"},
 	} {
 		var stderr bytes.Buffer
 		if code := Run(t.Context(), args, new(bytes.Buffer), &stderr); code != exitUsage {

@@ -15,3 +15,5 @@ func processCPU() (time.Duration, bool) { return 0, false }
 // tinyReceiveBuffer leaves the receive buffer alone where SO_RCVBUF cannot
 // be set portably.
 func tinyReceiveBuffer(_, _ string, _ syscall.RawConn) error { return nil }
+
+func killProcess(int) error { return errors.ErrUnsupported }

@@ -52,3 +52,6 @@ func tinyReceiveBuffer(_, _ string, c syscall.RawConn) error {
 	}
 	return nil
 }
+
+// killProcess sends SIGKILL to pid.
+func killProcess(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }
