@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -128,10 +129,16 @@ func (c *serveConfig) validateRelays() error {
 	if c.relayMaxBody <= 0 {
 		return fmt.Errorf("--relay-max-body: must be positive, got %d", c.relayMaxBody)
 	}
-	for name, d := range map[string]time.Duration{"--relay-max-duration": c.relayOpts.MaxDuration, "--relay-read-timeout": c.relayOpts.ReadTimeout} {
+	o := &c.relayOpts
+	for name, d := range map[string]time.Duration{"--relay-max-duration": o.MaxDuration, "--relay-read-timeout": o.ReadTimeout,
+		"--relay-lease-interval": o.LeaseInterval, "--relay-lease-ttl": o.LeaseTTL} {
 		if d < 0 {
 			return fmt.Errorf("%s: must not be negative, got %v", name, d)
 		}
+	}
+	interval, ttl := cmp.Or(o.LeaseInterval, relay.DefaultLeaseInterval), cmp.Or(o.LeaseTTL, relay.DefaultLeaseTTL)
+	if ttl < 2*interval {
+		return fmt.Errorf("--relay-lease-ttl %v: must be at least twice --relay-lease-interval (%v), or live relays would be declared lost", ttl, interval)
 	}
 	if c.relayOpts.MaxInFlight < 0 {
 		return fmt.Errorf("--relay-max-inflight: must not be negative, got %d", c.relayOpts.MaxInFlight)
