@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/sluicehq/sluice/relay"
 )
 
@@ -20,6 +22,26 @@ import (
 // granting NAME, relays the request to NAME's upstream and serves the
 // answer as a stream (its id in Sluice-Relay-Id); GET /relay/streams/ID
 // resumes it.
+
+// demoRelay is the relay the demo page's "LLM answer" tab asks: the tab
+// is shown when the hub has a --relay of this name, and in development
+// mode the page carries a token granting it (devRelayToken).
+const demoRelay = "demo"
+
+// devRelayToken is a classic subscriber token granting the relays names,
+// signed with the development key (an HMAC secret). It does not expire,
+// as the other development tokens do not.
+func devRelayToken(key []byte, alg string, names ...string) (string, error) {
+	m := jwt.GetSigningMethod(cmp.Or(alg, "HS256"))
+	if m == nil {
+		return "", fmt.Errorf("relay token: unknown algorithm %q", alg)
+	}
+	tok, err := jwt.NewWithClaims(m, jwt.MapClaims{"mercure": map[string]any{"relay": names}}).SignedString(key)
+	if err != nil {
+		return "", fmt.Errorf("relay token: %w", err)
+	}
+	return tok, nil
+}
 
 // relayIDHeader carries the id of the stream a relay answers with.
 const relayIDHeader = "Sluice-Relay-Id"

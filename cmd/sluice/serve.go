@@ -138,6 +138,9 @@ type devMode struct {
 	key             string
 	publisherToken  string
 	subscriberToken string
+	// relayToken grants the relay demoRelay, when there is one, to the
+	// demo page's "LLM answer" tab.
+	relayToken string
 	// keyFile is where the key is kept across restarts (beside a bolt
 	// store), or "" when it is this run's only; keyCreated says this run
 	// wrote it.
@@ -480,6 +483,11 @@ func (c *serveConfig) parseKeys() error {
 			return fmt.Errorf("development mode: %w", err)
 		}
 		c.dev.key, c.dev.publisherToken, c.dev.subscriberToken = pub, pubTok, subTok
+		if c.relays[demoRelay] != nil {
+			if c.dev.relayToken, err = devRelayToken([]byte(pub), c.jwtAlg, demoRelay); err != nil {
+				return fmt.Errorf("development mode: %w", err)
+			}
+		}
 		c.anonymous = true
 		// The development tokens are classic ones without iss or aud; only
 		// this process, and who may read its key file (mode 0600), knows the
