@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/sluicehq/sluice/relay"
 )
 
@@ -19,6 +22,26 @@ import (
 // granting NAME, relays the request to NAME's upstream and serves the
 // answer as a stream (its id in Sluice-Relay-Id); GET /relay/streams/ID
 // resumes it.
+
+// demoRelay is the relay the demo page's "LLM answer" tab asks: the tab
+// is shown when the hub has a --relay of this name, and in development
+// mode the page carries a token granting it (devRelayToken).
+const demoRelay = "demo"
+
+// devRelayToken is a classic subscriber token granting the relays names,
+// signed with the development key (an HMAC secret). It does not expire,
+// as the other development tokens do not.
+func devRelayToken(key []byte, alg string, names ...string) (string, error) {
+	m := jwt.GetSigningMethod(cmp.Or(alg, "HS256"))
+	if m == nil {
+		return "", fmt.Errorf("relay token: unknown algorithm %q", alg)
+	}
+	tok, err := jwt.NewWithClaims(m, jwt.MapClaims{"mercure": map[string]any{"relay": names}}).SignedString(key)
+	if err != nil {
+		return "", fmt.Errorf("relay token: %w", err)
+	}
+	return tok, nil
+}
 
 // relayIDHeader carries the id of the stream a relay answers with.
 const relayIDHeader = "Sluice-Relay-Id"
@@ -128,10 +151,16 @@ func (c *serveConfig) validateRelays() error {
 	if c.relayMaxBody <= 0 {
 		return fmt.Errorf("--relay-max-body: must be positive, got %d", c.relayMaxBody)
 	}
-	for name, d := range map[string]time.Duration{"--relay-max-duration": c.relayOpts.MaxDuration, "--relay-read-timeout": c.relayOpts.ReadTimeout} {
+	o := &c.relayOpts
+	for name, d := range map[string]time.Duration{"--relay-max-duration": o.MaxDuration, "--relay-read-timeout": o.ReadTimeout,
+		"--relay-lease-interval": o.LeaseInterval, "--relay-lease-ttl": o.LeaseTTL} {
 		if d < 0 {
 			return fmt.Errorf("%s: must not be negative, got %v", name, d)
 		}
+	}
+	interval, ttl := cmp.Or(o.LeaseInterval, relay.DefaultLeaseInterval), cmp.Or(o.LeaseTTL, relay.DefaultLeaseTTL)
+	if ttl < 2*interval {
+		return fmt.Errorf("--relay-lease-ttl %v: must be at least twice --relay-lease-interval (%v), or live relays would be declared lost", ttl, interval)
 	}
 	if c.relayOpts.MaxInFlight < 0 {
 		return fmt.Errorf("--relay-max-inflight: must not be negative, got %d", c.relayOpts.MaxInFlight)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -195,5 +196,69 @@ func TestServeNoRelay(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 404 {
 		t.Fatalf("status %d", resp.StatusCode)
+	}
+}
+
+// In development mode with a relay named "demo", the demo page has the
+// "LLM answer" tab and, under a loopback name only, a token that grants
+// that relay and no other; the page's other tokens grant no relay.
+// Without a demo relay there is no tab.
+func TestServeDemoRelayToken(t *testing.T) {
+	llm := newLLMUpstream(t, 1)
+	s, base, _ := startInProcess(t, "--store", "memory", "--relay", "demo="+llm.srv.URL, "--relay", "chat="+llm.srv.URL)
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(base, "http://"))
+	tok := s.cfg.dev.relayToken
+	if tok == "" {
+		t.Fatal("no development relay token")
+	}
+	page := func(host string) string {
+		req, _ := http.NewRequest(http.MethodGet, base+"/", nil)
+		req.Host = host
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return string(b)
+	}
+	if p := page("localhost:" + port); !strings.Contains(p, `id="tab-relay"`) || !strings.Contains(p, tok) {
+		t.Fatal("the page under localhost lacks the relay tab or its token")
+	}
+	if p := page("rebind.attacker.example"); !strings.Contains(p, `id="tab-relay"`) || strings.Contains(p, tok) {
+		t.Fatal("the page under another name lacks the relay tab, or carries the relay token")
+	}
+	start := func(name, token string) int {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel() // the answer is not read
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/relay/"+name, strings.NewReader("{}"))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, tc := range []struct {
+		relay, token string
+		want         int
+	}{
+		{"demo", tok, 200}, {"chat", tok, 403},
+		{"demo", s.cfg.dev.subscriberToken, 403}, {"demo", s.cfg.dev.publisherToken, 403},
+	} {
+		if got := start(tc.relay, tc.token); got != tc.want {
+			t.Errorf("POST /relay/%s: %d, want %d", tc.relay, got, tc.want)
+		}
+	}
+
+	s2, base2, _ := startInProcess(t, "--store", "memory", "--relay", "chat="+llm.srv.URL)
+	if s2.cfg.dev.relayToken != "" {
+		t.Fatal("a development relay token without a demo relay")
+	}
+	_, body := get(t, base2+"/")
+	if strings.Contains(body, `id="tab-relay"`) {
+		t.Fatal("the relay tab without a demo relay")
 	}
 }

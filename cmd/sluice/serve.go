@@ -138,6 +138,9 @@ type devMode struct {
 	key             string
 	publisherToken  string
 	subscriberToken string
+	// relayToken grants the relay demoRelay, when there is one, to the
+	// demo page's "LLM answer" tab.
+	relayToken string
 	// keyFile is where the key is kept across restarts (beside a bolt
 	// store), or "" when it is this run's only; keyCreated says this run
 	// wrote it.
@@ -231,6 +234,8 @@ func newServeFlags(c *serveConfig, stderr io.Writer) (*flag.FlagSet, *string) {
 	fs.DurationVar(&c.relayOpts.MaxDuration, "relay-max-duration", relay.DefaultMaxDuration, "bound on one relayed answer")
 	fs.DurationVar(&c.relayOpts.ReadTimeout, "relay-read-timeout", relay.DefaultReadTimeout, "bound on the wait for a relay's upstream response, then for each of its events")
 	fs.IntVar(&c.relayOpts.MaxInFlight, "relay-max-inflight", relay.DefaultMaxInFlight, "relays in flight on this instance; more are refused with 503")
+	fs.DurationVar(&c.relayOpts.LeaseInterval, "relay-lease-interval", relay.DefaultLeaseInterval, "how often a relay renews its lease in the log, and how often a hub with readers of a relay reads the renewals")
+	fs.DurationVar(&c.relayOpts.LeaseTTL, "relay-lease-ttl", relay.DefaultLeaseTTL, "a relay without a lease renewal for this long (its hub died) ends with relay-lost for its readers; at least twice --relay-lease-interval")
 	fs.StringVar(&c.pprofAddr, "pprof", "", "serve Go's profiler (/debug/pprof/) on this loopback `address` (host:port), for profiling the hub under load")
 	return fs, level
 }
@@ -478,6 +483,11 @@ func (c *serveConfig) parseKeys() error {
 			return fmt.Errorf("development mode: %w", err)
 		}
 		c.dev.key, c.dev.publisherToken, c.dev.subscriberToken = pub, pubTok, subTok
+		if c.relays[demoRelay] != nil {
+			if c.dev.relayToken, err = devRelayToken([]byte(pub), c.jwtAlg, demoRelay); err != nil {
+				return fmt.Errorf("development mode: %w", err)
+			}
+		}
 		c.anonymous = true
 		// The development tokens are classic ones without iss or aud; only
 		// this process, and who may read its key file (mode 0600), knows the

@@ -159,11 +159,11 @@ func newServerOn(cfg *serveConfig, log *slog.Logger, st store.Store) (*hubServer
 		}
 	}
 	if cfg.demo {
-		if s.index, err = renderIndex(cfg.dev, false); err != nil {
+		if s.index, err = renderIndex(cfg, false); err != nil {
 			return fail(err)
 		}
 		if cfg.dev != nil {
-			if s.publicIndex, err = renderIndex(cfg.dev, true); err != nil {
+			if s.publicIndex, err = renderIndex(cfg, true); err != nil {
 				return fail(err)
 			}
 		}
@@ -453,18 +453,27 @@ type indexData struct {
 	// TokensWithheld: development mode, but the page was asked for under a
 	// name that is not a loopback one.
 	TokensWithheld bool
+	// Relay is the relay the page's "LLM answer" tab asks (demoRelay), or
+	// "" when the hub has none of that name: the tab is not shown.
+	Relay string
+	// RelayToken grants Relay (development mode only).
+	RelayToken string
 }
 
 // renderIndex renders the demo page once: in development mode with the
 // generated tokens unless withhold.
-func renderIndex(dev *devMode, withhold bool) ([]byte, error) {
+func renderIndex(cfg *serveConfig, withhold bool) ([]byte, error) {
 	t, err := template.ParseFS(webFiles, "web/index.html")
 	if err != nil {
 		return nil, fmt.Errorf("demo page: %w", err)
 	}
+	dev := cfg.dev
 	d := indexData{HubPath: mercure.HubPath, TokensWithheld: dev != nil && withhold}
+	if cfg.relays[demoRelay] != nil {
+		d.Relay = demoRelay
+	}
 	if dev != nil && !withhold {
-		d.PublisherToken, d.SubscriberToken = dev.publisherToken, dev.subscriberToken
+		d.PublisherToken, d.SubscriberToken, d.RelayToken = dev.publisherToken, dev.subscriberToken, dev.relayToken
 	}
 	var b bytes.Buffer
 	if err := t.Execute(&b, d); err != nil {

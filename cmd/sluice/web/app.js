@@ -228,9 +228,192 @@
     }
   });
 
+  // The tabs, when the hub has the demo relay.
+  for (const b of document.querySelectorAll(".tabs button")) {
+    b.addEventListener("click", () => {
+      for (const o of document.querySelectorAll(".tabs button")) {
+        o.setAttribute("aria-selected", String(o === b));
+        $(o.dataset.tab).hidden = o !== b;
+      }
+    });
+  }
+  const relayName = meta("sluice-relay");
+  if (relayName) relayTab(relayName);
+
   // Subscribe at once: to ?topic= when the address has one, else to the
   // form's topic (demo).
   const initial = new URLSearchParams(location.search).get("topic");
   if (initial) $("topic").value = initial;
   $("subscribe-form").requestSubmit();
+
+  // relayTab runs the "LLM answer" tab: POST /relay/NAME starts the answer
+  // and streams it; when the connection drops, GET /relay/streams/ID with
+  // the last event id resumes it, on whichever hub answers, until the hub
+  // says it is over (204) or a relay-… event ends it. An EventSource
+  // cannot POST, so the page reads the streams with fetch.
+  function relayTab(name) {
+    const rel = (demo.relay = {
+      id: "",          // the relay's stream id (Sluice-Relay-Id)
+      state: "idle",   // idle | streaming | reconnecting | complete | ended | failed
+      end: "",         // the type of the relay-… event that ended it, if one did
+      events: [],      // {id, type, data} in arrival order
+      answer: "",      // the tokens' text
+      connections: 0,  // responses that streamed the answer
+      lastEventId: "",
+    });
+    let abort = null;  // aborts the current response
+    let run = 0;       // the current answer; an older loop stops
+
+    function setRelayState(state, note) {
+      rel.state = state;
+      $("relay-state").textContent = state;
+      $("relay-state").className = "state state-" + ({ streaming: "open", complete: "open", reconnecting: "connecting" }[state] || "closed");
+      if (note) {
+        const li = document.createElement("li");
+        li.textContent = `${clock(new Date())} ${note}`;
+        $("relay-log").appendChild(li);
+      }
+    }
+
+    // tokenText is the text of an event of an OpenAI-compatible answer
+    // (choices[0].delta.content), or its data when it is something else.
+    function tokenText(data) {
+      if (data === "[DONE]") return "";
+      try {
+        const c = JSON.parse(data).choices[0];
+        return (c.delta && c.delta.content) || c.text || "";
+      } catch {
+        return data;
+      }
+    }
+
+    function onRelayEvent(ev) {
+      if (ev.id) rel.lastEventId = ev.id;
+      rel.events.push(ev);
+      if (ev.type === "message") rel.answer += tokenText(ev.data);
+      $("relay-answer").textContent = rel.answer;
+      $("relay-count").textContent = String(rel.events.length);
+      $("relay-last-id").textContent = rel.lastEventId || "—";
+    }
+
+    // read streams the events of res to onRelayEvent, as the WHATWG
+    // parser does (data, event and id fields; comments and retry ignored).
+    // It returns the type of the relay-… event that ended the answer, or
+    // "" when the response ended without one; it throws when the
+    // connection breaks.
+    async function read(res, mine) {
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = "", data = [], type = "", id = null;
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done || mine !== run) return "";
+        buf += value;
+        for (;;) {
+          const m = /\r\n|\r|\n/.exec(buf);
+          if (!m || (m[0] === "\r" && m.index === buf.length - 1)) break; // a CR may precede an LF yet to come
+          const line = buf.slice(0, m.index);
+          buf = buf.slice(m.index + m[0].length);
+          if (line === "") {
+            if (id !== null) rel.lastEventId = id;
+            if (data.length) {
+              const ev = { id: id !== null ? id : rel.lastEventId, type: type || "message", data: data.join("\n") };
+              onRelayEvent(ev);
+              if (ev.type.startsWith("relay-")) return ev.type;
+            }
+            data = []; type = ""; id = null;
+            continue;
+          }
+          const colon = line.indexOf(":");
+          if (colon === 0) continue;
+          const field = colon < 0 ? line : line.slice(0, colon);
+          let v = colon < 0 ? "" : line.slice(colon + 1);
+          if (v.startsWith(" ")) v = v.slice(1);
+          if (field === "data") data.push(v);
+          else if (field === "event") type = v;
+          else if (field === "id" && !v.includes("\0")) id = v;
+        }
+      }
+    }
+
+    async function ask() {
+      const mine = ++run;
+      if (abort) abort.abort();
+      Object.assign(rel, { id: "", end: "", events: [], answer: "", connections: 0, lastEventId: "" });
+      $("relay-answer").textContent = "";
+      $("relay-log").replaceChildren();
+      $("relay-connections").textContent = "0";
+      $("relay-count").textContent = "0";
+      setRelayState("streaming", "asking the relay " + name);
+      let res;
+      try {
+        abort = new AbortController();
+        const headers = { "Content-Type": "application/json", Accept: "text/event-stream" };
+        const tok = $("relay-token").value.trim();
+        if (tok) headers.Authorization = "Bearer " + tok;
+        res = await fetch("/relay/" + encodeURIComponent(name), { method: "POST", headers, body: $("relay-body").value, signal: abort.signal });
+      } catch (err) {
+        setRelayState("failed", "the hub cannot be reached: " + err.message);
+        return;
+      }
+      rel.id = res.headers.get("Sluice-Relay-Id") || "";
+      if (!res.ok || !rel.id) {
+        setRelayState("failed", `refused: ${res.status} ${(await res.text()).trim()}`);
+        return;
+      }
+      $("relay-drop").disabled = false;
+      let delay = 0;
+      for (;;) {
+        if (res) {
+          rel.connections++;
+          $("relay-connections").textContent = String(rel.connections);
+          try {
+            const end = await read(res, mine);
+            if (mine !== run) return;
+            if (end) {
+              rel.end = end;
+              const last = rel.events[rel.events.length - 1].data;
+              setRelayState("ended", `ended by ${end}: ${last}`);
+              break;
+            }
+            delay = 0; // a clean end: ask whether anything is left
+          } catch (err) {
+            if (mine !== run) return;
+            setRelayState("reconnecting", "connection lost: " + err.message);
+          }
+          res = null;
+        }
+        if (delay) await new Promise((ok) => setTimeout(ok, delay));
+        if (mine !== run) return;
+        delay = Math.min(Math.max(delay * 2, 250), 2000);
+        try {
+          abort = new AbortController();
+          const headers = rel.lastEventId ? { "Last-Event-ID": rel.lastEventId } : {};
+          const r = await fetch("/relay/streams/" + encodeURIComponent(rel.id), { headers, cache: "no-store", signal: abort.signal });
+          if (mine !== run) return;
+          if (r.status === 204) {
+            setRelayState("complete", `complete: ${rel.events.length} events over ${rel.connections} connections`);
+            break;
+          }
+          if (!r.ok) {
+            setRelayState("reconnecting", `resuming: ${r.status}, retrying in ${delay / 1000}s`);
+            continue;
+          }
+          setRelayState("streaming", "resumed after " + (rel.lastEventId || "the start"));
+          res = r;
+        } catch (err) {
+          if (mine !== run) return;
+          setRelayState("reconnecting", `resuming failed (${err.message}), retrying in ${delay / 1000}s`);
+        }
+      }
+      $("relay-drop").disabled = true;
+    }
+
+    $("relay-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      ask();
+    });
+    $("relay-drop").addEventListener("click", () => {
+      if (abort) abort.abort(); // the loop resumes from the last event id
+    });
+  }
 })();
