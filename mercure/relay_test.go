@@ -45,6 +45,8 @@ func TestAuthorizeRelay(t *testing.T) {
 		status int
 	}{
 		{"classic grant", "chat", bearer(classic(subSecret, []string{"chat", "other"})), "", 200},
+		{"NewClassicToken's grant", "chat", bearer(mustClassic(t, ClassicToken{Relay: []string{"chat"}, TTL: time.Hour})), "", 200},
+		{"NewClassicToken, another relay", "image", bearer(mustClassic(t, ClassicToken{Relay: []string{"chat"}})), "", 403},
 		{"classic, another relay", "image", bearer(classic(subSecret, []string{"chat"})), "", 403},
 		{"classic, no relay claim", "chat", bearer(classic(subSecret, nil)), "", 403},
 		{"classic, malformed relay claim", "chat", bearer(classic(subSecret, "chat")), "", 401},
@@ -76,4 +78,14 @@ func TestAuthorizeRelay(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mustClassic mints t with the test's subscriber key.
+func mustClassic(t *testing.T, tok ClassicToken) string {
+	t.Helper()
+	s, err := NewClassicToken([]byte(subSecret), "", tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -19,22 +19,45 @@ var ErrCannotSign = errors.New("mercure: key cannot sign")
 // an HMAC secret (alg "" or HS256/384/512) or a PEM private key with an
 // asymmetric alg (RS256…). A positive ttl sets exp; zero mints a token that
 // never expires. nil publish leaves the claim out (the token cannot
-// publish); nil subscribe grants no private updates.
+// publish); nil subscribe grants no private updates. It is NewClassicToken
+// with Publish, Subscribe and TTL.
 func NewToken(key []byte, alg string, publish, subscribe []string, ttl time.Duration) (string, error) {
+	return NewClassicToken(key, alg, ClassicToken{Publish: publish, Subscribe: subscribe, TTL: ttl})
+}
+
+// ClassicToken describes a classic Mercure token: its "mercure" claim.
+type ClassicToken struct {
+	// Publish and Subscribe are classic selectors ("*", exact topics, URI
+	// templates); nil leaves the grant out.
+	Publish, Subscribe []string
+	// Relay names the relays the token may start (Hub.AuthorizeRelay,
+	// sluice serve --relay); nil leaves the grant out.
+	Relay []string
+	// TTL, when positive, sets exp; zero mints a token that never expires.
+	TTL time.Duration
+}
+
+// NewClassicToken mints the classic token t, signed with key: an HMAC
+// secret (alg "" or HS256/384/512) or a PEM private key with an asymmetric
+// alg (RS256…).
+func NewClassicToken(key []byte, alg string, t ClassicToken) (string, error) {
 	k, err := ParseKey(key, alg)
 	if err != nil {
 		return "", fmt.Errorf("mercure: new token: %w", err)
 	}
 	mc := map[string]any{}
-	if publish != nil {
-		mc["publish"] = publish
+	if t.Publish != nil {
+		mc["publish"] = t.Publish
 	}
-	if subscribe != nil {
-		mc["subscribe"] = subscribe
+	if t.Subscribe != nil {
+		mc["subscribe"] = t.Subscribe
+	}
+	if t.Relay != nil {
+		mc["relay"] = t.Relay
 	}
 	c := jwt.MapClaims{"mercure": mc}
-	if ttl > 0 {
-		c["exp"] = time.Now().Add(ttl).Unix()
+	if t.TTL > 0 {
+		c["exp"] = time.Now().Add(t.TTL).Unix()
 	}
 	return sign(k, jwt.New(jwt.GetSigningMethod(k.alg)), c)
 }

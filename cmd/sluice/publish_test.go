@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -152,6 +155,22 @@ func TestTokenCommand(t *testing.T) {
 	code, id := publishForm(t, base, strings.TrimSpace(out.String()), map[string][]string{"topic": {"b"}, "data": {"x"}})
 	if code != 200 || id == "" {
 		t.Errorf("publishing with the minted token: %d %q", code, id)
+	}
+
+	// --relay alone mints a relay grant (serve --relay checks it with the
+	// subscriber key; TestServeRelay covers the serving side).
+	out.Reset()
+	if code := tokenMain([]string{"--jwt-key", "k", "--relay", "chat,image"}, env(nil), &out, &errOut); code != 0 {
+		t.Fatalf("--relay: exit %d: %s", code, errOut.String())
+	}
+	parts := strings.Split(strings.TrimSpace(out.String()), ".")
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims struct{ Mercure map[string][]string }
+	if err := json.Unmarshal(payload, &claims); err != nil || !slices.Equal(claims.Mercure["relay"], []string{"chat", "image"}) || claims.Mercure["publish"] != nil {
+		t.Fatalf("--relay token claims %s: %v", payload, err)
 	}
 
 	for _, tt := range []struct {

@@ -13,8 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
+	"github.com/sluicehq/sluice/mercure"
 	"github.com/sluicehq/sluice/relay"
 )
 
@@ -32,15 +31,7 @@ const demoRelay = "demo"
 // signed with the development key (an HMAC secret). It does not expire,
 // as the other development tokens do not.
 func devRelayToken(key []byte, alg string, names ...string) (string, error) {
-	m := jwt.GetSigningMethod(cmp.Or(alg, "HS256"))
-	if m == nil {
-		return "", fmt.Errorf("relay token: unknown algorithm %q", alg)
-	}
-	tok, err := jwt.NewWithClaims(m, jwt.MapClaims{"mercure": map[string]any{"relay": names}}).SignedString(key)
-	if err != nil {
-		return "", fmt.Errorf("relay token: %w", err)
-	}
-	return tok, nil
+	return mercure.NewClassicToken(key, alg, mercure.ClassicToken{Relay: names})
 }
 
 // relayIDHeader carries the id of the stream a relay answers with.

@@ -18,12 +18,13 @@ func init() {
 	commands["token"] = command{summary: "print a JWT granting publish/subscribe topics (development)", run: runToken}
 }
 
-const tokenUsage = `usage: sluice token [--jwt-key KEY] [--publish TOPIC]... [--subscribe TOPIC]... [--ttl D]
+const tokenUsage = `usage: sluice token [--jwt-key KEY] [--publish TOPIC]... [--subscribe TOPIC]... [--relay NAME]... [--ttl D]
 
 Prints a classic Mercure JWT whose "mercure" claim grants publishing to the
---publish topics and receiving the private updates of the --subscribe
-topics (exact topics, URI templates, or * for all), signed with the key
-the hub verifies. For development and scripts; production tokens come
+--publish topics, receiving the private updates of the --subscribe
+topics (exact topics, URI templates, or * for all) and starting the
+--relay relays of "sluice serve --relay", signed with the key the hub
+verifies (a relay is granted by the subscriber key). For development and scripts; production tokens come
 from your application or authorization server.
 
 The key is an HMAC secret, a PEM private key with --jwt-alg RS256 (PS*,
@@ -75,9 +76,10 @@ func tokenMain(args []string, lookupEnv func(string) (string, bool), stdout, std
 	}
 	key := fs.String("jwt-key", "", "signing `key`: HMAC secret, PEM private key, or @PATH")
 	alg := fs.String("jwt-alg", "", "JWT `algorithm` (default HS256 for secrets)")
-	var publish, subscribe listFlag
+	var publish, subscribe, relays listFlag
 	fs.Var(&publish, "publish", "`topic` the token may publish to (repeatable, comma-separated)")
 	fs.Var(&subscribe, "subscribe", "`topic` whose private updates the token may receive (repeatable, comma-separated)")
+	fs.Var(&relays, "relay", "`name` of a relay (serve --relay) the token may start (repeatable, comma-separated)")
 	ttl := fs.Duration("ttl", 24*time.Hour, "lifetime of the token (0: never expires)")
 	storeDSN := fs.String("store", defaultStoreDSN, "without --jwt-key, sign with the development key of the hub on this store `DSN` (bolt:PATH)")
 	if err := fs.Parse(args); err != nil {
@@ -94,8 +96,8 @@ func tokenMain(args []string, lookupEnv func(string) (string, bool), stdout, std
 	case fs.NArg() > 0:
 		fmt.Fprintf(stderr, "sluice token: unexpected argument %q\n", fs.Arg(0))
 		return 2
-	case len(publish) == 0 && len(subscribe) == 0:
-		fmt.Fprintln(stderr, "sluice token: give at least one --publish or --subscribe topic")
+	case len(publish) == 0 && len(subscribe) == 0 && len(relays) == 0:
+		fmt.Fprintln(stderr, "sluice token: give at least one --publish or --subscribe topic, or a --relay")
 		return 2
 	case *ttl < 0:
 		fmt.Fprintln(stderr, "sluice token: --ttl must not be negative")
@@ -115,7 +117,8 @@ func tokenMain(args []string, lookupEnv func(string) (string, bool), stdout, std
 	if *key != "" {
 		warnShortKey(stderr, "token", material, *alg)
 	}
-	tok, err := mercure.NewToken(material, *alg, []string(publish), []string(subscribe), *ttl)
+	tok, err := mercure.NewClassicToken(material, *alg, mercure.ClassicToken{
+		Publish: []string(publish), Subscribe: []string(subscribe), Relay: []string(relays), TTL: *ttl})
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice token: %v\n", err)
 		return 2
