@@ -447,6 +447,7 @@ func BenchmarkIdle(b *testing.B) {
 			}
 			mem := float64(after.HeapInuse+after.StackInuse) - float64(before.HeapInuse+before.StackInuse)
 			b.ReportMetric(mem/float64(n)/1024, "KiB/subscriber")
+			b.ReportMetric((float64(after.StackInuse)-float64(before.StackInuse))/float64(n)/1024, "stack-KiB/subscriber")
 			b.ReportMetric(float64(after.Goroutines-before.Goroutines)/float64(n), "goroutines/subscriber")
 		})
 	}
