@@ -9,9 +9,18 @@ import (
 // that cross-origin fetch() clients can read them.
 const (
 	corsMethods = "GET, HEAD, POST, QUERY"
-	corsHeaders = "authorization, cache-control, last-event-id"
+	corsHeaders = "authorization, cache-control, last-event-id, content-type"
 	corsExpose  = "Link, Mercure-Last-Event-ID, Last-Event-ID, Sluice-Reset, WWW-Authenticate"
 )
+
+// CORS applies the hub's cross-origin rules (Config.CORSOrigins) to a
+// request of another endpoint served beside the hub (sluice serve's
+// relays): it adds the CORS headers for an allowed origin and answers an
+// OPTIONS request (a preflight) itself, reporting whether it did; the
+// caller serves the request otherwise, and may add the response headers
+// of its own that cross-origin scripts should read to
+// Access-Control-Expose-Headers.
+func (h *Hub) CORS(w http.ResponseWriter, r *http.Request) bool { return h.cors(w, r) }
 
 // cors adds the CORS headers for an allowed origin and answers preflight
 // requests. It reports whether the request was answered. Origins are never

@@ -167,14 +167,30 @@ func (s *hubServer) relayRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /relay/{name}", s.relayStart)
 	mux.HandleFunc("POST /relay/{name}/{path...}", s.relayStart)
 	mux.HandleFunc("GET /relay/streams/{id}", func(w http.ResponseWriter, r *http.Request) {
+		s.relayCORS(w, r)
 		s.relayer.Serve(w, r, r.PathValue("id"))
 	})
+	// Preflights of browsers on another origin (--cors-origins).
+	mux.HandleFunc("OPTIONS /relay/", func(w http.ResponseWriter, r *http.Request) { s.relayCORS(w, r) })
+}
+
+// relayCORS applies the hub's CORS rules (--cors-origins) to a relay
+// request, answering a preflight, and exposes the relay's id header.
+func (s *hubServer) relayCORS(w http.ResponseWriter, r *http.Request) (answered bool) {
+	if s.hub.CORS(w, r) {
+		return true
+	}
+	if w.Header().Get("Access-Control-Allow-Origin") != "" {
+		w.Header().Set("Access-Control-Expose-Headers", w.Header().Get("Access-Control-Expose-Headers")+", "+relayIDHeader)
+	}
+	return false
 }
 
 // relayStart relays a request to its upstream, for a client whose token
 // grants the relay, and serves the answer.
 func (s *hubServer) relayStart(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
+	s.relayCORS(w, r)
 	if !s.hub.AuthorizeRelay(w, r, name) { // first: relay names are not for everyone to probe
 		return
 	}

@@ -262,3 +262,52 @@ func TestServeDemoRelayToken(t *testing.T) {
 		t.Fatal("the relay tab without a demo relay")
 	}
 }
+
+// A browser on another origin (--cors-origins) may start and resume a
+// relay: preflights are answered, the responses carry the CORS headers and
+// expose the relay's id; an origin not listed gets none of them.
+func TestServeRelayCORS(t *testing.T) {
+	const key = "relay-test-key-at-least-256-bits-long!!"
+	const app = "https://app.example"
+	llm := newLLMUpstream(t, 3)
+	_, base, _ := startInProcess(t, "--store", "memory", "--jwt-key", key, "--cors-origins", app,
+		"--relay", "chat="+llm.srv.URL)
+	do := func(method, path, origin string, hdr http.Header) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, strings.NewReader("{}"))
+		for k, v := range hdr {
+			req.Header[k] = v
+		}
+		req.Header.Set("Origin", origin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close() // the headers are what is checked; the answer is gated
+		return resp
+	}
+	pre := do(http.MethodOptions, "/relay/chat/completions", app, http.Header{
+		"Access-Control-Request-Method": {"POST"}, "Access-Control-Request-Headers": {"authorization, content-type"}})
+	if pre.StatusCode != http.StatusNoContent || pre.Header.Get("Access-Control-Allow-Origin") != app ||
+		!strings.Contains(pre.Header.Get("Access-Control-Allow-Headers"), "content-type") ||
+		!strings.Contains(pre.Header.Get("Access-Control-Allow-Methods"), "POST") {
+		t.Fatalf("preflight: %d %v", pre.StatusCode, pre.Header)
+	}
+	tok := relayToken(t, key, "chat")
+	resp := do(http.MethodPost, "/relay/chat", app, http.Header{"Authorization": {"Bearer " + tok}, "Content-Type": {"application/json"}})
+	id := resp.Header.Get(relayIDHeader)
+	if resp.StatusCode != http.StatusOK || id == "" || resp.Header.Get("Access-Control-Allow-Origin") != app ||
+		!strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), relayIDHeader) {
+		t.Fatalf("cross-origin relay: %d %v", resp.StatusCode, resp.Header)
+	}
+	if resp := do(http.MethodGet, "/relay/streams/"+id, app, nil); resp.Header.Get("Access-Control-Allow-Origin") != app {
+		t.Fatalf("cross-origin resume: %d %v", resp.StatusCode, resp.Header)
+	}
+	for _, m := range []string{http.MethodOptions, http.MethodPost} {
+		resp := do(m, "/relay/chat", "https://evil.example", http.Header{"Authorization": {"Bearer " + tok},
+			"Access-Control-Request-Method": {"POST"}})
+		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "" {
+			t.Fatalf("%s from an origin not listed: Access-Control-Allow-Origin %q", m, got)
+		}
+	}
+}
