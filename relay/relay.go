@@ -21,7 +21,9 @@
 //     (Options.MaxDuration, MaxEvents, MaxBytes), or the instance shut down
 //     (Relayer.Close). Its data is the JSON ErrorData.
 //   - EventCancelled ("relay-cancelled"): Relay.Cancel, or the context
-//     given to Start ended (the user pressed "stop"). Data {"reason":"cancelled"}.
+//     given to Start ended (the user pressed "stop"), or Relayer.Cancel
+//     on any instance sharing the log (within a LeaseInterval when
+//     another instance relays it). Data {"reason":"cancelled"}.
 //   - EventLost ("relay-lost"): the instance consuming the upstream died
 //     mid-way (see "Lease" below). Data {"reason":"lost"}.
 //
@@ -199,6 +201,7 @@ type Relayer struct {
 	ctx    context.Context // ends with Close
 	cancel context.CancelCauseFunc
 	mon    monitor
+	reg    registry
 
 	inFlight atomic.Int64
 	wg       sync.WaitGroup
@@ -322,12 +325,14 @@ func (rl *Relayer) Start(ctx context.Context, req *http.Request) (*Relay, error)
 	r.req = req.Clone(r.ctx)
 	stop := context.AfterFunc(ctx, func() { r.cancel(ErrCancelled) })
 	stopClose := context.AfterFunc(rl.ctx, func() { r.cancel(ErrClosed) })
+	rl.track(r, s.Start())
 	rl.wg.Add(1)
 	go func() {
 		defer rl.wg.Done()
 		defer rl.inFlight.Add(-1)
 		defer stop()
 		defer stopClose()
+		defer rl.untrack(r)
 		r.err = r.run()
 		close(r.done)
 	}()
@@ -430,6 +435,7 @@ func (r *Relay) run() error {
 			}
 			r.renewals.Add(1)
 			renew.Reset(o.LeaseInterval)
+			r.rl.checkCancels(ctx)
 			continue
 		case <-r.ctx.Done():
 		}
