@@ -24,24 +24,42 @@ import (
 // server's credentials, so the grant is the only thing between a client
 // and the upstream's bill.
 func (h *Hub) AuthorizeRelay(w http.ResponseWriter, r *http.Request, name string) bool {
-	key := h.cfg.SubscriberKey
-	if key == nil {
-		h.writeAuthError(w, r, errInsufficientScope("this hub has no subscriber key: it grants no relay"))
+	names, ok := h.RelayGrants(w, r)
+	if !ok {
 		return false
 	}
-	c, aerr := h.authenticate(r, key)
-	if aerr != nil {
-		h.writeAuthError(w, r, aerr)
-		return false
-	}
-	if c == nil {
-		h.writeAuthError(w, r, &authError{status: http.StatusUnauthorized,
-			err: errors.New("no token: a relay needs a JWT granting it (mercure.relay), in an Authorization: Bearer header or the " + h.cfg.CookieName + " cookie")})
-		return false
-	}
-	if !slices.Contains(c.relay, name) {
+	if !slices.Contains(names, name) {
 		h.writeAuthError(w, r, errInsufficientScope("the token does not grant the relay %q", clip(name)))
 		return false
 	}
 	return true
+}
+
+// RelayGrants authenticates r as AuthorizeRelay does and returns the
+// relays its token grants, at least one; otherwise it answers r (401, or
+// 403 for a token that grants no relay) and returns ok false. It serves a
+// request about a relay whose name it does not carry (sluice serve's
+// cancel: any token that may start relays may stop one whose id it
+// knows).
+func (h *Hub) RelayGrants(w http.ResponseWriter, r *http.Request) (names []string, ok bool) {
+	key := h.cfg.SubscriberKey
+	if key == nil {
+		h.writeAuthError(w, r, errInsufficientScope("this hub has no subscriber key: it grants no relay"))
+		return nil, false
+	}
+	c, aerr := h.authenticate(r, key)
+	if aerr != nil {
+		h.writeAuthError(w, r, aerr)
+		return nil, false
+	}
+	if c == nil {
+		h.writeAuthError(w, r, &authError{status: http.StatusUnauthorized,
+			err: errors.New("no token: a relay needs a JWT granting it (mercure.relay), in an Authorization: Bearer header or the " + h.cfg.CookieName + " cookie")})
+		return nil, false
+	}
+	if len(c.relay) == 0 {
+		h.writeAuthError(w, r, errInsufficientScope("the token grants no relay"))
+		return nil, false
+	}
+	return c.relay, true
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluicehq/sluice/mercure"
 	"github.com/sluicehq/sluice/relay"
+	sstream "github.com/sluicehq/sluice/stream" // "stream" is a test helper's name here
 )
 
 // Resumable upstream streams (--relay): POST /relay/NAME/PATH, with a token
@@ -170,6 +171,9 @@ func (s *hubServer) relayRoutes(mux *http.ServeMux) {
 		s.relayCORS(w, r)
 		s.relayer.Serve(w, r, r.PathValue("id"))
 	})
+	// The user pressed "stop": any token that may start relays may stop
+	// one whose id it knows, wherever it runs (relay.Relayer.Cancel).
+	mux.HandleFunc("POST /relay/streams/{id}/cancel", s.relayCancel)
 	// Preflights of browsers on another origin (--cors-origins).
 	mux.HandleFunc("OPTIONS /relay/", func(w http.ResponseWriter, r *http.Request) { s.relayCORS(w, r) })
 }
@@ -184,6 +188,24 @@ func (s *hubServer) relayCORS(w http.ResponseWriter, r *http.Request) (answered 
 		w.Header().Set("Access-Control-Expose-Headers", w.Header().Get("Access-Control-Expose-Headers")+", "+relayIDHeader)
 	}
 	return false
+}
+
+// relayCancel cancels the relay of a stream, for a token that grants
+// relays: 204, or 404 for an id that is no stream.
+func (s *hubServer) relayCancel(w http.ResponseWriter, r *http.Request) {
+	s.relayCORS(w, r)
+	if _, ok := s.hub.RelayGrants(w, r); !ok {
+		return
+	}
+	switch err := s.relayer.Cancel(r.Context(), r.PathValue("id")); {
+	case errors.Is(err, sstream.ErrUnknown):
+		http.Error(w, "unknown stream", http.StatusNotFound)
+	case err != nil:
+		s.log.Error("relay: cancel failed", "err", err)
+		http.Error(w, "cancel failed", http.StatusServiceUnavailable)
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
 }
 
 // relayStart relays a request to its upstream, for a client whose token

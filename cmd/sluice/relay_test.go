@@ -17,6 +17,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/sluicehq/sluice/relay"
 	"github.com/sluicehq/sluice/sse"
 )
 
@@ -310,4 +311,67 @@ func TestServeRelayCORS(t *testing.T) {
 			t.Fatalf("%s from an origin not listed: Access-Control-Allow-Origin %q", m, got)
 		}
 	}
+}
+
+// The user presses "stop": POST /relay/streams/ID/cancel with a token that
+// grants relays ends the relay with relay-cancelled; no token, a token
+// granting no relay, or an id that is no stream changes nothing.
+func TestServeRelayCancel(t *testing.T) {
+	const key = "relay-test-key-at-least-256-bits-long!!"
+	llm := newLLMUpstream(t, 3)
+	_, base, _ := startInProcess(t, "--store", "memory", "--jwt-key", key, "--relay", "chat="+llm.srv.URL)
+	tok := relayToken(t, key, "chat")
+	post := func(path, token string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader("{}"))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	answer := post("/relay/chat", tok)
+	id := answer.Header.Get(relayIDHeader)
+	if answer.StatusCode != http.StatusOK || id == "" {
+		t.Fatalf("start: %d", answer.StatusCode)
+	}
+	for _, tc := range []struct {
+		name, id, token string
+		status          int
+	}{
+		{"no token", id, "", 401},
+		{"no relay granted", id, relayToken(t, key), 403},
+		{"not a stream", "nope", tok, 404},
+	} {
+		if resp := post("/relay/streams/"+tc.id+"/cancel", tc.token); resp.StatusCode != tc.status {
+			t.Fatalf("%s: status %d, want %d", tc.name, resp.StatusCode, tc.status)
+		}
+	}
+	if resp := post("/relay/streams/"+id+"/cancel", tok); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("cancel: status %d", resp.StatusCode)
+	}
+	evs := readEvents(t, answer)
+	if len(evs) == 0 || evs[len(evs)-1].Type != relay.EventCancelled {
+		t.Fatalf("the answer ended with %+v, want %s", evs, relay.EventCancelled)
+	}
+	if n := llm.calls.Load(); n > 1 { // 0 when the cancel came first
+		t.Fatalf("the upstream was called %d times", n)
+	}
+}
+
+// ssetestEvents reads resp's events to the end of the stream.
+func readEvents(t *testing.T, resp *http.Response) []sse.Event {
+	t.Helper()
+	var evs []sse.Event
+	for ev, err := range sse.Read(resp.Body) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, ev)
+	}
+	return evs
 }
