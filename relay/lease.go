@@ -224,11 +224,21 @@ func (m *monitor) pass(ctx context.Context, st store.Store, cursor string, ok bo
 	return head, true
 }
 
+// startID is the custom id of a relay's first renewal: stores index
+// custom ids, so whether a relay was started is one lookup.
+func startID(id string) string { return "relay-start:" + id }
+
 // started reports whether the relay id was started: its first renewal is
-// in the log among the first maxLeaseScan events after its stream's
-// start. An id that no Start returned (made up by a client) is not, and is
-// never declared lost: that would append to the log for anyone who asks.
+// in the log. An id that no Start returned (made up by a client) is not,
+// and is never declared lost: that would append to the log for anyone who
+// asks. With a store.Positioner (every store of this module) it is one
+// lookup of the renewal's custom id; otherwise the renewal is looked for
+// among the first maxLeaseScan events after the stream's start.
 func (m *monitor) started(ctx context.Context, st store.Store, id string) bool {
+	if p, ok := st.(store.Positioner); ok {
+		_, found, err := p.Lookup(ctx, startID(id))
+		return err == nil && found
+	}
 	s, err := stream.Attach(m.rl.h, id)
 	if err != nil {
 		return false

@@ -116,7 +116,24 @@ func TestRelayLost(t *testing.T) {
 // append: nothing a client sends makes the hub write to the log. A relay
 // that died before this instance began to watch it is still declared
 // lost: its first renewal is in the log right after its stream's start.
+//
+// With a store.Positioner the first renewal is found by its custom id;
+// without one (a store of the application's), by a bounded scan.
 func TestLeaseOfMadeUpID(t *testing.T) {
+	for _, positioner := range []bool{true, false} {
+		t.Run(map[bool]string{true: "Positioner", false: "scan"}[positioner], func(t *testing.T) {
+			m := store.NewMemory(store.MemoryConfig{})
+			t.Cleanup(func() { m.Close() })
+			var st store.Store = m
+			if !positioner {
+				st = struct{ store.Store }{m} // hides Lookup
+			}
+			leaseOfMadeUpID(t, st)
+		})
+	}
+}
+
+func leaseOfMadeUpID(t *testing.T, st store.Store) {
 	const (
 		interval = time.Second
 		ttl      = 3 * time.Second
@@ -125,8 +142,6 @@ func TestLeaseOfMadeUpID(t *testing.T) {
 	opts := &relay.Options{Clock: clock, LeaseInterval: interval, LeaseTTL: ttl,
 		ReadTimeout: time.Hour, MaxDuration: 2 * time.Hour}
 	llm := newFakeLLM(t, 100, true)
-	st := store.NewMemory(store.MemoryConfig{})
-	t.Cleanup(func() { st.Close() })
 	n := newNode(t, st, llm, opts)
 	ctx := context.Background()
 

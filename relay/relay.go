@@ -58,9 +58,10 @@
 // Serve in the application's authorization where that matters. Serve
 // ids that Start returned: an instance watches the lease of any id it
 // serves, and declares lost a relay that stopped renewing, but only one
-// whose first renewal it finds in the log right after the stream's start
-// (at most maxLeaseScan events read): a made-up id costs one bounded read
-// once its lease would have lapsed, and never an append.
+// whose first renewal it finds in the log (one lookup of its custom id;
+// without a store.Positioner, among the maxLeaseScan events after the
+// stream's start): a made-up id costs one lookup once its lease would
+// have lapsed, and never an append.
 package relay
 
 import (
@@ -314,7 +315,7 @@ func (rl *Relayer) Start(ctx context.Context, req *http.Request) (*Relay, error)
 	if err == nil {
 		// The first renewal, right after the stream's start, is how an
 		// instance tells a relay that died from an id never started.
-		_, err = rl.h.Publish(ctx, hub.Message{Topics: []string{leaseTopic(s.ID())}, Event: sse.Event{Type: leaseRenew}})
+		_, err = rl.h.Publish(ctx, hub.Message{Topics: []string{leaseTopic(s.ID())}, Event: sse.Event{ID: startID(s.ID()), Type: leaseRenew}})
 	}
 	if err != nil {
 		rl.inFlight.Add(-1)
