@@ -154,7 +154,7 @@ type Hub struct {
 
 	ctx    context.Context // ends when the hub is shut down
 	cancel context.CancelFunc
-	bg     sync.WaitGroup // the follower, the janitor and the pattern groups' goroutines
+	bg     sync.WaitGroup // the follower, the waker and the pattern groups' goroutines
 	// spawnMu orders adding to bg (spawn) with Shutdown's wait for it.
 	spawnMu sync.Mutex
 	stopped bool

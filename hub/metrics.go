@@ -14,8 +14,9 @@ type Metrics interface {
 	SubscriberConnected()
 	// SubscriberDisconnected is called when a subscriber's response ends.
 	SubscriberDisconnected(reason DisconnectReason)
-	// Published is called with the number of events appended by Publish,
-	// SendToSessions and streams.
+	// Published is called with the number of events appended by Publish
+	// and Complete (the sends of packages session, stream and relay are
+	// Publishes).
 	Published(n int)
 	// Delivered is called with the number of events written to one
 	// response in one write.
