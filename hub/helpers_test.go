@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -213,22 +212,8 @@ func checkGoroutines(t *testing.T) {
 	})
 }
 
-type logWriter struct {
-	mu sync.Mutex
-	sb strings.Builder
-}
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.sb.Write(p)
-}
-
-func (w *logWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.sb.String()
-}
+// logWriter collects a server's log lines.
+type logWriter = ssetest.Buffer
 
 // fakeClock is a Clock that moves only when told to.
 type fakeClock struct {

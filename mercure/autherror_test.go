@@ -1,7 +1,6 @@
 package mercure
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -9,9 +8,10 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/ssetest"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -111,23 +111,8 @@ func TestAuthErrorDescriptionIsASCII(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the hub's goroutines and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects a server's log lines.
+type syncBuffer = ssetest.Buffer
 
 // TestAuthErrorReasonBounded: what an unauthenticated request sends
 // (an Origin header, a token's kid or exp) reaches the reason of its

@@ -2,46 +2,30 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/ssetest"
 
 	"github.com/sluicehq/sluice/mercure"
 )
 
-// syncBuffer collects a hub's log lines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// syncBuffer collects a server's log lines.
+type syncBuffer = ssetest.Buffer
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// lines returns the JSON log lines so far.
-func (s *syncBuffer) lines(t *testing.T) []map[string]any {
+// logLines returns the JSON log lines written to s so far.
+func logLines(t *testing.T, s *syncBuffer) []map[string]any {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	text := s.String()
 	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(s.b.Bytes()))
-	sc.Buffer(nil, s.b.Len()+1) // a line of any length
+	sc := bufio.NewScanner(strings.NewReader(text))
+	sc.Buffer(nil, len(text)+1) // a line of any length
 	for sc.Scan() {
 		var m map[string]any
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
@@ -53,10 +37,10 @@ func (s *syncBuffer) lines(t *testing.T) []map[string]any {
 }
 
 // waitLine waits (a hang guard) for a log line for which match is true.
-func (s *syncBuffer) waitLine(t *testing.T, what string, match func(map[string]any) bool) map[string]any {
+func waitLine(t *testing.T, s *syncBuffer, what string, match func(map[string]any) bool) map[string]any {
 	t.Helper()
 	for deadline := time.Now().Add(hang); ; time.Sleep(5 * time.Millisecond) {
-		for _, l := range s.lines(t) {
+		for _, l := range logLines(t, s) {
 			if match(l) {
 				return l
 			}
@@ -103,11 +87,11 @@ func TestAccessLogAndRequestIDs(t *testing.T) {
 	if res.StatusCode != 401 || res.Header.Get("X-Request-Id") != "proxy-id.42" {
 		t.Fatalf("status %d, X-Request-Id %q; want 401 and the request's id", res.StatusCode, res.Header.Get("X-Request-Id"))
 	}
-	refused := logs.waitLine(t, "refusing the request", func(l map[string]any) bool { return l["msg"] == "mercure: request refused" })
+	refused := waitLine(t, logs, "refusing the request", func(l map[string]any) bool { return l["msg"] == "mercure: request refused" })
 	if refused["request_id"] != "proxy-id.42" || refused["level"] != "DEBUG" || !strings.Contains(refused["reason"].(string), "malformed") {
 		t.Errorf("refusal logged as %v, want debug with the request id and the reason", refused)
 	}
-	access := logs.waitLine(t, "for the refused request", func(l map[string]any) bool { return l["msg"] == "request" && l["status"] == 401.0 })
+	access := waitLine(t, logs, "for the refused request", func(l map[string]any) bool { return l["msg"] == "request" && l["status"] == 401.0 })
 	want := map[string]any{"method": "GET", "uri": mercure.HubPath + "?topic=a&authorization=REDACTED", "proto": "HTTP/1.1",
 		"request_id": "proxy-id.42", "user_agent": "access-log-test", "level": "INFO"}
 	for k, v := range want {
@@ -152,7 +136,7 @@ func TestAccessLogAndRequestIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	line := logs.waitLine(t, "for the stream", func(l map[string]any) bool {
+	line := waitLine(t, logs, "for the stream", func(l map[string]any) bool {
 		return l["msg"] == "request" && l["status"] == 200.0 && strings.HasPrefix(l["uri"].(string), mercure.HubPath)
 	})
 	if line["streaming"] != true {
@@ -169,7 +153,7 @@ func TestLogDurationsAreStrings(t *testing.T) {
 	c := mustConfig(t, []string{"--store", "memory", "--log-format", "json"}, nil)
 	var b syncBuffer
 	c.newLogger(&b).Info("x", "timeout", 10*time.Second)
-	if l := b.lines(t); len(l) != 1 || l[0]["timeout"] != "10s" {
+	if l := logLines(t, &b); len(l) != 1 || l[0]["timeout"] != "10s" {
 		t.Errorf("logged %v, want timeout \"10s\"", l)
 	}
 }
@@ -195,7 +179,7 @@ func TestAccessLogBoundedPerRequest(t *testing.T) {
 	if res, err := io.ReadAll(nc); err != nil || !strings.HasPrefix(string(res), "HTTP/1.1 200") {
 		t.Fatalf("response %.40q, %v", res, err)
 	}
-	l := logs.waitLine(t, "for the request", func(l map[string]any) bool { return l["msg"] == "request" })
+	l := waitLine(t, logs, "for the request", func(l map[string]any) bool { return l["msg"] == "request" })
 	if n := len(logs.String()); n > 48<<10 {
 		t.Errorf("a request of %d KiB was logged in %d KiB, want at most 48", len(req)>>10, n>>10)
 	}

@@ -5,6 +5,7 @@
 package ssetest
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -234,3 +235,23 @@ func (c *Client) Done() <-chan struct{} { return c.done }
 
 // Pending returns the number of events read and not yet taken.
 func (c *Client) Pending() int { return len(c.events) }
+
+// Buffer is a bytes.Buffer that a server's goroutines (its logger, say)
+// write while the test reads it.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *Buffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *Buffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
