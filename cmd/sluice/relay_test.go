@@ -78,19 +78,7 @@ func TestServeRelay(t *testing.T) {
 
 	post := func(path, token string, body string, hdr http.Header) *http.Response {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
-		for k, v := range hdr {
-			req.Header[k] = v
-		}
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { resp.Body.Close() })
-		return resp
+		return relayPost(t, base+path, token, body, hdr)
 	}
 	for _, tc := range []struct {
 		name, path, token, body string
@@ -323,16 +311,7 @@ func TestServeRelayCancel(t *testing.T) {
 	tok := relayToken(t, key, "chat")
 	post := func(path, token string) *http.Response {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader("{}"))
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { resp.Body.Close() })
-		return resp
+		return relayPost(t, base+path, token, "{}", nil)
 	}
 	answer := post("/relay/chat", tok)
 	id := answer.Header.Get(relayIDHeader)
@@ -374,4 +353,23 @@ func readEvents(t *testing.T, resp *http.Response) []sse.Event {
 		evs = append(evs, ev)
 	}
 	return evs
+}
+
+// relayPost posts body to url with a bearer token (none if empty) and the
+// extra headers; the response is closed when the test ends.
+func relayPost(t *testing.T, url, token, body string, hdr http.Header) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
 }
