@@ -37,8 +37,22 @@ type MemoryConfig struct {
 	// TTL is the longest an event is retained, measured from its Time.
 	// Zero means no age limit.
 	TTL time.Duration
-	// Now is the clock used for Event.Time and TTL. Nil means time.Now.
+	// Now is the clock used for Event.Time, TTL and KeepFor. Nil means
+	// time.Now.
 	Now func() time.Time
+
+	// KeepPerChannel is how many of the newest events of each channel the
+	// store keeps apart from MaxEvents, MaxBytes and TTL ([Keeper]). Zero
+	// means DefaultKeepPerChannel; a negative value keeps nothing.
+	KeepPerChannel int
+	// KeepFor is how long an event of a channel is kept, from its Time.
+	// Zero means DefaultKeepFor.
+	KeepFor time.Duration
+	// KeepMaxBytes bounds the sum of [EventSize] over the kept events of
+	// all channels: past it, the oldest event of the channel written to
+	// least recently is dropped. Zero means DefaultMemoryMaxBytes; a
+	// negative value means no byte limit.
+	KeepMaxBytes int64
 }
 
 // Memory is an in-memory [Store]: a ring buffer bounded by event count,
@@ -77,6 +91,7 @@ type Memory struct {
 	custom   map[string][]uint64 // custom id -> retained positions, ascending
 	notify   chan struct{}       // closed on the next append; nil when nobody waits
 	closed   bool
+	kept     keeper
 }
 
 type slot struct {
@@ -108,6 +123,7 @@ func NewMemory(cfg MemoryConfig) *Memory {
 	if m.now == nil {
 		m.now = time.Now
 	}
+	m.kept.init(cfg)
 	return m
 }
 
@@ -165,6 +181,7 @@ func (m *Memory) Append(ctx context.Context, e Event) (Event, error) {
 	if custom {
 		m.custom[e.ID] = append(m.custom[e.ID], pos)
 	}
+	m.kept.add(&e, size, now)
 	if m.notify != nil {
 		close(m.notify)
 		m.notify = nil
@@ -405,6 +422,7 @@ func (m *Memory) Close() error {
 	}
 	m.closed = true
 	m.ring, m.custom, m.n = nil, nil, 0
+	m.kept.channels, m.kept.lru = nil, nil
 	if m.notify != nil {
 		close(m.notify)
 		m.notify = nil

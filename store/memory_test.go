@@ -14,11 +14,41 @@ import (
 )
 
 func newMemory(t *testing.T, l storetest.Limits) store.Store {
-	return store.NewMemory(store.MemoryConfig{MaxEvents: l.MaxEvents, MaxBytes: l.MaxBytes, TTL: l.TTL, Now: l.Now})
+	return store.NewMemory(store.MemoryConfig{MaxEvents: l.MaxEvents, MaxBytes: l.MaxBytes, TTL: l.TTL, Now: l.Now,
+		KeepPerChannel: l.KeepPerChannel, KeepFor: l.KeepFor})
 }
 
 func TestMemoryContract(t *testing.T) {
 	storetest.Run(t, storetest.Harness{New: newMemory})
+}
+
+// TestMemoryKeepMaxBytes checks the bound on everything a Memory store
+// keeps of its channels: past it, the channel written to least recently
+// loses its oldest events first, and says so (ErrExpired), while the
+// channel being written keeps what it has.
+func TestMemoryKeepMaxBytes(t *testing.T) {
+	// Sizes as stored: generated ids of one base-36 digit.
+	probe := store.Event{ID: "#abcdefgh-1", Topics: []string{"sluice:old"}, Data: strings.Repeat("x", 100)}
+	oldSize := int64(store.EventSize(&probe))
+	probe.Topics = []string{"sluice:new"}
+	m := store.NewMemory(store.MemoryConfig{KeepMaxBytes: oldSize + 9*int64(store.EventSize(&probe))})
+	defer m.Close()
+	start := storetest.MustAppend(t, m, store.Event{Topics: []string{"public"}})
+	old := storetest.MustAppend(t, m, store.Event{Topics: []string{"sluice:old"}, Data: probe.Data})
+	var busy []store.Event
+	for range 9 {
+		busy = append(busy, storetest.MustAppend(t, m, store.Event{Topics: []string{"sluice:new"}, Data: probe.Data}))
+	}
+	if got, err := storetest.KeptEvents(t, m, "sluice:old", start.ID); err != nil || len(got) != 1 {
+		t.Fatalf("Kept(old) within the bound: %d events, %v", len(got), err)
+	}
+	busy = append(busy, storetest.MustAppend(t, m, store.Event{Topics: []string{"sluice:new"}, Data: probe.Data}))
+	if got, err := storetest.KeptEvents(t, m, "sluice:old", start.ID); !errors.Is(err, store.ErrExpired) {
+		t.Fatalf("Kept(old) past the bound: %d events, %v; want ErrExpired", len(got), err)
+	}
+	if got, err := storetest.KeptEvents(t, m, "sluice:new", old.ID); err != nil || len(got) != len(busy) {
+		t.Fatalf("Kept(busy): %d events, %v; want all %d", len(got), err, len(busy))
+	}
 }
 
 func TestEpochIDs(t *testing.T) {

@@ -32,6 +32,7 @@ import (
 	"context"
 	"errors"
 	"iter"
+	"strings"
 	"time"
 )
 
@@ -168,4 +169,59 @@ type Positioner interface {
 	// able to answer an id that named an event once exactly like one never
 	// seen. A closed store is ErrClosed.
 	Lookup(ctx context.Context, id string) (e Event, ok bool, err error)
+}
+
+// ChannelPrefix starts the topics that are channels: the private channels
+// of a hub (hub.ReservedTopicPrefix is this string), on which a session,
+// a stream or a relay sends what only its own subscribers receive. A
+// [Keeper] keeps the newest events of each channel apart from the log's
+// retention.
+const ChannelPrefix = "sluice:"
+
+// IsChannel reports whether topic is a channel (it starts with
+// [ChannelPrefix]).
+func IsChannel(topic string) bool {
+	return strings.HasPrefix(topic, ChannelPrefix)
+}
+
+// Defaults of the keeping of channels ([Keeper]) by the stores of this
+// module; each store's config names the same three limits.
+const (
+	// DefaultKeepPerChannel is how many of the newest events of each
+	// channel a store keeps.
+	DefaultKeepPerChannel = 4096
+	// DefaultKeepFor is how long a store keeps an event of a channel,
+	// measured from its Time.
+	DefaultKeepFor = time.Hour
+)
+
+// Keeper is implemented by stores that keep the newest events of every
+// channel (a topic that [IsChannel]) apart from the log's own retention,
+// so that the rest of the traffic cannot evict them: a session away for
+// an hour while the log turned over many times still finds the events
+// sent to it, and the answer of a stream can be read again from its start.
+// Each event appended with a channel among its topics is kept under each
+// of its channels, with the same ID, Pos, Time and content, until one of
+// the store's keeping limits drops it: the newest KeepPerChannel events of
+// the channel are kept, each for KeepFor after its Time, and the store
+// bounds what it keeps in total (see its config).
+//
+// A keeper never lets a caller mistake an incomplete channel for a
+// complete one: when an event of the channel after the cursor was dropped,
+// or when the store keeps nothing of the channel (it was never written, or
+// everything in it was dropped, and the store cannot tell what was there),
+// Kept yields [ErrExpired].
+type Keeper interface {
+	// Kept yields, in log order, the kept events of channel with a
+	// position after the cursor's, then stops: it never waits for new
+	// events. The cursor is a generated id of this log (one Append, Head or
+	// PositionID returned, in either form), including the id of an event
+	// the log's retention evicted — the case Kept is for — or "", which
+	// means every event kept, whatever was dropped before them. A custom
+	// id, an id of another log or anything else is [ErrUnknownID]. When an
+	// event of the channel after the cursor's position is no longer kept,
+	// or nothing of the channel is kept (and the cursor is not ""), the
+	// first and only element is [ErrExpired]. A closed store yields
+	// [ErrClosed].
+	Kept(ctx context.Context, channel, cursor string) iter.Seq2[Event, error]
 }

@@ -55,9 +55,14 @@ type Limits struct {
 	MaxBytes int64
 	// TTL is the longest an event is retained, measured from its Time.
 	TTL time.Duration
-	// Now, when not nil, is the clock the store must use for Event.Time and
-	// TTL. The suite sets it only together with TTL.
+	// Now, when not nil, is the clock the store must use for Event.Time,
+	// TTL and KeepFor. The suite sets it only together with TTL or KeepFor.
 	Now func() time.Time
+	// KeepPerChannel is how many events of each channel a store.Keeper
+	// keeps (its config's KeepPerChannel).
+	KeepPerChannel int
+	// KeepFor is how long a store.Keeper keeps an event of a channel.
+	KeepFor time.Duration
 }
 
 // Harness tells the suite how to make the stores it tests.
@@ -136,6 +141,13 @@ func Run(t *testing.T, h Harness) {
 		{"Positioner", s.testPositioner},
 		{"PositionerEvicted", s.testPositionerEvicted},
 		{"PositionerTTL", s.testPositionerTTL},
+		{"KeptSurvivesEviction", s.testKeptSurvivesEviction},
+		{"KeptPerChannel", s.testKeptPerChannel},
+		{"KeptChannels", s.testKeptChannels},
+		{"KeptCursors", s.testKeptCursors},
+		{"KeptFor", s.testKeptFor},
+		{"KeptConcurrentAppends", s.testKeptConcurrentAppends},
+		{"KeptRestart", s.testKeptRestart},
 	}
 	t.Run("contract", func(t *testing.T) {
 		for _, tc := range tests {
