@@ -1,12 +1,14 @@
 package hub
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"iter"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -164,48 +166,50 @@ func (c *conn) replay(ctx context.Context, cursor string) (uint64, DisconnectRea
 	if hidden {
 		history = unknownCursor(cursor)
 	}
-	var maxSent uint64
-	n, pending := 0, 0
-	ended := false
-	for ev, err := range history {
-		if err != nil {
-			if n == 0 && !c.wrote && (errors.Is(err, store.ErrUnknownID) || errors.Is(err, store.ErrExpired)) {
-				if err := c.reset(ctx, cursor, err); err != nil {
-					return 0, c.storeFailed(ctx, err)
-				}
-				break
-			}
+	r := c.send(history)
+	if r.err != nil && r.n == 0 && !c.wrote && (errors.Is(r.err, store.ErrUnknownID) || errors.Is(r.err, store.ErrExpired)) {
+		kept, mixed, err := c.kept(ctx, from, r.err)
+		switch {
+		case err != nil:
 			return 0, c.storeFailed(ctx, err)
-		}
-		if ev.Type == typeEnd {
-			ended = true
-			break
-		}
-		maxSent = ev.Pos
-		buf, err := sse.AppendEvent(c.buf, sse.Event{ID: ev.ID, Type: ev.Type, Data: ev.Data, Retry: ev.Retry})
-		if err != nil {
-			h.log.Error("hub: skipping an event the store holds that cannot be sent", "id", ev.ID, "err", err)
-			continue
-		}
-		c.buf = buf
-		c.lastID = ev.ID
-		n++
-		pending++
-		if len(c.buf) >= replayBatch {
-			if c.flush(pending) != nil {
-				return 0, ReasonClient
+		case kept == nil:
+			if err := c.reset(ctx, cursor, r.err); err != nil {
+				return 0, c.storeFailed(ctx, err)
 			}
-			pending = 0
+			r.err = nil
+		case mixed:
+			// The reset follows the kept events; OnResume and the
+			// header, written with the first of them, tell it already.
+			head, err := c.head(ctx)
+			if err != nil {
+				return 0, c.storeFailed(ctx, fmt.Errorf("head for reset: %w", err))
+			}
+			c.resume.Reset, c.resume.Head = sse.ResetExpired, head
+			c.w.Header().Set(ResetHeader, sse.ResetExpired)
+			if r = c.send(kept); r.err == nil && !r.ended {
+				c.resetAfter(cursor, sse.ResetExpired, head)
+				r.maxSent = 0 // live goes on from the head the reset names
+			}
+		default:
+			r = c.send(kept)
 		}
 	}
+	if r.err != nil {
+		if errors.Is(r.err, errClientGone) {
+			return 0, ReasonClient
+		}
+		return 0, c.storeFailed(ctx, r.err)
+	}
+	n, pending := r.n, r.pending
 	h.stats.replayed.Add(uint64(n))
 	h.metrics.Replayed(n, h.clock.Now().Sub(began))
-	if ended || (n == 0 && h.completed.any(c.s.topics)) {
+	if r.ended || (n == 0 && h.completed.any(c.s.topics)) {
 		if n == 0 && !c.wrote {
 			// Nothing left: 204 tells a browser to stop reconnecting.
 			hdr := c.w.Header()
 			hdr.Del("Content-Type")
 			hdr.Del("X-Accel-Buffering")
+			hdr.Del(ResetHeader)
 			c.w.WriteHeader(http.StatusNoContent)
 			c.wrote = true
 			c.buf = c.buf[:0]
@@ -217,15 +221,125 @@ func (c *conn) replay(ctx context.Context, cursor string) (uint64, DisconnectRea
 		return 0, ReasonCompleted
 	}
 	c.pendingReplay = pending
-	if maxSent > 0 {
+	if r.maxSent > 0 || c.resume.Reset != "" {
 		// Every event up to the cursor is below the first one replayed.
-		return maxSent, ""
+		return r.maxSent, ""
 	}
 	floor, err := c.resolve(ctx, from)
 	if err != nil {
 		return 0, c.storeFailed(ctx, err)
 	}
 	return floor, ""
+}
+
+// errClientGone reports a write to the client that failed.
+var errClientGone = errors.New("hub: client gone")
+
+// sent is what send wrote of a history.
+type sent struct {
+	n, pending int    // events sent, and of them those not yet written
+	maxSent    uint64 // the highest position sent
+	ended      bool   // the history reached the completion of a channel
+	err        error  // what ended the history early, or errClientGone
+}
+
+// send buffers the events of history, writing every replayBatch bytes,
+// up to the completion of a channel if it has one.
+func (c *conn) send(history iter.Seq2[store.Event, error]) sent {
+	var r sent
+	for ev, err := range history {
+		if err != nil {
+			r.err = err
+			return r
+		}
+		if ev.Type == typeEnd {
+			r.ended = true
+			return r
+		}
+		r.maxSent = ev.Pos
+		buf, err := sse.AppendEvent(c.buf, sse.Event{ID: ev.ID, Type: ev.Type, Data: ev.Data, Retry: ev.Retry})
+		if err != nil {
+			c.h.log.Error("hub: skipping an event the store holds that cannot be sent", "id", ev.ID, "err", err)
+			continue
+		}
+		c.buf = buf
+		c.lastID = ev.ID
+		r.n++
+		r.pending++
+		if len(c.buf) >= replayBatch {
+			if c.flush(r.pending) != nil {
+				r.err = errClientGone
+				return r
+			}
+			r.pending = 0
+		}
+	}
+	return r
+}
+
+// kept returns the history of the subscription's private channels after
+// cursor when the log could not serve the cursor (cause) but the store
+// keeps every event of those channels after it (store.Keeper): the events
+// sent to a session stay deliverable whatever other traffic evicted from
+// the log. It returns nil when that is not so (no Keeper, no private
+// channel, an unknown cursor, or a channel that lost events after it),
+// and mixed when the subscription also has topics that are not private
+// channels, whose events after the cursor are lost: a reset follows the
+// kept events. The kept events reach up to the subscriber's start only;
+// the later ones arrive live.
+func (c *conn) kept(ctx context.Context, cursor string, cause error) (history iter.Seq2[store.Event, error], mixed bool, err error) {
+	k, ok := c.h.store.(store.Keeper)
+	rs, ok2 := c.h.store.(store.Resolver)
+	if !ok || !ok2 || !errors.Is(cause, store.ErrExpired) {
+		return nil, false, nil
+	}
+	var channels []string
+	for _, t := range c.s.topics {
+		if isReserved(t) {
+			channels = append(channels, t)
+		} else {
+			mixed = true
+		}
+	}
+	if len(channels) == 0 {
+		return nil, false, nil
+	}
+	mixed = mixed || c.s.match != nil
+	head, err := c.head(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("head for kept events: %w", err)
+	}
+	if head == "" {
+		return nil, false, nil
+	}
+	end, err := rs.Resolve(ctx, head)
+	if err != nil {
+		return nil, false, fmt.Errorf("resolve the head %q: %w", head, err)
+	}
+	var evs []store.Event
+	for _, ch := range channels {
+		for ev, err := range k.Kept(ctx, ch, cursor) {
+			switch {
+			case errors.Is(err, store.ErrExpired) || errors.Is(err, store.ErrUnknownID):
+				return nil, false, nil
+			case err != nil:
+				return nil, false, fmt.Errorf("kept events of %q: %w", ch, err)
+			case ev.Pos <= end && c.s.wants(&ev):
+				evs = append(evs, ev)
+			}
+		}
+	}
+	if len(channels) > 1 {
+		slices.SortFunc(evs, func(a, b store.Event) int { return cmp.Compare(a.Pos, b.Pos) })
+		evs = slices.CompactFunc(evs, func(a, b store.Event) bool { return a.Pos == b.Pos })
+	}
+	return func(yield func(store.Event, error) bool) {
+		for _, ev := range evs {
+			if !yield(ev, nil) {
+				return
+			}
+		}
+	}, mixed, nil
 }
 
 // lookup checks a cursor that may be a custom id against the subscription,
@@ -289,7 +403,6 @@ func (c *conn) resolve(ctx context.Context, cursor string) (uint64, error) {
 
 // reset replaces the replay with the reset signal.
 func (c *conn) reset(ctx context.Context, cursor string, cause error) error {
-	h := c.h
 	reason := sse.ResetUnknown
 	if errors.Is(cause, store.ErrExpired) {
 		reason = sse.ResetExpired
@@ -301,6 +414,14 @@ func (c *conn) reset(ctx context.Context, cursor string, cause error) error {
 	c.opening() // the priming event would repeat the useless cursor
 	c.resume = Resume{Reset: reason, Head: head}
 	c.w.Header().Set(ResetHeader, reason)
+	c.resetAfter(cursor, reason, head)
+	return nil
+}
+
+// resetAfter appends the reset signal to what is buffered: the cursor
+// could not be served, and the stream goes on from head.
+func (c *conn) resetAfter(cursor, reason, head string) {
+	h := c.h
 	if head == "" {
 		// An empty log has no id to move to: clear the client's cursor.
 		c.buf = append(c.buf, "id\n"...)
@@ -311,7 +432,6 @@ func (c *conn) reset(ctx context.Context, cursor string, cause error) error {
 	h.metrics.Reset(reason)
 	h.log.Debug("hub: cursor cannot be replayed; sent a reset event", "reason", reason,
 		"last_event_id", cursor, "head", head, "subscriber", c.s.idStr)
-	return nil
 }
 
 // storeFailed ends a response after a store error: with 503 when nothing

@@ -167,6 +167,14 @@ func (e *env) publish(topic, data string) string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.dispatched(id)
+	return id
+}
+
+// dispatched waits, on the env's own memory store, until the hub has
+// dispatched the event id.
+func (e *env) dispatched(id string) {
+	e.t.Helper()
 	if e.prompt {
 		pos, err := e.st.(store.Resolver).Resolve(context.Background(), id)
 		if err != nil {
@@ -181,7 +189,6 @@ func (e *env) publish(topic, data string) string {
 			return err == nil && p >= pos
 		})
 	}
-	return id
 }
 
 // waitFor polls cond until it holds; it fails only on a hang.

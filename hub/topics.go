@@ -109,12 +109,16 @@ type Resume struct {
 	Replayed bool
 	// Reset is why the cursor could not be served, sse.ResetExpired or
 	// sse.ResetUnknown, or "": the stream then starts with a reset event
-	// and the response carries ResetHeader.
+	// and the response carries ResetHeader. When the log expired the
+	// cursor but the store kept every event of the subscription's private
+	// channels after it (store.Keeper), those events are replayed first
+	// (Replayed is set too) and the reset, for the other topics, follows
+	// them; a subscription of private channels only gets no reset then.
 	Reset string
 	// Head is the head of the log when the stream starts from it (no
 	// cursor, or a reset): the id of the priming or reset event, the hub's
 	// position (see Stats.Position), never a publisher's custom id. It is
-	// "" when the log is empty, and when Replayed.
+	// "" when the log is empty, and when Replayed without a reset.
 	Head string
 }
 
