@@ -9,9 +9,16 @@
 //
 // A session is a private channel of the hub (hub.ReservedTopicPrefix): a
 // send is a log event on it, so it is kept while the client is away and
-// replayed when it comes back, with the rest of its subscription, within
-// the store's retention. A connection without a Last-Event-ID continues
-// from where the session's last connection stopped.
+// replayed when it comes back, with the rest of its subscription. The
+// session's backlog is its own, not the log's retention: a store that
+// keeps channels (store.Keeper; every store of this module does) keeps
+// the newest sends of each session (KeepPerChannel, 4,096 by default,
+// each for KeepFor, an hour) whatever other traffic turns the log over,
+// and a session that comes back after the log evicted its cursor gets
+// them all, then a reset for the shared topics it follows, whose events
+// are gone. A session that lost sends (more than KeepPerChannel while
+// away) gets the reset instead. A connection without a Last-Event-ID
+// continues from where the session's last connection stopped.
 //
 // A session is bound to the subject (hub.Subscription.Subject) of the
 // request that created it: a request with another subject presenting its
@@ -415,7 +422,8 @@ func (m *Manager) sweepLocked(now time.Time) {
 
 // Send publishes e to the given sessions only, as one log event, and
 // returns its id. Sessions that are away get it when they come back
-// (within the TTL and the store's retention). Unknown or expired sessions
+// (within the TTL and what the store keeps of the session: see the
+// package doc). Unknown or expired sessions
 // are skipped and reported by an error wrapping ErrUnknown; the event is
 // still sent to the others (the id is then returned with the error). With
 // none known, nothing is sent.

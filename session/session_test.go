@@ -3,6 +3,7 @@ package session_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -393,4 +394,51 @@ func TestSessionBornOnEmptyLog(t *testing.T) {
 	if ev := back.Next(); ev.ID != sent || ev.Data != "while away" {
 		t.Fatalf("got %+v", ev)
 	}
+}
+
+// TestSessionBacklogOutlivesTraffic is the session a new user lost: away
+// while unrelated traffic turned the log over many times, it still gets
+// every send made to it, because the store keeps each session's channel
+// apart from the log's retention (store.Keeper); only the shared topic it
+// also follows gets a reset, after the sends.
+func TestSessionBacklogOutlivesTraffic(t *testing.T) {
+	ssetest.Protocols(t, func(t *testing.T, h2 bool) {
+		st := store.NewMemory(store.MemoryConfig{MaxEvents: 20})
+		t.Cleanup(func() { st.Close() })
+		e := newEnv(t, st, h2, nil)
+		ctx := context.Background()
+		e.publish("news", "before the sessions")
+		for _, q := range []string{"", "?topic=news"} {
+			c := e.get("/events"+q, http.Header{"X-User": {"alice"}})
+			id := c.Resp.Header.Get(session.DefaultHeader)
+			ssetest.WaitFor(t, "the connection", func() bool { return e.conns(id) == 1 })
+			c.Close()
+			ssetest.WaitFor(t, "the connection to end", func() bool { return e.conns(id) == 0 })
+			var sent []string
+			for i := range 3 {
+				sid, err := e.m.Send(ctx, []string{id}, sse.Event{Data: fmt.Sprint("for you ", i)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				sent = append(sent, sid)
+				for range 50 {
+					e.publish("other", "unrelated")
+				}
+			}
+			back := e.get("/events"+q, http.Header{"X-User": {"alice"}, session.DefaultHeader: {id}})
+			for i, want := range sent {
+				if ev := back.Next(); ev.ID != want || ev.Data != fmt.Sprint("for you ", i) {
+					t.Fatalf("%q: send %d: got %+v, want %s", q, i, ev, want)
+				}
+			}
+			if q == "" {
+				if got := back.Resp.Header.Get(hub.ResetHeader); got != "" {
+					t.Fatalf("reset %q for a session whose sends were all kept", got)
+				}
+			} else if ev := back.Next(); ev.Type != sse.ResetEventType {
+				t.Fatalf("after the sends: %+v, want the reset of the news", ev)
+			}
+			back.Close()
+		}
+	})
 }

@@ -10,7 +10,9 @@
 // A stream is a private channel of the hub (hub.ReservedTopicPrefix) that
 // hub.Hub.Complete ends: its events are in the log like any other, so they
 // outlive the producer's request and the hub's process (with a durable
-// store), within the store's retention. The package keeps no state of its
+// store), and a store that keeps channels (store.Keeper) keeps the newest
+// events of each stream apart from the log's retention, so other traffic
+// does not evict a long answer before its readers are done. The package keeps no state of its
 // own: a stream's id carries everything a hub needs to serve it.
 package stream
 
