@@ -191,3 +191,70 @@ func TestQueueLimits(t *testing.T) {
 		}
 	})
 }
+
+// OnSlow picks the policy per subscriber when its queue first fills: two
+// clients that stop reading, a dashboard that loses events in gaps and a
+// worker disconnected at once (it resumes), while an honest reader beside
+// them gets every event. Each is asked once.
+func TestOnSlowChoosesPolicy(t *testing.T) {
+	type end struct {
+		who     string
+		reason  DisconnectReason
+		dropped uint64
+	}
+	asked := make(chan string, 8)
+	ends := make(chan end, 8)
+	e := newEnvHooks(t, Config{Store: bigStore(t), QueueEvents: 8, WriteTimeout: 500 * time.Millisecond}, false, &hooks{
+		sub: func(r *http.Request) (Subscription, error) {
+			return Subscription{Subject: r.URL.Query().Get("who"), Topics: []string{"a"},
+				OnSlow: func(s *Subscriber) Policy {
+					asked <- s.Subject()
+					if s.Subject() == "dashboard" {
+						return PolicyDrop
+					}
+					return PolicyDisconnect
+				}}, nil
+		},
+		onDisconnect: func(s *Subscriber, r DisconnectReason) { ends <- end{s.Subject(), r, s.Stats().Dropped} },
+	})
+	e.publish("a", "seed")
+	for _, who := range []string{"dashboard", "worker"} {
+		conn, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		fmt.Fprintf(conn, "GET /events?who=%s HTTP/1.1\r\nHost: hub\r\n\r\n", who)
+	}
+	waitFor(t, "the raw subscribers", func() bool { return e.h.Subscribers() == 2 })
+	c := e.get("/events?who=reader", nil)
+	c.primed()
+	big := strings.Repeat("x", floodSize)
+	for i := range floodEvents {
+		e.publish("a", strconv.Itoa(i)+big)
+		if ev := c.next(); !strings.HasPrefix(ev.Data, strconv.Itoa(i)+"x") {
+			t.Fatalf("honest reader, event %d: got %.10q", i, ev.Data)
+		}
+	}
+	got := map[string]end{}
+	for range 2 {
+		x := <-ends
+		got[x.who] = x
+	}
+	// The worker was disconnected as slow, losing nothing (it resumes);
+	// the dashboard, which then stopped reading for good, lost events in
+	// gaps until its write timed out.
+	if w := got["worker"]; w.reason != ReasonSlow || w.dropped != 0 {
+		t.Errorf("worker ended %+v, want %q with nothing dropped", w, ReasonSlow)
+	}
+	if d := got["dashboard"]; d.reason == ReasonSlow || d.dropped == 0 {
+		t.Errorf("dashboard ended %+v, want events dropped and not a slow disconnect", d)
+	}
+	calls := map[string]int{}
+	for len(asked) > 0 {
+		calls[<-asked]++
+	}
+	if calls["dashboard"] != 1 || calls["worker"] != 1 || calls["reader"] != 0 {
+		t.Fatalf("OnSlow calls %v, want the two slow clients once each", calls)
+	}
+}

@@ -78,6 +78,7 @@ type Subscriber struct {
 	matchKey  string
 	authorize func(e *store.Event) bool
 	policy    Policy
+	onSlow    func(*Subscriber) Policy // Subscription.OnSlow, until called
 	topicSet  map[string]struct{} // for replay filtering of many topics
 	mark      uint64              // the goroutine filling the queue only: dedup per event
 	// group is the pattern group of a subscription with a Match, which
@@ -123,6 +124,7 @@ func newSubscriber(h *Hub, sub Subscription) *Subscriber {
 		matchKey:  sub.MatchKey,
 		authorize: sub.Authorize,
 		policy:    sub.Policy,
+		onSlow:    sub.OnSlow,
 		wake:      make(chan struct{}, 1),
 	}
 	s.index = sub.Topics
@@ -256,7 +258,19 @@ func (s *Subscriber) enqueue(it item) {
 	if s.buffering {
 		maxN, maxB = h.cfg.ReplayEvents, h.cfg.ReplayBytes
 	}
-	switch full := len(s.q) > 0 && (len(s.q) >= maxN || s.qBytes+n > maxB); {
+	full := len(s.q) > 0 && (len(s.q) >= maxN || s.qBytes+n > maxB)
+	if full && !s.buffering && s.onSlow != nil {
+		onSlow := s.onSlow
+		s.onSlow = nil
+		s.mu.Unlock()
+		p := onSlow(s)
+		s.mu.Lock()
+		s.policy = p
+		s.mu.Unlock()
+		s.enqueue(it) // the stream may have taken the queue meanwhile
+		return
+	}
+	switch {
 	case !full:
 		s.q = append(s.q, it)
 		s.qBytes += n

@@ -76,6 +76,15 @@ type Subscription struct {
 	// Policy decides what happens when the subscriber's queue is full:
 	// PolicyDisconnect (the zero value) or PolicyDrop.
 	Policy Policy
+	// OnSlow, when set, is called the first time the subscriber's queue
+	// is full, and its answer is the subscriber's policy from then on
+	// (Policy until then): to choose per subscriber when it matters, say
+	// PolicyDrop for a dashboard that only wants the newest state and
+	// PolicyDisconnect, which loses nothing (the client resumes), for the
+	// rest, and to log or count the slow ones. It runs on the goroutine
+	// that dispatches events to every subscriber: it must return at once
+	// and must not call the hub.
+	OnSlow func(s *Subscriber) Policy
 
 	// OnConnect, when set, is called once the subscriber is registered
 	// (every event dispatched from then on reaches it), before its
