@@ -79,8 +79,8 @@ type Subscriber struct {
 	authorize func(e *store.Event) bool
 	policy    Policy
 	onSlow    func(*Subscriber) Policy // Subscription.OnSlow, until called
-	topicSet  map[string]struct{} // for replay filtering of many topics
-	mark      uint64              // the goroutine filling the queue only: dedup per event
+	topicSet  map[string]struct{}      // for replay filtering of many topics
+	mark      uint64                   // the goroutine filling the queue only: dedup per event
 	// group is the pattern group of a subscription with a Match, which
 	// fills its queue instead of the dispatcher (patterns.go); memberSlot
 	// its position in group.members.
