@@ -31,9 +31,14 @@
 // continues a session another created (checking its subject), and sends to
 // it from any instance reach it wherever it is connected. A client that
 // reconnects to another instance resumes from its Last-Event-ID, which
-// EventSource sends by itself; without one (a new page), it starts from
-// now, since the cursor where its last connection stopped is known only to
-// the instance that served it.
+// EventSource sends by itself. Where its last connection stopped, for a
+// connection without one (a new page), is in the shared log: when a
+// connection ends, its Manager records its cursor on the session's state
+// channel (a private channel nobody subscribes to, kept by the store like
+// the session's sends), and a Manager continuing a session reads it there,
+// whichever instance served the connection before. Lookup, List and Close
+// are about the sessions this instance has seen; a Close elsewhere does not
+// end a connection here.
 package session
 
 import (
@@ -54,6 +59,7 @@ import (
 
 	"github.com/sluicehq/sluice/hub"
 	"github.com/sluicehq/sluice/sse"
+	"github.com/sluicehq/sluice/store"
 )
 
 // Defaults of Config.
@@ -72,8 +78,19 @@ var ErrUnknown = errors.New("session: unknown session")
 // sessions are connected.
 var ErrFull = errors.New("session: too many sessions")
 
-// topicPrefix starts the channel of every session.
-const topicPrefix = hub.ReservedTopicPrefix + "session:"
+// topicPrefix starts the channel of every session; statePrefix its state
+// channel, where its connections record where they stopped.
+const (
+	topicPrefix = hub.ReservedTopicPrefix + "session:"
+	statePrefix = hub.ReservedTopicPrefix + "session-state:"
+)
+
+// stateType is the type of the events on a state channel, whose data is
+// the cursor where a connection of the session stopped.
+const stateType = "stopped"
+
+// stateTimeout bounds recording and reading the state of a session.
+const stateTimeout = 5 * time.Second
 
 // idLen is the length of a session id: 24 random bytes in base64url;
 // signedLen with Config.Key: and a 16-byte HMAC-SHA256 of them and the
@@ -204,7 +221,7 @@ func (m *Manager) Serve(w http.ResponseWriter, r *http.Request, sub hub.Subscrip
 
 // serve is Serve, and Handle with a handler.
 func (m *Manager) serve(w http.ResponseWriter, r *http.Request, sub hub.Subscription, handler Handler) {
-	id, from, err := m.attach(r, sub.Subject)
+	id, from, err := m.attach(r, sub.Subject, sub.Cursor == "" && !sub.FromStart)
 	if err != nil {
 		w.Header().Set("Retry-After", "1")
 		msg := "too many sessions"
@@ -265,13 +282,22 @@ type resumeFrom struct {
 	start  bool
 }
 
-// attach returns the session the request continues, or a new one, and
-// where that session's last connection stopped. It counts a pending
-// connection, which connected or detach settles.
-func (m *Manager) attach(r *http.Request, subject string) (string, resumeFrom, error) {
+// attach returns the session the request continues, or a new one, and,
+// when the request has no cursor of its own (resume), where that
+// session's last connection stopped. It counts a pending connection,
+// which connected or detach settles.
+func (m *Manager) attach(r *http.Request, subject string, resume bool) (string, resumeFrom, error) {
 	id, from, isNew, err := m.attachLocked(r, subject)
-	if err != nil || !isNew {
-		return id, from, err
+	if err != nil {
+		return "", resumeFrom{}, err
+	}
+	if !isNew {
+		if resume && m.shared() {
+			if c, ok := m.stopped(r.Context(), id); ok {
+				from = resumeFrom{cursor: c}
+			}
+		}
+		return id, from, nil
 	}
 	// A new session: what is sent to it while it is away is after the
 	// log's head now. Without a cursor yet, a reconnection resumes there.
@@ -345,8 +371,17 @@ func (m *Manager) connected(id string, s *hub.Subscriber) {
 }
 
 // detach ends the connection s of id (nil: a pending one that never
-// connected), recording where it stopped.
+// connected), recording where it stopped, here and, when the sessions
+// are shared, on the session's state channel.
+// The state is recorded first: once the connection no longer counts
+// (Info.Connections), any instance resumes a new page from where it
+// stopped.
 func (m *Manager) detach(id string, s *hub.Subscriber) {
+	if s != nil && m.shared() {
+		if c := s.LastEventID(); c != "" {
+			m.record(id, c)
+		}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ss := m.sessions[id]
@@ -365,6 +400,43 @@ func (m *Manager) detach(id string, s *hub.Subscriber) {
 	if len(ss.conns) == 0 && ss.pending == 0 && ss.idle == nil {
 		ss.idle = m.idle.PushBack(ss)
 	}
+}
+
+// shared reports whether the sessions are shared with other instances
+// (Config.Key) on a store that keeps their state channels (store.Keeper).
+func (m *Manager) shared() bool {
+	_, ok := m.h.Config().Store.(store.Keeper)
+	return m.cfg.Key != nil && ok
+}
+
+// record records on the state channel of session id that a connection
+// stopped at cursor.
+func (m *Manager) record(id, cursor string) {
+	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
+	defer cancel()
+	_, err := m.h.Publish(ctx, hub.Message{Topics: []string{statePrefix + id}, Event: sse.Event{Type: stateType, Data: cursor}})
+	if err != nil {
+		m.cfg.Logger.Warn("session: cannot record where a connection stopped; a new page on another instance starts from now",
+			"session", id, "err", err)
+	}
+}
+
+// stopped returns where the last connection of session id that ended, on
+// any instance, stopped.
+func (m *Manager) stopped(ctx context.Context, id string) (string, bool) {
+	ctx, cancel := context.WithTimeout(ctx, stateTimeout)
+	defer cancel()
+	var cursor string
+	for ev, err := range m.h.Config().Store.(store.Keeper).Kept(ctx, statePrefix+id, "") {
+		if err != nil {
+			m.cfg.Logger.Warn("session: cannot read where the session's last connection stopped", "session", id, "err", err)
+			return "", false
+		}
+		if ev.Type == stateType {
+			cursor = ev.Data
+		}
+	}
+	return cursor, cursor != ""
 }
 
 // busyLocked takes s off the idle list: it has a connection.
@@ -466,9 +538,12 @@ type Info struct {
 	// Reconnections counts the connections after the first.
 	Reconnections int
 	// Cursor is where the next connection without a Last-Event-ID
-	// resumes: where the last connection that ended stopped, or before
-	// that the log's head when the session began ("" if the log was empty
-	// then: the connection gets the session's whole log).
+	// resumes: where the last connection that ended here stopped, or
+	// before that the log's head when the session began ("" if the log
+	// was empty then: the connection gets the session's whole log). With
+	// shared sessions (see the package doc) a new connection resumes
+	// instead from the session's state channel, which every instance
+	// records.
 	Cursor string
 	// Created is when the session was created; LastSeen when a
 	// connection of it last started or ended.

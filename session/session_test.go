@@ -353,6 +353,19 @@ func TestSessionAcrossHubs(t *testing.T) {
 			if info, ok := b.m.Lookup(id); !ok || info.Subject != "alice" || info.Connections != 1 {
 				t.Fatalf("B's record of alice's session: %+v %v", info, ok)
 			}
+			// A new page (no Last-Event-ID) on A continues from where her
+			// connection on B stopped, not from where A last saw her.
+			back.Close()
+			ssetest.WaitFor(t, "her connection to B to end", func() bool { return b.conns(id) == 0 })
+			later, err := b.m.Send(ctx, []string{id}, sse.Event{Data: "between pages"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			page := a.get("/events?topic=a", http.Header{"X-User": {"alice"}, session.DefaultHeader: {id}})
+			if ev := page.Next(); ev.ID != later || ev.Data != "between pages" {
+				t.Fatalf("a new page on A got %+v, want only what was sent after she left B", ev)
+			}
+			page.Close()
 			// Another subject, a tampered id, or another key: a new session.
 			flip := byte('A')
 			if id[len(id)-1] == 'A' {
