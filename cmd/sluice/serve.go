@@ -102,6 +102,8 @@ type serveConfig struct {
 	publishOrigins   []string
 	heartbeat        time.Duration
 	historySize      int
+	keepPerChannel   int
+	keepFor          time.Duration
 	queueEvents      int
 	limits           limits
 	subscriptions    bool
@@ -213,6 +215,8 @@ func newServeFlags(c *serveConfig, stderr io.Writer) (*flag.FlagSet, *string) {
 	fs.Var((*listFlag)(&c.publishOrigins), "publish-origins", "`origins` allowed to publish with a cookie token (comma-separated)")
 	fs.DurationVar(&c.heartbeat, "heartbeat", defaultHeartbeat, "interval of the keep-alive comment on idle streams (0: none)")
 	fs.IntVar(&c.historySize, "history-size", 0, "events the store retains (0: the store's default, 1000000 for bolt, redis and nats, 100000 for memory)")
+	fs.IntVar(&c.keepPerChannel, "keep-per-channel", 0, "newest events of each private channel (a session, stream or relay) the store keeps apart from --history-size, so other traffic cannot evict them (0: 4096; -1: none)")
+	fs.DurationVar(&c.keepFor, "keep-for", 0, "how long the store keeps an event of a private channel (0: 1h)")
 	fs.IntVar(&c.queueEvents, "queue-events", 0, "live events queued per subscriber before it counts as slow and is disconnected, to resume by Last-Event-ID (0: the engine's default, 1024)")
 	fs.BoolVar(&c.subscriptions, "subscriptions", false, "publish subscription events and serve the subscriptions API")
 	c.limits.register(fs)
@@ -352,6 +356,12 @@ func (c *serveConfig) validate() error {
 	}
 	if c.historySize < 0 {
 		return fmt.Errorf("--history-size: must not be negative, got %d", c.historySize)
+	}
+	if c.keepPerChannel < -1 {
+		return fmt.Errorf("--keep-per-channel: must be -1 (none), 0 (the default) or positive, got %d", c.keepPerChannel)
+	}
+	if c.keepFor < 0 {
+		return fmt.Errorf("--keep-for: must not be negative, got %v", c.keepFor)
 	}
 	if c.queueEvents < 0 {
 		return fmt.Errorf("--queue-events: must not be negative, got %d", c.queueEvents)

@@ -69,7 +69,7 @@ const storeOpenTimeout = 10 * time.Second
 func openStore(cfg *serveConfig, log *slog.Logger) (store.Store, error) {
 	switch cfg.storeKind {
 	case "memory":
-		return store.NewMemory(store.MemoryConfig{MaxEvents: cfg.historySize}), nil
+		return store.NewMemory(store.MemoryConfig{MaxEvents: cfg.historySize, KeepPerChannel: cfg.keepPerChannel, KeepFor: cfg.keepFor}), nil
 	case "bolt":
 		st, err := boltstore.Open(cfg.storePath, boltstore.Config{MaxEvents: cfg.historySize})
 		if err != nil {
