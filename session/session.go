@@ -263,14 +263,14 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, sub hub.Subscrip
 		if stop != nil {
 			stop()
 		}
-		m.detach(id, s)
+		m.detach(id, s, sub.Cursor)
 		if onDisconnect != nil {
 			onDisconnect(s, reason)
 		}
 	}
 	m.h.Serve(w, r, sub)
 	if !connected {
-		m.detach(id, nil) // refused before it connected (400, 503)
+		m.detach(id, nil, "") // refused before it connected (400, 503)
 	}
 }
 
@@ -373,12 +373,14 @@ func (m *Manager) connected(id string, s *hub.Subscriber) {
 // detach ends the connection s of id (nil: a pending one that never
 // connected), recording where it stopped, here and, when the sessions
 // are shared, on the session's state channel.
-// The state is recorded first: once the connection no longer counts
-// (Info.Connections), any instance resumes a new page from where it
-// stopped.
-func (m *Manager) detach(id string, s *hub.Subscriber) {
+// The state is recorded first, so that once the connection no longer
+// counts (Info.Connections) any instance resumes a new page from where it
+// stopped; it is not recorded when the connection stopped where it
+// started (from), so that a client that connects and leaves in a loop
+// does not write to the log.
+func (m *Manager) detach(id string, s *hub.Subscriber, from string) {
 	if s != nil && m.shared() {
-		if c := s.LastEventID(); c != "" {
+		if c := s.LastEventID(); c != "" && c != from {
 			m.record(id, c)
 		}
 	}
