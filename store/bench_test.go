@@ -12,23 +12,40 @@ import (
 var benchData = strings.Repeat("x", 100)
 
 // BenchmarkMemoryAppend measures one Append of a 100-byte event to a full
-// default store (each append also evicts the oldest event).
+// default store (each append also evicts the oldest event): on a public
+// topic, and on one of 1,000 channels in turn, which the store also keeps
+// (store.Keeper).
 func BenchmarkMemoryAppend(b *testing.B) {
-	ctx := context.Background()
-	m := store.NewMemory(store.MemoryConfig{})
-	defer m.Close()
-	e := store.Event{Topics: []string{"https://example.com/t"}, Data: benchData}
-	for range store.DefaultMemoryMaxEvents {
-		if _, err := m.Append(ctx, e); err != nil {
-			b.Fatal(err)
+	for _, channels := range []int{0, 1000} {
+		name := "topic"
+		if channels > 0 {
+			name = "channel"
 		}
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		if _, err := m.Append(ctx, e); err != nil {
-			b.Fatal(err)
-		}
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			m := store.NewMemory(store.MemoryConfig{})
+			defer m.Close()
+			evs := []store.Event{{Topics: []string{"https://example.com/t"}, Data: benchData}}
+			if channels > 0 {
+				evs = evs[:0]
+				for i := range channels {
+					evs = append(evs, store.Event{Topics: []string{fmt.Sprintf("sluice:session:%d", i)}, Data: benchData})
+				}
+			}
+			for i := range store.DefaultMemoryMaxEvents {
+				if _, err := m.Append(ctx, evs[i%len(evs)]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, err := m.Append(ctx, evs[i%len(evs)]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
 	}
 }
 
