@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -43,4 +44,34 @@ func ExampleMemory() {
 	// two
 	// three
 	// after order-42: 0
+}
+
+// A channel keeps its own backlog: the log retains 3 events, yet the
+// sends to a session survive a burst of other traffic.
+func ExampleKeeper() {
+	ctx := context.Background()
+	s := store.NewMemory(store.MemoryConfig{MaxEvents: 3})
+	defer s.Close()
+	away, _ := s.Append(ctx, store.Event{Topics: []string{"news"}, Data: "before"})
+	for _, d := range []string{"your order shipped", "your invoice"} {
+		s.Append(ctx, store.Event{Topics: []string{"sluice:session:ada"}, Data: d})
+	}
+	for range 10 {
+		s.Append(ctx, store.Event{Topics: []string{"news"}, Data: "noise"})
+	}
+	for _, err := range s.History(ctx, away.ID, nil) {
+		fmt.Println("the log has expired the cursor:", errors.Is(err, store.ErrExpired))
+		break
+	}
+	for e, err := range s.Kept(ctx, "sluice:session:ada", away.ID) {
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Println("kept:", e.Data)
+	}
+	// Output:
+	// the log has expired the cursor: true
+	// kept: your order shipped
+	// kept: your invoice
 }
