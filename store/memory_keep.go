@@ -15,6 +15,10 @@ type keeper struct {
 	keepFor  time.Duration
 	maxBytes int64 // negative: no limit
 	bytes    int64
+	// floor is the newest position of a channel forgotten whole: a
+	// channel written again after that starts as one that dropped
+	// everything up to it, since the store no longer knows what it had.
+	floor    uint64
 	channels map[string]*channel
 	lru      *channel // sentinel of the channels by last write: lru.next is the newest
 }
@@ -63,8 +67,16 @@ func (k *keeper) add(e *Event, size int64, now time.Time) {
 			continue
 		}
 		c := k.channels[tp]
+		if k.maxBytes >= 0 && size > k.maxBytes {
+			// Too large to keep: the channel is incomplete from here on.
+			if c != nil {
+				k.remove(c)
+			}
+			k.floor = max(k.floor, e.Pos)
+			continue
+		}
 		if c == nil {
-			c = &channel{name: tp}
+			c = &channel{name: tp, dropped: k.floor}
 			k.channels[tp] = c
 		} else if c.evs[len(c.evs)-1].ev.Pos == e.Pos {
 			continue // the topic is repeated in e.Topics
@@ -113,6 +125,10 @@ func (k *keeper) drop(c *channel) {
 func (k *keeper) remove(c *channel) {
 	for _, ke := range c.evs[c.head:] {
 		k.bytes -= ke.size
+	}
+	k.floor = max(k.floor, c.dropped)
+	if n := len(c.evs); n > c.head {
+		k.floor = max(k.floor, c.evs[n-1].ev.Pos)
 	}
 	c.unlink()
 	delete(k.channels, c.name)

@@ -49,6 +49,19 @@ func TestMemoryKeepMaxBytes(t *testing.T) {
 	if got, err := storetest.KeptEvents(t, m, "sluice:new", old.ID); err != nil || len(got) != len(busy) {
 		t.Fatalf("Kept(busy): %d events, %v; want all %d", len(got), err, len(busy))
 	}
+	// An event larger than the bound is not kept, and costs the other
+	// channels nothing; its own channel is incomplete from then on.
+	huge := storetest.MustAppend(t, m, store.Event{Topics: []string{"sluice:huge"}, Data: strings.Repeat("x", 20*len(probe.Data))})
+	if got, err := storetest.KeptEvents(t, m, "sluice:new", old.ID); err != nil || len(got) != len(busy) {
+		t.Fatalf("Kept(busy) after an oversized event: %d events, %v; want all %d", len(got), err, len(busy))
+	}
+	if got, err := storetest.KeptEvents(t, m, "sluice:huge", start.ID); !errors.Is(err, store.ErrExpired) {
+		t.Fatalf("Kept(huge): %d events, %v; want ErrExpired", len(got), err)
+	}
+	after := storetest.MustAppend(t, m, store.Event{Topics: []string{"sluice:huge"}, Data: "small"})
+	if got, err := storetest.KeptEvents(t, m, "sluice:huge", huge.ID); err != nil || len(got) != 1 || got[0].ID != after.ID {
+		t.Fatalf("Kept(huge) after the oversized event: %v, %v", storetest.IDs(got), err)
+	}
 }
 
 func TestEpochIDs(t *testing.T) {

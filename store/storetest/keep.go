@@ -171,6 +171,12 @@ func (s *suite) testKeptFor(t *testing.T) {
 	wantKept(t, k, idle, "", nil)
 	e3 := MustAppend(t, st, store.Event{Topics: []string{ch}, Data: "3"})
 	wantKept(t, k, ch, e1.ID, []store.Event{e2, e3})
+	// A channel written again after everything in it was dropped: what
+	// it had before is still missing.
+	i2 := MustAppend(t, st, store.Event{Topics: []string{idle}, Data: "idle again"})
+	wantKeptError(t, k, idle, start.ID, store.ErrExpired)
+	wantKept(t, k, idle, i1.ID, []store.Event{i2})
+	wantKept(t, k, idle, "", []store.Event{i2})
 }
 
 func (s *suite) testKeptConcurrentAppends(t *testing.T) {
