@@ -596,22 +596,26 @@ func (s *Store) commit(batch []*appendReq) (more bool, err error) {
 				return err
 			}
 			trimmed, more = trimmed+n, more || m
-			st.keepOldest, st.keepAny = lruOldest(kt.lru)
 		}
 		if appended == 0 && trimmed == 0 {
 			return errNoop // nothing to write: no commit, no fsync
 		}
 		more = more || m
-		kvs := [...][2][]byte{
-			{keyLast, posKey(nil, st.last)}, {keyOldest, posKey(nil, st.oldest)}, {keyBytes, posKey(nil, st.bytes)},
-			{keyKeepLast, posKey(nil, st.last)}, {keyKeepBytes, posKey(nil, st.keepBytes)}, {keyKeepFloor, posKey(nil, st.keepFloor)},
+		kvs := [...]struct {
+			k []byte
+			v uint64
+		}{
+			{keyLast, st.last}, {keyOldest, st.oldest}, {keyBytes, st.bytes},
+			{keyKeepLast, st.last}, {keyKeepBytes, st.keepBytes}, {keyKeepFloor, st.keepFloor},
 		}
 		n := 3 // with keeping off, keyKeepLast stops following the log
 		if s.keeping() {
 			n = len(kvs)
 		}
 		for _, kv := range kvs[:n] {
-			if err := meta.Put(kv[0], kv[1]); err != nil {
+			k0 := len(st.vals)
+			st.vals = posKey(st.vals, kv.v)
+			if err := meta.Put(kv.k, st.vals[k0:len(st.vals):len(st.vals)]); err != nil {
 				return fmt.Errorf("update meta: %w", err)
 			}
 		}

@@ -307,6 +307,7 @@ func checkKept(tx *bbolt.Tx, s *Store) error {
 	type kept struct {
 		n           uint64
 		first, last uint64
+		oldest      int64
 	}
 	byChan := map[string]*kept{}
 	var sum uint64
@@ -327,7 +328,7 @@ func checkKept(tx *bbolt.Tx, s *Store) error {
 		sum += uint64(size)
 		c := byChan[name]
 		if c == nil {
-			c = &kept{first: pos}
+			c = &kept{first: pos, oldest: e.Time.UnixNano()}
 			byChan[name] = c
 		}
 		c.n, c.last = c.n+1, pos
@@ -343,7 +344,7 @@ func checkKept(tx *bbolt.Tx, s *Store) error {
 		states++
 		c, ok := parseChanState(v)
 		kc := byChan[string(k)]
-		if !ok || kc == nil || kc.n != c.count || kc.last != c.last || c.dropped >= kc.first {
+		if !ok || kc == nil || kc.n != c.count || kc.last != c.last || c.dropped >= kc.first || c.oldest != kc.oldest {
 			return fmt.Errorf("channel %q: state %+v (valid %v), kept %+v", k, c, ok, kc)
 		}
 		if tx.Bucket(bucketKeptLRU).Get(append(posKey(nil, c.last), k...)) == nil {

@@ -21,14 +21,15 @@ import (
 //
 //	sluice.kept        uvarint(len(channel)) channel position → the event's
 //	                   record, as in the events bucket
-//	sluice.kept.chans  channel → last, dropped, count (8 bytes each, big
-//	                   endian)
+//	sluice.kept.chans  channel → last, dropped, count, oldest (8 bytes each,
+//	                   big endian)
 //	sluice.kept.lru    last channel → Time of the event at last (8 bytes): the
 //	                   channels in the order they were last written to
 //
 // last is the position of the channel's newest event, count how many of its
-// events are kept (never 0: a channel that keeps nothing is forgotten) and
-// dropped the position of its newest event no longer kept, or the floor
+// events are kept (never 0: a channel that keeps nothing is forgotten),
+// oldest the Time of the oldest of them, and dropped the position of its
+// newest event no longer kept, or the floor
 // (keyKeepFloor) when it was first written: nothing is known of the channel
 // at or before dropped. The meta bucket holds the sum of store.EventSize over
 // the kept events (keyKeepBytes), the floor and, in keyKeepLast, the last
@@ -63,19 +64,25 @@ func channelKey(channel string) string {
 }
 
 // chanState is the value of a channel in the sluice.kept.chans bucket.
-type chanState struct{ last, dropped, count uint64 }
+type chanState struct {
+	last, dropped, count uint64
+	oldest               int64
+}
+
+const chanStateLen = 32
 
 func (c *chanState) append(dst []byte) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, c.last)
 	dst = binary.BigEndian.AppendUint64(dst, c.dropped)
-	return binary.BigEndian.AppendUint64(dst, c.count)
+	dst = binary.BigEndian.AppendUint64(dst, c.count)
+	return binary.BigEndian.AppendUint64(dst, uint64(c.oldest))
 }
 
 func parseChanState(v []byte) (chanState, bool) {
-	if len(v) != 24 {
+	if len(v) != chanStateLen {
 		return chanState{}, false
 	}
-	c := chanState{keyPos(v), keyPos(v[8:]), keyPos(v[16:])}
+	c := chanState{keyPos(v), keyPos(v[8:]), keyPos(v[16:]), int64(keyPos(v[24:]))}
 	return c, c.count > 0 && c.dropped < c.last
 }
 
@@ -151,18 +158,32 @@ func lruOldest(lru *bbolt.Bucket) (int64, bool) {
 // keepTx is the kept channels' buckets in a commit.
 type keepTx struct {
 	events, chans, lru *bbolt.Bucket
+	scratch            []byte // keys of lookups and deletes
 }
 
 func newKeepTx(tx *bbolt.Tx) (*keepTx, error) {
-	kt := &keepTx{tx.Bucket(bucketKept), tx.Bucket(bucketKeptChans), tx.Bucket(bucketKeptLRU)}
+	kt := &keepTx{events: tx.Bucket(bucketKept), chans: tx.Bucket(bucketKeptChans), lru: tx.Bucket(bucketKeptLRU)}
 	if kt.events == nil || kt.chans == nil || kt.lru == nil {
 		return nil, errors.New("kept channels' buckets missing")
 	}
 	return kt, nil
 }
 
+// key returns channel as a key valid until the next call.
+func (kt *keepTx) key(channel string) []byte {
+	kt.scratch = append(kt.scratch[:0], channel...)
+	return kt.scratch
+}
+
+// lruKey returns the key of channel, last written at position last, in the
+// lru bucket, valid until the next call.
+func (kt *keepTx) lruKey(last uint64, channel string) []byte {
+	kt.scratch = append(posKey(kt.scratch[:0], last), channel...)
+	return kt.scratch
+}
+
 func (kt *keepTx) state(channel string) (chanState, bool, error) {
-	v := kt.chans.Get([]byte(channel))
+	v := kt.chans.Get(kt.key(channel))
 	if v == nil {
 		return chanState{}, false, nil
 	}
@@ -177,26 +198,36 @@ func (kt *keepTx) state(channel string) (chanState, bool, error) {
 // the channel when it keeps nothing. The previous lru entry is already
 // deleted when c.last changed.
 func (kt *keepTx) save(st *writerState, channel string, c *chanState, t int64) error {
-	k0 := len(st.keys)
-	st.keys = append(posKey(st.keys, c.last), channel...)
-	lk := st.keys[k0:len(st.keys):len(st.keys)]
 	if c.count == 0 {
 		st.keepFloor = max(st.keepFloor, c.last)
-		if err := kt.lru.Delete(lk); err != nil {
+		if err := kt.lru.Delete(kt.lruKey(c.last, channel)); err != nil {
 			return fmt.Errorf("forget kept channel %q: %w", channel, err)
 		}
-		if err := kt.chans.Delete([]byte(channel)); err != nil {
+		if err := kt.chans.Delete(kt.key(channel)); err != nil {
 			return fmt.Errorf("forget kept channel %q: %w", channel, err)
 		}
 		return nil
 	}
-	v0 := len(st.vals)
-	st.vals = c.append(st.vals)
+	if err := kt.putState(st, channel, c); err != nil {
+		return err
+	}
+	// bbolt keeps the slices put until the commit: st's buffers are not
+	// reused before then.
+	k0, v0 := len(st.keys), len(st.vals)
+	st.keys = append(posKey(st.keys, c.last), channel...)
 	st.vals = binary.BigEndian.AppendUint64(st.vals, uint64(t))
-	if err := kt.chans.Put([]byte(channel), st.vals[v0:v0+24:v0+24]); err != nil {
+	if err := kt.lru.Put(st.keys[k0:len(st.keys):len(st.keys)], st.vals[v0:len(st.vals):len(st.vals)]); err != nil {
 		return fmt.Errorf("kept channel %q: %w", channel, err)
 	}
-	if err := kt.lru.Put(lk, st.vals[v0+24:len(st.vals):len(st.vals)]); err != nil {
+	return nil
+}
+
+// putState writes the state c of channel.
+func (kt *keepTx) putState(st *writerState, channel string, c *chanState) error {
+	k0, v0 := len(st.keys), len(st.vals)
+	st.keys = append(st.keys, channel...)
+	st.vals = c.append(st.vals)
+	if err := kt.chans.Put(st.keys[k0:len(st.keys):len(st.keys)], st.vals[v0:len(st.vals):len(st.vals)]); err != nil {
 		return fmt.Errorf("kept channel %q: %w", channel, err)
 	}
 	return nil
@@ -218,11 +249,11 @@ func (s *Store) keep(kt *keepTx, st *writerState, e *store.Event, rec []byte, si
 		case ok && c.last == e.Pos:
 			continue // the topic is repeated in e.Topics
 		case ok:
-			if err := kt.lru.Delete(append(posKey(nil, c.last), name...)); err != nil {
+			if err := kt.lru.Delete(kt.lruKey(c.last, name)); err != nil {
 				return fmt.Errorf("kept channel %q: %w", name, err)
 			}
 		default:
-			c.dropped = st.keepFloor
+			c.dropped, c.oldest = st.keepFloor, t
 		}
 		c.last = e.Pos
 		if uint64(size) > s.keepLimit() {
@@ -244,8 +275,10 @@ func (s *Store) keep(kt *keepTx, st *writerState, e *store.Event, rec []byte, si
 		}
 		c.count++
 		st.keepBytes += uint64(size)
-		if _, err := s.dropFront(kt, st, name, &c, uint64(s.cfg.KeepPerChannel), cutoff, math.MaxUint64, math.MaxInt); err != nil {
-			return err
+		if c.count > uint64(s.cfg.KeepPerChannel) || c.oldest < cutoff {
+			if _, err := s.dropFront(kt, st, name, &c, uint64(s.cfg.KeepPerChannel), cutoff, math.MaxUint64, math.MaxInt); err != nil {
+				return err
+			}
 		}
 		if err := kt.save(st, name, &c, t); err != nil {
 			return err
@@ -262,7 +295,7 @@ func (s *Store) dropFront(kt *keepTx, st *writerState, channel string, c *chanSt
 	prefix := chanKey(nil, channel)
 	cur := kt.events.Cursor()
 	n := 0
-	for ; n < budget && c.count > 0; n++ {
+	for c.count > 0 {
 		k, v := cur.Seek(prefix)
 		if k == nil || !bytes.HasPrefix(k, prefix) || len(k) != len(prefix)+8 {
 			return n, fmt.Errorf("kept channel %q: %d events counted, none stored", channel, c.count)
@@ -271,7 +304,8 @@ func (s *Store) dropFront(kt *keepTx, st *writerState, channel string, c *chanSt
 		if !ok {
 			return n, fmt.Errorf("kept channel %q: %w", channel, errCorrupt)
 		}
-		if c.count <= keep && t >= cutoff && st.keepBytes <= limit {
+		c.oldest = t
+		if c.count <= keep && t >= cutoff && st.keepBytes <= limit || n == budget {
 			break
 		}
 		pos := keyPos(k[len(prefix):])
@@ -285,20 +319,24 @@ func (s *Store) dropFront(kt *keepTx, st *writerState, channel string, c *chanSt
 		st.keepBytes -= min(uint64(sz), st.keepBytes)
 		c.count--
 		c.dropped = max(c.dropped, pos)
+		n++
 	}
 	return n, nil
 }
 
 // trimKept drops, from the channels written to least recently, what is
 // older than KeepFor and what exceeds KeepMaxBytes, up to budget events,
-// and reports whether more remain to drop.
+// and reports whether more remain to drop. It updates st.keepOldest and
+// st.keepAny.
 func (s *Store) trimKept(kt *keepTx, st *writerState, cutoff int64, budget int) (dropped int, more bool, err error) {
 	for {
 		k, v := kt.lru.Cursor().First()
-		if len(k) < 8 || len(v) != 8 { // none (or damaged: left alone)
+		st.keepAny = len(k) >= 8 && len(v) == 8 // else none (or damaged: left alone)
+		if !st.keepAny {
 			break
 		}
-		if int64(binary.BigEndian.Uint64(v)) >= cutoff && st.keepBytes <= s.keepLimit() {
+		st.keepOldest = int64(binary.BigEndian.Uint64(v))
+		if st.keepOldest >= cutoff && st.keepBytes <= s.keepLimit() {
 			break
 		}
 		if dropped == budget {
@@ -320,12 +358,7 @@ func (s *Store) trimKept(kt *keepTx, st *writerState, cutoff int64, budget int) 
 		if c.count > 0 {
 			// What is kept is within the limits, or the budget ran
 			// out: its state changes, not its place in the lru.
-			v0 := len(st.vals)
-			st.vals = c.append(st.vals)
-			if err := kt.chans.Put([]byte(name), st.vals[v0:len(st.vals):len(st.vals)]); err != nil {
-				return dropped, false, fmt.Errorf("kept channel %q: %w", name, err)
-			}
-			return dropped, dropped == budget, nil
+			return dropped, dropped == budget, kt.putState(st, name, &c)
 		}
 		if err := kt.save(st, name, &c, 0); err != nil {
 			return dropped, false, err
