@@ -53,9 +53,10 @@
 // and everything kept is bounded by Config.KeepMaxBytes: past it, the
 // channels written to least recently lose their oldest events first. A
 // channel that lost events says so: [Store.Kept] yields store.ErrExpired
-// for a cursor before what it lost, never an incomplete channel. Events
-// without a channel cost nothing more. A file written by a version that did
-// not keep channels opens as it is, and channels are kept from then on.
+// for a cursor before what it lost, never an incomplete channel. An append
+// without a channel costs what it did (but for three more meta values per
+// commit). A file written by a version that did not keep channels opens as
+// it is, and channels are kept from then on.
 //
 // # Ids
 //
@@ -572,6 +573,7 @@ func (s *Store) commit(batch []*appendReq) (more bool, err error) {
 			appended++
 			if s.keeping() && hasChannel(e.Topics) {
 				if kt == nil {
+					var err error
 					if kt, err = newKeepTx(tx); err != nil {
 						return err
 					}
