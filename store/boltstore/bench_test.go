@@ -83,6 +83,11 @@ func BenchmarkReplay1000(b *testing.B) {
 // given number of publishers, each waiting for its append to be
 // acknowledged before the next, and reports events/s.
 func appendParallel(b *testing.B, publishers int) {
+	appendTopics(b, publishers, func(int) string { return "https://example.com/t" })
+}
+
+// appendTopics is appendParallel with publisher i appending to topic(i).
+func appendTopics(b *testing.B, publishers int, topic func(i int) string) {
 	s, err := Open(filepath.Join(b.TempDir(), "events.db"), Config{MaxEvents: 100_000})
 	if err != nil {
 		b.Fatal(err)
@@ -94,12 +99,13 @@ func appendParallel(b *testing.B, publishers int) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
-	for range publishers {
+	for i := range publishers {
 		wg.Add(1)
+		tp := []string{topic(i)}
 		go func() {
 			defer wg.Done()
 			for next.Add(1) <= int64(b.N) {
-				if _, err := s.Append(ctx, store.Event{Topics: []string{"https://example.com/t"}, Data: benchData}); err != nil {
+				if _, err := s.Append(ctx, store.Event{Topics: tp, Data: benchData}); err != nil {
 					b.Error(err)
 					return
 				}
@@ -118,6 +124,24 @@ func BenchmarkBoltAppendParallel16(b *testing.B) { appendParallel(b, 16) }
 func BenchmarkBoltAppendPublishers(b *testing.B) {
 	for _, p := range []int{1, 16, 256, 1024} {
 		b.Run(fmt.Sprintf("publishers=%d", p), func(b *testing.B) { appendParallel(b, p) })
+	}
+}
+
+// BenchmarkBoltAppendChannel compares the append of an event to a public
+// topic with that of an event to a channel (each publisher its own), which
+// a store.Keeper also keeps.
+func BenchmarkBoltAppendChannel(b *testing.B) {
+	for _, kind := range []string{"public", "channel"} {
+		for _, p := range []int{1, 16} {
+			b.Run(fmt.Sprintf("topic=%s/publishers=%d", kind, p), func(b *testing.B) {
+				appendTopics(b, p, func(i int) string {
+					if kind == "public" {
+						return "https://example.com/t"
+					}
+					return fmt.Sprintf("%sbench/%d", store.ChannelPrefix, i)
+				})
+			})
+		}
 	}
 }
 

@@ -18,7 +18,7 @@
 //
 // # Layout
 //
-// The file holds three buckets: events keyed by position (8 bytes, big
+// The log is in three buckets: events keyed by position (8 bytes, big
 // endian; the value is a compact binary record), an index of custom ids
 // (id + NUL + position), and a meta bucket with a format marker, the log's
 // epoch (random, created with the file), the last position, the oldest
@@ -42,6 +42,22 @@
 // When Open finds more than the limits allow (they were lowered), it trims
 // before returning.
 //
+// # Keeping channels
+//
+// The store is a [store.Keeper]: each event with a channel among its topics
+// (a topic that store.IsChannel: a session's, a stream's or a relay's) is
+// also kept under each of its channels, in buckets of its own written in the
+// transaction of the append, so that the log's turnover does not evict them
+// and a crash never leaves a channel inconsistent with the log. Each channel
+// keeps its newest Config.KeepPerChannel events, each for Config.KeepFor,
+// and everything kept is bounded by Config.KeepMaxBytes: past it, the
+// channels written to least recently lose their oldest events first. A
+// channel that lost events says so: [Store.Kept] yields store.ErrExpired
+// for a cursor before what it lost, never an incomplete channel. An append
+// without a channel costs what it did (but for three more meta values per
+// commit). A file written by a version that did not keep channels opens as
+// it is, and channels are kept from then on.
+//
 // # Ids
 //
 // Generated ids are "#", the epoch and the position (see [store.Epoch]);
@@ -63,6 +79,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"math"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -88,6 +105,10 @@ const (
 	// DefaultMaxBatch is the most appends committed in one transaction when
 	// Config.MaxBatch is zero.
 	DefaultMaxBatch = 1024
+	// DefaultKeepMaxBytes is the byte budget (see store.EventSize) of the
+	// kept events of all channels when Config.KeepMaxBytes is zero: 256 MiB,
+	// on top of MaxBytes.
+	DefaultKeepMaxBytes = 256 << 20
 )
 
 // Errors of Open.
@@ -103,7 +124,8 @@ var (
 )
 
 // Config configures a [Store]. The zero value keeps the last million events
-// within 1 GiB, with no age limit.
+// within 1 GiB, with no age limit, and the newest 4,096 events of each
+// channel for an hour, within 256 MiB.
 type Config struct {
 	// MaxEvents is the most events retained. Zero means DefaultMaxEvents; a
 	// negative value means no count limit.
@@ -124,6 +146,23 @@ type Config struct {
 	// MaxBatch is the most appends committed in one transaction. Zero means
 	// DefaultMaxBatch.
 	MaxBatch int
+
+	// KeepPerChannel is how many of the newest events of each channel (a
+	// topic that store.IsChannel) the store keeps apart from MaxEvents,
+	// MaxBytes and TTL (see [Store.Kept]). Zero means
+	// store.DefaultKeepPerChannel; a negative value keeps nothing.
+	KeepPerChannel int
+	// KeepFor is how long an event of a channel is kept, measured from its
+	// Time. Zero means store.DefaultKeepFor.
+	KeepFor time.Duration
+	// KeepMaxBytes bounds the sum of store.EventSize over the kept events
+	// of all channels (the file holds more: keys, record headers). Past it,
+	// the oldest events of the channel written to least recently are
+	// dropped, and Kept says store.ErrExpired for cursors before them; an
+	// event larger than KeepMaxBytes on its own is not kept, and its
+	// channels lose what they kept before it. Zero means
+	// DefaultKeepMaxBytes; a negative value means no byte limit.
+	KeepMaxBytes int64
 }
 
 const (
@@ -184,7 +223,13 @@ type Store struct {
 type writerState struct {
 	last, oldest, bytes uint64 // as in the meta bucket
 	time                int64  // Time of the last event, Unix nanoseconds
-	keys, vals          []byte // encoding buffers
+	// The kept channels (keep.go): the meta bucket's keyKeepBytes and
+	// keyKeepFloor, and the Time of the last write to the channel written
+	// to least recently, if any channel is kept.
+	keepBytes, keepFloor uint64
+	keepOldest           int64
+	keepAny              bool
+	keys, vals           []byte // encoding buffers
 }
 
 var _ store.Store = (*Store)(nil)
@@ -219,6 +264,15 @@ func Open(path string, cfg Config) (*Store, error) {
 	}
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = DefaultMaxBatch
+	}
+	if cfg.KeepPerChannel == 0 {
+		cfg.KeepPerChannel = store.DefaultKeepPerChannel
+	}
+	if cfg.KeepFor <= 0 {
+		cfg.KeepFor = store.DefaultKeepFor
+	}
+	if cfg.KeepMaxBytes == 0 {
+		cfg.KeepMaxBytes = DefaultKeepMaxBytes
 	}
 	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("boltstore: open %s: %w: not a regular file", path, ErrInvalidFile)
@@ -297,7 +351,10 @@ func (s *Store) load() (err error) {
 			if len(names) > 0 {
 				return fmt.Errorf("boltstore: open %s: %w: a bbolt database of another program (buckets %q)", s.path, ErrInvalidFile, names)
 			}
-			return s.create(tx)
+			if err := s.create(tx); err != nil {
+				return err
+			}
+			return s.loadKeep(tx, 0)
 		}
 		format := meta.Get(keyFormat)
 		switch {
@@ -338,7 +395,7 @@ func (s *Store) load() (err error) {
 			}
 			s.w.time = t
 		}
-		return nil
+		return s.loadKeep(tx, last)
 	})
 }
 
@@ -385,8 +442,15 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) run() {
 	defer close(s.stopped)
 	var tick <-chan time.Time
-	if s.cfg.TTL > 0 {
-		t := time.NewTicker(min(max(s.cfg.TTL/4, time.Second), time.Minute))
+	if s.cfg.TTL > 0 || s.keeping() {
+		every := time.Duration(math.MaxInt64)
+		if s.cfg.TTL > 0 {
+			every = s.cfg.TTL
+		}
+		if s.keeping() {
+			every = min(every, s.cfg.KeepFor)
+		}
+		t := time.NewTicker(min(max(every/4, time.Second), time.Minute))
 		defer t.Stop()
 		tick = t.C
 	}
@@ -410,7 +474,7 @@ func (s *Store) run() {
 		case <-tick:
 			// Drop expired events even when nothing is appended. A
 			// failure is retried on the next tick or append; reads apply
-			// the TTL on their own meanwhile.
+			// the TTL and KeepFor on their own meanwhile.
 			_, _ = s.commit(nil)
 			continue
 		}
@@ -467,9 +531,12 @@ func (s *Store) commit(batch []*appendReq) (more bool, err error) {
 	st := s.w // copy: applied only if the transaction commits
 	st.keys, st.vals = st.keys[:0], st.vals[:0]
 	appended := 0
+	keepCutoff := now - int64(s.cfg.KeepFor)
 	err = s.db.Update(func(tx *bbolt.Tx) error {
 		events, ids, meta := tx.Bucket(bucketEvents), tx.Bucket(bucketIDs), tx.Bucket(bucketMeta)
 		events.FillPercent = 1 // keys only ever grow: pack pages full
+		// The kept channels' buckets, once a commit keeps or drops.
+		var kt *keepTx
 		for _, r := range batch {
 			r.err = nil
 			e := &r.ev
@@ -504,17 +571,53 @@ func (s *Store) commit(batch []*appendReq) (more bool, err error) {
 			e.Pos, e.Time = pos, time.Unix(0, t)
 			st.last, st.time, st.bytes = pos, t, st.bytes+uint64(size)
 			appended++
+			if s.keeping() && hasChannel(e.Topics) {
+				if kt == nil {
+					var err error
+					if kt, err = newKeepTx(tx); err != nil {
+						return err
+					}
+				}
+				if err := s.keep(kt, &st, e, st.vals[v0:len(st.vals):len(st.vals)], size, keepCutoff); err != nil {
+					return err
+				}
+			}
 		}
 		trimmed, m, err := s.trim(events, ids, &st, now, len(batch)+trimChunk)
 		if err != nil {
 			return err
 		}
+		if kt != nil || st.keepAny && st.keepOldest < keepCutoff || st.keepBytes > s.keepLimit() {
+			if kt == nil {
+				if kt, err = newKeepTx(tx); err != nil {
+					return err
+				}
+			}
+			n, m, err := s.trimKept(kt, &st, keepCutoff, len(batch)+trimChunk)
+			if err != nil {
+				return err
+			}
+			trimmed, more = trimmed+n, more || m
+		}
 		if appended == 0 && trimmed == 0 {
 			return errNoop // nothing to write: no commit, no fsync
 		}
-		more = m
-		for _, kv := range [][2][]byte{{keyLast, posKey(nil, st.last)}, {keyOldest, posKey(nil, st.oldest)}, {keyBytes, posKey(nil, st.bytes)}} {
-			if err := meta.Put(kv[0], kv[1]); err != nil {
+		more = more || m
+		kvs := [...]struct {
+			k []byte
+			v uint64
+		}{
+			{keyLast, st.last}, {keyOldest, st.oldest}, {keyBytes, st.bytes},
+			{keyKeepLast, st.last}, {keyKeepBytes, st.keepBytes}, {keyKeepFloor, st.keepFloor},
+		}
+		n := 3 // with keeping off, keyKeepLast stops following the log
+		if s.keeping() {
+			n = len(kvs)
+		}
+		for _, kv := range kvs[:n] {
+			k0 := len(st.vals)
+			st.vals = posKey(st.vals, kv.v)
+			if err := meta.Put(kv.k, st.vals[k0:len(st.vals):len(st.vals)]); err != nil {
 				return fmt.Errorf("update meta: %w", err)
 			}
 		}

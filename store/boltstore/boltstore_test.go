@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,7 +22,8 @@ import (
 )
 
 func config(l storetest.Limits) Config {
-	return Config{MaxEvents: l.MaxEvents, MaxBytes: l.MaxBytes, TTL: l.TTL, Now: l.Now}
+	return Config{MaxEvents: l.MaxEvents, MaxBytes: l.MaxBytes, TTL: l.TTL, Now: l.Now,
+		KeepPerChannel: l.KeepPerChannel, KeepFor: l.KeepFor}
 }
 
 func TestContract(t *testing.T) {
@@ -277,12 +280,84 @@ func check(t *testing.T, s *Store) (events, custom int) {
 		if custom = len(customs); indexed != custom {
 			return fmt.Errorf("%d retained custom ids, %d index entries", custom, indexed)
 		}
+		if s.keeping() {
+			return checkKept(tx, s)
+		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return events, custom
+}
+
+// checkKept verifies that the kept channels' buckets agree with each other
+// and with the meta bucket.
+func checkKept(tx *bbolt.Tx, s *Store) error {
+	meta := tx.Bucket(bucketMeta)
+	last, _ := u64(meta.Get(keyLast))
+	if kl, ok := u64(meta.Get(keyKeepLast)); !ok || kl != last {
+		return fmt.Errorf("keeplast %d, last %d", kl, last)
+	}
+	floor, ok1 := u64(meta.Get(keyKeepFloor))
+	metaBytes, ok2 := u64(meta.Get(keyKeepBytes))
+	if !ok1 || !ok2 || floor > last {
+		return fmt.Errorf("keep meta: floor %d (%v), bytes %d (%v), last %d", floor, ok1, metaBytes, ok2, last)
+	}
+	type kept struct {
+		n           uint64
+		first, last uint64
+		oldest      int64
+	}
+	byChan := map[string]*kept{}
+	var sum uint64
+	if err := tx.Bucket(bucketKept).ForEach(func(k, v []byte) error {
+		n, w := binary.Uvarint(k)
+		if w <= 0 || uint64(len(k)) != uint64(w)+n+8 {
+			return fmt.Errorf("kept key %q malformed", k)
+		}
+		name, pos := string(k[w:len(k)-8]), keyPos(k[len(k)-8:])
+		size, _, ok := size(v, pos, s.epoch)
+		if !ok {
+			return fmt.Errorf("kept event %d of %q: corrupt", pos, name)
+		}
+		e, _, err := decode(v, pos, s.epoch, nil)
+		if err != nil || !slices.ContainsFunc(e.Topics, func(tp string) bool { return store.IsChannel(tp) && channelKey(tp) == name }) {
+			return fmt.Errorf("kept event %d of %q: topics %q, %v", pos, name, e.Topics, err)
+		}
+		sum += uint64(size)
+		c := byChan[name]
+		if c == nil {
+			c = &kept{first: pos, oldest: e.Time.UnixNano()}
+			byChan[name] = c
+		}
+		c.n, c.last = c.n+1, pos
+		return nil
+	}); err != nil {
+		return err
+	}
+	if sum != metaBytes {
+		return fmt.Errorf("kept events sum to %d bytes, meta says %d", sum, metaBytes)
+	}
+	states := 0
+	if err := tx.Bucket(bucketKeptChans).ForEach(func(k, v []byte) error {
+		states++
+		c, ok := parseChanState(v)
+		kc := byChan[string(k)]
+		if !ok || kc == nil || kc.n != c.count || kc.last != c.last || c.dropped >= kc.first || c.oldest != kc.oldest {
+			return fmt.Errorf("channel %q: state %+v (valid %v), kept %+v", k, c, ok, kc)
+		}
+		if tx.Bucket(bucketKeptLRU).Get(append(posKey(nil, c.last), k...)) == nil {
+			return fmt.Errorf("channel %q: not in the lru bucket", k)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if states != len(byChan) || tx.Bucket(bucketKeptLRU).Stats().KeyN != states {
+		return fmt.Errorf("%d channel states, %d channels with kept events, %d lru entries", states, len(byChan), tx.Bucket(bucketKeptLRU).Stats().KeyN)
+	}
+	return nil
 }
 
 func fileSize(t *testing.T, path string) int64 {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,6 +47,9 @@ func killChild(path, round string) {
 		go func() {
 			for i := 0; ; i++ {
 				e := store.Event{Topics: []string{"kill"}, Data: fmt.Sprintf("r%s-w%d-%d", round, w, i)}
+				if i%2 == 0 {
+					e.Topics = append(e.Topics, killChannel(w))
+				}
 				if i%5 == 0 {
 					e.ID = fmt.Sprintf("c-%s-%d-%d", round, w, i)
 				}
@@ -66,6 +70,10 @@ func killChild(path, round string) {
 	}
 	select {}
 }
+
+// killChannel is the channel of worker w, to which it sends every other
+// event.
+func killChannel(w int) string { return fmt.Sprintf("%skill/w%d", store.ChannelPrefix, w) }
 
 type ack struct {
 	round, w, i int
@@ -193,6 +201,30 @@ func TestKill9(t *testing.T) {
 				t.Fatalf("History(%q) after SIGKILL starts with Pos %d, %v; want %d", lastCustom.id, e.Pos, err, lastCustom.pos+1)
 			}
 			break
+		}
+		// Each worker's channel keeps exactly its events in the log.
+		for w := range 8 {
+			var want []store.Event
+			for _, e := range evs {
+				if slices.Contains(e.Topics, killChannel(w)) {
+					want = append(want, e)
+				}
+			}
+			var got []store.Event
+			for e, err := range s.Kept(context.Background(), killChannel(w), "") {
+				if err != nil {
+					t.Fatalf("Kept(%s) after SIGKILL: %v", killChannel(w), err)
+				}
+				got = append(got, e)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("Kept(%s) after SIGKILL: %d events; the log has %d", killChannel(w), len(got), len(want))
+			}
+			for k := range got {
+				if got[k].Pos != want[k].Pos || got[k].Data != want[k].Data || got[k].ID != want[k].ID {
+					t.Fatalf("Kept(%s) after SIGKILL: event %d is %+v; the log has %+v", killChannel(w), k, got[k], want[k])
+				}
+			}
 		}
 		lastPos = evs[len(evs)-1].Pos
 		s.Close()
