@@ -71,7 +71,7 @@ func openStore(cfg *serveConfig, log *slog.Logger) (store.Store, error) {
 	case "memory":
 		return store.NewMemory(store.MemoryConfig{MaxEvents: cfg.historySize, KeepPerChannel: cfg.keepPerChannel, KeepFor: cfg.keepFor}), nil
 	case "bolt":
-		st, err := boltstore.Open(cfg.storePath, boltstore.Config{MaxEvents: cfg.historySize})
+		st, err := boltstore.Open(cfg.storePath, boltstore.Config{MaxEvents: cfg.historySize, KeepPerChannel: cfg.keepPerChannel, KeepFor: cfg.keepFor})
 		if err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
