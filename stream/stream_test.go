@@ -274,3 +274,41 @@ func TestAttach(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamOutlivesTraffic is a long answer read again after other
+// traffic turned the log over: the store keeps the stream's channel apart
+// from the log's retention (store.Keeper), so the reader still gets it
+// whole, from its start, and then the end.
+func TestStreamOutlivesTraffic(t *testing.T) {
+	ssetest.Protocols(t, func(t *testing.T, h2 bool) {
+		m := store.NewMemory(store.MemoryConfig{MaxEvents: 10})
+		t.Cleanup(func() { m.Close() })
+		in := newInstance(t, m, h2)
+		ctx := context.Background()
+		in.publish("noise", "before")
+		s, err := stream.Open(ctx, in.h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := ""
+		for i := range 5 {
+			if _, err := s.Send(ctx, sse.Event{Type: "token", Data: strconv.Itoa(i)}); err != nil {
+				t.Fatal(err)
+			}
+			want += " token:" + strconv.Itoa(i)
+			for range 5 {
+				in.publish("noise", "unrelated")
+			}
+		}
+		if err := s.Finish(ctx); err != nil {
+			t.Fatal(err)
+		}
+		c := in.get("/stream/"+s.ID(), nil)
+		if got := ssetest.Events(c.End()); got != want[1:] {
+			t.Fatalf("the stream read after the log turned over: %s, want %s", got, want[1:])
+		}
+		if c.Resp.Header.Get(hub.ResetHeader) != "" {
+			t.Fatalf("reset %q for a stream kept whole", c.Resp.Header.Get(hub.ResetHeader))
+		}
+	})
+}
