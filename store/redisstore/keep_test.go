@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/store/redisstore"
 	"github.com/sluicehq/sluice/store/storetest"
@@ -26,16 +24,6 @@ func keepKeys(prefix string, e store.Event, ch string) (chKey, last, when string
 	sum := sha256.Sum256([]byte(ch))
 	base := prefix + "keep:" + ep + ":"
 	return base + hex.EncodeToString(sum[:]), base + "last", base + "when"
-}
-
-func testClient(t *testing.T) *redis.Client {
-	opts, err := redis.ParseURL(redisURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(opts)
-	t.Cleanup(func() { _ = c.Close() })
-	return c
 }
 
 func wantKept(t *testing.T, k store.Keeper, ch, cursor string, want []store.Event) {
@@ -149,7 +137,7 @@ func TestKeptPages(t *testing.T) {
 func TestKeptLosses(t *testing.T) {
 	clk := storetest.NewClock(time.Date(2031, 2, 3, 4, 5, 6, 0, time.UTC))
 	s, prefix := newStore(t, redisstore.Config{KeepFor: time.Minute, Now: clk.Now})
-	c := testClient(t)
+	c := rawClient(t)
 	ctx := context.Background()
 	ch, other := store.ChannelPrefix+"lost", store.ChannelPrefix+"other"
 	start := storetest.MustAppend(t, s, store.Event{Topics: []string{"public"}})
@@ -217,7 +205,7 @@ func TestKeptUnkeptAppends(t *testing.T) {
 
 	// An older version appends e4 (to the log only) and leaves kn behind.
 	e4 := storetest.MustAppend(t, a, store.Event{Topics: []string{ch}, Data: "4, by an older version"})
-	c := testClient(t)
+	c := rawClient(t)
 	ctx := context.Background()
 	chKey, _, _ := keepKeys(prefix, e4, ch)
 	if err := c.XDel(ctx, chKey, fmt.Sprintf("%d-%d", e4.Time.UnixMilli(), e4.Pos)).Err(); err != nil {
@@ -236,11 +224,18 @@ func TestKeptUnkeptAppends(t *testing.T) {
 
 // The keys of kept channels: a channel's name of any length and content
 // makes a key of bounded length; every key of the keeping expires KeepFor
-// after its last write, so that idle channels leave nothing behind; events
-// without a channel write no key of the keeping; Delete removes them all.
+// (here from the DSN) after its last write, so that idle channels leave
+// nothing behind; events without a channel write no key of the keeping;
+// Delete removes them all.
 func TestKeptKeys(t *testing.T) {
-	s, prefix := newStore(t, redisstore.Config{KeepFor: 10 * time.Minute})
-	c := testClient(t)
+	url, prefix := redisURL(t), uniquePrefix(t)
+	deleteKeys(t, url, prefix)
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	s := open(t, url+sep+"keep_for=10m", redisstore.Config{Prefix: prefix})
+	c := rawClient(t)
 	ctx := context.Background()
 	for i := range 20 {
 		storetest.MustAppend(t, s, store.Event{Topics: []string{fmt.Sprint("public", i)}})
@@ -313,4 +308,26 @@ func TestKeptCursorForms(t *testing.T) {
 			t.Errorf("Kept(%q) = %d events, %v; want %v", c.cursor, len(got), err, c.want)
 		}
 	}
+}
+
+// A log deleted (by hand: only its own keys) and created again keeps its
+// channels apart from those of the log before: Kept never yields an event
+// of the old log, and the old log's ids are unknown.
+func TestKeptLogReplaced(t *testing.T) {
+	s, prefix := newStore(t, redisstore.Config{})
+	ch := store.ChannelPrefix + "replaced"
+	var old []store.Event
+	for i := range 3 {
+		old = append(old, storetest.MustAppend(t, s, store.Event{Topics: []string{ch}, Data: fmt.Sprint("old ", i)}))
+	}
+	if err := rawClient(t).Del(context.Background(), prefix+"log", prefix+"meta").Err(); err != nil {
+		t.Fatal(err)
+	}
+	wantKept(t, s, ch, "", nil)
+	e := storetest.MustAppend(t, s, store.Event{Topics: []string{ch}, Data: "new"})
+	if e.Pos != 1 {
+		t.Fatalf("the new log's first event has position %d", e.Pos)
+	}
+	wantKept(t, s, ch, "", []store.Event{e})
+	wantKeptErr(t, s, ch, old[0].ID, store.ErrUnknownID)
 }

@@ -8,10 +8,11 @@
 // Under a key prefix (Config.Prefix, "sluice:" by default) the store keeps
 // four keys: the stream PREFIXlog, a hash PREFIXmeta (the log's epoch, last
 // position, last millisecond, first retained position and average event
-// size), and two sorted sets PREFIXids and PREFIXidq that index custom ids.
-// For Redis Cluster put a hash tag in the prefix ("{sluice}:") so the four
-// keys share a slot: every append touches them in one script (Open refuses
-// a Cluster prefix without one).
+// size), and two sorted sets PREFIXids and PREFIXidq that index custom ids;
+// and the kept channels under PREFIXkeep: (see Channels). For Redis Cluster
+// put a hash tag in the prefix ("{sluice}:") so the keys share a slot:
+// every append touches them in one script (Open refuses a Cluster prefix
+// without one).
 //
 // # Positions and ids
 //
@@ -57,6 +58,39 @@
 // divided by a moving average of [store.EventSize]), MaxAge with MINID ~.
 // Reads apply MaxAge exactly: an event older than MaxAge by the store's
 // clock is not returned even while Redis still holds it.
+//
+// # Channels
+//
+// The store is a [store.Keeper]: it keeps the newest KeepPerChannel events
+// of each channel (a topic that [store.IsChannel]), each for KeepFor after
+// its Time by Config.Now, apart from MaxLen, MaxBytes and MaxAge, so that
+// traffic on other topics cannot trim them away. The append script that
+// adds a batch to the log also adds its events of channels, in the same
+// call, to a stream per channel, PREFIXkeep:EPOCH:HASH (HASH: the hex
+// SHA-256 of the channel's name), trimmed to KeepPerChannel entries and by
+// age; a batch without events of channels costs one more argument of the
+// call, and nothing else. Each kept
+// event records the position of its channel's previous event, whichever
+// store appended it, so that Kept detects any event dropped after its
+// cursor and says [store.ErrExpired] rather than yield an incomplete
+// channel: when the count or the age dropped it, when Redis expired or
+// evicted the channel's key, or when a store with KeepPerChannel negative
+// (or a version before keeping) appended it. A channel that nobody wrote
+// to for KeepFor leaves nothing behind: its key, and the index keys
+// PREFIXkeep:EPOCH:last and :when, expire KeepFor after their last write.
+// A channel the store forgot starts again from the newest event it forgot
+// of any channel: Kept from a cursor older than that (in practice, older
+// than KeepFor) is ErrExpired for it.
+//
+// What the kept channels take in Redis is bounded by KeepPerChannel events
+// (each at most MaxBytes) times the channels written to within KeepFor,
+// which the store does not bound itself: Redis's maxmemory does. With
+// maxmemory-policy volatile-lru (or volatile-ttl), Redis at maxmemory
+// evicts kept channels, which all have an expiry, and never the log, which
+// has none: the channels evicted lose their events and Kept says
+// ErrExpired for them. With noeviction (Redis's default), appends fail
+// once Redis is full. Do not use an allkeys- policy: it may evict the
+// log's own keys.
 //
 // # Throughput
 //
