@@ -64,14 +64,17 @@ func BenchmarkFollow(b *testing.B) {
 }
 
 // BenchmarkAppendChannel compares appends of ~100-byte events to a public
-// topic with appends to channels (store.IsChannel topics, 1,000 of them),
-// which the store also keeps (store.Keeper): one at a time (the latency of
-// an append) and from 32 goroutines (throughput).
+// topic with appends to channels (store.IsChannel topics), which the store
+// also keeps (store.Keeper): to 1,000 channels in turn (each event of a
+// batch to another channel, as sessions' events are) and to 10 (as a few
+// streams' tokens are); one at a time (the latency of an append) and from
+// 32 goroutines (throughput).
 func BenchmarkAppendChannel(b *testing.B) {
-	for _, kind := range []string{"public", "channel"} {
+	for _, kind := range []string{"public", "channels=1000", "channels=10"} {
 		topic := func(i int64) string { return "https://example.com/bench" }
-		if kind == "channel" {
-			topic = func(i int64) string { return fmt.Sprintf("%sbench/%d", store.ChannelPrefix, i%1000) }
+		var n int64
+		if _, err := fmt.Sscanf(kind, "channels=%d", &n); err == nil {
+			topic = func(i int64) string { return fmt.Sprintf("%sbench/%d", store.ChannelPrefix, i%n) }
 		}
 		b.Run(kind+"/serial", func(b *testing.B) {
 			s, _ := newStore(b, redisstore.Config{MaxLen: 1_000_000})

@@ -63,7 +63,7 @@ import "github.com/redis/go-redis/v9"
 // event's index in the batch and its channel's index in KEYS, in event
 // order.
 var appendScript = redis.NewScript(`
-local st = redis.call('HMGET', KEYS[2], 'epoch', 'n', 'ms', 'f', 'avg', 'c', 'kn')
+local st = redis.call('HMGET', KEYS[2], 'epoch', 'n', 'ms', 'f', 'avg', 'c', 'kn', 'kx', 'kw', 'kl')
 if st[1] ~= ARGV[1] then
   return redis.error_reply('SLUICEEPOCH the log under this prefix was deleted or replaced')
 end
@@ -130,11 +130,10 @@ elseif np > 0 then
   local cutoff = ARGV[i + 1]
   local ttl = ARGV[i + 2]
   local per = ARGV[i + 3]
-  local ks = redis.call('HMGET', KEYS[2], 'kx', 'kw', 'kl')
-  local x = tonumber(ks[1]) or 0
+  local x = tonumber(st[8]) or 0
   if kx ~= nil and kx > x then x = kx end
-  local kw = tonumber(ks[2]) or 0
-  local kl = tonumber(ks[3]) or 0
+  local kw = tonumber(st[9]) or 0
+  local kl = tonumber(st[10]) or 0
   if redis.call('EXISTS', KEYS[5], KEYS[6]) < 2 then
     if kl > kw then kw = kl end
     redis.call('DEL', KEYS[5], KEYS[6])
@@ -150,36 +149,44 @@ elseif np > 0 then
       redis.call('ZREM', KEYS[6], unpack(idle))
     end
   end
-  local last, order, keyof = {}, {}, {}
+  -- The channels' last positions, by KEYS index less 6.
+  local nc = #KEYS - 6
+  local hs, last = {}, {}
+  for k = 1, nc do hs[k] = string.sub(KEYS[6 + k], -64) end
+  for c = 1, nc, 256 do
+    local v = redis.call('HMGET', KEYS[5], unpack(hs, c, math.min(c + 255, nc)))
+    for k = 1, #v do last[c + k - 1] = tonumber(v[k]) or kw end
+  end
   local pos = 0
   local j = i + 4
   for _ = 1, np do
     local ev = tonumber(ARGV[j])
-    local key = KEYS[tonumber(ARGV[j + 1])]
+    local k = tonumber(ARGV[j + 1]) - 6
     j = j + 2
-    local h = string.sub(key, -64)
     pos = first + ev - 1
-    local prev = last[h]
-    if prev == nil then
-      prev = tonumber(redis.call('HGET', KEYS[5], h)) or kw
-      order[#order + 1] = h
-      keyof[h] = key
-    end
+    local prev = last[k]
     if prev < x then prev = x end
     local a = 7 + (ev - 1) * 4
     local id = mss .. '-' .. string.format('%d', pos)
-    local r = redis.pcall('XADD', key, 'MAXLEN', per, id, 'p', string.format('%d', prev), 'm', ARGV[a + 2], 'd', ARGV[a + 3])
+    local r = redis.pcall('XADD', KEYS[6 + k], 'MAXLEN', per, id, 'p', string.format('%d', prev), 'm', ARGV[a + 2], 'd', ARGV[a + 3])
     if type(r) == 'table' and r.err then
-      redis.call('DEL', key)
-      redis.call('XADD', key, id, 'p', string.format('%d', pos - 1), 'm', ARGV[a + 2], 'd', ARGV[a + 3])
+      redis.call('DEL', KEYS[6 + k])
+      redis.call('XADD', KEYS[6 + k], id, 'p', string.format('%d', pos - 1), 'm', ARGV[a + 2], 'd', ARGV[a + 3])
     end
-    last[h] = pos
+    last[k] = pos
   end
-  for _, h in ipairs(order) do
-    redis.call('XTRIM', keyof[h], 'MINID', cutoff)
-    redis.call('PEXPIRE', keyof[h], ttl)
-    redis.call('HSET', KEYS[5], h, string.format('%d', last[h]))
-    redis.call('ZADD', KEYS[6], mss, h)
+  for c = 1, nc, 128 do
+    local hset, zadd = {}, {}
+    for k = c, math.min(c + 127, nc) do
+      redis.call('XTRIM', KEYS[6 + k], 'MINID', cutoff)
+      redis.call('PEXPIRE', KEYS[6 + k], ttl)
+      hset[#hset + 1] = hs[k]
+      hset[#hset + 1] = string.format('%d', last[k])
+      zadd[#zadd + 1] = mss
+      zadd[#zadd + 1] = hs[k]
+    end
+    redis.call('HSET', KEYS[5], unpack(hset))
+    redis.call('ZADD', KEYS[6], unpack(zadd))
   end
   redis.call('PEXPIRE', KEYS[5], ttl)
   redis.call('PEXPIRE', KEYS[6], ttl)
