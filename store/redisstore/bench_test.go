@@ -1,7 +1,12 @@
 package redisstore_test
 
 import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/store/redisstore"
@@ -57,3 +62,47 @@ func BenchmarkFollow(b *testing.B) {
 	s, _ := newStore(b, redisstore.Config{})
 	storetest.BenchmarkFollow(b, s)
 }
+
+// BenchmarkAppendChannel compares appends of ~100-byte events to a public
+// topic with appends to channels (store.IsChannel topics), which the store
+// also keeps (store.Keeper): to 1,000 channels in turn (each event of a
+// batch to another channel, as sessions' events are) and to 10 (as a few
+// streams' tokens are); one at a time (the latency of an append) and from
+// 32 goroutines (throughput).
+func BenchmarkAppendChannel(b *testing.B) {
+	for _, kind := range []string{"public", "channels=1000", "channels=10"} {
+		topic := func(i int64) string { return "https://example.com/bench" }
+		var n int64
+		if _, err := fmt.Sscanf(kind, "channels=%d", &n); err == nil {
+			topic = func(i int64) string { return fmt.Sprintf("%sbench/%d", store.ChannelPrefix, i%n) }
+		}
+		b.Run(kind+"/serial", func(b *testing.B) {
+			s, _ := newStore(b, redisstore.Config{MaxLen: 1_000_000})
+			ctx := context.Background()
+			b.ResetTimer()
+			for i := range int64(b.N) {
+				if _, err := s.Append(ctx, store.Event{Topics: []string{topic(i)}, Data: benchData}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(kind+"/parallel", func(b *testing.B) {
+			s, _ := newStore(b, redisstore.Config{MaxLen: 1_000_000})
+			var n atomic.Int64
+			b.SetParallelism(16)
+			b.ResetTimer()
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := s.Append(context.Background(), store.Event{Topics: []string{topic(n.Add(1))}, Data: benchData}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+		})
+	}
+}
+
+var benchData = strings.Repeat("x", 100)

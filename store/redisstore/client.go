@@ -169,12 +169,13 @@ func hasHashTag(prefix string) bool {
 	return j > 0
 }
 
-// runAppend runs the append script with args, and with Config.Wait, WAIT
-// in the same round trip (a pipeline on the primary that holds the log).
+// runAppend runs the append script with keys and args, and with
+// Config.Wait, WAIT in the same round trip (a pipeline on the primary that
+// holds the log).
 // With Redis Cluster it sends them to the node of the log's slot through
 // that node's client, which never retries (the cluster client retries a
 // command whose reply was lost, which would append twice).
-func (s *Store) runAppend(args []any) ([]any, error) {
+func (s *Store) runAppend(keys []string, args []any) ([]any, error) {
 	var c redis.Cmdable = s.write
 	if s.cluster != nil {
 		node, err := s.cluster.MasterForKey(s.ctx, s.kLog)
@@ -185,7 +186,7 @@ func (s *Store) runAppend(args []any) ([]any, error) {
 		c = node
 	}
 	if s.wait <= 0 {
-		res, err := appendScript.Run(s.ctx, c, s.keys, args...).Slice()
+		res, err := appendScript.Run(s.ctx, c, keys, args...).Slice()
 		s.clusterError(err)
 		return res, err
 	}
@@ -193,9 +194,9 @@ func (s *Store) runAppend(args []any) ([]any, error) {
 		pipe := c.Pipeline()
 		var sc *redis.Cmd
 		if eval {
-			sc = appendScript.Eval(s.ctx, pipe, s.keys, args...)
+			sc = appendScript.Eval(s.ctx, pipe, keys, args...)
 		} else {
-			sc = appendScript.EvalSha(s.ctx, pipe, s.keys, args...)
+			sc = appendScript.EvalSha(s.ctx, pipe, keys, args...)
 		}
 		w := pipe.Do(s.ctx, "WAIT", s.wait, s.waitTimeout.Milliseconds())
 		_, _ = pipe.Exec(s.ctx) // each command carries its error

@@ -149,14 +149,18 @@ func TestParseDSN(t *testing.T) {
 			"rediss+sentinel://:sp@s1:26379/0?master_name=m&password=rp", Config{Prefix: "app:"}},
 		{"redis+cluster://n1:7000,n2:7000?prefix=%7Bsluice%7D:", "redis+cluster://n1:7000,n2:7000", Config{Prefix: "{sluice}:"}},
 		{"redis://h:6379/0?wait=2", "redis://h:6379/0", Config{Wait: 2}},
+		{"redis://h:6379/0?keep_per_channel=100&keep_for=10m&db=1", "redis://h:6379/0?db=1", Config{KeepPerChannel: 100, KeepFor: 10 * time.Minute}},
+		{"redis://h:6379/0?keep_per_channel=-1", "redis://h:6379/0", Config{KeepPerChannel: -1}},
 	} {
 		u, cfg, err := ParseDSN(c.dsn)
-		if err != nil || u != c.url || cfg.Prefix != c.want.Prefix || cfg.Wait != c.want.Wait || cfg.WaitTimeout != c.want.WaitTimeout {
+		if err != nil || u != c.url || cfg.Prefix != c.want.Prefix || cfg.Wait != c.want.Wait || cfg.WaitTimeout != c.want.WaitTimeout ||
+			cfg.KeepPerChannel != c.want.KeepPerChannel || cfg.KeepFor != c.want.KeepFor {
 			t.Errorf("ParseDSN(%q) = %q, %+v, %v; want %q, %+v", c.dsn, u, cfg, err, c.url, c.want)
 		}
 	}
 	for _, bad := range []string{"redis+cluster://n1:7000?prefix=sluice:", "redis+cluster://n1:7000?prefix=%7B%7D:", "redis+nope://h",
-		"memcache://h", "redis://h/0?wait=-1", "redis://h/0?wait=x", "redis://h/0?wait_timeout=0s"} {
+		"memcache://h", "redis://h/0?wait=-1", "redis://h/0?wait=x", "redis://h/0?wait_timeout=0s",
+		"redis://h/0?keep_per_channel=x", "redis://h/0?keep_for=0s", "redis://h/0?keep_for=-1h", "redis://h/0?keep_for=1"} {
 		if _, _, err := ParseDSN(bad); err == nil {
 			t.Errorf("ParseDSN(%q) succeeded", bad)
 		}

@@ -9,7 +9,8 @@ import (
 )
 
 func limitsConfig(prefix string, l storetest.Limits) redisstore.Config {
-	return redisstore.Config{Prefix: prefix, MaxLen: int64(l.MaxEvents), MaxBytes: l.MaxBytes, MaxAge: l.TTL, Now: l.Now}
+	return redisstore.Config{Prefix: prefix, MaxLen: int64(l.MaxEvents), MaxBytes: l.MaxBytes, MaxAge: l.TTL, Now: l.Now,
+		KeepPerChannel: l.KeepPerChannel, KeepFor: l.KeepFor}
 }
 
 func TestContract(t *testing.T) {

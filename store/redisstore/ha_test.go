@@ -183,3 +183,60 @@ func TestLostEvents(t *testing.T) {
 		t.Fatalf("History from the last kept event = %v, %v", got, err)
 	}
 }
+
+// Under Redis Cluster the keys of the kept channels share the log's slot
+// (the prefix's hash tag), so the append script, which names them all, and
+// Kept run there: a one-node cluster refuses keys of several slots in one
+// script (CROSSSLOT) as a bigger one does.
+func TestKeptCluster(t *testing.T) {
+	srv := startRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+	c := portClient(t, srv.Port)
+	ctx, cancel := context.WithTimeout(context.Background(), hang)
+	defer cancel()
+	if err := c.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", 0, 16383).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		info, err := c.ClusterInfo(ctx).Result()
+		if err == nil && strings.Contains(info, "cluster_state:ok") {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the cluster did not come up: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a child process's state
+	}
+	url := fmt.Sprintf("redis+cluster://127.0.0.1:%d?prefix={kept}:", srv.Port)
+	a := open(t, url, redisstore.Config{KeepPerChannel: 5})
+	b := open(t, url, redisstore.Config{KeepPerChannel: 5})
+	start := storetest.MustAppend(t, a, store.Event{Topics: []string{"public"}})
+	chs := []string{store.ChannelPrefix + "a", store.ChannelPrefix + "b", store.ChannelPrefix + "c"}
+	var wg sync.WaitGroup
+	for i, s := range []*redisstore.Store{a, b, a, b} {
+		wg.Go(func() {
+			for j := range 10 {
+				if _, err := s.Append(ctx, store.Event{Topics: chs, Data: fmt.Sprint(i, "/", j)}); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, ch := range chs {
+		for _, s := range []*redisstore.Store{a, b} {
+			got, err := storetest.KeptEvents(t, s, ch, "")
+			if err != nil || len(got) != 5 {
+				t.Fatalf("Kept(%q, \"\") = %d events, %v; want 5", ch, len(got), err)
+			}
+			if rest, err := storetest.KeptEvents(t, s, ch, got[1].ID); err != nil || len(rest) != 3 {
+				t.Fatalf("Kept(%q, the second kept) = %d events, %v; want 3", ch, len(rest), err)
+			}
+			if _, err := storetest.KeptEvents(t, s, ch, start.ID); !errors.Is(err, store.ErrExpired) {
+				t.Fatalf("Kept(%q, start) = %v, want ErrExpired", ch, err)
+			}
+		}
+	}
+	if err := a.Delete(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

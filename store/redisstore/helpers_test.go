@@ -44,11 +44,25 @@ func deleteKeys(t testing.TB, url, prefix string) {
 		defer c.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		keys := []string{prefix + "log", prefix + "meta", prefix + "ids", prefix + "idq"}
-		if err := c.Del(ctx, keys...).Err(); err != nil {
+		keys, err := prefixKeys(ctx, c, prefix)
+		if err == nil && len(keys) > 0 {
+			err = c.Del(ctx, keys...).Err()
+		}
+		if err != nil {
 			t.Logf("cleanup: deleting %s*: %v", prefix, err)
 		}
 	})
+}
+
+// prefixKeys returns the keys under prefix (which holds no glob
+// character).
+func prefixKeys(ctx context.Context, c *redis.Client, prefix string) ([]string, error) {
+	var keys []string
+	it := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	for it.Next(ctx) {
+		keys = append(keys, it.Val())
+	}
+	return keys, it.Err()
 }
 
 // open opens a store on url under prefix, closed when t ends.

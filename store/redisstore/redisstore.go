@@ -8,10 +8,11 @@
 // Under a key prefix (Config.Prefix, "sluice:" by default) the store keeps
 // four keys: the stream PREFIXlog, a hash PREFIXmeta (the log's epoch, last
 // position, last millisecond, first retained position and average event
-// size), and two sorted sets PREFIXids and PREFIXidq that index custom ids.
-// For Redis Cluster put a hash tag in the prefix ("{sluice}:") so the four
-// keys share a slot: every append touches them in one script (Open refuses
-// a Cluster prefix without one).
+// size), and two sorted sets PREFIXids and PREFIXidq that index custom ids;
+// and the kept channels under PREFIXkeep: (see Channels). For Redis Cluster
+// put a hash tag in the prefix ("{sluice}:") so the keys share a slot:
+// every append touches them in one script (Open refuses a Cluster prefix
+// without one).
 //
 // # Positions and ids
 //
@@ -57,6 +58,39 @@
 // divided by a moving average of [store.EventSize]), MaxAge with MINID ~.
 // Reads apply MaxAge exactly: an event older than MaxAge by the store's
 // clock is not returned even while Redis still holds it.
+//
+// # Channels
+//
+// The store is a [store.Keeper]: it keeps the newest KeepPerChannel events
+// of each channel (a topic that [store.IsChannel]), each for KeepFor after
+// its Time by Config.Now, apart from MaxLen, MaxBytes and MaxAge, so that
+// traffic on other topics cannot trim them away. The append script that
+// adds a batch to the log also adds its events of channels, in the same
+// call, to a stream per channel, PREFIXkeep:EPOCH:HASH (HASH: the hex
+// SHA-256 of the channel's name), trimmed to KeepPerChannel entries and by
+// age; a batch without events of channels costs one more argument of the
+// call, and nothing else. Each kept
+// event records the position of its channel's previous event, whichever
+// store appended it, so that Kept detects any event dropped after its
+// cursor and says [store.ErrExpired] rather than yield an incomplete
+// channel: when the count or the age dropped it, when Redis expired or
+// evicted the channel's key, or when a store with KeepPerChannel negative
+// (or a version before keeping) appended it. A channel that nobody wrote
+// to for KeepFor leaves nothing behind: its key, and the index keys
+// PREFIXkeep:EPOCH:last and :when, expire KeepFor after their last write.
+// A channel the store forgot starts again from the newest event it forgot
+// of any channel: Kept from a cursor older than that (in practice, older
+// than KeepFor) is ErrExpired for it.
+//
+// What the kept channels take in Redis is bounded by KeepPerChannel events
+// (each at most MaxBytes) times the channels written to within KeepFor,
+// which the store does not bound itself: Redis's maxmemory does. With
+// maxmemory-policy volatile-lru (or volatile-ttl), Redis at maxmemory
+// evicts kept channels, which all have an expiry, and never the log, which
+// has none: the channels evicted lose their events and Kept says
+// ErrExpired for them. With noeviction (Redis's default), appends fail
+// once Redis is full. Do not use an allkeys- policy: it may evict the
+// log's own keys.
 //
 // # Throughput
 //
@@ -122,6 +156,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -175,8 +210,19 @@ type Config struct {
 	// MaxAge is the longest an event is retained, measured from its Time.
 	// Zero means no age limit.
 	MaxAge time.Duration
-	// Now is the clock for Event.Time and MaxAge. Nil means time.Now.
+	// Now is the clock for Event.Time, MaxAge and KeepFor. Nil means
+	// time.Now.
 	Now func() time.Time
+	// KeepPerChannel is how many of the newest events of each channel (a
+	// topic that store.IsChannel) the store keeps apart from MaxLen,
+	// MaxBytes and MaxAge, for Kept ([store.Keeper]). Zero means
+	// store.DefaultKeepPerChannel; a negative value keeps nothing. The
+	// package doc's Channels says what bounds the memory this takes.
+	KeepPerChannel int
+	// KeepFor is how long an event of a channel is kept, from its Time
+	// (by Now); a channel not written to for KeepFor leaves nothing in
+	// Redis. Zero means store.DefaultKeepFor.
+	KeepFor time.Duration
 	// MaxBatch is the most events sent in one script call. Zero means
 	// DefaultMaxBatch.
 	MaxBatch int
@@ -229,6 +275,9 @@ type Store struct {
 	epochMu                     sync.Mutex
 	epoch                       store.Epoch // the log's epoch, as last seen
 	maxLen, maxBytes, maxBatchN int64
+	keepPer                     int64 // negative: keep nothing
+	keepFor                     time.Duration
+	kKeep                       string // Prefix + "keep:"
 	blockTimeout, minBO, maxBO  time.Duration
 	flushWindow                 time.Duration
 }
@@ -237,12 +286,13 @@ var (
 	_ store.Store      = (*Store)(nil)
 	_ store.Resolver   = (*Store)(nil)
 	_ store.Positioner = (*Store)(nil)
+	_ store.Keeper     = (*Store)(nil)
 )
 
 // ParseDSN splits a DSN into the Redis URL without the store's settings
 // and the store settings carried in its query: prefix, max_len, max_bytes,
-// wait (integers), max_age and wait_timeout (Go durations). The scheme
-// names the deployment:
+// wait, keep_per_channel (integers), max_age, wait_timeout and keep_for
+// (Go durations). The scheme names the deployment:
 //
 //	redis://:secret@cache:6379/2?prefix=app1:&max_len=100000&max_age=24h
 //	rediss://user:secret@cache:6380/0?prefix={sluice}:
@@ -268,7 +318,7 @@ func ParseDSN(dsn string) (redisURL string, cfg Config, err error) {
 		return "", Config{}, fmt.Errorf("redisstore: parse DSN: %w", err)
 	}
 	q := u.Query()
-	for _, k := range []string{"prefix", "max_len", "max_bytes", "max_age", "wait", "wait_timeout"} {
+	for _, k := range []string{"prefix", "max_len", "max_bytes", "max_age", "wait", "wait_timeout", "keep_per_channel", "keep_for"} {
 		if !q.Has(k) {
 			continue
 		}
@@ -292,6 +342,13 @@ func ParseDSN(dsn string) (redisURL string, cfg Config, err error) {
 			cfg.WaitTimeout, err = time.ParseDuration(v)
 			if err == nil && cfg.WaitTimeout <= 0 {
 				err = fmt.Errorf("%v: want a positive duration", cfg.WaitTimeout)
+			}
+		case "keep_per_channel":
+			cfg.KeepPerChannel, err = strconv.Atoi(v)
+		case "keep_for":
+			cfg.KeepFor, err = time.ParseDuration(v)
+			if err == nil && cfg.KeepFor <= 0 {
+				err = fmt.Errorf("%v: want a positive duration", cfg.KeepFor)
 			}
 		}
 		if err != nil {
@@ -334,6 +391,12 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 	if cfg.WaitTimeout == 0 {
 		cfg.WaitTimeout = dcfg.WaitTimeout
 	}
+	if cfg.KeepPerChannel == 0 {
+		cfg.KeepPerChannel = dcfg.KeepPerChannel
+	}
+	if cfg.KeepFor == 0 {
+		cfg.KeepFor = dcfg.KeepFor
+	}
 	if cfg.Wait < 0 {
 		return nil, fmt.Errorf("redisstore: open: negative Wait %d", cfg.Wait)
 	}
@@ -343,6 +406,9 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 	if cfg.MaxAge < 0 {
 		return nil, fmt.Errorf("redisstore: open: negative MaxAge %v", cfg.MaxAge)
 	}
+	if cfg.KeepFor < 0 {
+		return nil, fmt.Errorf("redisstore: open: negative KeepFor %v", cfg.KeepFor)
+	}
 	s := &Store{
 		cfg:          cfg,
 		now:          cfg.Now,
@@ -350,6 +416,8 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 		maxLen:       cfg.MaxLen,
 		maxBytes:     cfg.MaxBytes,
 		maxBatchN:    int64(cfg.MaxBatch),
+		keepPer:      int64(cfg.KeepPerChannel),
+		keepFor:      cfg.KeepFor,
 		blockTimeout: cfg.BlockTimeout,
 		minBO:        cfg.MinBackoff,
 		maxBO:        cfg.MaxBackoff,
@@ -379,9 +447,16 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 	if s.blockTimeout <= 0 {
 		s.blockTimeout = DefaultBlockTimeout
 	}
+	if s.keepPer == 0 {
+		s.keepPer = store.DefaultKeepPerChannel
+	}
+	if s.keepFor == 0 {
+		s.keepFor = store.DefaultKeepFor
+	}
 	s.kLog, s.kMeta = cfg.Prefix+"log", cfg.Prefix+"meta"
 	s.kIDs, s.kIDQ = cfg.Prefix+"ids", cfg.Prefix+"idq"
 	s.keys = []string{s.kLog, s.kMeta, s.kIDs, s.kIDQ}
+	s.kKeep = cfg.Prefix + "keep:"
 
 	waitTimeout := time.Duration(0)
 	if s.wait > 0 {
@@ -446,6 +521,7 @@ type appendReq struct {
 	custom bool
 	meta   []byte
 	size   int
+	chans  []string       // the event's channels to keep, by keptHash
 	done   chan appendRes // buffered: the leader never blocks on it
 	lead   chan struct{}  // buffered: the previous leader hands over
 }
@@ -485,6 +561,7 @@ func (s *Store) Append(ctx context.Context, e store.Event) (store.Event, error) 
 		e.Topics = append([]string(nil), e.Topics...)
 	}
 	r := &appendReq{ctx: ctx, e: e, custom: custom, size: size, done: make(chan appendRes, 1), lead: make(chan struct{}, 1)}
+	r.chans = channelHashes(e.Topics)
 	r.meta = encodeMeta(make([]byte, 0, 16+len(e.Type)+len(e.ID)+size-len(e.Data)), &e, custom)
 	s.qmu.Lock()
 	if s.qclosed {
@@ -588,7 +665,7 @@ func (s *Store) flush(batch []*appendReq) {
 		minMS = ceilMilli(now.Add(-s.cfg.MaxAge))
 	}
 	maxLen, maxBytes := max(s.maxLen, 0), max(s.maxBytes, 0)
-	args := make([]any, 0, 6+4*len(live))
+	args := make([]any, 0, 7+4*len(live))
 	args = append(args, "", now.UnixMilli(), maxLen, minMS, maxBytes, len(live))
 	for _, r := range live {
 		id := ""
@@ -597,12 +674,17 @@ func (s *Store) flush(batch []*appendReq) {
 		}
 		args = append(args, id, r.size, r.meta, r.e.Data)
 	}
+	args, chans := s.keepArgs(args, live, now)
+	keys := s.keys
 	var res []any
 	var err error
 	for attempt := 0; ; attempt++ {
 		ep := s.currentEpoch()
 		args[0] = string(ep)
-		res, err = s.runAppend(args)
+		if len(chans) > 0 {
+			keys = s.keepKeys(ep, chans)
+		}
+		res, err = s.runAppend(keys, args)
 		if err == nil || attempt > 0 || !strings.HasPrefix(err.Error(), epochErrPrefix) {
 			break
 		}
@@ -740,12 +822,30 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Delete removes the log and its indexes from Redis: every key of the
-// store's prefix. Stores using the log see an empty log with a new epoch on
-// their next append. It is meant for tests and tools.
+// Delete removes the log, its indexes and the kept channels from Redis:
+// every key of the store's prefix (the kept channels of a log deleted
+// otherwise expire after KeepFor). Stores using the log see an empty log
+// with a new epoch on their next append. It is meant for tests and tools.
 func (s *Store) Delete(ctx context.Context) error {
-	if err := s.read.Del(ctx, s.keys...).Err(); err != nil {
+	keys := slices.Clone(s.keys)
+	ep, err := s.read.HGet(ctx, s.kMeta, "epoch").Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("redisstore: delete: %w", err)
+	}
+	if ep != "" {
+		kk := s.keepKeys(store.Epoch(ep), nil)[len(s.keys):]
+		hs, err := s.read.HKeys(ctx, kk[0]).Result()
+		if err != nil {
+			return fmt.Errorf("redisstore: delete: %w", err)
+		}
+		keys = append(keys, s.keepKeys(store.Epoch(ep), hs)[len(s.keys):]...)
+	}
+	for len(keys) > 0 {
+		n := min(len(keys), 512)
+		if err := s.read.Del(ctx, keys[:n]...).Err(); err != nil {
+			return fmt.Errorf("redisstore: delete: %w", err)
+		}
+		keys = keys[n:]
 	}
 	return nil
 }

@@ -232,6 +232,9 @@ func TestOpenErrors(t *testing.T) {
 	if _, err := redisstore.Open(ctx, "redis://127.0.0.1:1/0", redisstore.Config{}); err == nil {
 		t.Error("Open succeeded with no server")
 	}
+	if _, err := redisstore.Open(ctx, url, redisstore.Config{KeepFor: -time.Second}); err == nil {
+		t.Error("Open accepted a negative KeepFor")
+	}
 	prefix := uniquePrefix(t)
 	deleteKeys(t, url, prefix)
 	if err := rawClient(t).HSet(ctx, prefix+"meta", "epoch", "NOT AN EPOCH").Err(); err != nil {

@@ -19,16 +19,51 @@ import "github.com/redis/go-redis/v9"
 //	avg    moving average of store.EventSize, for byte retention
 //	c      "1" while trimmed index entries remain to be removed (the
 //	       script removes at most 512 per call)
+//	kn     n as of the end of the last call of this script: an append by
+//	       a version of the store that keeps no channels leaves it behind
+//	       n (see kx)
+//
+// Then it keeps the batch's events of channels ([store.Keeper]), each in
+// the stream of its channel, with the same entry id ms-n and fields m and
+// d, and p: the position of the channel's previous event (the chain; see
+// keep.go). The stream is trimmed to the newest per entries and by age
+// (MINID, the store's clock less KeepFor), and expires ttl ms after its
+// last write. Two index keys, with the same expiry, remember each channel
+// written within KeepFor: the hash last (channel -> position of its last
+// event) and the sorted set when (channel by the milliseconds of its last
+// event). Each call forgets up to 64 channels idle for KeepFor. The meta
+// hash holds the watermarks a chain starts from:
+//
+//	kw  the newest position of an event of a channel the index forgot (idle,
+//	    or the index expired or was evicted): a channel the index does not
+//	    know starts its chain at kw
+//	kl  the newest position of a kept event (kw becomes kl when the index
+//	    is lost)
+//	kx  the newest position of a channel's event that may not be kept: one
+//	    appended by a store with keeping off, or by an older version (kn
+//	    behind n). Every chain starts at kx or later, and Kept refuses a
+//	    channel whose newest kept event is older than kx
 //
 // It returns {ms, first position of the batch}. Lua numbers are doubles:
-// positions and milliseconds stay far below 2^53.
+// positions and milliseconds stay far below 2^53. Nothing after the first
+// XADD may fail: Redis does not roll a script back, so a channel's XADD
+// that fails (it cannot, short of a damaged key) drops the key and starts
+// the channel again.
 //
 // KEYS: log, meta, ids (custom-id index by id), idq (the same members by
-// position). ARGV: epoch, now ms, max len (0: none), min ms (0: none), max
-// bytes (0: none), event count, then for each event: custom id ("" for
-// none), size, m, d.
+// position), and with events of channels to keep: last, when, then the
+// channels' streams (named by the hex SHA-256 of the channel, the last 64
+// characters of the key). ARGV: epoch, now ms, max len (0: none), min ms
+// (0: none), max bytes (0: none), event count, then for each event: custom
+// id ("" for none), size, m, d; then the keeping: np, the number of
+// (event, channel) pairs to keep. np = 0: no event of a channel; np < 0:
+// the store keeps nothing, and -np is the index in the batch (from 1) of
+// its last event of a channel; np > 0: cutoff ms (events older are
+// trimmed), ttl ms, per (events kept per channel), then np pairs of the
+// event's index in the batch and its channel's index in KEYS, in event
+// order.
 var appendScript = redis.NewScript(`
-local st = redis.call('HMGET', KEYS[2], 'epoch', 'n', 'ms', 'f', 'avg', 'c')
+local st = redis.call('HMGET', KEYS[2], 'epoch', 'n', 'ms', 'f', 'avg', 'c', 'kn', 'kx', 'kw', 'kl')
 if st[1] ~= ARGV[1] then
   return redis.error_reply('SLUICEEPOCH the log under this prefix was deleted or replaced')
 end
@@ -40,6 +75,7 @@ local ms = tonumber(ARGV[2])
 if ms < last then ms = last end
 local mss = string.format('%d', ms)
 local first = n + 1
+local n0 = n
 local count = tonumber(ARGV[6])
 local maxbytes = tonumber(ARGV[5])
 local i = 7
@@ -81,7 +117,90 @@ if trimmed > 0 or c == '1' then
   end
   if #old == 512 then c = '1' else c = '0' end
 end
-redis.call('HSET', KEYS[2], 'n', string.format('%d', n), 'ms', mss, 'f', string.format('%d', f), 'avg', tostring(avg), 'c', c or '0')
+local ns = string.format('%d', n)
+local set = {'n', ns, 'ms', mss, 'f', string.format('%d', f), 'avg', tostring(avg), 'c', c or '0', 'kn', ns}
+local kx = nil
+if (tonumber(st[7]) or 0) ~= n0 then
+  kx = n0 -- appended by a store that kept no channels
+end
+local np = tonumber(ARGV[i])
+if np < 0 then
+  kx = first - 1 - np
+elseif np > 0 then
+  local cutoff = ARGV[i + 1]
+  local ttl = ARGV[i + 2]
+  local per = ARGV[i + 3]
+  local x = tonumber(st[8]) or 0
+  if kx ~= nil and kx > x then x = kx end
+  local kw = tonumber(st[9]) or 0
+  local kl = tonumber(st[10]) or 0
+  if redis.call('EXISTS', KEYS[5], KEYS[6]) < 2 then
+    if kl > kw then kw = kl end
+    redis.call('DEL', KEYS[5], KEYS[6])
+  else
+    local idle = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', '(' .. cutoff, 'LIMIT', 0, 64)
+    if #idle > 0 then
+      local lp = redis.call('HMGET', KEYS[5], unpack(idle))
+      for k = 1, #idle do
+        local p = tonumber(lp[k]) or kl
+        if p > kw then kw = p end
+      end
+      redis.call('HDEL', KEYS[5], unpack(idle))
+      redis.call('ZREM', KEYS[6], unpack(idle))
+    end
+  end
+  -- The channels' last positions, by KEYS index less 6.
+  local nc = #KEYS - 6
+  local hs, last = {}, {}
+  for k = 1, nc do hs[k] = string.sub(KEYS[6 + k], -64) end
+  for c = 1, nc, 256 do
+    local v = redis.call('HMGET', KEYS[5], unpack(hs, c, math.min(c + 255, nc)))
+    for k = 1, #v do last[c + k - 1] = tonumber(v[k]) or kw end
+  end
+  local pos = 0
+  local j = i + 4
+  for _ = 1, np do
+    local ev = tonumber(ARGV[j])
+    local k = tonumber(ARGV[j + 1]) - 6
+    j = j + 2
+    pos = first + ev - 1
+    local prev = last[k]
+    if prev < x then prev = x end
+    local a = 7 + (ev - 1) * 4
+    local id = mss .. '-' .. string.format('%d', pos)
+    local r = redis.pcall('XADD', KEYS[6 + k], 'MAXLEN', per, id, 'p', string.format('%d', prev), 'm', ARGV[a + 2], 'd', ARGV[a + 3])
+    if type(r) == 'table' and r.err then
+      redis.call('DEL', KEYS[6 + k])
+      redis.call('XADD', KEYS[6 + k], id, 'p', string.format('%d', pos - 1), 'm', ARGV[a + 2], 'd', ARGV[a + 3])
+    end
+    last[k] = pos
+  end
+  for c = 1, nc, 128 do
+    local hset, zadd = {}, {}
+    for k = c, math.min(c + 127, nc) do
+      redis.call('XTRIM', KEYS[6 + k], 'MINID', cutoff)
+      redis.call('PEXPIRE', KEYS[6 + k], ttl)
+      hset[#hset + 1] = hs[k]
+      hset[#hset + 1] = string.format('%d', last[k])
+      zadd[#zadd + 1] = mss
+      zadd[#zadd + 1] = hs[k]
+    end
+    redis.call('HSET', KEYS[5], unpack(hset))
+    redis.call('ZADD', KEYS[6], unpack(zadd))
+  end
+  redis.call('PEXPIRE', KEYS[5], ttl)
+  redis.call('PEXPIRE', KEYS[6], ttl)
+  if pos > kl then kl = pos end
+  set[#set + 1] = 'kw'
+  set[#set + 1] = string.format('%d', kw)
+  set[#set + 1] = 'kl'
+  set[#set + 1] = string.format('%d', kl)
+end
+if kx ~= nil then
+  set[#set + 1] = 'kx'
+  set[#set + 1] = string.format('%d', kx)
+end
+redis.call('HSET', KEYS[2], unpack(set))
 return {ms, first}
 `)
 
