@@ -221,7 +221,10 @@ type Keeper interface {
 	// id, an id of another log or anything else is [ErrUnknownID]. When an
 	// event of the channel after the cursor's position is no longer kept,
 	// or nothing of the channel is kept (and the cursor is not ""), the
-	// first and only element is [ErrExpired]. A closed store yields
-	// [ErrClosed].
+	// first and only element is [ErrExpired]; a store that reads a long
+	// channel in pages may find a page trimmed by concurrent appends and
+	// end with ErrExpired after some events, which the caller must then
+	// discard as it would discard a History ended by an error. A closed
+	// store yields [ErrClosed].
 	Kept(ctx context.Context, channel, cursor string) iter.Seq2[Event, error]
 }

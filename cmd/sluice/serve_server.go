@@ -100,7 +100,7 @@ func openStore(cfg *serveConfig, log *slog.Logger) (store.Store, error) {
 // sets the log's length limit when the DSN has no max_len (the DSN's
 // settings apply where the Config leaves a field zero).
 func redisStoreConfig(cfg *serveConfig, log *slog.Logger) redisstore.Config {
-	c := redisstore.Config{Logger: log}
+	c := redisstore.Config{Logger: log, KeepPerChannel: cfg.keepPerChannel, KeepFor: cfg.keepFor}
 	if _, dsn, err := redisstore.ParseDSN(cfg.storeDSN); err == nil && dsn.MaxLen == 0 {
 		c.MaxLen = int64(cfg.historySize)
 	}
