@@ -85,9 +85,13 @@ const (
 	statePrefix = hub.ReservedTopicPrefix + "session-state:"
 )
 
-// stateType is the type of the events on a state channel, whose data is
-// the cursor where a connection of the session stopped.
-const stateType = "stopped"
+// stateType is the type of the events on a state channel whose data is
+// the cursor where a connection of the session stopped; startType of the
+// one that makes a cursor for a session born on an empty log.
+const (
+	stateType = "stopped"
+	startType = "started"
+)
 
 // stateTimeout bounds recording and reading the state of a session.
 const stateTimeout = 5 * time.Second
@@ -152,8 +156,8 @@ type session struct {
 	id            string
 	subject       string
 	created       time.Time
-	lastSeen      time.Time  // the last connection's start or end
-	from          resumeFrom // where the last connection stopped
+	lastSeen      time.Time // the last connection's start or end
+	from          string    // where the last connection stopped
 	conns         map[*hub.Subscriber]struct{}
 	pending       int           // connections attached, not yet connected
 	idle          *list.Element // in Manager.idle while it has no connection
@@ -241,7 +245,7 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, sub hub.Subscrip
 	}
 	sub.Topics = append(slices.Clip(sub.Topics), Topic(id))
 	if sub.Cursor == "" && !sub.FromStart {
-		sub.Cursor, sub.FromStart = from.cursor, from.start
+		sub.Cursor = from
 	}
 	connected := false
 	var stop context.CancelFunc
@@ -274,34 +278,32 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, sub hub.Subscrip
 	}
 }
 
-// resumeFrom is where a connection without a cursor of its own resumes:
-// after cursor, from the start of the log (the log was empty when the
-// session began), or, with neither, from now.
-type resumeFrom struct {
-	cursor string
-	start  bool
-}
-
 // attach returns the session the request continues, or a new one, and,
 // when the request has no cursor of its own (resume), where that
 // session's last connection stopped. It counts a pending connection,
 // which connected or detach settles.
-func (m *Manager) attach(r *http.Request, subject string, resume bool) (string, resumeFrom, error) {
+func (m *Manager) attach(r *http.Request, subject string, resume bool) (string, string, error) {
 	id, from, isNew, err := m.attachLocked(r, subject)
 	if err != nil {
-		return "", resumeFrom{}, err
+		return "", "", err
 	}
 	if !isNew {
 		if resume && m.shared() {
 			if c, ok := m.stopped(r.Context(), id); ok {
-				from = resumeFrom{cursor: c}
+				from = c
 			}
 		}
 		return id, from, nil
 	}
 	// A new session: what is sent to it while it is away is after the
 	// log's head now. Without a cursor yet, a reconnection resumes there.
+	// An empty log has no head: an event on the session's state channel
+	// makes one, since "from the start" would silently skip what the
+	// log's retention evicted before the client came back.
 	head, err := m.h.Config().Store.Head(r.Context())
+	if err == nil && head == "" {
+		head, err = m.h.Publish(r.Context(), hub.Message{Topics: []string{statePrefix + id}, Event: sse.Event{Type: startType}})
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := m.sessions[id]
@@ -309,15 +311,15 @@ func (m *Manager) attach(r *http.Request, subject string, resume bool) (string, 
 		if s != nil {
 			m.removeLocked(s)
 		}
-		return "", resumeFrom{}, fmt.Errorf("session: head of the log: %w", err)
+		return "", "", fmt.Errorf("session: head of the log: %w", err)
 	}
-	if s != nil && s.from == (resumeFrom{}) {
-		s.from = resumeFrom{cursor: head, start: head == ""}
+	if s != nil && s.from == "" {
+		s.from = head
 	}
-	return id, resumeFrom{}, nil
+	return id, "", nil
 }
 
-func (m *Manager) attachLocked(r *http.Request, subject string) (id string, from resumeFrom, isNew bool, err error) {
+func (m *Manager) attachLocked(r *http.Request, subject string) (id, from string, isNew bool, err error) {
 	presented := r.Header.Get(m.cfg.Header)
 	if presented == "" && !m.cfg.NoCookie {
 		if c, err := r.Cookie(m.cfg.Cookie); err == nil {
@@ -340,24 +342,24 @@ func (m *Manager) attachLocked(r *http.Request, subject string) (id string, from
 		case s == nil && m.cfg.Key != nil && m.signed(presented, subject):
 			// Another instance's session: adopt it here.
 			if err := m.roomLocked(); err != nil {
-				return "", resumeFrom{}, false, err
+				return "", "", false, err
 			}
 			s = &session{id: presented, subject: subject, created: now, lastSeen: now,
 				conns: make(map[*hub.Subscriber]struct{}), pending: 1, reconnections: 1}
 			m.sessions[s.id] = s
-			return s.id, resumeFrom{}, false, nil
+			return s.id, "", false, nil
 		case s != nil || m.cfg.Key != nil:
 			m.cfg.Logger.Warn("session: a session id was presented by another subject; issuing a new session",
 				"subject", subject, "remote", r.RemoteAddr)
 		}
 	}
 	if err := m.roomLocked(); err != nil {
-		return "", resumeFrom{}, false, err
+		return "", "", false, err
 	}
 	s := &session{id: m.newID(subject), subject: subject, created: now, lastSeen: now,
 		conns: make(map[*hub.Subscriber]struct{}), pending: 1}
 	m.sessions[s.id] = s
-	return s.id, resumeFrom{}, true, nil
+	return s.id, "", true, nil
 }
 
 // connected turns the pending connection of id into s.
@@ -396,7 +398,7 @@ func (m *Manager) detach(id string, s *hub.Subscriber, from string) {
 	} else {
 		delete(ss.conns, s)
 		if c := s.LastEventID(); c != "" {
-			ss.from = resumeFrom{cursor: c}
+			ss.from = c
 		}
 	}
 	if len(ss.conns) == 0 && ss.pending == 0 && ss.idle == nil {
@@ -541,8 +543,7 @@ type Info struct {
 	Reconnections int
 	// Cursor is where the next connection without a Last-Event-ID
 	// resumes: where the last connection that ended here stopped, or
-	// before that the log's head when the session began ("" if the log
-	// was empty then: the connection gets the session's whole log). With
+	// before that the log's head when the session began. With
 	// shared sessions (see the package doc) a new connection resumes
 	// instead from the session's state channel, which every instance
 	// records.
@@ -554,7 +555,7 @@ type Info struct {
 
 func (s *session) info() Info {
 	return Info{ID: s.id, Subject: s.subject, Connections: len(s.conns), Reconnections: s.reconnections,
-		Cursor: s.from.cursor, Created: s.created, LastSeen: s.lastSeen}
+		Cursor: s.from, Created: s.created, LastSeen: s.lastSeen}
 }
 
 // Lookup returns the session id, if it is live.

@@ -420,7 +420,6 @@ func TestSessionBacklogOutlivesTraffic(t *testing.T) {
 		t.Cleanup(func() { st.Close() })
 		e := newEnv(t, st, h2, nil)
 		ctx := context.Background()
-		e.publish("news", "before the sessions")
 		for _, q := range []string{"", "?topic=news"} {
 			c := e.get("/events"+q, http.Header{"X-User": {"alice"}})
 			id := c.Resp.Header.Get(session.DefaultHeader)
