@@ -250,11 +250,13 @@
   // and streams it; when the connection drops, GET /relay/streams/ID with
   // the last event id resumes it, on whichever hub answers, until the hub
   // says it is over (204) or a relay-… event ends it. An EventSource
-  // cannot POST, so the page reads the streams with fetch.
+  // cannot POST, so the page reads the streams with fetch. Stop POSTs
+  // /relay/streams/ID/cancel with the token that asked: the hub cancels the
+  // upstream request wherever it runs, and the page ends the answer there.
   function relayTab(name) {
     const rel = (demo.relay = {
       id: "",          // the relay's stream id (Sluice-Relay-Id)
-      state: "idle",   // idle | streaming | reconnecting | complete | ended | failed
+      state: "idle",   // idle | streaming | reconnecting | complete | cancelled | ended | failed
       end: "",         // the type of the relay-… event that ended it, if one did
       events: [],      // {id, type, data} in arrival order
       answer: "",      // the tokens' text
@@ -263,17 +265,30 @@
     });
     let abort = null;  // aborts the current response
     let run = 0;       // the current answer; an older loop stops
+    let token = "";    // the token that asked for the current answer
+    let stopping = 0;  // the answer whose cancel is under way, if one is
+
+    // live reports whether the answer is under way (Stop and Drop apply).
+    const live = () => rel.id !== "" && (rel.state === "streaming" || rel.state === "reconnecting");
+
+    function relayNote(note) {
+      const li = document.createElement("li");
+      li.textContent = `${clock(new Date())} ${note}`;
+      $("relay-log").appendChild(li);
+      $("relay-log").scrollTop = $("relay-log").scrollHeight;
+    }
 
     function setRelayState(state, note) {
       rel.state = state;
       $("relay-state").textContent = state;
-      $("relay-state").className = "state state-" + ({ streaming: "open", complete: "open", reconnecting: "connecting" }[state] || "closed");
-      if (note) {
-        const li = document.createElement("li");
-        li.textContent = `${clock(new Date())} ${note}`;
-        $("relay-log").appendChild(li);
-      }
+      $("relay-state").className = "state state-" + ({ streaming: "open", complete: "open", reconnecting: "connecting", cancelled: "stopped" }[state] || "closed");
+      if (note) relayNote(note);
+      $("relay-drop").disabled = !live();
+      $("relay-stop").disabled = !live() || stopping === run;
     }
+
+    // refusal describes a response the hub refused: its status and why.
+    const refusal = async (res) => `${res.status} ${(await res.text().catch(() => "")).trim() || res.statusText}`;
 
     // tokenText is the text of an event of an OpenAI-compatible answer
     // (choices[0].delta.content), or its data when it is something else.
@@ -339,6 +354,7 @@
       const mine = ++run;
       if (abort) abort.abort();
       Object.assign(rel, { id: "", end: "", events: [], answer: "", connections: 0, lastEventId: "" });
+      token = $("relay-token").value.trim();
       $("relay-answer").textContent = "";
       $("relay-log").replaceChildren();
       $("relay-connections").textContent = "0";
@@ -348,19 +364,21 @@
       try {
         abort = new AbortController();
         const headers = { "Content-Type": "application/json", Accept: "text/event-stream" };
-        const tok = $("relay-token").value.trim();
-        if (tok) headers.Authorization = "Bearer " + tok;
+        if (token) headers.Authorization = "Bearer " + token;
         res = await fetch("/relay/" + encodeURIComponent(name), { method: "POST", headers, body: $("relay-body").value, signal: abort.signal });
       } catch (err) {
+        if (mine !== run) return; // another answer aborted this one
         setRelayState("failed", "the hub cannot be reached: " + err.message);
         return;
       }
-      rel.id = res.headers.get("Sluice-Relay-Id") || "";
-      if (!res.ok || !rel.id) {
-        setRelayState("failed", `refused: ${res.status} ${(await res.text()).trim()}`);
+      if (mine !== run) return;
+      const id = res.headers.get("Sluice-Relay-Id") || "";
+      if (!res.ok || !id) {
+        setRelayState("failed", "refused: " + (await refusal(res)));
         return;
       }
-      $("relay-drop").disabled = false;
+      rel.id = id;
+      setRelayState("streaming"); // Stop and Drop apply now
       let delay = 0;
       for (;;) {
         if (res) {
@@ -372,7 +390,8 @@
             if (end) {
               rel.end = end;
               const last = rel.events[rel.events.length - 1].data;
-              setRelayState("ended", `ended by ${end}: ${last}`);
+              if (end === "relay-cancelled") setRelayState("cancelled", `stopped${stopping === mine ? " by you" : ""} (${end}): ${last}`);
+              else setRelayState("ended", `ended by ${end}: ${last}`);
               break;
             }
             delay = 0; // a clean end: ask whether anything is left
@@ -405,7 +424,40 @@
           setRelayState("reconnecting", `resuming failed (${err.message}), retrying in ${delay / 1000}s`);
         }
       }
-      $("relay-drop").disabled = true;
+    }
+
+    // stop asks the hub to cancel the answer, with the token that asked
+    // for it. Once the hub has (204), the answer ends here: what came so
+    // far stays, and the page reads no more (the upstream request is
+    // cancelled; the relay's log ends with relay-cancelled). When the hub
+    // refuses, the answer goes on and Stop may be pressed again.
+    async function stop() {
+      const mine = run;
+      if (!live() || stopping === mine) return;
+      stopping = mine;
+      setRelayState(rel.state, "stopping: asking the hub to cancel the relay");
+      let failed = "";
+      try {
+        const headers = token ? { Authorization: "Bearer " + token } : {};
+        const res = await fetch(`/relay/streams/${encodeURIComponent(rel.id)}/cancel`, { method: "POST", headers, cache: "no-store" });
+        if (!res.ok) failed = await refusal(res);
+      } catch (err) {
+        failed = "the hub cannot be reached: " + err.message;
+      }
+      if (mine !== run) return; // another answer meanwhile
+      stopping = 0;
+      if (!live()) {
+        // The answer ended meanwhile, perhaps with relay-cancelled.
+        if (failed) relayNote("stopping failed, the answer is over: " + failed);
+        return;
+      }
+      if (failed) {
+        setRelayState(rel.state, "stopping failed: " + failed);
+        return;
+      }
+      run++; // the answer's loop stops
+      if (abort) abort.abort();
+      setRelayState("cancelled", `stopped by you: ${rel.events.length} events kept`);
     }
 
     $("relay-form").addEventListener("submit", (e) => {
@@ -415,5 +467,6 @@
     $("relay-drop").addEventListener("click", () => {
       if (abort) abort.abort(); // the loop resumes from the last event id
     });
+    $("relay-stop").addEventListener("click", stop);
   }
 })();
