@@ -1,6 +1,8 @@
 package natsstore_test
 
 import (
+	"context"
+	"strings"
 	"testing"
 
 	"github.com/sluicehq/sluice/store"
@@ -67,4 +69,38 @@ func BenchmarkResume(b *testing.B) {
 func BenchmarkFollow(b *testing.B) {
 	s, _ := newStore(b, natsstore.Config{})
 	storetest.BenchmarkFollow(b, s)
+}
+
+// BenchmarkAppendChannel appends ~100-byte events one at a time (the
+// latency of one Append) and from 16 goroutines (throughput): events to a
+// topic that is not a channel, and events to a channel (store.IsChannel),
+// which a store that keeps channels (store.Keeper) also writes to its kept
+// stream.
+func BenchmarkAppendChannel(b *testing.B) {
+	for _, tc := range []struct{ name, topic string }{
+		{"topic", "https://example.com/bench"},
+		{"channel", store.ChannelPrefix + "bench"},
+	} {
+		ev := store.Event{Topics: []string{tc.topic}, Data: strings.Repeat("x", 100)}
+		b.Run(tc.name+"/sequential", func(b *testing.B) {
+			s, _ := newStore(b, natsstore.Config{})
+			for b.Loop() {
+				if _, err := s.Append(context.Background(), ev); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(tc.name+"/parallelism=16", func(b *testing.B) {
+			s, _ := newStore(b, natsstore.Config{})
+			b.SetParallelism(16)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := s.Append(context.Background(), ev); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
 }
