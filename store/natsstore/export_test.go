@@ -30,3 +30,7 @@ func SetKeptWaiting(s *Store, f func()) { s.keptWaiting = f }
 
 // KeptGrace returns how long an intent of s may wait for its copy.
 func KeptGrace(s *Store) time.Duration { return s.keptGrace }
+
+// SetKeptGrace sets how long an intent of s may wait for its copy. Call it
+// before using s.
+func SetKeptGrace(s *Store, d time.Duration) { s.keptGrace = d }

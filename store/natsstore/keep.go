@@ -622,33 +622,44 @@ func (s *Store) kept(ctx context.Context, channel, cursor string) ([]store.Event
 	if len(msgs) > 0 {
 		snap = msgs[len(msgs)-1].seq
 	}
+waiting:
 	for {
 		wait := s.keptWait(msgs, snap)
-		if wait <= 0 {
+		if wait < 10*time.Millisecond {
 			break
 		}
 		if s.keptWaiting != nil {
 			s.keptWaiting()
 		}
-		batch, err := cons.Fetch(keptBatch, jetstream.FetchMaxWait(wait))
-		if err != nil {
-			return nil, err
-		}
-		got := 0
-		for msg := range batch.Messages() {
-			got++
-			if err := add(msg); err != nil {
-				return nil, err
+		wctx, cancel := context.WithTimeout(ctx, wait)
+		stop := context.AfterFunc(s.ctx, cancel)
+		got, err := func() (int, error) {
+			defer func() { stop(); cancel() }()
+			batch, err := cons.Fetch(keptBatch, jetstream.FetchContext(wctx))
+			if err != nil {
+				return 0, err
 			}
-			if s.keptWait(msgs, snap) <= 0 {
-				break // the next turn ends the loop: no fetch in flight is left behind
+			got := 0
+			for msg := range batch.Messages() {
+				got++
+				if err := add(msg); err != nil {
+					return got, err
+				}
+				if s.keptWait(msgs, snap) <= 0 {
+					return got, nil // the next turn ends the loop: no fetch in flight is left behind
+				}
 			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
+			return got, batch.Error()
+		}()
+		switch {
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case s.closed():
+			return nil, store.ErrClosed
+		case err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded):
 			return nil, err
-		}
-		if got == 0 {
-			break // waited long enough
+		case got == 0:
+			break waiting // waited long enough
 		}
 	}
 	v := viewKept(msgs, st.epoch, s.now().Add(-s.keepFor).UnixNano(), s.keepPer)

@@ -89,6 +89,72 @@ func TestKeptCrashBeforeCopy(t *testing.T) {
 	wantKept(t, s, ch, e3.ID, []store.Event{e4})
 }
 
+// While the copy of an event in the log may still come, Kept waits for
+// it (its context ends the wait); once it cannot, the channel is
+// incomplete.
+func TestKeptCopyNeverComes(t *testing.T) {
+	s, _ := newStore(t, natsstore.Config{})
+	natsstore.SetKeptGrace(s, 300*time.Millisecond)
+	var crash atomic.Bool
+	natsstore.SetBeforeCopies(s, func() bool { return !crash.Load() })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	waits := make(chan struct{}, 1)
+	natsstore.SetKeptWaiting(s, func() {
+		select {
+		case waits <- struct{}{}:
+		default:
+		}
+	})
+	ch := channelOf(t, "a")
+	start := storetest.MustAppend(t, s, store.Event{Topics: []string{"https://example.com/t"}})
+	storetest.MustAppend(t, s, store.Event{Topics: []string{ch}, Data: "1"})
+	crash.Store(true)
+	storetest.MustAppend(t, s, store.Event{Topics: []string{ch}, Data: "2: in the log, never kept"})
+	kept := make(chan error, 1)
+	go func() {
+		_, err := storetest.KeptEvents(t, s, ch, start.ID)
+		kept <- err
+	}()
+	guard := time.NewTimer(hang)
+	defer guard.Stop()
+	select {
+	case <-waits:
+	case <-guard.C:
+		t.Fatal("Kept did not wait for the copy")
+	}
+	select {
+	case err := <-kept:
+		if !errors.Is(err, store.ErrExpired) {
+			t.Fatalf("Kept after the grace: %v, want ErrExpired", err)
+		}
+	case <-guard.C:
+		t.Fatal("Kept did not end")
+	}
+	// The caller's context ends the wait.
+	natsstore.SetKeptGrace(s, hang)
+	go func() {
+		var err error
+		for _, err = range s.Kept(ctx, ch, start.ID) {
+		}
+		kept <- err
+	}()
+	select {
+	case <-waits:
+		cancel()
+	case <-guard.C:
+		t.Fatal("Kept did not wait for the copy")
+	}
+	select {
+	case err := <-kept:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Kept canceled while it waited: %v, want context.Canceled", err)
+		}
+	case <-guard.C:
+		t.Fatal("Kept did not end when its context did")
+	}
+}
+
 // Kept waits for the copy of an append in progress, also when another
 // store on the log makes it.
 func TestKeptAppendInProgress(t *testing.T) {
