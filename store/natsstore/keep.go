@@ -54,8 +54,9 @@ const (
 	maxPending = 256
 	// keptBatch is the most messages Kept fetches at once.
 	keptBatch = 256
-	// keptOverhead bounds what a copy adds to the event's record.
-	keptOverhead = 64 + 18*maxPending
+	// keptOverhead bounds what a copy adds to the event's record, headers
+	// included.
+	keptOverhead = 256 + 18*maxPending
 )
 
 // pendingIntent is an intent whose copy is not in the chain yet.
@@ -64,8 +65,8 @@ type pendingIntent struct {
 	t   int64  // its event's Time, Unix nanoseconds
 }
 
-// keptState is what a chain knows at one of its messages of the
-// channel's events whose copies are not after it.
+// keptState is a chain's state before one of its messages: what the
+// messages before it tell of the events whose copies may not come after.
 type keptState struct {
 	// hwm is the greatest position of a copy before the message: the
 	// newest dropped event, once the copies before it are dropped.
@@ -360,23 +361,26 @@ func (s *Store) keepWrite(ctx context.Context, chs []*keptChan, ep store.Epoch, 
 		return []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(chs[i].seq), jetstream.WithExpectStream(s.keptName)}
 	}
 	futs := make([]jetstream.PubAckFuture, len(chs))
-	seqs := make([]uint64, len(chs))
-	var first error
+	acks := make([]*jetstream.PubAck, len(chs))
+	errs := make([]error, len(chs))
 	for i := range chs {
-		msg, err := build(i)
-		if err == nil {
-			futs[i], err = s.js.PublishMsgAsync(msg, opts(i)...)
-		}
-		if err != nil {
-			chs[i].known = false
-			first = cmp.Or(first, err)
-		}
-	}
-	for i, f := range futs {
-		if f == nil {
+		var msg *nats.Msg
+		if msg, errs[i] = build(i); errs[i] != nil {
 			continue
 		}
-		ack, err := s.awaitAck(ctx, f)
+		futs[i], errs[i] = s.js.PublishMsgAsync(msg, opts(i)...)
+		if errors.Is(errs[i], jetstream.ErrTooManyStalledMsgs) {
+			// MaxPending publishes in flight: wait for this one alone.
+			acks[i], errs[i] = s.js.PublishMsg(ctx, msg, opts(i)...)
+		}
+	}
+	seqs := make([]uint64, len(chs))
+	var first error
+	for i, f := range futs {
+		ack, err := acks[i], errs[i]
+		if f != nil && err == nil && ack == nil {
+			ack, err = s.awaitAck(ctx, f)
+		}
 		for isWrongLastSeq(err) {
 			// Another store wrote to the chain: build on its message.
 			chs[i].known = false

@@ -50,36 +50,35 @@
 // # Keeping channels
 //
 // The store is a [store.Keeper]: it keeps the newest KeepPerChannel events
-// of every channel ([store.IsChannel]) for KeepFor, apart from the log's
-// retention, in a second stream, the kept stream (Stream + "_KEPT", on the
-// subjects Subject + "_kept.>"; name no other log so). The log's stream
-// cannot keep them itself: it discards its oldest messages whatever their
-// subject. Nor can the kept stream source them from it: a message has one
-// subject and an event may have several channels, sourcing is
-// asynchronous (Kept right after Append would miss the event), and it
-// could not tell which events were dropped. Each channel is a chain on
-// the subject Subject + "_kept." + 128 bits of the channel's SHA-256,
-// written only with Nats-Expected-Last-Subject-Sequence (another store's
-// write in between makes a store read the chain's last message and build
-// on it), each message carrying the chain's state before it: the newest
-// position before it and the appends in progress. An append of an event
-// of channels writes to each channel's chain an intent before the log has
-// the event and the event's copy after: two more round trips, for those
-// events only. JetStream drops the oldest messages of a chain (beyond
-// 2*KeepPerChannel+64 of them, older than KeepFor by the server's clock)
-// and of the whole kept stream at KeepMaxBytes; Kept applies
-// KeepPerChannel and KeepFor (by the store's clock) exactly. What a chain
-// lost is in the state of its oldest message, so Kept yields
-// [store.ErrExpired] when an event after the cursor was dropped, whoever
-// appended it. A store that died (or lost NATS) between the log's
-// acknowledgement and the copy left the intent: Kept waits for a copy
-// until 4*AckTimeout+2s after the event's Time, then reports the channel
+// of every channel ([store.IsChannel]) for KeepFor apart from the log's
+// retention, in the kept stream (Stream + "_KEPT", subjects Subject +
+// "_kept.>": name no other log so). The log's stream cannot exempt them
+// (it discards its oldest messages whatever their subject), and the kept
+// stream cannot source them from it: a message has one subject where an
+// event may have several channels, and sourcing is asynchronous and
+// cannot tell what it dropped. Each channel is a chain on its own subject
+// (128 bits of the channel's SHA-256), written only with
+// Nats-Expected-Last-Subject-Sequence (a store that finds another's write
+// there reads it and builds on it), each message carrying the chain's
+// state before it: the newest position before it, the appends in
+// progress. An append of an event of channels writes to each chain an
+// intent before the log has the event and the event's copy after (two
+// more round trips; none for other events), and fails, before the log
+// has the event, when the kept stream cannot be written. JetStream drops
+// a chain's oldest messages (beyond 2*KeepPerChannel+64, or older than
+// KeepFor by the server's clock) and the kept stream's at KeepMaxBytes;
+// Kept applies KeepPerChannel and KeepFor (by the store's clock) exactly,
+// and yields [store.ErrExpired] when an event after the cursor was
+// dropped, whichever store appended it: the oldest message kept says
+// what went before it. A store that died (or lost NATS) between the log's
+// acknowledgement and the copy left the intent: Kept waits for a copy up
+// to 4*AckTimeout+2s after the event's Time, then reports the channel
 // incomplete up to the end of the log, until the channel's next copy
-// bounds the lost event. The stores of one log should use one AckTimeout
-// and clocks that agree within 2 s. A channel whose chain was dropped
-// whole (nothing written to it for KeepFor, or pushed out at
-// KeepMaxBytes) starts a new chain when written again, as in
-// [store.Memory]. Kept reads a chain with an ephemeral consumer.
+// bounds the lost event. So the stores of one log should share
+// AckTimeout, and clocks within 2 s. A chain dropped whole (nothing
+// written to it for KeepFor, or pushed out at KeepMaxBytes) starts anew
+// when its channel is written again, as in [store.Memory]. Kept reads a
+// chain with an ephemeral consumer.
 //
 // # Reading
 //
