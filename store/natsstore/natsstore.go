@@ -238,10 +238,12 @@ type Config struct {
 	KeepFor time.Duration
 	// KeepMaxBytes is the kept stream's byte limit, the bound of what the
 	// store keeps of all channels together (JetStream counts what it
-	// stores: about twice the events' records). At the bound the stream
-	// drops its oldest messages, and Kept reports the channels that lost
-	// events incomplete (store.ErrExpired). Zero means
-	// DefaultKeepMaxBytes; negative means none.
+	// stores: per event and channel, a copy of the event's record and an
+	// intent of about 100 bytes, with their subjects and headers). At the
+	// bound the stream drops its oldest messages, whatever their channel,
+	// and Kept reports the channels that lost events incomplete
+	// (store.ErrExpired). Zero means DefaultKeepMaxBytes; negative means
+	// none.
 	KeepMaxBytes int64
 	// Now is the clock for Event.Time, for applying MaxAge on reads and for
 	// KeepFor. Nil means time.Now.
