@@ -538,7 +538,8 @@ func viewKept(msgs []keptMsg, ep store.Epoch, cutoff int64, per int) keptView {
 // in the chain, its copy not yet), Kept waits for its copy, up to four
 // AckTimeouts and a little from the event's Time; an intent older than
 // that, whose copy never came, makes the channel incomplete up to the end
-// of the log.
+// of the log. From "", Kept yields the kept events after the newest
+// position where one may be missing: a complete end of the channel.
 func (s *Store) Kept(ctx context.Context, channel, cursor string) iter.Seq2[store.Event, error] {
 	return func(yield func(store.Event, error) bool) {
 		evs, err := s.kept(ctx, channel, cursor)
