@@ -1,6 +1,10 @@
 package natsstore_test
 
 import (
+	"context"
+	"math/rand/v2"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/sluicehq/sluice/store"
@@ -67,4 +71,46 @@ func BenchmarkResume(b *testing.B) {
 func BenchmarkFollow(b *testing.B) {
 	s, _ := newStore(b, natsstore.Config{})
 	storetest.BenchmarkFollow(b, s)
+}
+
+// BenchmarkAppendChannel appends ~100-byte events one at a time (the
+// latency of one Append) and from 16 goroutines (throughput): events to a
+// topic that is not a channel, events to one channel, and events to a
+// channel per goroutine. A store that keeps channels (store.Keeper)
+// also writes the events of channels to its kept stream.
+func BenchmarkAppendChannel(b *testing.B) {
+	data := strings.Repeat("x", 100)
+	for _, tc := range []struct {
+		name  string
+		topic func() string
+	}{
+		{"topic", func() string { return "https://example.com/bench" }},
+		{"channel", func() string { return store.ChannelPrefix + "bench" }},
+		{"channels", func() string { return store.ChannelPrefix + "bench/" + strconv.FormatUint(rand.Uint64(), 36) }},
+	} {
+		if tc.name != "channels" {
+			b.Run(tc.name+"/sequential", func(b *testing.B) {
+				s, _ := newStore(b, natsstore.Config{})
+				ev := store.Event{Topics: []string{tc.topic()}, Data: data}
+				for b.Loop() {
+					if _, err := s.Append(context.Background(), ev); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+		b.Run(tc.name+"/parallelism=16", func(b *testing.B) {
+			s, _ := newStore(b, natsstore.Config{})
+			b.SetParallelism(16)
+			b.RunParallel(func(pb *testing.PB) {
+				ev := store.Event{Topics: []string{tc.topic()}, Data: data}
+				for pb.Next() {
+					if _, err := s.Append(context.Background(), ev); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
 }

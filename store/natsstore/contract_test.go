@@ -10,7 +10,8 @@ import (
 )
 
 func limitsConfig(stream string, l storetest.Limits) natsstore.Config {
-	return natsstore.Config{Stream: stream, MaxMsgs: int64(l.MaxEvents), MaxBytes: l.MaxBytes, MaxAge: l.TTL, Now: l.Now}
+	return natsstore.Config{Stream: stream, MaxMsgs: int64(l.MaxEvents), MaxBytes: l.MaxBytes, MaxAge: l.TTL, Now: l.Now,
+		KeepPerChannel: l.KeepPerChannel, KeepFor: l.KeepFor}
 }
 
 // TestContract runs the contract suite with History as the server allows:

@@ -50,8 +50,10 @@ func deleteStream(t testing.TB, url, stream string) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := js.DeleteStream(ctx, stream); err != nil && !strings.Contains(err.Error(), "not found") {
-			t.Logf("cleanup: deleting stream %s: %v", stream, err)
+		for _, name := range []string{stream, stream + "_KEPT"} {
+			if err := js.DeleteStream(ctx, name); err != nil && !strings.Contains(err.Error(), "not found") {
+				t.Logf("cleanup: deleting stream %s: %v", name, err)
+			}
 		}
 	})
 }

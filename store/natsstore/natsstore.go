@@ -47,6 +47,39 @@
 // older than MaxAge is never returned while the server has not yet removed
 // it.
 //
+// # Keeping channels
+//
+// The store is a [store.Keeper]: it keeps the newest KeepPerChannel events
+// of every channel ([store.IsChannel]) for KeepFor apart from the log's
+// retention, in the kept stream (Stream + "_KEPT", subjects Subject +
+// "_kept.>": name no other log so). The log's stream cannot exempt them
+// (it discards its oldest messages whatever their subject), and the kept
+// stream cannot source them from it: a message has one subject where an
+// event may have several channels, and sourcing is asynchronous and
+// cannot tell what it dropped. Each channel is a chain on its own subject
+// (128 bits of the channel's SHA-256), written only with
+// Nats-Expected-Last-Subject-Sequence (a store that finds another's write
+// there reads it and builds on it), each message carrying the chain's
+// state before it: the newest position before it, the appends in
+// progress. An append of an event of channels writes to each chain an
+// intent before the log has the event and the event's copy after (two
+// more round trips; none for other events), and fails, before the log
+// has the event, when the kept stream cannot be written. JetStream drops
+// a chain's oldest messages (beyond 2*KeepPerChannel+64, or older than
+// KeepFor by the server's clock) and the kept stream's at KeepMaxBytes;
+// Kept applies KeepPerChannel and KeepFor (by the store's clock) exactly,
+// and yields [store.ErrExpired] when an event after the cursor was
+// dropped, whichever store appended it: the oldest message kept says
+// what went before it. A store that died (or lost NATS) between the log's
+// acknowledgement and the copy left the intent: Kept waits for a copy up
+// to 4*AckTimeout+2s after the event's Time, then reports the channel
+// incomplete up to the end of the log, until the channel's next copy
+// bounds the lost event. So the stores of one log should share
+// AckTimeout, and clocks within 2 s. A chain dropped whole (nothing
+// written to it for KeepFor, or pushed out at KeepMaxBytes) starts anew
+// when its channel is written again, as in [store.Memory]. Kept reads a
+// chain with an ephemeral consumer.
+//
 // # Reading
 //
 // History reads what is there after the cursor up to the last message when
@@ -143,6 +176,9 @@ const (
 	// backoff when Config leaves them zero.
 	DefaultMinBackoff = backoff.DefaultMin
 	DefaultMaxBackoff = backoff.DefaultMax
+	// DefaultKeepMaxBytes is the kept stream's byte limit when
+	// Config.KeepMaxBytes is zero: 1 GiB.
+	DefaultKeepMaxBytes = 1 << 30
 )
 
 // Config configures a [Store]. The zero value keeps the last million events
@@ -191,8 +227,26 @@ type Config struct {
 	// Options are more options of the NATS connection, applied after the
 	// store's own (and so winning over them).
 	Options []nats.Option
-	// Now is the clock for Event.Time and for applying MaxAge on reads. Nil
-	// means time.Now.
+	// KeepPerChannel is how many of the newest events of each channel
+	// (store.IsChannel) the store keeps apart from MaxMsgs, MaxBytes and
+	// MaxAge, in the kept stream (see the package doc's Keeping channels).
+	// Zero means store.DefaultKeepPerChannel; negative keeps nothing, and
+	// no kept stream is created.
+	KeepPerChannel int
+	// KeepFor is how long an event of a channel is kept, from its Time.
+	// Zero means store.DefaultKeepFor.
+	KeepFor time.Duration
+	// KeepMaxBytes is the kept stream's byte limit, the bound of what the
+	// store keeps of all channels together (JetStream counts what it
+	// stores: per event and channel, a copy of the event's record and an
+	// intent of about 100 bytes, with their subjects and headers). At the
+	// bound the stream drops its oldest messages, whatever their channel,
+	// and Kept reports the channels that lost events incomplete
+	// (store.ErrExpired). Zero means DefaultKeepMaxBytes; negative means
+	// none.
+	KeepMaxBytes int64
+	// Now is the clock for Event.Time, for applying MaxAge on reads and for
+	// KeepFor. Nil means time.Now.
 	Now func() time.Time
 	// MaxPending bounds the publishes awaiting acknowledgement. Zero means
 	// DefaultMaxPending.
@@ -239,19 +293,38 @@ type Store struct {
 	epochMu sync.Mutex
 	epoch   store.Epoch
 	created time.Time
+
+	// Keeping channels (keep.go); keptStream is nil when KeepPerChannel
+	// is negative.
+	keptStream jetstream.Stream
+	keptName   string // the kept stream: Stream + "_KEPT"
+	keptPrefix string // its subjects' prefix: Subject + "_kept."
+	keepPer    int
+	keepFor    time.Duration
+	keptGrace  time.Duration // how long an append may take, from its Time to its copies
+	keepMu     sync.Mutex
+	keptChans  map[string]*keptChan
+	// beforeCopies, in tests, runs before an append writes its copies;
+	// false skips them, as if the store died there.
+	beforeCopies func() bool
+	// keptWaiting, in tests, runs when Kept waits for copies.
+	keptWaiting func()
 }
 
 var (
 	_ store.Store      = (*Store)(nil)
 	_ store.Resolver   = (*Store)(nil)
 	_ store.Positioner = (*Store)(nil)
+	_ store.Keeper     = (*Store)(nil)
 )
 
 // ParseDSN splits a DSN into the NATS URL and the store settings carried in
 // its query: stream, subject, max_msgs, max_bytes (integers), max_age (a
 // Go duration), replicas (an integer, Config.Replicas), storage ("file" or
-// "memory"), creds (a credentials file), nkey (an NKey seed file), tls_ca,
-// tls_cert and tls_key (PEM files). For example
+// "memory"), keep_per_channel, keep_max_bytes (integers) and keep_for (a
+// Go duration) (Config.KeepPerChannel, KeepMaxBytes, KeepFor), creds (a
+// credentials file), nkey (an NKey seed file), tls_ca, tls_cert and
+// tls_key (PEM files). For example
 //
 //	nats://user:secret@nats1:4222?stream=EVENTS&max_age=24h
 //	tls://nats1:4222?stream=EVENTS&subject=app.events
@@ -294,6 +367,12 @@ func ParseDSN(dsn string) (natsURL string, cfg Config, err error) {
 			default:
 				err = fmt.Errorf("%q: want file or memory", v)
 			}
+		case "keep_per_channel":
+			cfg.KeepPerChannel, err = strconv.Atoi(v)
+		case "keep_for":
+			cfg.KeepFor, err = time.ParseDuration(v)
+		case "keep_max_bytes":
+			cfg.KeepMaxBytes, err = strconv.ParseInt(v, 10, 64)
 		case "creds":
 			cfg.CredsFile = v
 		case "nkey":
@@ -348,6 +427,15 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 	if cfg.Storage == jetstream.FileStorage {
 		cfg.Storage = dcfg.Storage
 	}
+	if cfg.KeepPerChannel == 0 {
+		cfg.KeepPerChannel = dcfg.KeepPerChannel
+	}
+	if cfg.KeepFor == 0 {
+		cfg.KeepFor = dcfg.KeepFor
+	}
+	if cfg.KeepMaxBytes == 0 {
+		cfg.KeepMaxBytes = dcfg.KeepMaxBytes
+	}
 	for _, f := range []struct {
 		dst *string
 		v   string
@@ -374,6 +462,18 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 	if cfg.MaxAge < 0 {
 		return nil, fmt.Errorf("natsstore: open: negative MaxAge %v", cfg.MaxAge)
 	}
+	if cfg.KeepPerChannel == 0 {
+		cfg.KeepPerChannel = store.DefaultKeepPerChannel
+	}
+	if cfg.KeepFor == 0 {
+		cfg.KeepFor = store.DefaultKeepFor
+	}
+	if cfg.KeepFor < 0 {
+		return nil, fmt.Errorf("natsstore: open: negative KeepFor %v", cfg.KeepFor)
+	}
+	if cfg.KeepMaxBytes == 0 {
+		cfg.KeepMaxBytes = DefaultKeepMaxBytes
+	}
 	if cfg.Replicas <= 0 {
 		cfg.Replicas = 1
 	}
@@ -395,6 +495,12 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 		minBO:        cfg.MinBackoff,
 		maxBO:        cfg.MaxBackoff,
 		stallCheck:   followStallCheck,
+		keptName:     cfg.Stream + "_KEPT",
+		keptPrefix:   cfg.Subject + "_kept.",
+		keepPer:      cfg.KeepPerChannel,
+		keepFor:      cfg.KeepFor,
+		keptGrace:    4*cfg.AckTimeout + keptSkew,
+		keptChans:    map[string]*keptChan{},
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -462,6 +568,12 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 		s.nc.Close()
 		return nil, fmt.Errorf("natsstore: open: stream %s: %w", cfg.Stream, err)
 	}
+	if cfg.KeepPerChannel >= 0 {
+		if s.keptStream, err = s.openKept(ctx, &cfg); err != nil {
+			s.nc.Close()
+			return nil, fmt.Errorf("natsstore: open: kept stream %s: %w", s.keptName, err)
+		}
+	}
 	info := s.stream.CachedInfo()
 	s.setEpoch(info.Created)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -525,6 +637,7 @@ func (s *Store) Append(ctx context.Context, e store.Event) (store.Event, error) 
 	if err := store.ValidateEvent(&e); err != nil {
 		return store.Event{}, fmt.Errorf("natsstore: append: %w", err)
 	}
+	var err error
 	custom := e.ID != ""
 	ep := s.currentEpoch()
 	if custom {
@@ -542,13 +655,30 @@ func (s *Store) Append(ctx context.Context, e store.Event) (store.Event, error) 
 		e.Topics = append([]string(nil), e.Topics...)
 	}
 	e.Time = s.now()
+	payload := encode(make([]byte, 0, 32+size), &e, custom, e.Time)
+	var kept []*keptChan
+	var intents []uint64
+	if chs := s.keptChannels(e.Topics); chs != nil {
+		if n := len(payload) + keptOverhead; int64(n) > s.nc.MaxPayload() {
+			return store.Event{}, fmt.Errorf("natsstore: append: %w: an event of a channel whose kept copy (%d bytes) exceeds the server's max payload %d", store.ErrInvalidEvent, n, s.nc.MaxPayload())
+		}
+		// Before the log has the event, its channels' chains say it
+		// may: a store that dies before its copies are written cannot
+		// leave a channel silently incomplete.
+		kept = s.acquireKept(chs)
+		defer s.releaseKept(kept)
+		if intents, err = s.keepIntents(ctx, kept, ep, e.Time); err != nil {
+			if s.closed() {
+				err = store.ErrClosed
+			}
+			return store.Event{}, fmt.Errorf("natsstore: append: %w", err)
+		}
+	}
 	subj := s.subjEvent
 	if custom {
 		subj = s.subjIDPrefix + idToken(e.ID)
 	}
-	payload := encode(make([]byte, 0, 32+size), &e, custom, e.Time)
 	var f jetstream.PubAckFuture
-	var err error
 	for deadline := time.Now().Add(s.ackTimeout); ; {
 		f, err = s.js.PublishAsync(subj, payload)
 		// With MaxPending publishes in flight PublishAsync waits a moment
@@ -558,6 +688,8 @@ func (s *Store) Append(ctx context.Context, e store.Event) (store.Event, error) 
 		}
 	}
 	if err != nil {
+		// Not sent: the event is surely not in the log.
+		s.keepAbort(kept, ep, e.Time, intents)
 		return store.Event{}, s.appendErr(err)
 	}
 	var ack *jetstream.PubAck
@@ -576,6 +708,9 @@ func (s *Store) Append(ctx context.Context, e store.Event) (store.Event, error) 
 	e.Pos = ack.Sequence
 	if !custom {
 		e.ID = ep.ID(e.Pos)
+	}
+	if kept != nil {
+		s.keepCopies(kept, ep, &e, payload, intents)
 	}
 	return e, nil
 }
@@ -645,11 +780,16 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Delete deletes the stream and every event in it. Stores using it fail
+// Delete deletes the stream and every event in it, and the kept stream. Stores using it fail
 // until it is created again (by Open). It is meant for tests and tools.
 func (s *Store) Delete(ctx context.Context) error {
 	if err := s.js.DeleteStream(ctx, s.cfg.Stream); err != nil {
 		return fmt.Errorf("natsstore: delete: %w", err)
+	}
+	if s.keptStream != nil {
+		if err := s.js.DeleteStream(ctx, s.keptName); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("natsstore: delete: %w", err)
+		}
 	}
 	return nil
 }

@@ -147,9 +147,9 @@ func (s *Store) wrapRead(op string, err error) error {
 	return fmt.Errorf("natsstore: %s: %w", op, err)
 }
 
-// deleteConsumer deletes a consumer in the background: a reader does not
-// wait for it, Close does.
-func (s *Store) deleteConsumer(name string) {
+// deleteConsumer deletes a consumer of stream in the background: a reader
+// does not wait for it, Close does.
+func (s *Store) deleteConsumer(stream, name string) {
 	s.bgMu.Lock()
 	if s.closing {
 		// The connection is closing: the server removes the consumer once
@@ -163,7 +163,7 @@ func (s *Store) deleteConsumer(name string) {
 		defer s.bg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = s.js.DeleteConsumer(ctx, s.cfg.Stream, name)
+		_ = s.js.DeleteConsumer(ctx, stream, name)
 	}()
 }
 
@@ -208,7 +208,7 @@ func (s *Store) openHistory(ctx context.Context, cursor string) (*reader, jetstr
 		ir := <-ic
 		drop := func() {
 			if cerr == nil {
-				s.deleteConsumer(cons.CachedInfo().Name)
+				s.deleteConsumer(s.cfg.Stream, cons.CachedInfo().Name)
 			}
 		}
 		switch {
@@ -497,7 +497,7 @@ func (s *Store) historyConsumer(ctx context.Context, cursor string, rd *reader, 
 	if err != nil || cons == nil {
 		return err
 	}
-	defer s.deleteConsumer(cons.CachedInfo().Name)
+	defer s.deleteConsumer(s.cfg.Stream, cons.CachedInfo().Name)
 	var e store.Event // one for all: filter(&e) would move each to the heap
 	for rd.next <= rd.end {
 		if err := ctx.Err(); err != nil {
@@ -759,7 +759,7 @@ func (s *Store) followFrom(ctx context.Context, rd *reader, yield func(store.Eve
 	if err != nil {
 		return err
 	}
-	defer s.deleteConsumer(cons.CachedInfo().Name)
+	defer s.deleteConsumer(s.cfg.Stream, cons.CachedInfo().Name)
 	it, err := cons.Messages(jetstream.PullMaxMessages(followBuffer), jetstream.PullHeartbeat(followHeartbeat),
 		jetstream.WithMessagesErrOnMissingHeartbeat(true))
 	if err != nil {
