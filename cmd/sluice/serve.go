@@ -104,6 +104,7 @@ type serveConfig struct {
 	historySize      int
 	keepPerChannel   int
 	keepFor          time.Duration
+	keepMaxBytes     int64
 	queueEvents      int
 	limits           limits
 	subscriptions    bool
@@ -217,6 +218,7 @@ func newServeFlags(c *serveConfig, stderr io.Writer) (*flag.FlagSet, *string) {
 	fs.IntVar(&c.historySize, "history-size", 0, "events the store retains (0: the store's default, 1000000 for bolt, redis and nats, 100000 for memory)")
 	fs.IntVar(&c.keepPerChannel, "keep-per-channel", 0, "newest events of each private channel (a session, stream or relay) the store keeps apart from --history-size, so other traffic cannot evict them (0: 4096; -1: none)")
 	fs.DurationVar(&c.keepFor, "keep-for", 0, "how long the store keeps an event of a private channel (0: 1h)")
+	fs.Int64Var(&c.keepMaxBytes, "keep-max-bytes", 0, "bytes of private channels' events the store keeps in all, least recently written channels dropped first (0: the store's default, 64 MiB memory, 256 MiB bolt, 1 GiB NATS; Redis: bounded by its maxmemory instead)")
 	fs.IntVar(&c.queueEvents, "queue-events", 0, "live events queued per subscriber before it counts as slow and is disconnected, to resume by Last-Event-ID (0: the engine's default, 1024)")
 	fs.BoolVar(&c.subscriptions, "subscriptions", false, "publish subscription events and serve the subscriptions API")
 	c.limits.register(fs)
@@ -359,6 +361,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.keepPerChannel < -1 {
 		return fmt.Errorf("--keep-per-channel: must be -1 (none), 0 (the default) or positive, got %d", c.keepPerChannel)
+	}
+	if c.keepMaxBytes < 0 {
+		return fmt.Errorf("--keep-max-bytes: must not be negative, got %d", c.keepMaxBytes)
 	}
 	if c.keepFor < 0 {
 		return fmt.Errorf("--keep-for: must not be negative, got %v", c.keepFor)

@@ -69,9 +69,9 @@ const storeOpenTimeout = 10 * time.Second
 func openStore(cfg *serveConfig, log *slog.Logger) (store.Store, error) {
 	switch cfg.storeKind {
 	case "memory":
-		return store.NewMemory(store.MemoryConfig{MaxEvents: cfg.historySize, KeepPerChannel: cfg.keepPerChannel, KeepFor: cfg.keepFor}), nil
+		return store.NewMemory(store.MemoryConfig{MaxEvents: cfg.historySize, KeepPerChannel: cfg.keepPerChannel, KeepFor: cfg.keepFor, KeepMaxBytes: cfg.keepMaxBytes}), nil
 	case "bolt":
-		st, err := boltstore.Open(cfg.storePath, boltstore.Config{MaxEvents: cfg.historySize, KeepPerChannel: cfg.keepPerChannel, KeepFor: cfg.keepFor})
+		st, err := boltstore.Open(cfg.storePath, boltstore.Config{MaxEvents: cfg.historySize, KeepPerChannel: cfg.keepPerChannel, KeepFor: cfg.keepFor, KeepMaxBytes: cfg.keepMaxBytes})
 		if err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
@@ -111,7 +111,7 @@ func redisStoreConfig(cfg *serveConfig, log *slog.Logger) redisstore.Config {
 // sets the stream's message limit when the DSN has no max_msgs (the DSN's
 // settings apply where the Config leaves a field zero).
 func natsStoreConfig(cfg *serveConfig, log *slog.Logger) natsstore.Config {
-	c := natsstore.Config{Logger: log}
+	c := natsstore.Config{Logger: log, KeepPerChannel: cfg.keepPerChannel, KeepFor: cfg.keepFor, KeepMaxBytes: cfg.keepMaxBytes}
 	if _, dsn, err := natsstore.ParseDSN(cfg.storeDSN); err == nil && dsn.MaxMsgs == 0 {
 		c.MaxMsgs = int64(cfg.historySize)
 	}
