@@ -35,23 +35,47 @@ ensure_binary() { # ensure_binary BIN DEBIAN_PACKAGE
   command -v "$1" >/dev/null 2>&1
 }
 
-wait_port() { # wait_port PORT: up to 30 s
+wait_port() { # wait_port PORT [PID]: up to 30 s; fails at once if PID exits
   for _ in $(seq 1 300); do
+    if [ -n "${2:-}" ] && ! kill -0 "$2" 2>/dev/null; then
+      return 1
+    fi
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
     sleep 0.1
   done
   return 1
 }
 
+# start_server NAME CMD...: runs CMD (with @PORT@ in its arguments replaced
+# by a free port) until it listens, on another port when it could not bind
+# the one picked (another process took it meanwhile), up to 5 times. It
+# sets started_port.
+start_server() {
+  local name=$1 attempt pid
+  shift
+  for attempt in 1 2 3 4 5; do
+    started_port=$(free_port) || return 1
+    "${@//@PORT@/$started_port}" &
+    pid=$!
+    # The port answering may be another process's, which took it first:
+    # then ours exits at once, having failed to bind.
+    if wait_port "$started_port" "$pid" && sleep 0.3 && kill -0 "$pid" 2>/dev/null; then
+      services_pids+=("$pid")
+      return 0
+    fi
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    echo "services: $name did not start on port $started_port (attempt $attempt)" >&2
+  done
+  return 1
+}
+
 if [ -z "${SLUICE_TEST_REDIS_URL:-}" ] && ensure_binary redis-server redis-server; then
-  port=$(free_port)
   mkdir -p "$services_dir/redis"
-  redis-server --port "$port" --bind 127.0.0.1 --dir "$services_dir/redis" \
-    --save "" --appendonly no --daemonize no --logfile "$services_dir/redis.log" &
-  services_pids+=($!)
-  if wait_port "$port"; then
-    export SLUICE_TEST_REDIS_URL="redis://127.0.0.1:$port/0"
-    echo "services: redis on 127.0.0.1:$port" >&2
+  if start_server redis redis-server --port @PORT@ --bind 127.0.0.1 --dir "$services_dir/redis" \
+    --save "" --appendonly no --daemonize no --logfile "$services_dir/redis.log"; then
+    export SLUICE_TEST_REDIS_URL="redis://127.0.0.1:$started_port/0"
+    echo "services: redis on 127.0.0.1:$started_port" >&2
   else
     echo "services: redis did not start:" >&2
     tail -5 "$services_dir/redis.log" >&2 || true
@@ -108,14 +132,11 @@ if [ -z "${SLUICE_TEST_NATS_URL:-}" ]; then
   nats_bin=$(nats_server_bin) || true
 fi
 if [ -z "${SLUICE_TEST_NATS_URL:-}" ] && [ -n "${nats_bin:-}" ]; then
-  port=$(free_port)
-  "$nats_bin" -a 127.0.0.1 -p "$port" -js -sd "$services_dir/nats" -l "$services_dir/nats.log" &
-  services_pids+=($!)
-  if wait_port "$port"; then
-    export SLUICE_TEST_NATS_URL="nats://127.0.0.1:$port"
+  if start_server nats "$nats_bin" -a 127.0.0.1 -p @PORT@ -js -sd "$services_dir/nats" -l "$services_dir/nats.log"; then
+    export SLUICE_TEST_NATS_URL="nats://127.0.0.1:$started_port"
     # Tests that start a nats-server of their own run this one too.
     export SLUICE_TEST_NATS_SERVER="$nats_bin"
-    echo "services: nats on 127.0.0.1:$port ($("$nats_bin" --version 2>/dev/null || echo "$nats_bin"))" >&2
+    echo "services: nats on 127.0.0.1:$started_port ($("$nats_bin" --version 2>/dev/null || echo "$nats_bin"))" >&2
   else
     echo "services: nats did not start:" >&2
     tail -5 "$services_dir/nats.log" >&2 || true
