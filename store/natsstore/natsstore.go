@@ -75,10 +75,14 @@
 // to 4*AckTimeout+2s after the event's Time, then reports the channel
 // incomplete up to the end of the log, until the channel's next copy
 // bounds the lost event. So the stores of one log should share
-// AckTimeout, and clocks within 2 s. A chain dropped whole (nothing
-// written to it for KeepFor, or pushed out at KeepMaxBytes) starts anew
-// when its channel is written again, as in [store.Memory]. Kept reads a
-// chain with an ephemeral consumer.
+// AckTimeout, and clocks within 2 s. A known limit: a chain dropped
+// whole (nothing written to it for KeepFor, or pushed out at
+// KeepMaxBytes) starts anew when its channel is written again, and Kept
+// from a cursor before the drop then reports only the new events, where
+// the memory and bolt stores remember a floor and say ErrExpired. With
+// the defaults a session expires (5 min) long before its channel has been
+// idle for KeepFor (1 h); the push-out needs 1 GiB of newer channel
+// events. Kept reads a chain with an ephemeral consumer.
 //
 // # Reading
 //
