@@ -48,7 +48,10 @@
 // event, an event of type ResetEventType ("sluice-reset") whose data is the
 // JSON object {"head":"<current head id>","reason":"expired"|"unknown"} and
 // whose id is the head, so the client resumes from there on its next
-// reconnection; ResetEvent builds it. The client yields it as a *ResetError,
+// reconnection; ResetEvent builds it. (A sluice hub may first replay the
+// events of the subscription's private channels, which it keeps apart
+// from the log: the reset then follows them and concerns the other
+// topics.) The client yields it as a *ResetError,
 // which matches ErrHistoryLost, and the iteration goes on with the live
 // events: the application resynchronises (say, from a snapshot) and keeps
 // ranging. A browser sees it as an ordinary event of that type.

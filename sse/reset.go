@@ -31,7 +31,10 @@ type ResetError struct {
 	// Head is the id of the newest event the server has: the stream resumes
 	// after it.
 	Head string
-	// LastEventID is the id the client asked to resume from.
+	// LastEventID is the client's last event id when the reset arrived:
+	// the id it asked to resume from, or, when the server replayed events
+	// it kept before the reset (a sluice hub's private channels), the last
+	// of those.
 	LastEventID string
 }
 
