@@ -18,6 +18,7 @@ import (
 	"github.com/sluicehq/sluice/session"
 	"github.com/sluicehq/sluice/sse"
 	"github.com/sluicehq/sluice/store"
+	"github.com/sluicehq/sluice/store/storetest"
 )
 
 // clock is a settable clock for the TTLs.
@@ -453,4 +454,53 @@ func TestSessionBacklogOutlivesTraffic(t *testing.T) {
 			back.Close()
 		}
 	})
+}
+
+// TestSessionBacklogAcrossHubs: a session away from instance A while other
+// traffic turned the shared log over comes back on instance B and gets
+// every send made to it from either, because the shared store keeps the
+// session's channel apart from the log's retention.
+func TestSessionBacklogAcrossHubs(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	for _, kind := range sharedlog.Kinds {
+		t.Run(kind, func(t *testing.T) {
+			sa, sb := sharedlog.OpenRetaining(t, kind, 20)
+			a := newEnv(t, sa, false, &session.Config{Key: key})
+			b := newEnv(t, sb, false, &session.Config{Key: key})
+			ctx := context.Background()
+			alice := a.get("/events", http.Header{"X-User": {"alice"}})
+			id := alice.Resp.Header.Get(session.DefaultHeader)
+			first, err := a.m.Send(ctx, []string{id}, sse.Event{Data: "hi"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev := alice.Next(); ev.ID != first {
+				t.Fatalf("alice got %+v", ev)
+			}
+			alice.Close()
+			var sent []string
+			for i, m := range []*session.Manager{a.m, b.m, a.m} {
+				sid, err := m.Send(ctx, []string{id}, sse.Event{Data: fmt.Sprint("away ", i)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				sent = append(sent, sid)
+				for range 200 {
+					a.publish("other", "unrelated")
+				}
+			}
+			if got, err := storetest.History(t, sb, first); !errors.Is(err, store.ErrExpired) {
+				t.Fatalf("the log still serves her cursor (%d events, %v): the test needs it evicted", len(got), err)
+			}
+			back := b.get("/events", http.Header{"X-User": {"alice"}, session.DefaultHeader: {id}, "Last-Event-Id": {first}})
+			for i, want := range sent {
+				if ev := back.Next(); ev.ID != want || ev.Data != fmt.Sprint("away ", i) {
+					t.Fatalf("send %d on B: got %+v, want %s", i, ev, want)
+				}
+			}
+			if got := back.Resp.Header.Get(hub.ResetHeader); got != "" {
+				t.Fatalf("reset %q for a session whose sends were all kept", got)
+			}
+		})
+	}
 }

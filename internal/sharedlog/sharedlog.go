@@ -23,6 +23,14 @@ var Kinds = []string{"memory", "redis", "nats"}
 // in CI, see storetest.Unavailable).
 func Open(t *testing.T, kind string) (a, b store.Store) {
 	t.Helper()
+	return OpenRetaining(t, kind, 0)
+}
+
+// OpenRetaining is Open with a log that retains about maxEvents events
+// (zero: the store's default; Redis trims approximately), for tests of
+// what outlives the log's retention.
+func OpenRetaining(t *testing.T, kind string, maxEvents int) (a, b store.Store) {
+	t.Helper()
 	ctx := context.Background()
 	two := func(open func() (store.Store, error)) (store.Store, store.Store) {
 		t.Helper()
@@ -39,7 +47,7 @@ func Open(t *testing.T, kind string) (a, b store.Store) {
 	}
 	switch kind {
 	case "memory":
-		m := store.NewMemory(store.MemoryConfig{})
+		m := store.NewMemory(store.MemoryConfig{MaxEvents: maxEvents})
 		t.Cleanup(func() { m.Close() })
 		return m, m
 	case "redis":
@@ -47,14 +55,14 @@ func Open(t *testing.T, kind string) (a, b store.Store) {
 		if u == "" {
 			storetest.Unavailable(t, "SLUICE_TEST_REDIS_URL is not set: run `source scripts/services.sh` (or `make test`)")
 		}
-		cfg := redisstore.Config{Prefix: "sluicetest:" + storetest.UniqueName(t, ":", 60) + ":"}
+		cfg := redisstore.Config{Prefix: "sluicetest:" + storetest.UniqueName(t, ":", 60) + ":", MaxLen: int64(maxEvents)}
 		return two(func() (store.Store, error) { return redisstore.Open(ctx, u, cfg) })
 	case "nats":
 		u := os.Getenv("SLUICE_TEST_NATS_URL")
 		if u == "" {
 			storetest.Unavailable(t, "SLUICE_TEST_NATS_URL is not set: run `source scripts/services.sh` (or `make test`)")
 		}
-		cfg := natsstore.Config{Stream: storetest.UniqueName(t, "_", 60)}
+		cfg := natsstore.Config{Stream: storetest.UniqueName(t, "_", 60), MaxMsgs: int64(maxEvents)}
 		return two(func() (store.Store, error) { return natsstore.Open(ctx, u, cfg) })
 	}
 	t.Fatalf("sharedlog: unknown kind %q", kind)
