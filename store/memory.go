@@ -49,8 +49,9 @@ type MemoryConfig struct {
 	// Zero means DefaultKeepFor.
 	KeepFor time.Duration
 	// KeepMaxBytes bounds the sum of [EventSize] over the kept events of
-	// all channels: past it, the oldest event of the channel written to
-	// least recently is dropped. Zero means DefaultMemoryMaxBytes; a
+	// all channels, plus what keeping each costs (its copy of the Event
+	// struct, about 170 bytes; the strings are the log's): past it, the
+	// oldest event of the channel written to least recently is dropped. Zero means DefaultMemoryMaxBytes; a
 	// negative value means no byte limit.
 	KeepMaxBytes int64
 }

@@ -6,6 +6,7 @@ import (
 	"iter"
 	"sort"
 	"time"
+	"unsafe"
 )
 
 // keeper holds the kept events of a Memory store's channels ([Keeper]).
@@ -53,11 +54,16 @@ func (k *keeper) init(cfg MemoryConfig) {
 	k.lru.prev, k.lru.next = k.lru, k.lru
 }
 
+// keptOverhead is what a kept event costs beyond its EventSize: its copy
+// of the Event (the strings are shared with the log) and its slot.
+const keptOverhead = int64(unsafe.Sizeof(keptEvent{}))
+
 // add keeps e, appended at now with size bytes, under each of its channels.
 func (k *keeper) add(e *Event, size int64, now time.Time) {
 	if k.per < 0 || k.channels == nil {
 		return
 	}
+	size += keptOverhead
 	// Channels nobody wrote to for KeepFor hold only expired events.
 	for c := k.lru.prev; c != k.lru && now.Sub(c.evs[len(c.evs)-1].ev.Time) > k.keepFor; c = k.lru.prev {
 		k.remove(c)

@@ -29,9 +29,9 @@ func TestMemoryContract(t *testing.T) {
 func TestMemoryKeepMaxBytes(t *testing.T) {
 	// Sizes as stored: generated ids of one base-36 digit.
 	probe := store.Event{ID: "#abcdefgh-1", Topics: []string{"sluice:old"}, Data: strings.Repeat("x", 100)}
-	oldSize := int64(store.EventSize(&probe))
+	oldSize := int64(store.EventSize(&probe)) + store.KeptOverhead
 	probe.Topics = []string{"sluice:new"}
-	m := store.NewMemory(store.MemoryConfig{KeepMaxBytes: oldSize + 9*int64(store.EventSize(&probe))})
+	m := store.NewMemory(store.MemoryConfig{KeepMaxBytes: oldSize + 9*(int64(store.EventSize(&probe))+store.KeptOverhead)})
 	defer m.Close()
 	start := storetest.MustAppend(t, m, store.Event{Topics: []string{"public"}})
 	old := storetest.MustAppend(t, m, store.Event{Topics: []string{"sluice:old"}, Data: probe.Data})
@@ -51,7 +51,7 @@ func TestMemoryKeepMaxBytes(t *testing.T) {
 	}
 	// An event larger than the bound is not kept, and costs the other
 	// channels nothing; its own channel is incomplete from then on.
-	huge := storetest.MustAppend(t, m, store.Event{Topics: []string{"sluice:huge"}, Data: strings.Repeat("x", 20*len(probe.Data))})
+	huge := storetest.MustAppend(t, m, store.Event{Topics: []string{"sluice:huge"}, Data: strings.Repeat("x", 40*len(probe.Data))})
 	if got, err := storetest.KeptEvents(t, m, "sluice:new", old.ID); err != nil || len(got) != len(busy) {
 		t.Fatalf("Kept(busy) after an oversized event: %d events, %v; want all %d", len(got), err, len(busy))
 	}
