@@ -53,6 +53,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -414,30 +415,43 @@ func (m *Manager) shared() bool {
 }
 
 // record records on the state channel of session id that a connection
-// stopped at cursor.
+// stopped at cursor, with the cursor's position in the log when the store
+// can tell it (store.Resolver), so that a connection that ended later but
+// stopped earlier (its end noticed late) does not move the session back.
 func (m *Manager) record(id, cursor string) {
 	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
 	defer cancel()
-	_, err := m.h.Publish(ctx, hub.Message{Topics: []string{statePrefix + id}, Event: sse.Event{Type: stateType, Data: cursor}})
+	var pos uint64
+	if rs, ok := m.h.Config().Store.(store.Resolver); ok {
+		pos, _ = rs.Resolve(ctx, cursor) // 0 when it cannot: any other wins
+	}
+	data := strconv.FormatUint(pos, 10) + " " + cursor
+	_, err := m.h.Publish(ctx, hub.Message{Topics: []string{statePrefix + id}, Event: sse.Event{Type: stateType, Data: data}})
 	if err != nil {
 		m.cfg.Logger.Warn("session: cannot record where a connection stopped; a new page on another instance starts from now",
 			"session", id, "err", err)
 	}
 }
 
-// stopped returns where the last connection of session id that ended, on
-// any instance, stopped.
+// stopped returns where the connections of session id that ended, on any
+// instance, got furthest in the log.
 func (m *Manager) stopped(ctx context.Context, id string) (string, bool) {
 	ctx, cancel := context.WithTimeout(ctx, stateTimeout)
 	defer cancel()
 	var cursor string
+	var best uint64
 	for ev, err := range m.h.Config().Store.(store.Keeper).Kept(ctx, statePrefix+id, "") {
 		if err != nil {
 			m.cfg.Logger.Warn("session: cannot read where the session's last connection stopped", "session", id, "err", err)
 			return "", false
 		}
-		if ev.Type == stateType {
-			cursor = ev.Data
+		p, c, ok := strings.Cut(ev.Data, " ")
+		pos, err := strconv.ParseUint(p, 10, 64)
+		if ev.Type != stateType || !ok || err != nil || c == "" {
+			continue
+		}
+		if cursor == "" || pos >= best {
+			cursor, best = c, pos
 		}
 	}
 	return cursor, cursor != ""

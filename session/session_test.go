@@ -105,6 +105,23 @@ func (e *env) publish(topic, data string) string {
 	return id
 }
 
+// dispatched waits until the hub has dispatched the event id: with a
+// small retention, a hub whose follower falls behind it disconnects its
+// subscribers and follows again from the head.
+func (e *env) dispatched(st store.Store, id string) {
+	e.t.Helper()
+	rs := st.(store.Resolver)
+	pos, err := rs.Resolve(context.Background(), id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ssetest.WaitFor(e.t, "the dispatch of "+id, func() bool {
+		at := e.h.Stats().Position
+		p, err := rs.Resolve(context.Background(), at)
+		return at != "" && err == nil && p >= pos
+	})
+}
+
 func (e *env) conns(id string) int {
 	info, ok := e.m.Lookup(id)
 	if !ok {
@@ -435,7 +452,7 @@ func TestSessionBacklogOutlivesTraffic(t *testing.T) {
 				}
 				sent = append(sent, sid)
 				for range 50 {
-					e.publish("other", "unrelated")
+					e.dispatched(st, e.publish("other", "unrelated"))
 				}
 			}
 			back := e.get("/events"+q, http.Header{"X-User": {"alice"}, session.DefaultHeader: {id}})
@@ -486,7 +503,9 @@ func TestSessionBacklogAcrossHubs(t *testing.T) {
 				}
 				sent = append(sent, sid)
 				for range 200 {
-					a.publish("other", "unrelated")
+					last := a.publish("other", "unrelated")
+					a.dispatched(sa, last)
+					b.dispatched(sb, last)
 				}
 			}
 			if got, err := storetest.History(t, sb, first); !errors.Is(err, store.ErrExpired) {
