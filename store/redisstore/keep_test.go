@@ -331,3 +331,197 @@ func TestKeptLogReplaced(t *testing.T) {
 	wantKept(t, s, ch, "", []store.Event{e})
 	wantKeptErr(t, s, ch, old[0].ID, store.ErrUnknownID)
 }
+
+// keptHashOf returns the member of the index keys that names the channel
+// of chKey.
+func keptHashOf(chKey string) string { return chKey[len(chKey)-64:] }
+
+// Channels going idle faster than a tick forgets them: each tick forgets a
+// page of idle channels, and while a page is full the next call sweeps
+// again rather than wait a second, so that the index forgets every idle
+// channel within a few appends and its memory stays bounded by the
+// channels written within KeepFor. A channel new after the sweep starts
+// after the newest event it forgot.
+func TestKeptSweepBacklog(t *testing.T) {
+	clk := storetest.NewClock(time.Date(2031, 2, 3, 4, 5, 6, 0, time.UTC))
+	s, prefix := newStore(t, redisstore.Config{KeepFor: time.Minute, Now: clk.Now})
+	c := rawClient(t)
+	ctx := context.Background()
+	var idle []store.Event
+	var hashes []string
+	for i := range 150 {
+		ch := fmt.Sprint(store.ChannelPrefix, "idle/", i)
+		e := storetest.MustAppend(t, s, store.Event{Topics: []string{ch}})
+		chKey, _, _ := keepKeys(prefix, e, ch)
+		idle, hashes = append(idle, e), append(hashes, keptHashOf(chKey))
+	}
+	_, last, when := keepKeys(prefix, idle[0], "")
+	clk.Advance(2 * time.Minute)
+	ch := store.ChannelPrefix + "new"
+	var evs []store.Event
+	for range 3 { // 150 idle channels: three pages at most
+		evs = append(evs, storetest.MustAppend(t, s, store.Event{Topics: []string{ch}}))
+	}
+	fields, err := c.HKeys(ctx, last).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	members, err := c.ZRange(ctx, when, 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hashes {
+		if slices.Contains(fields, h) || slices.Contains(members, h) {
+			t.Fatalf("the index still knows an idle channel after 3 appends: %d fields in last, %d members in when", len(fields), len(members))
+		}
+	}
+	wantKept(t, s, ch, idle[149].ID, evs)
+	late := store.ChannelPrefix + "late"
+	l := storetest.MustAppend(t, s, store.Event{Topics: []string{late}})
+	wantKept(t, s, late, idle[149].ID, []store.Event{l})
+	wantKeptErr(t, s, late, idle[148].ID, store.ErrExpired)
+}
+
+// A channel written more often than once a second has its time in the
+// index and its age trim written once a second, not at each event: it
+// stays known to the index while it is written (so that a channel new
+// since is not refused a cursor younger than KeepFor), its events older
+// than KeepFor are trimmed all the same, and its chain is whole.
+func TestKeptBusyChannel(t *testing.T) {
+	clk := storetest.NewClock(time.Date(2031, 2, 3, 4, 5, 6, 0, time.UTC))
+	s, prefix := newStore(t, redisstore.Config{KeepFor: time.Minute, Now: clk.Now})
+	c := rawClient(t)
+	ctx := context.Background()
+	ch := store.ChannelPrefix + "busy"
+	var evs []store.Event
+	for range 140 { // 70 s, two events a second
+		evs = append(evs, storetest.MustAppend(t, s, store.Event{Topics: []string{ch}}))
+		clk.Advance(500 * time.Millisecond)
+	}
+	chKey, last, _ := keepKeys(prefix, evs[0], ch)
+	if ok, err := c.HExists(ctx, last, keptHashOf(chKey)).Result(); err != nil || !ok {
+		t.Fatalf("the index forgot a channel written twice a second: %v, %v", ok, err)
+	}
+	other := store.ChannelPrefix + "other"
+	o := storetest.MustAppend(t, s, store.Event{Topics: []string{other}})
+	wantKept(t, s, other, evs[100].ID, []store.Event{o})
+	wantKept(t, s, ch, evs[30].ID, evs[31:])
+	// The last second's events and those of KeepFor before it: 122.
+	if n, err := c.XLen(ctx, chKey).Result(); err != nil || n > 122 {
+		t.Fatalf("the busy channel's stream holds %d entries, %v; want its events of the last 61 s at most", n, err)
+	}
+}
+
+// The index times a channel by its first event in a second, but forgets
+// it only once its last event is older than KeepFor: a channel new before
+// then is refused no cursor younger than KeepFor.
+func TestKeptForgetsAfterKeepFor(t *testing.T) {
+	clk := storetest.NewClock(time.Date(2031, 2, 3, 4, 5, 6, 0, time.UTC))
+	s, _ := newStore(t, redisstore.Config{KeepFor: time.Minute, Now: clk.Now})
+	ch, n1, n2 := store.ChannelPrefix+"a", store.ChannelPrefix+"new1", store.ChannelPrefix+"new2"
+	storetest.MustAppend(t, s, store.Event{Topics: []string{ch}}) // at 0 s: the channel's time
+	clk.Advance(900 * time.Millisecond)
+	p := storetest.MustAppend(t, s, store.Event{Topics: []string{"public"}})
+	clk.Advance(50 * time.Millisecond)
+	e := storetest.MustAppend(t, s, store.Event{Topics: []string{ch}}) // 0.95 s: the same second
+	clk.Advance(time.Minute - 50*time.Millisecond)                     // 60.9 s: p is KeepFor old, e younger
+	e1 := storetest.MustAppend(t, s, store.Event{Topics: []string{n1}})
+	wantKept(t, s, n1, p.ID, []store.Event{e1})
+	clk.Advance(time.Second) // 61.9 s: e is older than KeepFor
+	e2 := storetest.MustAppend(t, s, store.Event{Topics: []string{n2}})
+	wantKeptErr(t, s, n2, p.ID, store.ErrExpired)
+	wantKept(t, s, n2, e.ID, []store.Event{e2})
+}
+
+// The index's time set lost (evicted) and written again between two ticks
+// is found at the next tick, and the index starts again, so that channels
+// no longer timed are not remembered for ever; meanwhile it expires as
+// the index does. A channel's key lost between two ticks has an expiry
+// again after its next event.
+func TestKeptLostBetweenTicks(t *testing.T) {
+	clk := storetest.NewClock(time.Date(2031, 2, 3, 4, 5, 6, 0, time.UTC))
+	s, prefix := newStore(t, redisstore.Config{KeepFor: time.Minute, Now: clk.Now})
+	c := rawClient(t)
+	ctx := context.Background()
+	a, b := store.ChannelPrefix+"a", store.ChannelPrefix+"b"
+	start := storetest.MustAppend(t, s, store.Event{Topics: []string{"public"}})
+	ea := storetest.MustAppend(t, s, store.Event{Topics: []string{a}})
+	keyA, last, when := keepKeys(prefix, ea, a)
+	if err := c.Del(ctx, when).Err(); err != nil {
+		t.Fatal(err)
+	}
+	eb := storetest.MustAppend(t, s, store.Event{Topics: []string{b}}) // no tick
+	if ttl, err := c.PTTL(ctx, when).Result(); err != nil || ttl <= 0 {
+		t.Fatalf("PTTL of the index's time set written again = %v, %v; want KeepFor", ttl, err)
+	}
+	keyB, _, _ := keepKeys(prefix, eb, b)
+	if err := c.Del(ctx, keyB).Err(); err != nil {
+		t.Fatal(err)
+	}
+	eb2 := storetest.MustAppend(t, s, store.Event{Topics: []string{b}})
+	if ttl, err := c.PTTL(ctx, keyB).Result(); err != nil || ttl <= 0 {
+		t.Fatalf("PTTL of a channel's key written again = %v, %v; want KeepFor", ttl, err)
+	}
+	wantKeptErr(t, s, b, start.ID, store.ErrExpired)
+	wantKept(t, s, b, eb.ID, []store.Event{eb2})
+	clk.Advance(2 * time.Minute)
+	eb3 := storetest.MustAppend(t, s, store.Event{Topics: []string{b}}) // a tick
+	if ok, err := c.HExists(ctx, last, keptHashOf(keyA)).Result(); err != nil || ok {
+		t.Fatalf("the index still knows a channel it no longer times: %v, %v", ok, err)
+	}
+	wantKept(t, s, b, eb2.ID, []store.Event{eb3})
+}
+
+// An index written by the version of the store before the index's mark is
+// taken over as it is: the chains of its channels go on, and a loss of
+// the index is still seen afterwards.
+func TestKeptIndexWithoutMark(t *testing.T) {
+	s, prefix := newStore(t, redisstore.Config{})
+	c := rawClient(t)
+	ctx := context.Background()
+	a, b := store.ChannelPrefix+"a", store.ChannelPrefix+"b"
+	start := storetest.MustAppend(t, s, store.Event{Topics: []string{"public"}})
+	ea := storetest.MustAppend(t, s, store.Event{Topics: []string{a}})
+	eb := storetest.MustAppend(t, s, store.Event{Topics: []string{b}})
+	_, last, when := keepKeys(prefix, ea, a)
+	keyB, _, _ := keepKeys(prefix, eb, b)
+	if err := c.HDel(ctx, last, "-").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ZRem(ctx, when, "-").Err(); err != nil {
+		t.Fatal(err)
+	}
+	ea2 := storetest.MustAppend(t, s, store.Event{Topics: []string{a}})
+	wantKept(t, s, a, ea.ID, []store.Event{ea2})
+	if err := c.Del(ctx, last, keyB).Err(); err != nil {
+		t.Fatal(err)
+	}
+	eb2 := storetest.MustAppend(t, s, store.Event{Topics: []string{b}})
+	wantKeptErr(t, s, b, start.ID, store.ErrExpired)
+	wantKept(t, s, b, ea2.ID, []store.Event{eb2})
+}
+
+// With a KeepFor of a few seconds, ticks come every quarter of it rather
+// than every second, so that the expiry of the index, refreshed at ticks,
+// never lapses while channels are written.
+func TestKeptShortKeepFor(t *testing.T) {
+	clk := storetest.NewClock(time.Date(2031, 2, 3, 4, 5, 6, 0, time.UTC))
+	s, prefix := newStore(t, redisstore.Config{KeepFor: 2 * time.Second, Now: clk.Now})
+	c := rawClient(t)
+	ctx := context.Background()
+	ch := store.ChannelPrefix + "short"
+	e := storetest.MustAppend(t, s, store.Event{Topics: []string{ch}})
+	_, last, when := keepKeys(prefix, e, ch)
+	for _, k := range []string{last, when} {
+		if err := c.PExpire(ctx, k, time.Hour).Err(); err != nil { // to see the next refresh
+			t.Fatal(err)
+		}
+	}
+	clk.Advance(600 * time.Millisecond)
+	storetest.MustAppend(t, s, store.Event{Topics: []string{ch}})
+	for _, k := range []string{last, when} {
+		if ttl, err := c.PTTL(ctx, k).Result(); err != nil || ttl <= 0 || ttl > 2*time.Second {
+			t.Errorf("PTTL(%q) = %v, %v 600 ms after the last tick; want KeepFor", k, ttl, err)
+		}
+	}
+}

@@ -68,16 +68,22 @@
 // adds a batch to the log also adds its events of channels, in the same
 // call, to a stream per channel, PREFIXkeep:EPOCH:HASH (HASH: the hex
 // SHA-256 of the channel's name), trimmed to KeepPerChannel entries and by
-// age; a batch without events of channels costs one more argument of the
-// call, and nothing else. Each kept
+// age. An event of a channel costs the script an XADD, and each channel
+// of a batch an expiry and a field of the index of channels; the rest
+// (sweeping idle channels out of the index, the age trim, the index's own
+// expiry) is done at most once a second of log time, or a quarter of
+// KeepFor if that is shorter. A batch without events of channels costs one
+// more argument of the call, and nothing else. Each kept
 // event records the position of its channel's previous event, whichever
 // store appended it, so that Kept detects any event dropped after its
 // cursor and says [store.ErrExpired] rather than yield an incomplete
 // channel: when the count or the age dropped it, when Redis expired or
 // evicted the channel's key, or when a store with KeepPerChannel negative
 // (or a version before keeping) appended it. A channel that nobody wrote
-// to for KeepFor leaves nothing behind: its key, and the index keys
-// PREFIXkeep:EPOCH:last and :when, expire KeepFor after their last write.
+// to for KeepFor leaves nothing behind: its key expires KeepFor after its
+// last write, and the index keys PREFIXkeep:EPOCH:last and :when about
+// KeepFor after the last append of a channel's event (their expiry is
+// refreshed with the sweep).
 // A channel the store forgot starts again from the newest event it forgot
 // of any channel: Kept from a cursor older than that (in practice, older
 // than KeepFor) is ErrExpired for it.
@@ -152,6 +158,7 @@ package redisstore
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -838,6 +845,7 @@ func (s *Store) Delete(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("redisstore: delete: %w", err)
 		}
+		hs = slices.DeleteFunc(hs, func(h string) bool { return len(h) != sha256.Size*2 }) // the index's mark
 		keys = append(keys, s.keepKeys(store.Epoch(ep), hs)[len(s.keys):]...)
 	}
 	for len(keys) > 0 {

@@ -26,14 +26,33 @@ import "github.com/redis/go-redis/v9"
 // Then it keeps the batch's events of channels ([store.Keeper]), each in
 // the stream of its channel, with the same entry id ms-n and fields m and
 // d, and p: the position of the channel's previous event (the chain; see
-// keep.go). The stream is trimmed to the newest per entries and by age
-// (MINID, the store's clock less KeepFor), and expires ttl ms after its
-// last write. Two index keys, with the same expiry, remember each channel
-// written within KeepFor: the hash last (channel -> position of its last
-// event) and the sorted set when (channel by the milliseconds of its last
-// event). Each call forgets up to 64 channels idle for KeepFor. The meta
-// hash holds the watermarks a chain starts from:
+// keep.go). The stream is trimmed to the newest per entries at each XADD,
+// and expires ttl ms after its last write. Two index keys remember each
+// channel written within KeepFor: the hash last (channel -> position of
+// its last event) and the sorted set when (channel by the milliseconds of
+// its first event since a tick, below). Both also hold the member "-",
+// the index's mark ("+inf" in when, so that no sweep takes it): last
+// without it was lost (or written by the version before the mark, which
+// reset the index itself whenever it was lost: EXISTS on both keys tells),
+// and the HMGET of the channels' positions reads it at no extra command;
+// when without it, at a tick, was lost and written again since.
 //
+// What does not need doing at every event is done at a tick: the first
+// call at or after ks, so at most once per period of log time (a second,
+// or a quarter of KeepFor if that is shorter), or at the next call while
+// a sweep finds a full page. A tick forgets up to 64 channels whose when
+// is older than KeepFor and a period (their last event is then older than
+// KeepFor: see below), refreshes the expiry of the index keys (and a call
+// that adds members to when between ticks that of when, which it may have
+// written again), and sets kt to its first position. A channel's age trim
+// (MINID, the store's clock less KeepFor) and its when are written at its
+// first event since the last tick (its last position below kt, or unknown
+// to the index), so its last event is less than a period of log time after
+// its when. Its expiry is refreshed at every call that writes to it. The
+// meta hash holds the tick's state and the watermarks a chain starts from:
+//
+//	ks  the milliseconds at or after which the next call ticks
+//	kt  the first position of the last tick's batch
 //	kw  the newest position of an event of a channel the index forgot (idle,
 //	    or the index expired or was evicted): a channel the index does not
 //	    know starts its chain at kw
@@ -63,7 +82,7 @@ import "github.com/redis/go-redis/v9"
 // event's index in the batch and its channel's index in KEYS, in event
 // order.
 var appendScript = redis.NewScript(`
-local st = redis.call('HMGET', KEYS[2], 'epoch', 'n', 'ms', 'f', 'avg', 'c', 'kn', 'kx', 'kw', 'kl')
+local st = redis.call('HMGET', KEYS[2], 'epoch', 'n', 'ms', 'f', 'avg', 'c', 'kn', 'kx', 'kw', 'kl', 'ks', 'kt')
 if st[1] ~= ARGV[1] then
   return redis.error_reply('SLUICEEPOCH the log under this prefix was deleted or replaced')
 end
@@ -127,36 +146,57 @@ local np = tonumber(ARGV[i])
 if np < 0 then
   kx = first - 1 - np
 elseif np > 0 then
-  local cutoff = ARGV[i + 1]
+  local cutoff = tonumber(ARGV[i + 1])
   local ttl = ARGV[i + 2]
   local per = ARGV[i + 3]
   local x = tonumber(st[8]) or 0
   if kx ~= nil and kx > x then x = kx end
   local kw = tonumber(st[9]) or 0
   local kl = tonumber(st[10]) or 0
-  if redis.call('EXISTS', KEYS[5], KEYS[6]) < 2 then
-    if kl > kw then kw = kl end
-    redis.call('DEL', KEYS[5], KEYS[6])
-  else
-    local idle = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', '(' .. cutoff, 'LIMIT', 0, 64)
-    if #idle > 0 then
-      local lp = redis.call('HMGET', KEYS[5], unpack(idle))
-      for k = 1, #idle do
-        local p = tonumber(lp[k]) or kl
-        if p > kw then kw = p end
-      end
-      redis.call('HDEL', KEYS[5], unpack(idle))
-      redis.call('ZREM', KEYS[6], unpack(idle))
-    end
-  end
-  -- The channels' last positions, by KEYS index less 6.
+  local kt = tonumber(st[12]) or 0
+  local tp = math.max(1, math.min(1000, math.floor(tonumber(ttl) / 4)))
+  -- The channels' last positions (nil: the index does not know the
+  -- channel), by KEYS index less 6, read with the index's mark.
   local nc = #KEYS - 6
   local hs, last = {}, {}
   for k = 1, nc do hs[k] = string.sub(KEYS[6 + k], -64) end
-  for c = 1, nc, 256 do
-    local v = redis.call('HMGET', KEYS[5], unpack(hs, c, math.min(c + 255, nc)))
-    for k = 1, #v do last[c + k - 1] = tonumber(v[k]) or kw end
+  local v = redis.call('HMGET', KEYS[5], '-', unpack(hs, 1, math.min(nc, 255)))
+  local fresh = not v[1]
+  local tick = fresh or ms >= (tonumber(st[11]) or 0)
+  local lost = false
+  if fresh then
+    lost = redis.call('EXISTS', KEYS[5], KEYS[6]) < 2
+  elseif tick then
+    lost = not redis.call('ZSCORE', KEYS[6], '-')
   end
+  local full = false
+  if lost then
+    if kl > kw then kw = kl end
+    redis.call('DEL', KEYS[5], KEYS[6])
+  else
+    for k = 2, #v do last[k - 1] = tonumber(v[k]) end
+    for c = 256, nc, 256 do
+      local w = redis.call('HMGET', KEYS[5], unpack(hs, c, math.min(c + 255, nc)))
+      for k = 1, #w do last[c + k - 1] = tonumber(w[k]) end
+    end
+    if tick then
+      local idle = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', '(' .. string.format('%d', cutoff - tp), 'LIMIT', 0, 64)
+      if #idle > 0 then
+        local lp = redis.call('HMGET', KEYS[5], unpack(idle))
+        for k = 1, #idle do
+          local p = tonumber(lp[k]) or kl
+          if p > kw then kw = p end
+        end
+        redis.call('HDEL', KEYS[5], unpack(idle))
+        redis.call('ZREM', KEYS[6], unpack(idle))
+      end
+      full = #idle == 64
+    end
+  end
+  -- A channel is touched (age trim, index time) at its first event since
+  -- the last tick, a channel the index does not know at once.
+  local touch = {}
+  for k = 1, nc do touch[k] = tick or last[k] == nil or last[k] < kt end
   local pos = 0
   local j = i + 4
   for _ = 1, np do
@@ -164,7 +204,7 @@ elseif np > 0 then
     local k = tonumber(ARGV[j + 1]) - 6
     j = j + 2
     pos = first + ev - 1
-    local prev = last[k]
+    local prev = last[k] or kw
     if prev < x then prev = x end
     local a = 7 + (ev - 1) * 4
     local id = mss .. '-' .. string.format('%d', pos)
@@ -175,21 +215,37 @@ elseif np > 0 then
     end
     last[k] = pos
   end
+  local mark = fresh or lost
+  local minid = string.format('%d', cutoff)
+  local added = 0
   for c = 1, nc, 128 do
     local hset, zadd = {}, {}
+    if mark and c == 1 then
+      hset[1], hset[2], zadd[1], zadd[2] = '-', '1', '+inf', '-'
+    end
     for k = c, math.min(c + 127, nc) do
-      redis.call('XTRIM', KEYS[6 + k], 'MINID', cutoff)
+      if touch[k] then
+        redis.call('XTRIM', KEYS[6 + k], 'MINID', minid)
+        zadd[#zadd + 1] = mss
+        zadd[#zadd + 1] = hs[k]
+      end
       redis.call('PEXPIRE', KEYS[6 + k], ttl)
       hset[#hset + 1] = hs[k]
       hset[#hset + 1] = string.format('%d', last[k])
-      zadd[#zadd + 1] = mss
-      zadd[#zadd + 1] = hs[k]
     end
     redis.call('HSET', KEYS[5], unpack(hset))
-    redis.call('ZADD', KEYS[6], unpack(zadd))
+    if #zadd > 0 then added = added + redis.call('ZADD', KEYS[6], unpack(zadd)) end
   end
-  redis.call('PEXPIRE', KEYS[5], ttl)
-  redis.call('PEXPIRE', KEYS[6], ttl)
+  if tick then
+    redis.call('PEXPIRE', KEYS[5], ttl)
+    redis.call('PEXPIRE', KEYS[6], ttl)
+    set[#set + 1] = 'ks'
+    if full then set[#set + 1] = mss else set[#set + 1] = string.format('%d', ms + tp) end
+    set[#set + 1] = 'kt'
+    set[#set + 1] = string.format('%d', first)
+  elseif added > 0 then
+    redis.call('PEXPIRE', KEYS[6], ttl) -- when may have been lost and written again
+  end
   if pos > kl then kl = pos end
   set[#set + 1] = 'kw'
   set[#set + 1] = string.format('%d', kw)
