@@ -105,6 +105,15 @@ func (h *Hub) Complete(ctx context.Context, topic string) error {
 	return err
 }
 
+// Completed reports whether this hub has seen the completion (Complete)
+// of the private channel topic, made on it or on any hub sharing the log
+// since it started, among the last 16,384 completions it saw. It reads
+// no store: a completion older than that is found only by reading the
+// channel (its replay ends there).
+func (h *Hub) Completed(topic string) bool {
+	return h.completed.any([]string{topic})
+}
+
 // Notify delivers m now to this hub's subscribers whose subscription
 // matches its topics (and whose authorization allows it, when private), in
 // order with the log's events, without appending it to the log: it takes

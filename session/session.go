@@ -36,9 +36,10 @@
 // connection ends, its Manager records its cursor on the session's state
 // channel (a private channel nobody subscribes to, kept by the store like
 // the session's sends), and a Manager continuing a session reads it there,
-// whichever instance served the connection before. Lookup, List and Close
-// are about the sessions this instance has seen; a Close elsewhere does not
-// end a connection here.
+// whichever instance served the connection before. Close ends a session
+// on every instance (its channel is completed, and the close recorded on
+// its state channel); Lookup and List report the sessions this instance
+// has served.
 package session
 
 import (
@@ -90,8 +91,9 @@ const (
 // the cursor where a connection of the session stopped; startType of the
 // one that makes a cursor for a session born on an empty log.
 const (
-	stateType = "stopped"
-	startType = "started"
+	stateType  = "stopped"
+	startType  = "started"
+	closedType = "closed"
 )
 
 // stateTimeout bounds recording and reading the state of a session.
@@ -284,16 +286,26 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, sub hub.Subscrip
 // session's last connection stopped. It counts a pending connection,
 // which connected or detach settles.
 func (m *Manager) attach(r *http.Request, subject string, resume bool) (string, string, error) {
-	id, from, isNew, err := m.attachLocked(r, subject)
+	id, from, kind, err := m.attachLocked(r, subject)
 	if err != nil {
 		return "", "", err
 	}
-	if !isNew {
-		if resume && m.shared() {
-			if c, ok := m.stopped(r.Context(), id); ok {
-				from = c
+	if kind != created && m.shared() && (resume || kind == adopted) {
+		// The shared state: where the session's connections stopped on
+		// any instance, and whether it was closed on one.
+		st := m.state(r.Context(), id)
+		switch {
+		case st.closed:
+			m.cfg.Logger.Debug("session: a closed session was presented; issuing a new session", "session", id)
+			if id, err = m.replace(id, subject); err != nil {
+				return "", "", err
 			}
+			kind = created
+		case resume && st.cursor != "":
+			from = st.cursor
 		}
+	}
+	if kind != created {
 		return id, from, nil
 	}
 	// A new session: what is sent to it while it is away is after the
@@ -320,7 +332,18 @@ func (m *Manager) attach(r *http.Request, subject string, resume bool) (string, 
 	return id, "", nil
 }
 
-func (m *Manager) attachLocked(r *http.Request, subject string) (id, from string, isNew bool, err error) {
+// How attachLocked found the session a request continues.
+const (
+	known   = iota // a session of this Manager's
+	adopted        // another instance's session (Config.Key), new here
+	created        // a new session
+)
+
+// attachLocked finds or makes the session of the request: the one it
+// presents if this Manager knows it or, with Config.Key, another instance
+// made it for the same subject; a new one otherwise, and when this hub saw
+// the presented session closed (its channel completed) on any instance.
+func (m *Manager) attachLocked(r *http.Request, subject string) (id, from string, kind int, err error) {
 	presented := r.Header.Get(m.cfg.Header)
 	if presented == "" && !m.cfg.NoCookie {
 		if c, err := r.Cookie(m.cfg.Cookie); err == nil {
@@ -333,34 +356,59 @@ func (m *Manager) attachLocked(r *http.Request, subject string) (id, from string
 	m.sweepLocked(now)
 	if m.validID(presented) {
 		s := m.liveLocked(presented, now)
+		if m.cfg.Key != nil && m.h.Completed(Topic(presented)) {
+			if s != nil {
+				m.removeLocked(s) // closed on another instance
+			}
+			return m.createLocked(subject, now)
+		}
 		switch {
 		case s != nil && s.subject == subject:
 			s.reconnections++
 			s.pending++ // keeps it live while it connects
 			s.lastSeen = now
 			m.busyLocked(s)
-			return s.id, s.from, false, nil
+			return s.id, s.from, known, nil
 		case s == nil && m.cfg.Key != nil && m.signed(presented, subject):
 			// Another instance's session: adopt it here.
 			if err := m.roomLocked(); err != nil {
-				return "", "", false, err
+				return "", "", 0, err
 			}
 			s = &session{id: presented, subject: subject, created: now, lastSeen: now,
 				conns: make(map[*hub.Subscriber]struct{}), pending: 1, reconnections: 1}
 			m.sessions[s.id] = s
-			return s.id, "", false, nil
+			return s.id, "", adopted, nil
 		case s != nil || m.cfg.Key != nil:
 			m.cfg.Logger.Warn("session: a session id was presented by another subject; issuing a new session",
 				"subject", subject, "remote", r.RemoteAddr)
 		}
 	}
+	return m.createLocked(subject, now)
+}
+
+// createLocked makes a new session for subject, with one pending
+// connection.
+func (m *Manager) createLocked(subject string, now time.Time) (id, from string, kind int, err error) {
 	if err := m.roomLocked(); err != nil {
-		return "", "", false, err
+		return "", "", 0, err
 	}
 	s := &session{id: m.newID(subject), subject: subject, created: now, lastSeen: now,
 		conns: make(map[*hub.Subscriber]struct{}), pending: 1}
 	m.sessions[s.id] = s
-	return s.id, "", true, nil
+	return s.id, "", created, nil
+}
+
+// replace forgets the session id, whose pending connection gets a new
+// session instead, and returns the new session's id.
+func (m *Manager) replace(id, subject string) (string, error) {
+	now := m.cfg.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s := m.sessions[id]; s != nil {
+		m.removeLocked(s)
+	}
+	id, _, _, err := m.createLocked(subject, now)
+	return id, err
 }
 
 // connected turns the pending connection of id into s.
@@ -433,28 +481,39 @@ func (m *Manager) record(id, cursor string) {
 	}
 }
 
-// stopped returns where the connections of session id that ended, on any
-// instance, got furthest in the log.
-func (m *Manager) stopped(ctx context.Context, id string) (string, bool) {
+// sharedState is what the state channel of a session records.
+type sharedState struct {
+	cursor string // where its connections got furthest, or ""
+	closed bool   // Close was called on some instance
+}
+
+// state reads the state channel of session id: where its connections
+// that ended, on any instance, got furthest in the log, and whether it was
+// closed. A failed read is logged and reads as nothing recorded.
+func (m *Manager) state(ctx context.Context, id string) sharedState {
 	ctx, cancel := context.WithTimeout(ctx, stateTimeout)
 	defer cancel()
-	var cursor string
+	var st sharedState
 	var best uint64
 	for ev, err := range m.h.Config().Store.(store.Keeper).Kept(ctx, statePrefix+id, "") {
 		if err != nil {
-			m.cfg.Logger.Warn("session: cannot read where the session's last connection stopped", "session", id, "err", err)
-			return "", false
+			m.cfg.Logger.Warn("session: cannot read the session's state", "session", id, "err", err)
+			return sharedState{}
+		}
+		if ev.Type == closedType {
+			st.closed = true
+			continue
 		}
 		p, c, ok := strings.Cut(ev.Data, " ")
 		pos, err := strconv.ParseUint(p, 10, 64)
 		if ev.Type != stateType || !ok || err != nil || c == "" {
 			continue
 		}
-		if cursor == "" || pos >= best {
-			cursor, best = c, pos
+		if st.cursor == "" || pos >= best {
+			st.cursor, best = c, pos
 		}
 	}
-	return cursor, cursor != ""
+	return st
 }
 
 // busyLocked takes s off the idle list: it has a connection.
@@ -599,8 +658,16 @@ func (m *Manager) List() []Info {
 
 // Close ends session id: its connections are closed (with a "retry:", see
 // hub.Subscriber.Close) and the session is forgotten, so they come back
-// with a new one. It reports whether the session was live.
-func (m *Manager) Close(id string) bool {
+// with a new one. It reports whether this Manager knew the session.
+//
+// With Config.Key on a store that keeps channels (sessions shared by
+// several instances), it ends the session on every instance: it records
+// the close on the session's state channel and completes the session's
+// channel (hub.Hub.Complete), which ends its connections wherever they
+// are; an instance that is presented the id afterwards gives a new
+// session. The error reports a failed write to the log; the session is
+// closed here either way.
+func (m *Manager) Close(ctx context.Context, id string) (bool, error) {
 	m.mu.Lock()
 	s := m.liveLocked(id, m.cfg.Now())
 	var conns []*hub.Subscriber
@@ -614,7 +681,16 @@ func (m *Manager) Close(id string) bool {
 	for _, c := range conns {
 		c.Close()
 	}
-	return s != nil
+	if !m.shared() || !m.validID(id) {
+		return s != nil, nil
+	}
+	if _, err := m.h.Publish(ctx, hub.Message{Topics: []string{statePrefix + id}, Event: sse.Event{Type: closedType}}); err != nil {
+		return s != nil, fmt.Errorf("session: close %s: record: %w", id, err)
+	}
+	if err := m.h.Complete(ctx, Topic(id)); err != nil {
+		return s != nil, fmt.Errorf("session: close %s: complete its channel: %w", id, err)
+	}
+	return s != nil, nil
 }
 
 // newID returns a new session id for subject: random, and signed with

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -260,15 +261,15 @@ func TestManager(t *testing.T) {
 	if len(list) != 2 || list[0].ID != id || list[0].Connections != 1 || list[1].Subject != "bob" {
 		t.Fatalf("list %+v", list)
 	}
-	if !e.m.Close(id) {
-		t.Fatal("close: not live")
+	if live, err := e.m.Close(context.Background(), id); !live || err != nil {
+		t.Fatalf("close: live %v, %v", live, err)
 	}
 	c.End() // closed by the hub, with a retry
 	if r, ok := c.Reader.Retry(); !ok || r <= 0 {
 		t.Fatalf("retry %v %v", r, ok)
 	}
-	if e.m.Close(id) {
-		t.Fatal("closed twice")
+	if live, err := e.m.Close(context.Background(), id); live || err != nil {
+		t.Fatalf("closed twice: live %v, %v", live, err)
 	}
 	if _, err := e.m.Send(context.Background(), []string{id}, sse.Event{Data: "x"}); !errors.Is(err, session.ErrUnknown) {
 		t.Fatalf("send to a closed session: %v", err)
@@ -519,6 +520,60 @@ func TestSessionBacklogAcrossHubs(t *testing.T) {
 			}
 			if got := back.Resp.Header.Get(hub.ResetHeader); got != "" {
 				t.Fatalf("reset %q for a session whose sends were all kept", got)
+			}
+		})
+	}
+}
+
+// TestSessionCloseAcrossHubs: an application behind a load balancer
+// closes a session on the instance its request reached, A, while the
+// client is connected to B: the connection on B ends, and whichever
+// instance the client comes back to, with the old id and its cursor, it
+// gets a new session, without the old one's sends.
+func TestSessionCloseAcrossHubs(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	for _, kind := range sharedlog.Kinds {
+		t.Run(kind, func(t *testing.T) {
+			sa, sb := sharedlog.Open(t, kind)
+			a := newEnv(t, sa, false, &session.Config{Key: key})
+			b := newEnv(t, sb, false, &session.Config{Key: key})
+			ctx := context.Background()
+			alice := b.get("/events?topic=a", http.Header{"X-User": {"alice"}})
+			id := alice.Resp.Header.Get(session.DefaultHeader)
+			first, err := a.m.Send(ctx, []string{id}, sse.Event{Data: "before the close"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev := alice.Next(); ev.ID != first {
+				t.Fatalf("alice got %+v", ev)
+			}
+			if live, err := a.m.Close(ctx, id); live || err != nil {
+				t.Fatalf("close on A, which never served her: live %v, %v", live, err)
+			}
+			if evs := alice.End(); len(evs) != 0 {
+				t.Fatalf("after the close, her connection on B got %v", ssetest.Events(evs))
+			}
+			if _, err := a.m.Send(ctx, []string{id}, sse.Event{Data: "after the close"}); err != nil && !errors.Is(err, session.ErrUnknown) {
+				t.Fatal(err)
+			}
+			// A third instance that never saw the session, too.
+			c := newEnv(t, sb, false, &session.Config{Key: key})
+			for name, e := range map[string]*env{"A": a, "B": b, "C": c} {
+				back := e.get("/events?topic=a", http.Header{"X-User": {"alice"}, session.DefaultHeader: {id}, "Last-Event-Id": {first}})
+				got := back.Resp.Header.Get(session.DefaultHeader)
+				if got == id || got == "" || back.Resp.StatusCode != http.StatusOK {
+					t.Fatalf("back on %s with the closed session: status %d, session %q", name, back.Resp.StatusCode, got)
+				}
+				if e.conns(id) != -1 {
+					t.Fatalf("%s still knows the closed session", name)
+				}
+				e.publish("a", "news for "+name)
+				for ev := back.Next(); ev.Data != "news for "+name; ev = back.Next() {
+					if !strings.HasPrefix(ev.Data, "news for ") {
+						t.Fatalf("back on %s: got %+v, want the topic's news and nothing of the old session", name, ev)
+					}
+				}
+				back.Close()
 			}
 		})
 	}
