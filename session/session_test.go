@@ -330,6 +330,22 @@ func TestMaxSessions(t *testing.T) {
 	}
 }
 
+// startAlice opens alice's session on the instance on, with path, and
+// returns it once she received data, sent from the instance from.
+func startAlice(t *testing.T, on, from *env, path, data string) (alice *ssetest.Client, id, first string) {
+	t.Helper()
+	alice = on.get(path, http.Header{"X-User": {"alice"}})
+	id = alice.Resp.Header.Get(session.DefaultHeader)
+	first, err := from.m.Send(context.Background(), []string{id}, sse.Event{Data: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := alice.Next(); ev.ID != first {
+		t.Fatalf("alice got %+v, want %s", ev, first)
+	}
+	return alice, id, first
+}
+
 // With one Key on every instance, a session created on one hub continues
 // on another of the same log: it resumes there from its Last-Event-ID
 // with what was sent while it was away, from either instance, and keeps
@@ -342,15 +358,7 @@ func TestSessionAcrossHubs(t *testing.T) {
 			a := newEnv(t, sa, false, &session.Config{Key: key})
 			b := newEnv(t, sb, false, &session.Config{Key: key})
 			ctx := context.Background()
-			alice := a.get("/events?topic=a", http.Header{"X-User": {"alice"}})
-			id := alice.Resp.Header.Get(session.DefaultHeader)
-			first, err := a.m.Send(ctx, []string{id}, sse.Event{Data: "hi from A"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ev := alice.Next(); ev.ID != first {
-				t.Fatalf("alice got %+v", ev)
-			}
+			alice, id, first := startAlice(t, a, a, "/events?topic=a", "hi from A")
 			alice.Close()
 			// Sent from B while she is away: B has never seen her.
 			if _, err := b.m.Send(ctx, []string{id}, sse.Event{Data: "while away"}); err != nil {
@@ -486,15 +494,7 @@ func TestSessionBacklogAcrossHubs(t *testing.T) {
 			a := newEnv(t, sa, false, &session.Config{Key: key})
 			b := newEnv(t, sb, false, &session.Config{Key: key})
 			ctx := context.Background()
-			alice := a.get("/events", http.Header{"X-User": {"alice"}})
-			id := alice.Resp.Header.Get(session.DefaultHeader)
-			first, err := a.m.Send(ctx, []string{id}, sse.Event{Data: "hi"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ev := alice.Next(); ev.ID != first {
-				t.Fatalf("alice got %+v", ev)
-			}
+			alice, id, first := startAlice(t, a, a, "/events", "hi")
 			alice.Close()
 			var sent []string
 			for i, m := range []*session.Manager{a.m, b.m, a.m} {
@@ -538,15 +538,7 @@ func TestSessionCloseAcrossHubs(t *testing.T) {
 			a := newEnv(t, sa, false, &session.Config{Key: key})
 			b := newEnv(t, sb, false, &session.Config{Key: key})
 			ctx := context.Background()
-			alice := b.get("/events?topic=a", http.Header{"X-User": {"alice"}})
-			id := alice.Resp.Header.Get(session.DefaultHeader)
-			first, err := a.m.Send(ctx, []string{id}, sse.Event{Data: "before the close"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ev := alice.Next(); ev.ID != first {
-				t.Fatalf("alice got %+v", ev)
-			}
+			alice, id, first := startAlice(t, b, a, "/events?topic=a", "before the close")
 			if live, err := a.m.Close(ctx, id); live || err != nil {
 				t.Fatalf("close on A, which never served her: live %v, %v", live, err)
 			}
