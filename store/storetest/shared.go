@@ -30,8 +30,10 @@ type SharedHarness struct {
 // with the same ids, positions, data and times; Head agrees on both; custom
 // ids and generated ids appended via A are cursors on B; when B implements
 // [store.Resolver], B resolves A's ids to the positions A appended them
-// at; and when it implements [store.Positioner], B finds the events A's
-// custom ids name and names their positions as A does.
+// at; when it implements [store.Positioner], B finds the events A's
+// custom ids name and names their positions as A does; and when both keep
+// channels ([store.Keeper]), what A and B append to one channel at once is
+// one channel on both.
 func RunShared(t *testing.T, h SharedHarness) {
 	t.Helper()
 	if h.Open == nil {
@@ -137,6 +139,49 @@ func RunShared(t *testing.T, h SharedHarness) {
 	mid := appended[len(appended)/2]
 	if got, err := History(t, b, mid.ID); err != nil || !slices.Equal(IDs(got), IDs(appended[len(appended)/2+1:])) {
 		t.Fatalf("History(A's id %q) on B: %d events, %v; want %d", mid.ID, len(got), err, len(appended)-len(appended)/2-1)
+	}
+	sharedKept(t, a, b, mid.ID)
+}
+
+// sharedKept checks, when both stores keep channels (store.Keeper), that
+// A and B appending to one channel at once keep one channel: each yields
+// every event of it, in log order, from a cursor before them.
+func sharedKept(t *testing.T, a, b store.Store, cursor string) {
+	t.Helper()
+	ka, okA := a.(store.Keeper)
+	kb, okB := b.(store.Keeper)
+	if !okA || !okB {
+		return
+	}
+	ch := store.ChannelPrefix + "storetest:shared"
+	var mu sync.Mutex
+	var evs []store.Event
+	var wg sync.WaitGroup
+	for w := range 8 {
+		st := []store.Store{a, b}[w%2]
+		wg.Go(func() {
+			for i := range 25 {
+				e, err := st.Append(context.Background(), store.Event{Topics: []string{ch}, Data: fmt.Sprintf("w%d-%d", w, i)})
+				if err != nil {
+					t.Errorf("Append to a channel: %v", err)
+					return
+				}
+				mu.Lock()
+				evs = append(evs, e)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	slices.SortFunc(evs, func(x, y store.Event) int { return cmpPos(x.Pos, y.Pos) })
+	for name, k := range map[string]store.Keeper{"A": ka, "B": kb} {
+		got, err := KeptEvents(t, k, ch, cursor)
+		if err != nil || !slices.Equal(IDs(got), IDs(evs)) {
+			t.Fatalf("Kept on %s: %d events, %v; want the %d A and B appended", name, len(got), err, len(evs))
+		}
 	}
 }
 
