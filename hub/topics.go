@@ -82,8 +82,9 @@ type Subscription struct {
 	// PolicyDrop for a dashboard that only wants the newest state and
 	// PolicyDisconnect, which loses nothing (the client resumes), for the
 	// rest, and to log or count the slow ones. It runs on the goroutine
-	// that dispatches events to every subscriber: it must return at once
-	// and must not call the hub.
+	// that queued the event (for log events the one that dispatches to
+	// every subscriber; for Subscriber.Notify its caller's): it must
+	// return at once and must not call the hub.
 	OnSlow func(s *Subscriber) Policy
 
 	// OnConnect, when set, is called once the subscriber is registered
