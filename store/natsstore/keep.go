@@ -4,10 +4,12 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -310,7 +312,13 @@ func (s *Store) readLast(ctx context.Context, c *keptChan, ep store.Epoch) error
 	raw, err := s.keptStream.GetLastMsgForSubject(ctx, c.subj)
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
-		c.seq, c.state = 0, keptState{}
+		// A new chain, or one the kept stream dropped whole: it starts
+		// as one that dropped everything up to the floor.
+		floor, err := s.keptFloor(ctx, ep)
+		if err != nil {
+			return fmt.Errorf("kept floor: %w", err)
+		}
+		c.seq, c.state = 0, keptState{hwm: floor}
 	case err != nil:
 		return err
 	default:
@@ -727,4 +735,73 @@ func (s *Store) keptWait(msgs []keptMsg, snap uint64) time.Duration {
 		}
 	}
 	return min(wait, s.keptGrace)
+}
+
+// keptFloor bounds the positions of the events whose copies the kept
+// stream has dropped, so that a chain that starts now, which cannot tell
+// whether it is new or was dropped whole (nothing written to it for
+// KeepFor, or pushed out at KeepMaxBytes), never passes off what it lost
+// as complete: the memory and bolt stores keep such a floor as they drop.
+// Whatever JetStream dropped came before the kept stream's oldest message,
+// so its event's Time was at most that message's, plus the time a copy
+// may take (keptGrace); the floor is the last log position before the
+// first message the log received after that. With nothing dropped it is 0;
+// when the server cannot search the log by time (no direct gets), the
+// log's head.
+func (s *Store) keptFloor(ctx context.Context, ep store.Epoch) (uint64, error) {
+	info, err := s.keptStream.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if info.State.FirstSeq <= 1 {
+		return 0, nil // nothing dropped
+	}
+	t := s.now()
+	if info.State.Msgs > 0 {
+		raw, err := s.keptStream.GetMsg(ctx, info.State.FirstSeq)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			// dropped meanwhile: now bounds it
+		case err != nil:
+			return 0, err
+		default:
+			if m, err := decodeKept(raw.Sequence, raw.Data); err == nil && m.epoch == ep {
+				t = time.Unix(0, m.t)
+			}
+		}
+	}
+	return s.lastBefore(ctx, t.Add(s.keptGrace))
+}
+
+// lastBefore returns the position of the last event of the log that the
+// server received before t: one below its first message at or after t
+// (a direct get by start time), or the head when there is none or the
+// server cannot tell.
+func (s *Store) lastBefore(ctx context.Context, t time.Time) (uint64, error) {
+	head := func() (uint64, error) {
+		st, err := s.info(ctx)
+		return st.last, err
+	}
+	req, err := json.Marshal(struct {
+		StartTime time.Time `json:"start_time"`
+	}{t.UTC()})
+	if err != nil {
+		return 0, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, directTimeout)
+	defer cancel()
+	msg, err := s.nc.RequestWithContext(rctx, s.directSubj, req)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return head()
+	case err != nil:
+		return 0, err
+	case msg.Header.Get("Status") != "":
+		return head() // 404: nothing after t
+	}
+	seq, err := strconv.ParseUint(msg.Header.Get("Nats-Sequence"), 10, 64)
+	if err != nil || seq == 0 {
+		return head()
+	}
+	return seq - 1, nil
 }

@@ -349,6 +349,28 @@ func TestKeptMaxBytes(t *testing.T) {
 	wantKeptExpired(t, s, busy, evs[first-2].ID)
 }
 
+// A channel the kept stream dropped whole, then written again, does not
+// pass off what it lost as complete: a reader from before the drop gets
+// ErrExpired, one from after it the new events. Another store on the log,
+// which never saw the channel, says the same.
+func TestKeptDroppedWholeRewritten(t *testing.T) {
+	s, stream := newStore(t, natsstore.Config{KeepMaxBytes: 32 << 10})
+	quiet, busy := channelOf(t, "quiet"), channelOf(t, "busy")
+	start := storetest.MustAppend(t, s, store.Event{Topics: []string{"https://example.com/t"}})
+	storetest.MustAppend(t, s, store.Event{Topics: []string{quiet}, Data: "before"})
+	for i := range 300 {
+		storetest.MustAppend(t, s, store.Event{Topics: []string{busy}, Data: fmt.Sprint(i, strings.Repeat("x", 100))})
+	}
+	wantKept(t, s, quiet, "", nil) // pushed out whole
+	mid := storetest.MustAppend(t, s, store.Event{Topics: []string{"https://example.com/t"}})
+	again := storetest.MustAppend(t, s, store.Event{Topics: []string{quiet}, Data: "again"})
+	wantKeptExpired(t, s, quiet, start.ID)
+	wantKept(t, s, quiet, mid.ID, []store.Event{again})
+	other := open(t, natsURL(t), natsstore.Config{Stream: stream, KeepMaxBytes: 32 << 10})
+	wantKeptExpired(t, other, quiet, start.ID)
+	wantKept(t, other, quiet, mid.ID, []store.Event{again})
+}
+
 // Events without a channel cost the kept stream nothing; with
 // KeepPerChannel < 0 there is no kept stream.
 func TestKeptOnlyChannels(t *testing.T) {

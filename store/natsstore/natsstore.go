@@ -75,14 +75,17 @@
 // to 4*AckTimeout+2s after the event's Time, then reports the channel
 // incomplete up to the end of the log, until the channel's next copy
 // bounds the lost event. So the stores of one log should share
-// AckTimeout, and clocks within 2 s. A known limit: a chain dropped
-// whole (nothing written to it for KeepFor, or pushed out at
-// KeepMaxBytes) starts anew when its channel is written again, and Kept
-// from a cursor before the drop then reports only the new events, where
-// the memory and bolt stores remember a floor and say ErrExpired. With
-// the defaults a session expires (5 min) long before its channel has been
-// idle for KeepFor (1 h); the push-out needs 1 GiB of newer channel
-// events. Kept reads a chain with an ephemeral consumer.
+// AckTimeout, and clocks within 2 s. A chain that starts (its channel is
+// new, or the kept stream dropped it whole: nothing written to it for
+// KeepFor, or pushed out at KeepMaxBytes, which it cannot tell apart)
+// starts as one that dropped everything up to a floor: the last log
+// position before the first message the log received after the kept
+// stream's oldest message's Time plus the grace above (a direct get by
+// start time; the log's head on a server without direct gets). So a
+// reader from before a drop gets ErrExpired, never the new events alone;
+// a reader of a new channel from a cursor older than everything the kept
+// stream holds gets ErrExpired too, the price of not telling the two
+// apart. Kept reads a chain with an ephemeral consumer.
 //
 // # Reading
 //
