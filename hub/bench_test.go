@@ -449,6 +449,19 @@ func BenchmarkIdle(b *testing.B) {
 			b.ReportMetric(mem/float64(n)/1024, "KiB/subscriber")
 			b.ReportMetric((float64(after.StackInuse)-float64(before.StackInuse))/float64(n)/1024, "stack-KiB/subscriber")
 			b.ReportMetric(float64(after.Goroutines-before.Goroutines)/float64(n), "goroutines/subscriber")
+			if path == "/plain" {
+				return
+			}
+			// Once each stream has written (events, as heartbeats do), its
+			// stack holds what the write path took.
+			p.publish(b, "idle", 3, 100, 0)
+			for deadline := time.Now().Add(30 * time.Second); after.Delivered < before.Delivered+uint64(3*n) && time.Now().Before(deadline); {
+				time.Sleep(50 * time.Millisecond)
+				after = p.stats(b)
+			}
+			written := float64(after.HeapInuse+after.StackInuse) - float64(before.HeapInuse+before.StackInuse)
+			b.ReportMetric(written/float64(n)/1024, "KiB/subscriber-written")
+			b.ReportMetric((float64(after.StackInuse)-float64(before.StackInuse))/float64(n)/1024, "stack-KiB/subscriber-written")
 		})
 	}
 }

@@ -507,67 +507,24 @@ const reasonDetached DisconnectReason = "detached"
 // loop writes queued events, waiting for more in between, until the
 // stream ends. Once a connection is hijacked, the loop moves to a fresh
 // goroutine and the handler returns (detach).
+//
+// Its body is in functions of their own (fill, write, wait), so that
+// loop's own frame is small: an idle stream parks in wait with little of
+// its stack in use, and the deepest chain (a write to the connection) fits
+// in a goroutine's first 2 KiB, which it then never outgrows (the runtime
+// does not shrink a stack back once it grew, at the depth a parked stream
+// has). That is half the memory of a parked stream's stack.
 func (c *conn) loop(ctx context.Context, ls *liveState) (reason DisconnectReason) {
-	h, s := c.h, c.s
 	defer func() {
 		if reason != reasonDetached && ls.timer != nil {
 			ls.timer.Stop()
 		}
 	}()
 	for {
-		if c.buf == nil {
-			c.buf = getBuf()
+		closed, ended := c.fill(ls)
+		if r := c.write(ls, closed, ended); r != "" {
+			return r
 		}
-		items, gap, reason := s.take(ls.spare)
-		ended := false
-		for _, it := range items {
-			if it.notice {
-				c.buf = append(c.buf, it.ev.Bytes()...) // no id: the cursor stays
-				ls.pending++
-				continue
-			}
-			if it.pos <= ls.maxSent {
-				continue // already replayed
-			}
-			if it.end {
-				ended = true
-				break
-			}
-			c.buf = append(c.buf, it.ev.Bytes()...)
-			c.lastID = it.ev.Event().ID
-			ls.pending++
-		}
-		clear(items)
-		ls.spare = items
-		if cap(ls.spare) > 64 && len(items) < cap(ls.spare)/4 {
-			ls.spare = nil // a burst is over: do not keep its room
-		}
-		if gap > 0 {
-			c.buf = appendGap(c.buf, gap)
-		}
-		if ls.beat {
-			c.buf = sse.AppendComment(c.buf, "")
-			ls.beat = false
-		}
-		if reason != "" {
-			if !reason.retries() {
-				return reason
-			}
-			c.buf = sse.AppendRetry(c.buf, h.cfg.Retry)
-			_ = c.flush(ls.pending)
-			return reason
-		}
-		if len(c.buf) > 0 || !c.wrote {
-			if c.flush(ls.pending) != nil {
-				return ReasonClient
-			}
-			ls.pending = 0
-		}
-		if ended {
-			return ReasonCompleted
-		}
-		putBuf(c.buf)
-		c.buf = nil
 		if c.mayHijack {
 			if c.hijack() != nil {
 				return ReasonClient
@@ -577,26 +534,108 @@ func (c *conn) loop(ctx context.Context, ls *liveState) (reason DisconnectReason
 				return reasonDetached
 			}
 		}
-		select {
-		case <-s.wake:
-		case <-ls.timerC:
-			now := h.clock.Now()
-			if !ls.end.IsZero() && !now.Before(ls.end) {
-				s.close(ReasonLifetime)
-				continue
-			}
-			if !ls.nextBeat.IsZero() && !now.Before(ls.nextBeat) {
-				if c.nc != nil && c.peerGone() {
-					return ReasonClient // nothing else watches a hijacked connection
-				}
-				ls.beat = true
-				ls.nextBeat = now.Add(h.cfg.Heartbeat)
-			}
-			ls.arm(h.clock, now)
-		case <-ctx.Done():
-			return ReasonClient
+		if r := c.wait(ctx, ls); r != "" {
+			return r
 		}
 	}
+}
+
+// fill appends the queued items to the buffer. It returns why the hub
+// closed the subscriber ("" while open) and whether a channel it follows
+// ended.
+//
+//go:noinline
+func (c *conn) fill(ls *liveState) (closed DisconnectReason, ended bool) {
+	if c.buf == nil {
+		c.buf = getBuf()
+	}
+	items, gap, reason := c.s.take(ls.spare)
+	for _, it := range items {
+		if it.notice {
+			c.buf = append(c.buf, it.ev.Bytes()...) // no id: the cursor stays
+			ls.pending++
+			continue
+		}
+		if it.pos <= ls.maxSent {
+			continue // already replayed
+		}
+		if it.end {
+			ended = true
+			break
+		}
+		c.buf = append(c.buf, it.ev.Bytes()...)
+		c.lastID = it.ev.Event().ID
+		ls.pending++
+	}
+	clear(items)
+	ls.spare = items
+	if cap(ls.spare) > 64 && len(items) < cap(ls.spare)/4 {
+		ls.spare = nil // a burst is over: do not keep its room
+	}
+	if gap > 0 {
+		c.buf = appendGap(c.buf, gap)
+	}
+	if ls.beat {
+		c.buf = sse.AppendComment(c.buf, "")
+		ls.beat = false
+	}
+	return reason, ended
+}
+
+// write sends what fill buffered. It returns a reason when the stream is
+// over: closed by the hub (with a "retry:" when the reason calls for
+// one), a channel ended, or the client gone.
+//
+//go:noinline
+func (c *conn) write(ls *liveState, closed DisconnectReason, ended bool) DisconnectReason {
+	if closed != "" {
+		if !closed.retries() {
+			return closed
+		}
+		c.buf = sse.AppendRetry(c.buf, c.h.cfg.Retry)
+		_ = c.flush(ls.pending)
+		return closed
+	}
+	if len(c.buf) > 0 || !c.wrote {
+		if c.flush(ls.pending) != nil {
+			return ReasonClient
+		}
+		ls.pending = 0
+	}
+	if ended {
+		return ReasonCompleted
+	}
+	putBuf(c.buf)
+	c.buf = nil
+	return ""
+}
+
+// wait parks until the subscriber is signalled, its timer fires (a
+// heartbeat is due, or its lifetime is over) or ctx is done.
+//
+//go:noinline
+func (c *conn) wait(ctx context.Context, ls *liveState) DisconnectReason {
+	h, s := c.h, c.s
+	select {
+	case <-s.wake:
+	case <-ls.timerC:
+		now := h.clock.Now()
+		if !ls.end.IsZero() && !now.Before(ls.end) {
+			s.close(ReasonLifetime)
+			return ""
+		}
+		if !ls.nextBeat.IsZero() && !now.Before(ls.nextBeat) {
+			if c.nc != nil && c.peerGone() {
+				return ReasonClient // nothing else watches a hijacked connection
+			}
+			ls.beat = true
+			ls.nextBeat = now.Add(h.cfg.Heartbeat)
+		}
+		ls.arm(h.clock, now)
+	case <-ctx.Done():
+		return ReasonClient
+	}
+	return ""
 }
 
 // detach moves the live loop of a hijacked connection to a goroutine of
