@@ -1,6 +1,9 @@
 package hub
 
-import "github.com/sluicehq/sluice/sse"
+import (
+	"github.com/sluicehq/sluice/sse"
+	"github.com/sluicehq/sluice/store"
+)
 
 // The names the hub reserves. A protocol on the hub refuses them in what
 // its clients send (see mercure), so that nothing a client sends can pass
@@ -13,8 +16,10 @@ const (
 	// only a subscription that names one exactly receives its events
 	// (never a pattern), whatever its Authorize says; and the hub's own
 	// handler (ServeHTTP) refuses them in a query. A channel's name is its
-	// capability: build it from an unguessable id.
-	ReservedTopicPrefix = "sluice:"
+	// capability: build it from an unguessable id. It is the store's
+	// store.ChannelPrefix: the stores keep these channels apart from the
+	// log's retention (store.Keeper).
+	ReservedTopicPrefix = store.ChannelPrefix
 	// ReservedTypePrefix starts the event types of the hub's signals
 	// ("sluice-…"): Publish and Notify refuse them.
 	ReservedTypePrefix = "sluice-"
