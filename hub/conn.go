@@ -1,14 +1,12 @@
 package hub
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"iter"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -168,7 +166,7 @@ func (c *conn) replay(ctx context.Context, cursor string) (uint64, DisconnectRea
 	}
 	r := c.send(history)
 	if r.err != nil && r.n == 0 && !c.wrote && (errors.Is(r.err, store.ErrUnknownID) || errors.Is(r.err, store.ErrExpired)) {
-		kept, mixed, err := c.kept(ctx, from, r.err)
+		kept, mixed, head, err := c.kept(ctx, from, r.err)
 		switch {
 		case err != nil:
 			return 0, c.storeFailed(ctx, err)
@@ -180,10 +178,6 @@ func (c *conn) replay(ctx context.Context, cursor string) (uint64, DisconnectRea
 		case mixed:
 			// The reset follows the kept events; OnResume and the
 			// header, written with the first of them, tell it already.
-			head, err := c.head(ctx)
-			if err != nil {
-				return 0, c.storeFailed(ctx, fmt.Errorf("head for reset: %w", err))
-			}
 			c.resume.Reset, c.resume.Head = sse.ResetExpired, head
 			c.w.Header().Set(ResetHeader, sse.ResetExpired)
 			if r = c.send(kept); r.err == nil && !r.ended {
@@ -282,16 +276,18 @@ func (c *conn) send(history iter.Seq2[store.Event, error]) sent {
 // keeps every event of those channels after it (store.Keeper): the events
 // sent to a session stay deliverable whatever other traffic evicted from
 // the log. It returns nil when that is not so (no Keeper, no private
-// channel, an unknown cursor, or a channel that lost events after it),
-// and mixed when the subscription also has topics that are not private
+// channel, an unknown cursor, or a channel that lost events after it:
+// each channel's first answer decides, before anything is written), and
+// mixed when the subscription also has topics that are not private
 // channels, whose events after the cursor are lost: a reset follows the
-// kept events. The kept events reach up to the subscriber's start only;
-// the later ones arrive live.
-func (c *conn) kept(ctx context.Context, cursor string, cause error) (history iter.Seq2[store.Event, error], mixed bool, err error) {
+// kept events, at head. The history merges the channels in log order as
+// it is read, one event of each at a time, up to the subscriber's start
+// (head); the later events arrive live.
+func (c *conn) kept(ctx context.Context, cursor string, cause error) (history iter.Seq2[store.Event, error], mixed bool, head string, err error) {
 	k, ok := c.h.store.(store.Keeper)
 	rs, ok2 := c.h.store.(store.Resolver)
 	if !ok || !ok2 || !errors.Is(cause, store.ErrExpired) {
-		return nil, false, nil
+		return nil, false, "", nil
 	}
 	var channels []string
 	for _, t := range c.s.topics {
@@ -302,44 +298,95 @@ func (c *conn) kept(ctx context.Context, cursor string, cause error) (history it
 		}
 	}
 	if len(channels) == 0 {
-		return nil, false, nil
+		return nil, false, "", nil
 	}
 	mixed = mixed || c.s.match != nil
-	head, err := c.head(ctx)
-	if err != nil {
-		return nil, false, fmt.Errorf("head for kept events: %w", err)
-	}
-	if head == "" {
-		return nil, false, nil
+	if head, err = c.head(ctx); err != nil || head == "" {
+		return nil, false, "", err
 	}
 	end, err := rs.Resolve(ctx, head)
 	if err != nil {
-		return nil, false, fmt.Errorf("resolve the head %q: %w", head, err)
+		return nil, false, "", fmt.Errorf("resolve the head %q: %w", head, err)
 	}
-	var evs []store.Event
-	for _, ch := range channels {
-		for ev, err := range k.Kept(ctx, ch, cursor) {
-			switch {
-			case errors.Is(err, store.ErrExpired) || errors.Is(err, store.ErrUnknownID):
-				return nil, false, nil
-			case err != nil:
-				return nil, false, fmt.Errorf("kept events of %q: %w", ch, err)
-			case ev.Pos <= end && c.s.wants(&ev):
-				evs = append(evs, ev)
-			}
+	heads := make([]*keptHead, 0, len(channels))
+	stop := func() {
+		for _, h := range heads {
+			h.stop()
 		}
 	}
-	if len(channels) > 1 {
-		slices.SortFunc(evs, func(a, b store.Event) int { return cmp.Compare(a.Pos, b.Pos) })
-		evs = slices.CompactFunc(evs, func(a, b store.Event) bool { return a.Pos == b.Pos })
+	for _, ch := range channels {
+		next, stopCh := iter.Pull2(k.Kept(ctx, ch, cursor))
+		h := &keptHead{next: next, stop: stopCh, end: end, wants: c.s.wants}
+		heads = append(heads, h)
+		switch err := h.advance(); {
+		case errors.Is(err, store.ErrExpired) || errors.Is(err, store.ErrUnknownID):
+			stop()
+			return nil, false, "", nil
+		case err != nil:
+			stop()
+			return nil, false, "", fmt.Errorf("kept events of %q: %w", ch, err)
+		}
 	}
 	return func(yield func(store.Event, error) bool) {
-		for _, ev := range evs {
+		defer stop()
+		var last uint64
+		for {
+			var first *keptHead
+			for _, h := range heads {
+				if h.ok && (first == nil || h.ev.Pos < first.ev.Pos) {
+					first = h
+				}
+			}
+			if first == nil {
+				return
+			}
+			ev := first.ev
+			if err := first.advance(); err != nil {
+				yield(store.Event{}, err)
+				return
+			}
+			if ev.Pos == last {
+				continue // on two of the channels
+			}
+			last = ev.Pos
 			if !yield(ev, nil) {
 				return
 			}
 		}
-	}, mixed, nil
+	}, mixed, head, nil
+}
+
+// keptHead is the next event of one channel's kept history, for kept's
+// merge.
+type keptHead struct {
+	next  func() (store.Event, error, bool)
+	stop  func()
+	end   uint64
+	wants func(*store.Event) bool
+	ev    store.Event
+	ok    bool // ev is the channel's next event
+}
+
+// advance reads the channel's next event the subscriber wants, up to end.
+func (h *keptHead) advance() error {
+	for {
+		ev, err, more := h.next()
+		switch {
+		case !more:
+			h.ok = false
+			return nil
+		case err != nil:
+			h.ok = false
+			return err
+		case ev.Pos > h.end:
+			h.ok = false
+			h.stop()
+			return nil
+		case h.wants(&ev):
+			h.ev, h.ok = ev, true
+			return nil
+		}
+	}
 }
 
 // lookup checks a cursor that may be a custom id against the subscription,

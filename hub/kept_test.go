@@ -128,3 +128,46 @@ func TestKeptChannelsOutliveTheLog(t *testing.T) {
 		}
 	})
 }
+
+// A subscription to two private channels gets their kept events merged in
+// log order, an event sent to both once, and no more than its start: the
+// event published while it connects comes live, once.
+func TestKeptChannelsMerge(t *testing.T) {
+	m := store.NewMemory(store.MemoryConfig{MaxEvents: 10})
+	t.Cleanup(func() { m.Close() })
+	e := newEnvHooks(t, Config{Store: m}, false, &hooks{
+		sub: func(r *http.Request) (Subscription, error) {
+			return Subscription{Topics: r.URL.Query()["channel"]}, nil
+		},
+	})
+	e.prompt = true
+	ctx := context.Background()
+	a, b := ReservedTopicPrefix+"a", ReservedTopicPrefix+"b"
+	send := func(data string, topics ...string) string {
+		t.Helper()
+		id, err := e.h.Publish(ctx, Message{Topics: topics, Event: sse.Event{Data: data}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.dispatched(id)
+		return id
+	}
+	away := e.publish("news", "before")
+	want := []string{send("a1", a), send("b1", b), send("both", b, a), send("a2", a)}
+	for range 20 {
+		e.publish("news", "noise")
+	}
+	c := e.get("/events?"+url.Values{"channel": {a, b}}.Encode(), http.Header{"Last-Event-Id": {away}})
+	for i, id := range want {
+		if ev := c.next(); ev.ID != id {
+			t.Fatalf("kept event %d: %+v, want %s", i, ev, id)
+		}
+	}
+	live := send("live", a, b)
+	if ev := c.next(); ev.ID != live {
+		t.Fatalf("after the kept events: %+v, want the live %s", ev, live)
+	}
+	if c.resp.Header.Get(ResetHeader) != "" {
+		t.Fatal("reset for channels kept whole")
+	}
+}
