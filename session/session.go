@@ -33,10 +33,12 @@
 // reconnects to another instance resumes from its Last-Event-ID, which
 // EventSource sends by itself. Where its last connection stopped, for a
 // connection without one (a new page), is in the shared log: when a
-// connection ends, its Manager records its cursor on the session's state
-// channel (a private channel nobody subscribes to, kept by the store like
-// the session's sends), and a Manager continuing a session reads it there,
-// whichever instance served the connection before. Close ends a session
+// connection that got events ends, its Manager records its cursor on the
+// session's state channel (a private channel nobody subscribes to, kept
+// by the store like the session's sends), and a Manager continuing a
+// session reads it there, whichever instance served the connection
+// before; a session none of whose connections got an event has nothing
+// recorded, and a new page on another instance starts from now. Close ends a session
 // on every instance (its channel is completed, and the close recorded on
 // its state channel); Lookup and List report the sessions this instance
 // has served.
@@ -150,6 +152,11 @@ type Manager struct {
 	h   *hub.Hub
 	cfg Config
 
+	// keeper is the store, when the sessions are shared with other
+	// instances (Config.Key) and it keeps their state channels
+	// (store.Keeper); nil otherwise.
+	keeper store.Keeper
+
 	mu       sync.Mutex
 	sessions map[string]*session
 	idle     list.List // of *session without connections, the oldest first
@@ -209,7 +216,11 @@ func New(h *hub.Hub, cfg *Config) (*Manager, error) {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	return &Manager{h: h, cfg: c, sessions: make(map[string]*session)}, nil
+	m := &Manager{h: h, cfg: c, sessions: make(map[string]*session)}
+	if k, ok := h.Config().Store.(store.Keeper); ok && c.Key != nil {
+		m.keeper = k
+	}
+	return m, nil
 }
 
 // Topic returns the hub topic (a private channel) of session id: a
@@ -270,14 +281,14 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, sub hub.Subscrip
 		if stop != nil {
 			stop()
 		}
-		m.detach(id, s, sub.Cursor)
+		m.detach(id, s)
 		if onDisconnect != nil {
 			onDisconnect(s, reason)
 		}
 	}
 	m.h.Serve(w, r, sub)
 	if !connected {
-		m.detach(id, nil, "") // refused before it connected (400, 503)
+		m.detach(id, nil) // refused before it connected (400, 503)
 	}
 }
 
@@ -290,7 +301,7 @@ func (m *Manager) attach(r *http.Request, subject string, resume bool) (string, 
 	if err != nil {
 		return "", "", err
 	}
-	if kind != created && m.shared() && (resume || kind == adopted) {
+	if kind != created && m.keeper != nil && (resume || kind == adopted) {
 		// The shared state: where the session's connections stopped on
 		// any instance, and whether it was closed on one.
 		st := m.state(r.Context(), id)
@@ -426,14 +437,13 @@ func (m *Manager) connected(id string, s *hub.Subscriber) {
 // are shared, on the session's state channel.
 // The state is recorded first, so that once the connection no longer
 // counts (Info.Connections) any instance resumes a new page from where it
-// stopped; it is not recorded when the connection stopped where it
-// started (from), so that a client that connects and leaves in a loop
-// does not write to the log.
-func (m *Manager) detach(id string, s *hub.Subscriber, from string) {
-	if s != nil && m.shared() {
-		if c := s.LastEventID(); c != "" && c != from {
-			m.record(id, c)
-		}
+// stopped; and only when the connection got an event, so that a client
+// that connects and leaves in a loop (with a new session each time, or
+// not) writes nothing to the log: what it costs the log is bounded by the
+// events publishers send, not by the client.
+func (m *Manager) detach(id string, s *hub.Subscriber) {
+	if s != nil && m.keeper != nil && s.Stats().Delivered > 0 {
+		m.record(id, s.LastEventID())
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -453,13 +463,6 @@ func (m *Manager) detach(id string, s *hub.Subscriber, from string) {
 	if len(ss.conns) == 0 && ss.pending == 0 && ss.idle == nil {
 		ss.idle = m.idle.PushBack(ss)
 	}
-}
-
-// shared reports whether the sessions are shared with other instances
-// (Config.Key) on a store that keeps their state channels (store.Keeper).
-func (m *Manager) shared() bool {
-	_, ok := m.h.Config().Store.(store.Keeper)
-	return m.cfg.Key != nil && ok
 }
 
 // record records on the state channel of session id that a connection
@@ -495,7 +498,7 @@ func (m *Manager) state(ctx context.Context, id string) sharedState {
 	defer cancel()
 	var st sharedState
 	var best uint64
-	for ev, err := range m.h.Config().Store.(store.Keeper).Kept(ctx, statePrefix+id, "") {
+	for ev, err := range m.keeper.Kept(ctx, statePrefix+id, "") {
 		if err != nil {
 			m.cfg.Logger.Warn("session: cannot read the session's state", "session", id, "err", err)
 			return sharedState{}
@@ -681,7 +684,7 @@ func (m *Manager) Close(ctx context.Context, id string) (bool, error) {
 	for _, c := range conns {
 		c.Close()
 	}
-	if !m.shared() || !m.validID(id) {
+	if m.keeper == nil || !m.validID(id) {
 		return s != nil, nil
 	}
 	if _, err := m.h.Publish(ctx, hub.Message{Topics: []string{statePrefix + id}, Event: sse.Event{Type: closedType}}); err != nil {

@@ -570,3 +570,50 @@ func TestSessionCloseAcrossHubs(t *testing.T) {
 		})
 	}
 }
+
+// TestConnectLoopWritesNothing: with shared sessions, a client that
+// connects and leaves in a loop, with a new session each time or the same
+// one, writes nothing to the log (only a connection that got an event
+// records where it stopped), so it cannot turn the log over for others.
+func TestConnectLoopWritesNothing(t *testing.T) {
+	st := store.NewMemory(store.MemoryConfig{})
+	t.Cleanup(func() { st.Close() })
+	e := newEnv(t, st, false, &session.Config{Key: []byte("0123456789abcdef0123456789abcdef")})
+	e.publish("a", "before")
+	head := func() string {
+		t.Helper()
+		h, err := st.Head(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	before := head()
+	var id string
+	for i := range 20 {
+		hdr := http.Header{"X-User": {"mallory"}}
+		if i%2 == 1 {
+			hdr.Set(session.DefaultHeader, id) // the same session again
+		}
+		c := e.get("/events?topic=a", hdr)
+		id = c.Resp.Header.Get(session.DefaultHeader)
+		c.Primed()
+		c.Close()
+		ssetest.WaitFor(t, "the connection to end", func() bool { return e.conns(id) == 0 })
+	}
+	if after := head(); after != before {
+		t.Fatalf("20 connections that got nothing moved the log's head from %s to %s", before, after)
+	}
+	// One that got an event records it.
+	c := e.get("/events?topic=a", http.Header{"X-User": {"mallory"}, session.DefaultHeader: {id}})
+	c.Primed()
+	sent := e.publish("a", "news")
+	if ev := c.Next(); ev.ID != sent {
+		t.Fatalf("got %+v", ev)
+	}
+	c.Close()
+	ssetest.WaitFor(t, "the connection to end", func() bool { return e.conns(id) == 0 })
+	if after := head(); after == sent {
+		t.Fatal("a connection that got an event recorded nothing")
+	}
+}
