@@ -330,6 +330,16 @@ func TestMaxSessions(t *testing.T) {
 	}
 }
 
+// testKey is the Config.Key of the instances that share sessions.
+var testKey = []byte("0123456789abcdef0123456789abcdef")
+
+// twoHubs returns two instances sharing sessions (one Config.Key) on the
+// two stores of one log.
+func twoHubs(t *testing.T, sa, sb store.Store) (a, b *env) {
+	t.Helper()
+	return newEnv(t, sa, false, &session.Config{Key: testKey}), newEnv(t, sb, false, &session.Config{Key: testKey})
+}
+
 // startAlice opens alice's session on the instance on, with path, and
 // returns it once she received data, sent from the instance from.
 func startAlice(t *testing.T, on, from *env, path, data string) (alice *ssetest.Client, id, first string) {
@@ -351,12 +361,10 @@ func startAlice(t *testing.T, on, from *env, path, data string) (alice *ssetest.
 // with what was sent while it was away, from either instance, and keeps
 // its subject.
 func TestSessionAcrossHubs(t *testing.T) {
-	key := []byte("0123456789abcdef0123456789abcdef")
 	for _, kind := range sharedlog.Kinds {
 		t.Run(kind, func(t *testing.T) {
 			sa, sb := sharedlog.Open(t, kind)
-			a := newEnv(t, sa, false, &session.Config{Key: key})
-			b := newEnv(t, sb, false, &session.Config{Key: key})
+			a, b := twoHubs(t, sa, sb)
 			ctx := context.Background()
 			alice, id, first := startAlice(t, a, a, "/events?topic=a", "hi from A")
 			alice.Close()
@@ -487,12 +495,10 @@ func TestSessionBacklogOutlivesTraffic(t *testing.T) {
 // every send made to it from either, because the shared store keeps the
 // session's channel apart from the log's retention.
 func TestSessionBacklogAcrossHubs(t *testing.T) {
-	key := []byte("0123456789abcdef0123456789abcdef")
 	for _, kind := range sharedlog.Kinds {
 		t.Run(kind, func(t *testing.T) {
 			sa, sb := sharedlog.OpenRetaining(t, kind, 20)
-			a := newEnv(t, sa, false, &session.Config{Key: key})
-			b := newEnv(t, sb, false, &session.Config{Key: key})
+			a, b := twoHubs(t, sa, sb)
 			ctx := context.Background()
 			alice, id, first := startAlice(t, a, a, "/events", "hi")
 			alice.Close()
@@ -531,12 +537,10 @@ func TestSessionBacklogAcrossHubs(t *testing.T) {
 // instance the client comes back to, with the old id and its cursor, it
 // gets a new session, without the old one's sends.
 func TestSessionCloseAcrossHubs(t *testing.T) {
-	key := []byte("0123456789abcdef0123456789abcdef")
 	for _, kind := range sharedlog.Kinds {
 		t.Run(kind, func(t *testing.T) {
 			sa, sb := sharedlog.Open(t, kind)
-			a := newEnv(t, sa, false, &session.Config{Key: key})
-			b := newEnv(t, sb, false, &session.Config{Key: key})
+			a, b := twoHubs(t, sa, sb)
 			ctx := context.Background()
 			alice, id, first := startAlice(t, b, a, "/events?topic=a", "before the close")
 			if live, err := a.m.Close(ctx, id); live || err != nil {
@@ -549,7 +553,7 @@ func TestSessionCloseAcrossHubs(t *testing.T) {
 				t.Fatal(err)
 			}
 			// A third instance that never saw the session, too.
-			c := newEnv(t, sb, false, &session.Config{Key: key})
+			c := newEnv(t, sb, false, &session.Config{Key: testKey})
 			for name, e := range map[string]*env{"A": a, "B": b, "C": c} {
 				back := e.get("/events?topic=a", http.Header{"X-User": {"alice"}, session.DefaultHeader: {id}, "Last-Event-Id": {first}})
 				got := back.Resp.Header.Get(session.DefaultHeader)
@@ -578,7 +582,7 @@ func TestSessionCloseAcrossHubs(t *testing.T) {
 func TestConnectLoopWritesNothing(t *testing.T) {
 	st := store.NewMemory(store.MemoryConfig{})
 	t.Cleanup(func() { st.Close() })
-	e := newEnv(t, st, false, &session.Config{Key: []byte("0123456789abcdef0123456789abcdef")})
+	e := newEnv(t, st, false, &session.Config{Key: testKey})
 	e.publish("a", "before")
 	head := func() string {
 		t.Helper()
