@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -51,29 +50,7 @@ func TestKeptTwoInstances(t *testing.T) {
 	b := open(t, redisURL(t), redisstore.Config{Prefix: prefix, KeepPerChannel: 50, MaxLen: 10})
 	ch := store.ChannelPrefix + "two"
 	start := storetest.MustAppend(t, a, store.Event{Topics: []string{"public"}})
-	var mu sync.Mutex
-	var evs []store.Event
-	var wg sync.WaitGroup
-	for i := range 8 {
-		s := a
-		if i%2 == 1 {
-			s = b
-		}
-		wg.Go(func() {
-			for j := range 25 {
-				e, err := s.Append(context.Background(), store.Event{Topics: []string{ch}, Data: fmt.Sprint(i, "/", j)})
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				evs = append(evs, e)
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	slices.SortFunc(evs, func(x, y store.Event) int { return int(x.Pos) - int(y.Pos) })
+	evs := storetest.AppendConcurrent(t, []store.Store{a, b}, []string{ch}, 200, 8)
 	// b appended last, and trimmed the channel to its 50: what a keeps
 	// more is not kept any longer.
 	last := storetest.MustAppend(t, b, store.Event{Topics: []string{ch}, Data: "last"})
@@ -94,25 +71,7 @@ func TestKeptPages(t *testing.T) {
 	s, _ := newStore(t, redisstore.Config{KeepPerChannel: 3000, MaxLen: 100})
 	ch := store.ChannelPrefix + "pages"
 	start := storetest.MustAppend(t, s, store.Event{Topics: []string{"public"}})
-	var evs []store.Event
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for i := range 10 {
-		wg.Go(func() {
-			for j := range 250 {
-				e, err := s.Append(context.Background(), store.Event{Topics: []string{ch, "public"}, Data: fmt.Sprint(i, "/", j)})
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				evs = append(evs, e)
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	slices.SortFunc(evs, func(x, y store.Event) int { return int(x.Pos) - int(y.Pos) })
+	evs := storetest.AppendConcurrent(t, []store.Store{s}, []string{ch, "public"}, 2500, 10)
 	wantKept(t, s, ch, start.ID, evs)
 	wantKept(t, s, ch, "", evs)
 	wantKept(t, s, ch, evs[1000].ID, evs[1001:])

@@ -154,29 +154,7 @@ func sharedKept(t *testing.T, a, b store.Store, cursor string) {
 		return
 	}
 	ch := store.ChannelPrefix + "storetest:shared"
-	var mu sync.Mutex
-	var evs []store.Event
-	var wg sync.WaitGroup
-	for w := range 8 {
-		st := []store.Store{a, b}[w%2]
-		wg.Go(func() {
-			for i := range 25 {
-				e, err := st.Append(context.Background(), store.Event{Topics: []string{ch}, Data: fmt.Sprintf("w%d-%d", w, i)})
-				if err != nil {
-					t.Errorf("Append to a channel: %v", err)
-					return
-				}
-				mu.Lock()
-				evs = append(evs, e)
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	if t.Failed() {
-		t.FailNow()
-	}
-	slices.SortFunc(evs, func(x, y store.Event) int { return cmpPos(x.Pos, y.Pos) })
+	evs := AppendConcurrent(t, []store.Store{a, b}, []string{ch}, 200, 8)
 	for name, k := range map[string]store.Keeper{"A": ka, "B": kb} {
 		got, err := KeptEvents(t, k, ch, cursor)
 		if err != nil || !slices.Equal(IDs(got), IDs(evs)) {

@@ -202,22 +202,30 @@ func appendSeq(t *testing.T, st store.Store, tp string, n int) []store.Event {
 // and returns them in log order.
 func appendConcurrent(t *testing.T, st store.Store, tp string, n, workers int) []store.Event {
 	t.Helper()
+	return AppendConcurrent(t, []store.Store{st}, []string{tp}, n, workers)
+}
+
+// AppendConcurrent appends n events to topics from workers goroutines,
+// worker w through stores[w % len(stores)] (several stores on one log
+// stand for several hub instances), and returns them in log order. It
+// fails t on the first error.
+func AppendConcurrent(t testing.TB, stores []store.Store, topics []string, n, workers int) []store.Event {
+	t.Helper()
 	out := make([]store.Event, n)
 	errs := make(chan error, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		st := stores[w%len(stores)]
+		wg.Go(func() {
 			for i := w; i < n; i += workers {
-				e, err := st.Append(context.Background(), store.Event{Topics: []string{tp}, Data: fmt.Sprintf("%s #%d", tp, i)})
+				e, err := st.Append(context.Background(), store.Event{Topics: topics, Data: fmt.Sprintf("%s #%d", topics[0], i)})
 				if err != nil {
 					errs <- err
 					return
 				}
 				out[i] = e
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(errs)
