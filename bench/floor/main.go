@@ -17,13 +17,25 @@
 //
 //	taskset -c 1 /tmp/floor -mode fanout-load -n 19500 &
 //	GOMAXPROCS=1 taskset -c 0 /tmp/floor -mode fanout -n 19500
+//
+// Answering a publish over HTTP (-mode publish): a net/http server with
+// sluice serve's timeouts whose handler reads the body, sets two
+// headers and writes a 12-byte id, the least a Mercure hub does per
+// POST; drive it with sluice bench --subscribers 0 and read
+// hub.cpu_per_publish_us:
+//
+//	GOMAXPROCS=1 taskset -c 0 /tmp/floor -mode publish &
+//	taskset -c 1 sluice bench --url 'http://127.0.0.1:17004/.well-known/mercure?topic=bench' \
+//	    --token x --hub-pid $! --subscribers 0 --rate 0 --publishers 4 --duration 5s --json
 package main
 
 import (
 	"bufio"
 	"flag"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -42,20 +54,26 @@ func cpu() time.Duration {
 }
 
 func main() {
-	mode := flag.String("mode", "relay-load", "relay-load, relay, fanout-load or fanout")
+	mode := flag.String("mode", "relay-load", "relay-load, relay, fanout-load, fanout or publish")
 	n := flag.Int("n", 5000, "connections")
 	rate := flag.Int("rate", 50, "relay: messages/s per connection")
 	secs := flag.Int("secs", 10, "relay: seconds of messages")
 	up := flag.String("up", "127.0.0.1:17001", "relay: upstream address")
 	down := flag.String("down", "127.0.0.1:17002", "relay: downstream address")
 	rounds := flag.Int("rounds", 5, "fanout: messages, one per second")
-	addr := flag.String("addr", "127.0.0.1:17003", "fanout: the load's address")
+	addr := flag.String("addr", "127.0.0.1:17003", "fanout: the load's address; publish: the server's (default 127.0.0.1:17004)")
 	flag.Parse()
 	switch *mode {
 	case "relay-load", "relay":
 		relay(*mode == "relay", *n, *rate, *secs, *up, *down)
 	case "fanout-load", "fanout":
 		fanout(*mode == "fanout", *n, *rounds, *addr)
+	case "publish":
+		a := *addr
+		if !isSet("addr") {
+			a = "127.0.0.1:17004"
+		}
+		publish(a)
 	default:
 		fmt.Fprintf(os.Stderr, "floor: unknown -mode %q\n", *mode)
 		os.Exit(2)
@@ -229,5 +247,37 @@ func fanout(measure bool, n, rounds int, addr string) {
 		for _, c := range conns {
 			c.Close()
 		}
+	}
+}
+
+// isSet reports whether the flag name was given.
+func isSet(name string) (set bool) {
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// publish serves, on addr, the least a hub does for each publish POST:
+// read the body, set two headers, write an id; with the timeouts of
+// sluice serve's server (headers bounded, idle connections closed).
+func publish(addr string) {
+	var n atomic.Int64
+	srv := &http.Server{
+		Addr: addr,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if _, err := io.Copy(io.Discard, r.Body); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Header().Set("X-Request-Id", "0123456789abcdef")
+			w.WriteHeader(http.StatusOK)
+			_, _ = fmt.Fprintf(w, "urn:%08d", n.Add(1)%100000000)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	fmt.Fprintf(os.Stderr, "floor: publish: serving on %s\n", addr)
+	if err := srv.ListenAndServe(); err != nil {
+		panic(err)
 	}
 }
