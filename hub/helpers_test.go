@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/fakeclock"
+
 	"github.com/sluicehq/sluice/internal/ssetest"
 	"github.com/sluicehq/sluice/sse"
 	"github.com/sluicehq/sluice/store"
@@ -223,71 +225,14 @@ func checkGoroutines(t *testing.T) {
 type logWriter = ssetest.Buffer
 
 // fakeClock is a Clock that moves only when told to.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers map[*fakeTimer]struct{}
-}
+type fakeClock struct{ *fakeclock.Clock }
 
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), timers: map[*fakeTimer]struct{}{}}
-}
+func newFakeClock() fakeClock { return fakeClock{fakeclock.New()} }
 
-type fakeTimer struct {
-	c    *fakeClock
-	ch   chan time.Time
-	when time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) NewTimer(d time.Duration) Timer {
-	t := &fakeTimer{c: c, ch: make(chan time.Time, 1)}
-	t.Reset(d)
-	return t
-}
-
-func (t *fakeTimer) C() <-chan time.Time { return t.ch }
-
-func (t *fakeTimer) Reset(d time.Duration) {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	t.when = t.c.now.Add(d)
-	t.c.timers[t] = struct{}{}
-}
-
-func (t *fakeTimer) Stop() {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	delete(t.c.timers, t)
-}
+func (c fakeClock) NewTimer(d time.Duration) Timer { return c.Clock.NewTimer(d) }
 
 // armed returns the number of timers waiting to fire.
-func (c *fakeClock) armed() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.timers)
-}
-
-// Advance moves the clock and fires the timers due.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	for t := range c.timers {
-		if !t.when.After(c.now) {
-			delete(c.timers, t)
-			select {
-			case t.ch <- c.now:
-			default:
-			}
-		}
-	}
-}
+func (c fakeClock) armed() int { return c.Armed() }
 
 // flakyStore wraps a store and fails the operations it is told to.
 type flakyStore struct {

@@ -69,7 +69,7 @@ func TestPolling(t *testing.T) {
 
 // waitArmed waits until n timers of the fake clock are armed: one for
 // each live connection.
-func waitArmed(t *testing.T, fc *fakeClock, n int) {
+func waitArmed(t *testing.T, fc fakeClock, n int) {
 	t.Helper()
 	waitFor(t, strconv.Itoa(n)+" armed timers", func() bool { return fc.armed() == n })
 }

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/fakeclock"
+
 	"github.com/sluicehq/sluice/hub"
 	"github.com/sluicehq/sluice/internal/ssetest"
 	"github.com/sluicehq/sluice/relay"
@@ -303,78 +305,11 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // fakeClock is a hub.Clock that moves only when told to.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers map[*fakeTimer]struct{}
-}
+type fakeClock struct{ *fakeclock.Clock }
 
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), timers: map[*fakeTimer]struct{}{}}
-}
+func newFakeClock() fakeClock { return fakeClock{fakeclock.New()} }
 
-type fakeTimer struct {
-	c    *fakeClock
-	ch   chan time.Time
-	when time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) NewTimer(d time.Duration) hub.Timer {
-	t := &fakeTimer{c: c, ch: make(chan time.Time, 1)}
-	t.Reset(d)
-	return t
-}
-
-func (t *fakeTimer) C() <-chan time.Time { return t.ch }
-
-func (t *fakeTimer) Reset(d time.Duration) {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	t.drain()
-	t.when = t.c.now.Add(d)
-	t.c.timers[t] = struct{}{}
-}
-
-// drain drops a fire not received, as a time.Timer's Stop and Reset do.
-func (t *fakeTimer) drain() {
-	select {
-	case <-t.ch:
-	default:
-	}
-}
-
-func (t *fakeTimer) Stop() {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	t.drain()
-	delete(t.c.timers, t)
-}
+func (c fakeClock) NewTimer(d time.Duration) hub.Timer { return c.Clock.NewTimer(d) }
 
 // armed returns the number of timers waiting to fire.
-func (c *fakeClock) armed() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.timers)
-}
-
-// Advance moves the clock and fires the timers due.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	for t := range c.timers {
-		if !t.when.After(c.now) {
-			delete(c.timers, t)
-			select {
-			case t.ch <- c.now:
-			default:
-			}
-		}
-	}
-}
+func (c fakeClock) armed() int { return c.Armed() }
