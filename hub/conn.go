@@ -291,7 +291,7 @@ func (c *conn) kept(ctx context.Context, cursor string, cause error) (history it
 	}
 	var channels []string
 	for _, t := range c.s.topics {
-		if isReserved(t) {
+		if store.IsChannel(t) {
 			channels = append(channels, t)
 		} else {
 			mixed = true

@@ -289,7 +289,7 @@ func (h *Hub) Disconnect(id string) bool {
 	return true
 }
 
-func isReserved(topic string) bool { return store.IsChannel(topic) }
+func isReserved(topic string) bool { return strings.HasPrefix(topic, ReservedTopicPrefix) }
 
 func isReservedType(typ string) bool { return strings.HasPrefix(typ, ReservedTypePrefix) }
 

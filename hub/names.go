@@ -18,7 +18,8 @@ const (
 	// handler (ServeHTTP) refuses them in a query. A channel's name is its
 	// capability: build it from an unguessable id. It is the store's
 	// store.ChannelPrefix: the stores keep these channels apart from the
-	// log's retention (store.Keeper).
+	// log's retention (store.Keeper), except the signals between instances
+	// (store.SignalPrefix), which are reserved the same way but not kept.
 	ReservedTopicPrefix = store.ChannelPrefix
 	// ReservedTypePrefix starts the event types of the hub's signals
 	// ("sluice-…"): Publish and Notify refuse them.

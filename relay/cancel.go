@@ -23,7 +23,9 @@ import (
 // read for all of them, no goroutine or timer of its own), and cancels the
 // relays they name.
 
-const cancelPrefix = hub.ReservedTopicPrefix + "relay-cancel:"
+// cancelPrefix starts the signal channel (store.SignalPrefix: private,
+// read from the log, not kept) of a relay's cancel requests.
+const cancelPrefix = store.SignalPrefix + "relay-cancel:"
 
 func cancelTopic(id string) string { return cancelPrefix + id }
 

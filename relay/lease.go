@@ -14,11 +14,12 @@ import (
 	"github.com/sluicehq/sluice/stream"
 )
 
-// The lease of a relay is a private channel of the hub, named after the
-// relay's stream: the relay appends leaseRenew to it every LeaseInterval
-// and leaseRelease when it has finished its stream.
+// The lease of a relay is a signal channel of the hub (store.SignalPrefix:
+// private, read from the log, not kept), named after the relay's stream:
+// the relay appends leaseRenew to it every LeaseInterval and leaseRelease
+// when it has finished its stream.
 const (
-	leasePrefix  = hub.ReservedTopicPrefix + "relay-lease:"
+	leasePrefix  = store.SignalPrefix + "relay-lease:"
 	leaseRenew   = "renew"
 	leaseRelease = "release"
 )

@@ -178,10 +178,19 @@ type Positioner interface {
 // retention.
 const ChannelPrefix = "sluice:"
 
-// IsChannel reports whether topic is a channel (it starts with
-// [ChannelPrefix]).
+// SignalPrefix starts the channels that carry signals between the
+// instances sharing a log (a relay's lease renewals and cancel requests).
+// They are private as every topic under [ChannelPrefix] is, but they are
+// read from the log as they come, never resumed after a drop: a [Keeper]
+// does not keep them, so that a signal costs what an event on a public
+// topic does and takes no room from the kept backlogs of sessions and
+// streams.
+const SignalPrefix = ChannelPrefix + "signal:"
+
+// IsChannel reports whether topic is a channel a [Keeper] keeps: it starts
+// with [ChannelPrefix] and not with [SignalPrefix].
 func IsChannel(topic string) bool {
-	return strings.HasPrefix(topic, ChannelPrefix)
+	return strings.HasPrefix(topic, ChannelPrefix) && !strings.HasPrefix(topic, SignalPrefix)
 }
 
 // Defaults of the keeping of channels ([Keeper]) by the stores of this

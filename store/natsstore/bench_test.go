@@ -75,8 +75,8 @@ func BenchmarkFollow(b *testing.B) {
 
 // BenchmarkAppendChannel appends ~100-byte events one at a time (the
 // latency of one Append) and from 16 goroutines (throughput): events to a
-// topic that is not a channel, events to one channel, and events to a
-// channel per goroutine. A store that keeps channels (store.Keeper)
+// topic that is not a channel, events to one channel, events to a
+// channel per goroutine, and events to a signal (store.SignalPrefix). A store that keeps channels (store.Keeper)
 // also writes the events of channels to its kept stream.
 func BenchmarkAppendChannel(b *testing.B) {
 	data := strings.Repeat("x", 100)
@@ -87,6 +87,8 @@ func BenchmarkAppendChannel(b *testing.B) {
 		{"topic", func() string { return "https://example.com/bench" }},
 		{"channel", func() string { return store.ChannelPrefix + "bench" }},
 		{"channels", func() string { return store.ChannelPrefix + "bench/" + strconv.FormatUint(rand.Uint64(), 36) }},
+		// A signal (a relay's lease renewals) is private but not kept.
+		{"signal", func() string { return store.SignalPrefix + "bench" }},
 	} {
 		if tc.name != "channels" {
 			b.Run(tc.name+"/sequential", func(b *testing.B) {

@@ -123,6 +123,13 @@ func (s *suite) testKeptChannels(t *testing.T) {
 	wantKeptError(t, k, tp, start.ID, store.ErrExpired)
 	wantKeptError(t, k, channel(t, "never"), start.ID, store.ErrExpired)
 	wantKept(t, k, channel(t, "never"), "", nil)
+	// A signal (store.SignalPrefix) is private but not kept; an event on a
+	// signal and a channel is kept under the channel.
+	sig := store.SignalPrefix + "storetest:" + t.Name()
+	mixed := MustAppend(t, st, store.Event{Topics: []string{sig, a}, Data: "signal and channel"})
+	MustAppend(t, st, store.Event{Topics: []string{sig}, Data: "signal"})
+	wantKeptError(t, k, sig, start.ID, store.ErrExpired)
+	wantKept(t, k, a, both.ID, []store.Event{custom, mixed})
 }
 
 func (s *suite) testKeptCursors(t *testing.T) {
