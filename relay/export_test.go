@@ -10,6 +10,9 @@ func Kill(r *Relay) {
 // Renewals returns the lease renewals r appended.
 func Renewals(r *Relay) int64 { return r.renewals.Load() }
 
+// StartID is the custom id of the relay id's first renewal.
+func StartID(id string) string { return startID(id) }
+
 // MonitorState returns the lease monitor's completed passes, the relays it
 // declared lost, whether it runs, and whether it watches id.
 func MonitorState(rl *Relayer, id string) (passes, lost int, running, watching bool) {

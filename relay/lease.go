@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +26,14 @@ const (
 )
 
 func leaseTopic(id string) string { return leasePrefix + id }
+
+// startPrefix starts the private channel that holds a relay's first
+// renewal besides its lease: a channel the stores keep (store.Keeper)
+// apart from the log's retention, so that the relay is known to have
+// started however much traffic has turned the log over since.
+const startPrefix = hub.ReservedTopicPrefix + "relay-start:"
+
+func startTopic(id string) string { return startPrefix + id }
 
 // Serve serves the relay stream id to one reader, as stream.Serve does
 // (from its start or the request's Last-Event-ID; the response ends at
@@ -230,12 +239,22 @@ func (m *monitor) pass(ctx context.Context, st store.Store, cursor string, ok bo
 func startID(id string) string { return "relay-start:" + id }
 
 // started reports whether the relay id was started: its first renewal is
-// in the log. An id that no Start returned (made up by a client) is not,
-// and is never declared lost: that would append to the log for anyone who
-// asks. With a store.Positioner (every store of this module) it is one
-// lookup of the renewal's custom id; otherwise the renewal is looked for
-// among the first maxLeaseScan events after the stream's start.
+// kept or in the log. An id that no Start returned (made up by a client)
+// is not, and is never declared lost: that would append to the log for
+// anyone who asks. With a store.Keeper (every store of this module) the
+// renewal is kept on its own channel, past the log's retention; else,
+// with a store.Positioner, it is one lookup of the renewal's custom id;
+// otherwise the renewal is looked for among the first maxLeaseScan events
+// after the stream's start.
 func (m *monitor) started(ctx context.Context, st store.Store, id string) bool {
+	if k, ok := st.(store.Keeper); ok {
+		for _, err := range k.Kept(ctx, startTopic(id), "") {
+			if err == nil {
+				return true
+			}
+			break
+		}
+	}
 	if p, ok := st.(store.Positioner); ok {
 		_, found, err := p.Lookup(ctx, startID(id))
 		return err == nil && found
@@ -251,7 +270,7 @@ func (m *monitor) started(ctx context.Context, st store.Store, id string) bool {
 			return false
 		}
 		n++
-		if len(ev.Topics) == 1 && ev.Topics[0] == lease {
+		if slices.Contains(ev.Topics, lease) {
 			return true
 		}
 	}

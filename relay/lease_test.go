@@ -2,11 +2,15 @@ package relay_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/hub"
 	"github.com/sluicehq/sluice/internal/sharedlog"
 	"github.com/sluicehq/sluice/relay"
+	"github.com/sluicehq/sluice/sse"
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/stream"
 )
@@ -117,23 +121,41 @@ func TestRelayLost(t *testing.T) {
 // that died before this instance began to watch it is still declared
 // lost: its first renewal is in the log right after its stream's start.
 //
-// With a store.Positioner the first renewal is found by its custom id;
-// without one (a store of the application's), by a bounded scan.
+// With a store.Keeper the first renewal is kept apart from the log, and
+// found even once other traffic has evicted it from the log ("evicted");
+// with a store.Positioner only, by its custom id; without either (a store
+// of the application's), by a bounded scan.
 func TestLeaseOfMadeUpID(t *testing.T) {
-	for _, positioner := range []bool{true, false} {
-		t.Run(map[bool]string{true: "Positioner", false: "scan"}[positioner], func(t *testing.T) {
-			m := store.NewMemory(store.MemoryConfig{})
-			t.Cleanup(func() { m.Close() })
-			var st store.Store = m
-			if !positioner {
-				st = struct{ store.Store }{m} // hides Lookup
+	for _, tc := range []struct {
+		name  string
+		store func(*store.Memory) store.Store
+		evict bool
+	}{
+		{"Keeper", func(m *store.Memory) store.Store { return m }, false},
+		{"evicted", func(m *store.Memory) store.Store { return m }, true},
+		{"Positioner", func(m *store.Memory) store.Store {
+			return struct {
+				store.Store
+				store.Positioner
+			}{m, m}
+		}, false}, // hides Kept
+		{"scan", func(m *store.Memory) store.Store { return struct{ store.Store }{m} }, false}, // hides Lookup and Kept
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := store.MemoryConfig{}
+			if tc.evict {
+				cfg.MaxEvents = 16
 			}
-			leaseOfMadeUpID(t, st)
+			m := store.NewMemory(cfg)
+			t.Cleanup(func() { m.Close() })
+			leaseOfMadeUpID(t, tc.store(m), tc.evict)
 		})
 	}
 }
 
-func leaseOfMadeUpID(t *testing.T, st store.Store) {
+// leaseOfMadeUpID runs TestLeaseOfMadeUpID on st; with evict, traffic
+// evicts the dead relay's first renewal from the log before it is watched.
+func leaseOfMadeUpID(t *testing.T, st store.Store, evict bool) {
 	const (
 		interval = time.Second
 		ttl      = 3 * time.Second
@@ -194,12 +216,24 @@ func leaseOfMadeUpID(t *testing.T, st store.Store) {
 	llm.release(2)
 	ans.read(t, first, 2)
 	relay.Kill(n.relay(ans.id))
+	if evict {
+		for i := range 32 {
+			if _, err := n.h.Publish(ctx, hub.Message{Topics: []string{"https://example.com/other"}, Event: sse.Event{Data: fmt.Sprint(i)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, found, err := st.(store.Positioner).Lookup(ctx, relay.StartID(ans.id)); found || !errors.Is(err, store.ErrUnknownID) {
+			t.Fatalf("the first renewal is still in the log (%v, %v)", found, err)
+		}
+	}
 	late := n.resume(&ans)
 	waitFor(t, "the dead relay to be watched", func() bool {
 		_, _, _, watching := relay.MonitorState(n.rl, ans.id)
 		return watching
 	})
-	for range (ttl + 2*interval) / interval {
+	// One more pass than the made-up id took: the first pass after the
+	// eviction finds its cursor expired and counts every lease renewed.
+	for range (ttl + 3*interval) / interval {
 		pass()
 	}
 	ans.read(t, late, -1)

@@ -313,9 +313,10 @@ func (rl *Relayer) Start(ctx context.Context, req *http.Request) (*Relay, error)
 	}
 	s, err := stream.Open(ctx, rl.h)
 	if err == nil {
-		// The first renewal, right after the stream's start, is how an
-		// instance tells a relay that died from an id never started.
-		_, err = rl.h.Publish(ctx, hub.Message{Topics: []string{leaseTopic(s.ID())}, Event: sse.Event{ID: startID(s.ID()), Type: leaseRenew}})
+		// The first renewal, right after the stream's start and kept on
+		// a channel of its own, is how an instance tells a relay that
+		// died from an id never started.
+		_, err = rl.h.Publish(ctx, hub.Message{Topics: []string{leaseTopic(s.ID()), startTopic(s.ID())}, Event: sse.Event{ID: startID(s.ID()), Type: leaseRenew}})
 	}
 	if err != nil {
 		rl.inFlight.Add(-1)
