@@ -182,7 +182,14 @@ func (m *monitor) pass(ctx context.Context, st store.Store, cursor string, ok bo
 	var evs []seen
 	for ev, err := range st.History(ctx, cursor, isLease) {
 		if err != nil {
-			if !errors.Is(err, store.ErrExpired) && !errors.Is(err, store.ErrUnknownID) && ctx.Err() == nil {
+			switch {
+			case ctx.Err() != nil:
+			case errors.Is(err, store.ErrExpired):
+				// Renewals were evicted unread: a relay that died
+				// meanwhile cannot be told from a live one.
+				log.Warn("relay: the log turned over within one lease interval: dead relays go undetected while this lasts; raise the log's retention or shorten LeaseInterval",
+					"lease_interval", o.LeaseInterval)
+			case !errors.Is(err, store.ErrUnknownID):
 				log.Warn("relay: reading the leases failed", "err", err)
 			}
 			m.renewAll(now)

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/sluicehq/sluice/hub"
 	"github.com/sluicehq/sluice/internal/sharedlog"
+	"github.com/sluicehq/sluice/internal/ssetest"
 	"github.com/sluicehq/sluice/relay"
 	"github.com/sluicehq/sluice/sse"
 	"github.com/sluicehq/sluice/store"
@@ -161,8 +164,9 @@ func leaseOfMadeUpID(t *testing.T, st store.Store, evict bool) {
 		ttl      = 3 * time.Second
 	)
 	clock := newFakeClock()
+	var logs ssetest.Buffer
 	opts := &relay.Options{Clock: clock, LeaseInterval: interval, LeaseTTL: ttl,
-		ReadTimeout: time.Hour, MaxDuration: 2 * time.Hour}
+		ReadTimeout: time.Hour, MaxDuration: 2 * time.Hour, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	llm := newFakeLLM(t, 100, true)
 	n := newNode(t, st, llm, opts)
 	ctx := context.Background()
@@ -238,4 +242,8 @@ func leaseOfMadeUpID(t *testing.T, st store.Store, evict bool) {
 	}
 	ans.read(t, late, -1)
 	endOf(t, &ans, relay.EventLost, 2)
+	// The renewals evicted unread are reported.
+	if warned := strings.Contains(logs.String(), "the log turned over"); warned != evict {
+		t.Fatalf("warned of the evicted renewals: %v, want %v; log:\n%s", warned, evict, logs.String())
+	}
 }
