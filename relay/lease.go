@@ -106,7 +106,9 @@ func (m *monitor) add(id string) {
 	w.readers++
 	if !m.running {
 		m.running = true
-		go m.run()
+		// Armed here, so that once a reader is seen watched, time that
+		// passes counts (a test moves a fake clock on at once).
+		go m.run(m.rl.opts.Clock.NewTimer(m.rl.opts.LeaseInterval))
 	}
 }
 
@@ -126,15 +128,14 @@ func (m *monitor) leave(id string, completed bool) {
 	}
 }
 
-// run reads the lease events every LeaseInterval until nothing is left to
-// watch or the Relayer closes.
-func (m *monitor) run() {
+// run reads the lease events every LeaseInterval, on t, until nothing is
+// left to watch or the Relayer closes.
+func (m *monitor) run(t hub.Timer) {
 	o := &m.rl.opts
 	ctx := m.rl.ctx
 	st := m.rl.h.Config().Store
 	cursor, err := st.Head(ctx)
 	ok := err == nil
-	t := o.Clock.NewTimer(o.LeaseInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -153,8 +154,10 @@ func (m *monitor) run() {
 			m.mu.Unlock()
 			return
 		}
-		m.mu.Unlock()
+		// Re-armed before the pass is seen done (passes, under m.mu), so
+		// that a test which saw it can move a fake clock on.
 		t.Reset(o.LeaseInterval)
+		m.mu.Unlock()
 	}
 }
 
