@@ -107,7 +107,10 @@ func (rl *Relayer) checkCancels(ctx context.Context) {
 			if herr != nil {
 				// An expired cursor: the requests in between are lost;
 				// go on from the head.
-				if !errors.Is(herr, store.ErrExpired) && !errors.Is(herr, store.ErrUnknownID) {
+				switch {
+				case errors.Is(herr, store.ErrExpired):
+					warnTurnover(o, "cancel requests from other instances are lost")
+				case !errors.Is(herr, store.ErrUnknownID):
 					err = herr
 				}
 				break

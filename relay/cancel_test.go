@@ -3,6 +3,8 @@ package relay_test
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,5 +71,51 @@ func TestCancelAcrossHubs(t *testing.T) {
 				t.Fatalf("cancel of a made-up id: %v", err)
 			}
 		})
+	}
+}
+
+// A cancel request from another instance that the log evicts before the
+// relaying instance reads it is lost, and that instance says so in its
+// log, with what to change: the log holds less than one LeaseInterval of
+// traffic.
+func TestCancelEvictedIsReported(t *testing.T) {
+	const interval = time.Second
+	clock := newFakeClock()
+	var logs ssetest.Buffer
+	opts := &relay.Options{Clock: clock, LeaseInterval: interval, LeaseTTL: 3 * interval,
+		ReadTimeout: time.Hour, MaxDuration: 2 * time.Hour, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	llm := newFakeLLM(t, 100, true)
+	sa, sb := sharedlog.OpenRetaining(t, "memory", 16)
+	a, b := newNode(t, sa, llm, opts), newNode(t, sb, llm, opts)
+	ctx := context.Background()
+	publishOther(t, b.h, -1, a.h, b.h) // the stream starts after it, not at an empty log's start
+
+	var ans answer
+	resp := a.ask(&ans)
+	llm.release(3)
+	ans.read(t, resp, 3)
+	resp.Body.Close()
+	rel := a.relay(ans.id)
+	if err := b.rl.Cancel(ctx, ans.id); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 32 { // other traffic evicts the request
+		publishOther(t, b.h, i, a.h, b.h)
+	}
+	clock.Advance(interval) // A's relay renews its lease and reads the requests
+	waitFor(t, "the lost request to be reported", func() bool {
+		return strings.Contains(logs.String(), "cancel requests from other instances are lost")
+	})
+	if rel.Err() != nil {
+		t.Fatalf("the relay ended with %v", rel.Err())
+	}
+	llm.release(97)
+	select {
+	case <-rel.Done():
+	case <-time.After(ssetest.Hang): // a hang guard
+		t.Fatal("the relay did not end")
+	}
+	if rel.Err() != nil {
+		t.Fatalf("the relay ended with %v, want its answer whole", rel.Err())
 	}
 }

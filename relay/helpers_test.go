@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -313,3 +314,23 @@ func (c fakeClock) NewTimer(d time.Duration) hub.Timer { return c.Clock.NewTimer
 
 // armed returns the number of timers waiting to fire.
 func (c fakeClock) armed() int { return c.Armed() }
+
+// publishOther publishes the i-th event of other traffic, on a public
+// topic, through pub, and waits until every hub of hubs has dispatched it:
+// a hub whose follower falls behind a small log disconnects its
+// subscribers.
+func publishOther(t *testing.T, pub *hub.Hub, i int, hubs ...*hub.Hub) {
+	t.Helper()
+	id, err := pub.Publish(context.Background(), hub.Message{Topics: []string{"https://example.com/other"}, Event: sse.Event{Data: fmt.Sprint(i)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the hubs to dispatch "+id, func() bool {
+		for _, h := range hubs {
+			if h.Stats().Position != id {
+				return false
+			}
+		}
+		return true
+	})
+}

@@ -190,8 +190,7 @@ func (m *monitor) pass(ctx context.Context, st store.Store, cursor string, ok bo
 			case errors.Is(err, store.ErrExpired):
 				// Renewals were evicted unread: a relay that died
 				// meanwhile cannot be told from a live one.
-				log.Warn("relay: the log turned over within one lease interval: dead relays go undetected while this lasts; raise the log's retention or shorten LeaseInterval",
-					"lease_interval", o.LeaseInterval)
+				warnTurnover(o, "dead relays go undetected")
 			case !errors.Is(err, store.ErrUnknownID):
 				log.Warn("relay: reading the leases failed", "err", err)
 			}
@@ -285,6 +284,14 @@ func (m *monitor) started(ctx context.Context, st store.Store, id string) bool {
 		}
 	}
 	return false
+}
+
+// warnTurnover logs that the log evicted signals (lease renewals, cancel
+// requests) before this instance read them, and what is lost: the log
+// holds less than one LeaseInterval of traffic.
+func warnTurnover(o *Options, lost string) {
+	o.Logger.Warn("relay: the log turned over within one lease interval, before its signals were read: "+lost+" while this lasts; raise the log's retention or shorten LeaseInterval",
+		"lease_interval", o.LeaseInterval)
 }
 
 // renewAll counts every lease as renewed at now.

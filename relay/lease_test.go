@@ -3,17 +3,14 @@ package relay_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/hub"
 	"github.com/sluicehq/sluice/internal/sharedlog"
 	"github.com/sluicehq/sluice/internal/ssetest"
 	"github.com/sluicehq/sluice/relay"
-	"github.com/sluicehq/sluice/sse"
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/stream"
 )
@@ -221,14 +218,8 @@ func leaseOfMadeUpID(t *testing.T, st store.Store, evict bool) {
 	ans.read(t, first, 2)
 	relay.Kill(n.relay(ans.id))
 	if evict {
-		// One at a time: a hub whose follower falls behind a 16-event
-		// log disconnects its subscribers.
 		for i := range 32 {
-			id, err := n.h.Publish(ctx, hub.Message{Topics: []string{"https://example.com/other"}, Event: sse.Event{Data: fmt.Sprint(i)}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			waitFor(t, "the hub to dispatch "+id, func() bool { return n.h.Stats().Position == id })
+			publishOther(t, n.h, i, n.h)
 		}
 		if _, found, err := st.(store.Positioner).Lookup(ctx, relay.StartID(ans.id)); found || !errors.Is(err, store.ErrUnknownID) {
 			t.Fatalf("the first renewal is still in the log (%v, %v)", found, err)
