@@ -17,7 +17,7 @@ import (
 // Cancelling from any instance: the user who pressed "stop" may be
 // connected to another instance than the one relaying the answer.
 // Relayer.Cancel cancels a relay of its own at once, and otherwise appends
-// a cancel request to a private channel of the relay. An instance with
+// a cancel request to a signal channel of the relay. An instance with
 // relays in flight reads the log's new cancel requests once per
 // LeaseInterval, on the renewal tick of one of its relays (one History
 // read for all of them, no goroutine or timer of its own), and cancels the

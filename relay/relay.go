@@ -37,7 +37,7 @@
 // # Lease
 //
 // The upstream is consumed once, by the instance that started the relay.
-// While it runs, that instance appends a renewal to a private channel of
+// While it runs, that instance appends a renewal to a signal channel of
 // the relay every Options.LeaseInterval (5 s), and a release at the end.
 // Every instance serving a reader of the relay (Relayer.Serve) watches for
 // them: it reads the log's new events once every Options.LeaseInterval,
@@ -50,7 +50,11 @@
 // instance, plus one store round trip. A relay is never declared lost while
 // its instance renews on time, as long as LeaseTTL exceeds two
 // LeaseIntervals (one for the renewal, one for the reading) plus the
-// store's latency; New refuses less than two.
+// store's latency; New refuses less than two. The renewals are signals
+// (store.SignalPrefix): private, but not kept apart from the log, so the
+// log must hold one LeaseInterval of traffic. Where it turns over faster,
+// an instance cannot read them, counts every relay alive (a dead one goes
+// undetected meanwhile), and logs a warning.
 //
 // # Security
 //
