@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/fakeclock"
-
 	"github.com/sluicehq/sluice/internal/ssetest"
 	"github.com/sluicehq/sluice/sse"
 	"github.com/sluicehq/sluice/store"

@@ -15,9 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/internal/fakeclock"
-
 	"github.com/sluicehq/sluice/hub"
+	"github.com/sluicehq/sluice/internal/fakeclock"
 	"github.com/sluicehq/sluice/internal/ssetest"
 	"github.com/sluicehq/sluice/relay"
 	"github.com/sluicehq/sluice/sse"
