@@ -32,6 +32,9 @@ func Open(t *testing.T, kind string) (a, b store.Store) {
 func OpenRetaining(t *testing.T, kind string, maxEvents int) (a, b store.Store) {
 	t.Helper()
 	ctx := context.Background()
+	// two opens two stores, closed when the test ends, after the log is
+	// deleted: the test servers serve every test of a run (and JetStream
+	// reserves each stream's byte limit).
 	two := func(open func() (store.Store, error)) (store.Store, store.Store) {
 		t.Helper()
 		var st [2]store.Store
@@ -43,6 +46,11 @@ func OpenRetaining(t *testing.T, kind string, maxEvents int) (a, b store.Store) 
 			t.Cleanup(func() { s.Close() })
 			st[i] = s
 		}
+		t.Cleanup(func() {
+			if err := st[0].(interface{ Delete(context.Context) error }).Delete(ctx); err != nil {
+				t.Errorf("sharedlog: delete the log: %v", err)
+			}
+		})
 		return st[0], st[1]
 	}
 	switch kind {
