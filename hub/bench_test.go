@@ -65,7 +65,8 @@ func benchServer() {
 		runtime.GOMAXPROCS(1)
 	}
 	st := store.NewMemory(store.MemoryConfig{MaxEvents: 200_000, MaxBytes: 1 << 30})
-	h, err := New(Config{Store: st, QueueEvents: 4096, QueueBytes: 16 << 20})
+	heartbeat, _ := time.ParseDuration(os.Getenv("SLUICE_HUB_BENCH_HEARTBEAT")) // 0: the default
+	h, err := New(Config{Store: st, QueueEvents: 4096, QueueBytes: 16 << 20, Heartbeat: heartbeat})
 	if err != nil {
 		panic(err)
 	}
@@ -463,6 +464,63 @@ func BenchmarkIdle(b *testing.B) {
 			b.ReportMetric(written/float64(n)/1024, "KiB/subscriber-written")
 			b.ReportMetric((float64(after.StackInuse)-float64(before.StackInuse))/float64(n)/1024, "stack-KiB/subscriber-written")
 		})
+	}
+}
+
+// BenchmarkStackAfterBurst: the stack each idle subscriber holds after a
+// burst (1,000 subscribers each sent 1 MiB at once, in 4 KiB events, and
+// reading it at once), with 1 s heartbeats: a stream whose stack grew in
+// the burst (writes that waited, allocations that helped the garbage
+// collector) moves to a fresh goroutine at its next heartbeat
+// (conn.restack). Reported: the stack per subscriber idle, right after
+// the burst, and two heartbeats later.
+func BenchmarkStackAfterBurst(b *testing.B) {
+	const n, size, events = 1000, 4 << 10, 256
+	b.Setenv("SLUICE_HUB_BENCH_HEARTBEAT", "1s")
+	for range b.N {
+		p := startHubProc(b)
+		before := p.stats(b)
+		conns := make([]net.Conn, 0, n)
+		for range n {
+			conn, _ := p.dialProto(b, "/events?topic=burst", "HTTP/1.1")
+			conns = append(conns, conn)
+		}
+		waitSubs(b, p, n)
+		idle := p.stats(b)
+		for deadline := time.Now().Add(10 * time.Second); idle.Goroutines-before.Goroutines > n+n/100 && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+			idle = p.stats(b)
+		}
+		// delivered waits until every subscriber has m more events.
+		delivered := func(m int) benchStats {
+			s := p.stats(b)
+			for deadline := time.Now().Add(60 * time.Second); s.Delivered < idle.Delivered+uint64(m*n) && time.Now().Before(deadline); {
+				time.Sleep(50 * time.Millisecond)
+				s = p.stats(b)
+			}
+			return s
+		}
+		var wg sync.WaitGroup
+		for _, c := range conns {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, _ = io.CopyN(io.Discard, c, size*events)
+			}()
+		}
+		p.publish(b, "burst", events, size, 0)
+		wg.Wait()
+		burst := delivered(events)
+		time.Sleep(2500 * time.Millisecond) // two heartbeats
+		after := p.stats(b)
+		perSub := func(s benchStats) float64 { return (float64(s.StackInuse) - float64(before.StackInuse)) / n / 1024 }
+		b.ReportMetric(perSub(idle), "stack-KiB/subscriber-idle")
+		b.ReportMetric(perSub(burst), "stack-KiB/subscriber-burst")
+		b.ReportMetric(perSub(after), "stack-KiB/subscriber-after")
+		b.ReportMetric(float64(after.Goroutines-before.Goroutines)/n, "goroutines/subscriber")
+		for _, c := range conns {
+			c.Close()
+		}
 	}
 }
 

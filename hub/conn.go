@@ -505,6 +505,7 @@ type liveState struct {
 	nextBeat time.Time
 	end      time.Time
 	beat     bool
+	recycle  bool // a heartbeat was due: see restack
 	spare    []item
 }
 
@@ -580,6 +581,9 @@ func (c *conn) loop(ctx context.Context, ls *liveState) (reason DisconnectReason
 				c.detach(ls)
 				return reasonDetached
 			}
+		}
+		if ls.recycle && c.restack(ls) {
+			return reasonDetached
 		}
 		if r := c.wait(ctx, ls); r != "" {
 			return r
@@ -675,7 +679,7 @@ func (c *conn) wait(ctx context.Context, ls *liveState) DisconnectReason {
 			if c.nc != nil && c.peerGone() {
 				return ReasonClient // nothing else watches a hijacked connection
 			}
-			ls.beat = true
+			ls.beat, ls.recycle = true, true
 			ls.nextBeat = now.Add(h.cfg.Heartbeat)
 		}
 		ls.arm(h.clock, now)
@@ -683,6 +687,27 @@ func (c *conn) wait(ctx context.Context, ls *liveState) DisconnectReason {
 		return ReasonClient
 	}
 	return ""
+}
+
+// restack moves a detached stream to a fresh goroutine at each heartbeat,
+// and reports whether it did. A goroutine's stack grows when it goes
+// deeper than a parked stream ever does: a write that waits for a slow
+// client, an allocation that helps the garbage collector (a burst, a
+// reconnect storm), or a start during a storm, when the runtime starts
+// goroutines with the larger stacks it sees in use. The runtime never
+// shrinks a stack back to the 2 KiB a parked stream needs (see loop), so
+// without this a stream would keep 4 KiB or more for the rest of its
+// life; with it, within a heartbeat. It costs a goroutine's start per
+// stream and heartbeat, off the path of events.
+//
+//go:noinline
+func (c *conn) restack(ls *liveState) bool {
+	ls.recycle = false
+	if !c.detached {
+		return false // the handler's goroutine: it detaches when it can
+	}
+	c.spawn(ls)
+	return true
 }
 
 // detach moves the live loop of a hijacked connection to a goroutine of
@@ -700,10 +725,18 @@ func (c *conn) detach(ls *liveState) {
 	// per-connection contexts and values: ~0.5 KiB per idle subscriber.
 	c.onConnect = nil
 	c.ht = httpTransport{}
+	c.spawn(ls)
+}
+
+// spawn runs the live loop on a new goroutine: from the handler's
+// (detach), then from the loop's own (restack).
+func (c *conn) spawn(ls *liveState) {
 	c.h.conns.Add(1)
 	go func() {
 		defer c.h.conns.Done()
-		c.end(c.loop(context.Background(), ls))
+		if r := c.loop(context.Background(), ls); r != reasonDetached {
+			c.end(r)
+		}
 	}()
 }
 
