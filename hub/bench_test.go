@@ -440,12 +440,7 @@ func BenchmarkIdle(b *testing.B) {
 			if path != "/plain" {
 				waitSubs(b, p, n)
 			}
-			// Let the hijacked streams move to their own goroutines.
-			after := p.stats(b)
-			for deadline := time.Now().Add(10 * time.Second); after.Goroutines-before.Goroutines > n+n/100 && time.Now().Before(deadline); {
-				time.Sleep(50 * time.Millisecond)
-				after = p.stats(b)
-			}
+			after := p.detached(b, before, n)
 			mem := float64(after.HeapInuse+after.StackInuse) - float64(before.HeapInuse+before.StackInuse)
 			b.ReportMetric(mem/float64(n)/1024, "KiB/subscriber")
 			b.ReportMetric((float64(after.StackInuse)-float64(before.StackInuse))/float64(n)/1024, "stack-KiB/subscriber")
@@ -467,6 +462,18 @@ func BenchmarkIdle(b *testing.B) {
 	}
 }
 
+// detached waits until the hijacked streams of n subscribers have moved to
+// goroutines of their own (a goroutine each beyond before), and returns
+// the stats then.
+func (p *hubProc) detached(b *testing.B, before benchStats, n int) benchStats {
+	s := p.stats(b)
+	for deadline := time.Now().Add(10 * time.Second); s.Goroutines-before.Goroutines > n+n/100 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		s = p.stats(b)
+	}
+	return s
+}
+
 // BenchmarkStackAfterBurst: the stack each idle subscriber holds after a
 // burst (1,000 subscribers each sent 1 MiB at once, in 4 KiB events, and
 // reading it at once), with 1 s heartbeats: a stream whose stack grew in
@@ -486,11 +493,7 @@ func BenchmarkStackAfterBurst(b *testing.B) {
 			conns = append(conns, conn)
 		}
 		waitSubs(b, p, n)
-		idle := p.stats(b)
-		for deadline := time.Now().Add(10 * time.Second); idle.Goroutines-before.Goroutines > n+n/100 && time.Now().Before(deadline); {
-			time.Sleep(50 * time.Millisecond)
-			idle = p.stats(b)
-		}
+		idle := p.detached(b, before, n)
 		// delivered waits until every subscriber has m more events.
 		delivered := func(m int) benchStats {
 			s := p.stats(b)
