@@ -103,7 +103,9 @@ type Config struct {
 	Jitter func(max time.Duration) time.Duration
 
 	// Heartbeat is the interval between comment lines sent to keep idle
-	// connections alive through proxies. Zero means DefaultHeartbeat
+	// connections alive through proxies; at each, a stream on a connection
+	// taken over from net/http also gives back the stack a burst or a slow
+	// client grew (it goes on on a fresh goroutine). Zero means DefaultHeartbeat
 	// (15 s); a negative value turns heartbeats off. (The zero value cannot
 	// mean both "default" and "off"; like every other field here, zero is
 	// the default.)

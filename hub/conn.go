@@ -559,9 +559,11 @@ const reasonDetached DisconnectReason = "detached"
 // Its body is in functions of their own (fill, write, wait), so that
 // loop's own frame is small: an idle stream parks in wait with little of
 // its stack in use, and the deepest chain (a write to the connection) fits
-// in a goroutine's first 2 KiB, which it then never outgrows (the runtime
-// does not shrink a stack back once it grew, at the depth a parked stream
-// has). That is half the memory of a parked stream's stack.
+// in a goroutine's first 2 KiB, which it then does not outgrow while it
+// keeps up (the runtime does not shrink a stack back once it grew, at the
+// depth a parked stream has; what a burst or a slow client grows, restack
+// gives back at the next heartbeat). That is half the memory of a parked
+// stream's stack.
 func (c *conn) loop(ctx context.Context, ls *liveState) (reason DisconnectReason) {
 	defer func() {
 		if reason != reasonDetached && ls.timer != nil {
