@@ -251,10 +251,11 @@ func startID(id string) string { return "relay-start:" + id }
 // kept or in the log. An id that no Start returned (made up by a client)
 // is not, and is never declared lost: that would append to the log for
 // anyone who asks. With a store.Keeper (every store of this module) the
-// renewal is kept on its own channel, past the log's retention; else,
-// with a store.Positioner, it is one lookup of the renewal's custom id;
-// otherwise the renewal is looked for among the first maxLeaseScan events
-// after the stream's start.
+// renewal is read where it is kept, on its own channel, past the log's
+// retention; when that finds nothing (keeping turned off, or the renewal
+// kept no longer), with a store.Positioner, by one lookup of its custom id
+// in the log; without either, among the first maxLeaseScan events after
+// the stream's start.
 func (m *monitor) started(ctx context.Context, st store.Store, id string) bool {
 	if k, ok := st.(store.Keeper); ok {
 		for _, err := range k.Kept(ctx, startTopic(id), "") {
