@@ -20,7 +20,8 @@ func TestHandle(t *testing.T) {
 		e := newEnv(t, nil, h2, nil)
 		type conn struct {
 			c    *session.Conn
-			tick chan string // what to send next
+			tick chan string   // what to send next
+			sent chan struct{} // a tick was appended
 			done chan struct{}
 		}
 		conns := make(chan *conn, 2)
@@ -28,7 +29,7 @@ func TestHandle(t *testing.T) {
 		mux.HandleFunc("GET /ticks", func(w http.ResponseWriter, r *http.Request) {
 			sub := hub.Subscription{Subject: "alice", Cursor: hub.RequestCursor(r)}
 			e.m.Handle(w, r, sub, func(ctx context.Context, c *session.Conn) {
-				cn := &conn{c: c, tick: make(chan string), done: make(chan struct{})}
+				cn := &conn{c: c, tick: make(chan string), sent: make(chan struct{}, 3), done: make(chan struct{})}
 				conns <- cn
 				defer close(cn.done)
 				for {
@@ -39,6 +40,7 @@ func TestHandle(t *testing.T) {
 						if _, err := c.Send(ctx, sse.Event{Type: "tick", Data: data}); err != nil {
 							t.Error(err)
 						}
+						cn.sent <- struct{}{}
 					}
 				}
 			})
@@ -61,6 +63,8 @@ func TestHandle(t *testing.T) {
 			t.Fatalf("comment %q", got)
 		}
 		a.tick <- "2" // sent, and perhaps not read: the client drops
+		<-a.sent      // (the drop must not cancel the send itself)
+		<-a.sent
 		first.Close()
 		<-a.done // the handler's context ended with the connection
 
